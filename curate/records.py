@@ -1,0 +1,42 @@
+"""The record that flows between stages: one dict per source video.
+
+Keeping a video's clips nested in its record means a video's clips and its
+ledger row reach the writer together, which is what makes a commit atomic
+per video (see ``curate/output/commit.py``).
+
+Video record keys (set by the stage named):
+    uri, video_id, size_bytes, input_meta, caption, caption_source   discover
+    status ("pending" | "done" | "rejected" | "failed"), reason        any stage
+    probe: dict                                                        probe
+        container, codec, pix_fmt, width, height, rotation, sar,
+        fps, duration_s (header), has_audio, bit_depth
+    decoded: dict (what decoding actually yielded)                     analyse
+        num_frames, duration_s, fps
+    clips: list[clip dict]                                             analyse
+    timings: dict[stage name, seconds]                                 every stage
+
+Clip dict keys are the columns of ``schemas/clip`` (see that file for units),
+plus ``reject_reasons: list[str]`` (filter) and transient keys starting with
+``_`` that are never written, e.g. ``_frames``: list of HxWx3 uint8 RGB frames
+sampled in the decode pass at ``analysis.sample_width`` for scorers and CLIP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+Record = dict[str, Any]
+
+PENDING, DONE, REJECTED, FAILED = "pending", "done", "rejected", "failed"
+
+
+def clip_id(video_id: str, split_key: str, start_frame: int, end_frame: int) -> str:
+    """Deterministic clip id: same source, split settings and span give the same id."""
+    h = hashlib.sha256(f"{video_id}|{split_key}|{start_frame}|{end_frame}".encode()).hexdigest()
+    return h[:24]
+
+
+def public(d: Record) -> Record:
+    """``d`` without transient (``_``-prefixed) keys."""
+    return {k: v for k, v in d.items() if not k.startswith("_")}

@@ -1,0 +1,83 @@
+"""Load the versioned Arrow schemas kept as data files in ``schemas/``.
+
+Each ``schemas/NAME.vN.json`` lists fields with a type, nullability, a unit
+and a description; the unit and description travel into the Arrow field
+metadata so every shard documents its own columns.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+CURRENT = {"clip": 1, "rejected": 1, "videos": 1}
+
+_SCALARS: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "binary": pa.binary(),
+    "bool": pa.bool_(),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "float16": pa.float16(),
+    "float32": pa.float32(),
+    "float64": pa.float64(),
+}
+
+
+def _type(spec: str) -> pa.DataType:
+    if spec in _SCALARS:
+        return _SCALARS[spec]
+    if spec.startswith("list<") and spec.endswith(">"):
+        inner = spec[5:-1]
+        if "," in inner:  # fixed-size list: list<float32,512>
+            t, n = inner.split(",")
+            return pa.list_(_type(t.strip()), int(n))
+        return pa.list_(_type(inner))
+    raise ValueError(f"unknown type {spec!r} in schema file")
+
+
+@lru_cache(maxsize=None)
+def load_schema(name: str, version: int | None = None) -> pa.Schema:
+    """The Arrow schema ``name`` at ``version`` (the current one by default)."""
+    version = version or CURRENT[name]
+    path = SCHEMA_DIR / f"{name}.v{version}.json"
+    spec = json.loads(path.read_text())
+    fields = []
+    for f in spec["fields"]:
+        meta = {k: str(f[k]) for k in ("unit", "description") if k in f}
+        fields.append(pa.field(f["name"], _type(f["type"]), nullable=f.get("nullable", False), metadata=meta))
+    return pa.schema(fields, metadata={"curate.schema": name, "curate.schema_version": str(version)})
+
+
+def schema_versions() -> dict[str, int]:
+    return dict(CURRENT)
+
+
+def to_table(rows: list[dict[str, Any]], name: str) -> pa.Table:
+    """Rows (dicts; extra and ``_``-prefixed keys ignored) as a table of schema ``name``."""
+    schema = load_schema(name)
+    cols = {f.name: [r.get(f.name) for r in rows] for f in schema}
+    return pa.Table.from_pydict(cols, schema=schema)
+
+
+def check_table(table: pa.Table, name: str) -> list[str]:
+    """Differences between ``table`` and schema ``name``; empty when it conforms."""
+    expected = load_schema(name)
+    problems = []
+    have = {f.name: f for f in table.schema}
+    for f in expected:
+        if f.name not in have:
+            problems.append(f"missing column {f.name}")
+        elif not have[f.name].type.equals(f.type):
+            problems.append(f"column {f.name}: type {have[f.name].type} != {f.type}")
+        elif not f.nullable and table.column(f.name).null_count:
+            problems.append(f"column {f.name}: {table.column(f.name).null_count} nulls in a non-nullable column")
+    extra = set(have) - {f.name for f in expected}
+    if extra:
+        problems.append(f"unexpected columns {sorted(extra)}")
+    return problems

@@ -1,0 +1,112 @@
+"""The stage abstraction: one small class per step, unaware of Ray.
+
+Records flowing between stages are plain dicts, one per *source video*
+(see ``curate/records.py``); its clips travel nested under ``"clips"`` so a
+video's clips and its ledger row always reach the writer together. Keys that
+start with ``_`` are transient (e.g. sampled frames) and are never written.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+Record = dict[str, Any]
+
+
+@dataclass
+class Stage:
+    """A step of a pipeline.
+
+    Subclasses set ``name`` and implement :meth:`process`. Resources are plain
+    fields so a pipeline file can override them; runners translate them
+    (the Ray runner into actor options, the local runner ignores them).
+    """
+
+    name: ClassVar[str] = "stage"
+    cpus: float = 1.0
+    gpus: float = 0.0
+    batch_size: int = 1
+
+    def setup(self) -> None:
+        """Load models/codecs once per worker, before the first batch."""
+
+    def process(self, batch: list[Record]) -> list[Record]:
+        raise NotImplementedError
+
+
+@dataclass
+class VideoStage(Stage):
+    """A stage that maps each pending video record on its own.
+
+    Records that are already ``rejected``/``failed`` pass through untouched.
+    An exception becomes ``status="failed"`` with the stage and error as the
+    reason, so one bad video never stops the run. With ``timeout_s`` set the
+    work runs in a supervised child process (:mod:`curate.guard`) that is
+    killed when it overruns, which also catches hangs and crashes inside
+    native decoders.
+    """
+
+    timeout_s: float | None = None
+    _guard: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def process_video(self, video: Record) -> Record:
+        raise NotImplementedError
+
+    def process(self, batch: list[Record]) -> list[Record]:
+        return [self._one(v) for v in batch]
+
+    def close(self) -> None:
+        if self._guard is not None:
+            self._guard.close()
+            self._guard = None
+
+    def _one(self, video: Record) -> Record:
+        if video.get("status", "pending") != "pending":
+            return video
+        t0 = time.perf_counter()
+        out = self.run_captured(video) if self.timeout_s is None else self._guarded(video)
+        timings = dict(out.get("timings") or {})
+        timings[self.name] = timings.get(self.name, 0.0) + time.perf_counter() - t0
+        out["timings"] = timings
+        return out
+
+    def run_captured(self, video: Record) -> Record:
+        """``process_video`` with any exception recorded on the row as ``failed``."""
+        try:
+            return self.process_video(video)
+        except Exception as e:  # noqa: BLE001 - recorded on the row, the run goes on
+            out = fail(video, f"{self.name}: {type(e).__name__}: {e}")
+            out["traceback"] = traceback.format_exc(limit=8)
+            return out
+
+    def _guarded(self, video: Record) -> Record:
+        from curate.guard import Guard, GuardError
+
+        if self._guard is None:
+            self._guard = Guard(self)
+        try:
+            return self._guard.call(video, float(self.timeout_s or 0))
+        except GuardError as e:
+            return fail(video, f"{self.name}: {e}")
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_guard"] = None
+        return state
+
+
+def fail(video: Record, reason: str) -> Record:
+    """Mark a video failed (it could not be read) and return it."""
+    out = dict(video)
+    out.update(status="failed", reason=reason)
+    return out
+
+
+def reject(video: Record, reason: str) -> Record:
+    """Mark a video rejected (readable but does not qualify) and return it."""
+    out = dict(video)
+    out.update(status="rejected", reason=reason)
+    return out
