@@ -85,7 +85,6 @@ class EncodeConfig(_Strict):
     max_fps: float | None = Field(None, gt=0)
     crf: int = Field(23, ge=0, le=51)
     preset: str = "veryfast"
-    audio: bool = False
 
 
 class OutputConfig(_Strict):

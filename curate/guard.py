@@ -9,11 +9,13 @@ kills and replaces it when a video overruns its limit or the child dies.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import pickle
+import subprocess
+import sys
 import threading
 import time
+from multiprocessing.connection import Connection
 from typing import Any
 
 SETUP_TIMEOUT_S = 600.0
@@ -31,9 +33,9 @@ def _watch_parent(parent_pid: int) -> None:
             os._exit(3)
 
 
-def _serve(conn: Any, stage_blob: bytes, parent_pid: int) -> None:
+def _serve(conn: Connection, parent_pid: int) -> None:
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
-    stage = pickle.loads(stage_blob)
+    stage = pickle.loads(conn.recv())
     try:
         stage.setup()
     except Exception as e:  # noqa: BLE001 - reported to the parent
@@ -54,35 +56,45 @@ class Guard:
     def __init__(self, stage: Any) -> None:
         self._blob = pickle.dumps(stage)
         self._name = stage.name
-        self._proc: Any = None
-        self._conn: Any = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._conn: _Duplex | None = None
 
     def _start(self) -> None:
-        ctx = mp.get_context("spawn")
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_serve, args=(child, self._blob, os.getpid()), daemon=True, name=f"curate-{self._name}")
-        proc.start()
-        child.close()
-        if not parent.poll(SETUP_TIMEOUT_S):
+        # A fresh interpreter (not fork: Ray workers are multi-threaded; not
+        # multiprocessing's spawn: it re-imports the caller's __main__).
+        down_r, down_w = os.pipe()
+        up_r, up_w = os.pipe()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "curate.guard", str(down_r), str(up_w), str(os.getpid())],
+            pass_fds=(down_r, up_w),
+            close_fds=True,
+            # The child must import whatever the parent could (stage classes may live anywhere).
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+        )
+        os.close(down_r)
+        os.close(up_w)
+        conn = _Duplex(Connection(up_r, writable=False), Connection(down_w, readable=False))
+        conn.send(self._blob)
+        if not conn.poll(SETUP_TIMEOUT_S):
             proc.kill()
             raise GuardError(f"worker did not finish setup within {SETUP_TIMEOUT_S:.0f}s")
-        kind, msg = self._recv(parent, proc)
+        kind, msg = self._recv(conn, proc)
         if kind != "ready":
-            proc.join(5)
+            proc.wait(5)
             raise GuardError(f"setup failed: {msg}")
-        self._proc, self._conn = proc, parent
+        self._proc, self._conn = proc, conn
 
     def _recv(self, conn: Any, proc: Any) -> tuple[str, Any]:
         try:
             return conn.recv()
         except (EOFError, OSError):
-            proc.join(5)
+            code = proc.wait(5)
             self._proc = self._conn = None
-            raise GuardError(f"worker process died (exit code {proc.exitcode})") from None
+            raise GuardError(f"worker process died (exit code {code})") from None
 
     def call(self, video: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         """Process one video in the child; raise :class:`GuardError` on timeout or crash."""
-        if self._proc is None or not self._proc.is_alive():
+        if self._proc is None or self._proc.poll() is not None:
             self._start()
         proc, conn = self._proc, self._conn
         conn.send(video)
@@ -95,7 +107,7 @@ class Guard:
     def close(self) -> None:
         if self._proc is not None:
             self._proc.kill()
-            self._proc.join(5)
+            self._proc.wait(5)
         if self._conn is not None:
             self._conn.close()
         self._proc = self._conn = None
@@ -105,3 +117,28 @@ class Guard:
             self.close()
         except Exception:  # noqa: BLE001 - interpreter shutdown
             pass
+
+
+class _Duplex:
+    """Two one-way connections used as one (pipes passed to a subprocess)."""
+
+    def __init__(self, rx: Connection, tx: Connection) -> None:
+        self.rx, self.tx = rx, tx
+
+    def send(self, obj: Any) -> None:
+        self.tx.send(obj)
+
+    def recv(self) -> Any:
+        return self.rx.recv()
+
+    def poll(self, timeout: float) -> bool:
+        return self.rx.poll(timeout)
+
+    def close(self) -> None:
+        self.rx.close()
+        self.tx.close()
+
+
+if __name__ == "__main__":
+    _down, _up, _parent = (int(a) for a in sys.argv[1:4])
+    _serve(_Duplex(Connection(_down, writable=False), Connection(_up, readable=False)), _parent)

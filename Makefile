@@ -1,0 +1,37 @@
+# curate — common tasks. `make demo` and `make test` work on a fresh Debian machine.
+PY ?= python3
+PIP ?= $(PY) -m pip
+SHARED ?= ../shared
+DEMO_INPUT ?= $(if $(wildcard $(SHARED)/media/videos),$(SHARED)/media/videos,demo-input)
+DEMO_OUTPUT ?= demo-output
+PIPELINE ?= pipelines/model-free.yaml
+PYTEST_ARGS ?=
+
+.PHONY: install system-deps demo demo-input test test-all bench clean
+
+system-deps:  ## ffmpeg (CLI and libraries used by the tests and benchmarks)
+	@command -v ffmpeg >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg; }
+
+install: system-deps  ## torch from the local wheels, then curate with its test extras
+	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
+	$(PIP) install -q -e ".[test]"
+
+demo-input:
+	@[ -d "$(DEMO_INPUT)" ] || $(PY) -m curate.samples $(DEMO_INPUT)
+
+demo: install demo-input  ## run the model-free pipeline on embedded Ray over the sample videos
+	$(PY) -m curate run $(PIPELINE) --input $(DEMO_INPUT) --output $(DEMO_OUTPUT)
+	$(PY) -m curate inspect $(DEMO_OUTPUT)
+	$(PY) -m curate validate $(DEMO_OUTPUT)
+
+test: install  ## the default suite (slow tests excluded)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-all: install  ## everything, slow tests included
+	$(PY) -m pytest -q -m "slow or not slow" $(PYTEST_ARGS)
+
+bench: install  ## speed/memory benchmarks (prints ratios)
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(DEMO_OUTPUT) demo-input bench/out .pytest_cache

@@ -1,0 +1,140 @@
+"""Command line: a thin typer layer over ``run_pipeline``, ``summarize`` and ``validate``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    help="curate: raw videos -> shot clips -> scores -> Parquet shards (on Ray or in-process).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+
+def _setup_logging(verbose: bool, log_file: Path | None) -> None:
+    from rich.logging import RichHandler
+
+    handlers: list[logging.Handler] = [RichHandler(console=err, show_path=False, level=logging.INFO if verbose else logging.WARNING)]
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        fh = logging.FileHandler(log_file)
+        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        fh.setLevel(logging.INFO)
+        handlers.append(fh)
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True)
+
+
+@app.command()
+def run(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML (see pipelines/)."),
+    input: list[str] = typer.Option(..., "--input", "-i", help="Directory, glob, video file, or manifest (.csv/.jsonl/.parquet with a 'uri' column). Local path or fsspec URI (s3://, gs://). Repeatable."),
+    output: str = typer.Option(..., "--output", "-o", help="OUTPUT directory or URI. Rerunning on the same OUTPUT resumes."),
+    runner: str = typer.Option("ray", help="'ray' (actor pools; embedded local Ray unless --ray-address) or 'local' (in-process, for debugging)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS", help="Join this Ray cluster instead of starting a local one. Inputs and OUTPUT must then be reachable from every node."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Process at most N inputs (a trial run)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every video to the terminal (always logged to OUTPUT/logs/)."),
+) -> None:
+    """Curate videos into clip shards: probe, split, score, filter, encode, write."""
+    from curate.config import ConfigError, load_pipeline
+    from curate.discover import InputError
+    from curate.output.lock import LockedError
+    from curate.run import RUNNERS, run_pipeline
+
+    if runner not in RUNNERS:
+        raise typer.BadParameter(f"choose one of {', '.join(RUNNERS)}", param_hint="--runner")
+    try:
+        config = load_pipeline(pipeline)
+    except ConfigError as e:
+        err.print(f"[red]error:[/] {e}")
+        raise typer.Exit(2)
+    log_file = None if "://" in output else Path(output) / "logs" / f"run-{os.getpid()}-{int(time.time())}.log"
+    _setup_logging(verbose, log_file)
+    progress = _Progress()
+    try:
+        summary = run_pipeline(config, input, output, runner=runner, ray_address=ray_address, limit=limit, on_start=progress.start, on_video=progress.advance)
+    except (InputError, ConfigError, LockedError) as e:
+        progress.stop()
+        err.print(f"[red]error:[/] {e}")
+        raise typer.Exit(2)
+    finally:
+        progress.stop()
+    err.print(
+        f"run {summary.run_id}: {summary.inputs} inputs ({summary.skipped} already finished), "
+        f"{summary.processed} processed {summary.status}, clips {summary.accepted}/{summary.clips} kept, "
+        f"{summary.wall_s:.1f}s" + (f" (ray start {summary.ray_init_s:.1f}s)" if summary.ray_init_s else "")
+    )
+    err.print(f"output: {output}   next: curate inspect {output}")
+
+
+class _Progress:
+    """A rich progress bar of videos, with clip counts, shown while a run works."""
+
+    def __init__(self) -> None:
+        self._bar = None
+        self._task = None
+
+    def start(self, summary) -> None:  # noqa: ANN001 - RunSummary
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self._bar = Progress(
+            TextColumn("[bold]videos"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=False, disable=not err.is_terminal and not os.environ.get("CURATE_PROGRESS"),
+        )
+        self._bar.start()
+        self._task = self._bar.add_task("clips 0 kept / 0", total=summary.inputs - summary.skipped)
+
+    def advance(self, video, summary) -> None:  # noqa: ANN001
+        if self._bar is not None:
+            self._bar.update(self._task, advance=1, description=f"clips {summary.accepted} kept / {summary.clips}")
+
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+@app.command()
+def inspect(
+    output: str = typer.Argument(..., help="OUTPUT of a run."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Counts, funnel (inputs -> done/rejected/failed; clips -> kept/rejected per reason) and score summaries."""
+    from curate.inspect import render, summarize
+
+    summary = summarize(output)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=1, default=str))
+    else:
+        Console().print(render(summary))
+
+
+@app.command()
+def validate(output: str = typer.Argument(..., help="OUTPUT of a run.")) -> None:
+    """Check schema, manifest, shard readability, unique clip ids and consistent counts. Exit 1 on problems."""
+    from curate.validate import validate as check
+
+    problems = check(output)
+    if problems:
+        for p in problems:
+            err.print(f"[red]problem:[/] {p}")
+        raise typer.Exit(1)
+    err.print(f"[green]ok:[/] {output} is valid")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

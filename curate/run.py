@@ -1,0 +1,113 @@
+"""Drive one run: discover → skip what OUTPUT already holds → stages → output store.
+
+The driver owns the output: finished video records stream back from the
+runner and the store commits them (see ``curate/output/store.py``), so a
+killed run loses at most the videos not yet committed, and a rerun on the
+same OUTPUT picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+from curate.config import PipelineConfig
+from curate.discover import discover
+from curate.pipeline import build_stages
+from curate.records import DONE, PENDING, Record
+from curate.stage import Stage
+
+log = logging.getLogger("curate.run")
+
+RUNNERS = ("ray", "local")
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    output: str
+    inputs: int = 0
+    skipped: int = 0
+    processed: int = 0
+    status: dict[str, int] = field(default_factory=dict)
+    clips: int = 0
+    accepted: int = 0
+    ray_init_s: float = 0.0
+    wall_s: float = 0.0
+
+
+def _runner(name: str, ray_address: str | None) -> Callable[[list[Stage], Iterable[Record]], Iterator[Record]]:
+    if name == "local":
+        from curate.runners.local import run_local
+
+        return run_local
+    if name == "ray":
+        from curate.runners.ray import run_ray
+
+        return lambda stages, videos: run_ray(stages, videos, address=ray_address)
+    raise ValueError(f"unknown runner {name!r}; choose one of {', '.join(RUNNERS)}")
+
+
+def run_pipeline(
+    config: PipelineConfig,
+    inputs: list[str],
+    output: str,
+    *,
+    runner: str = "ray",
+    ray_address: str | None = None,
+    limit: int | None = None,
+    on_video: Callable[[Record, RunSummary], None] | None = None,
+    on_start: Callable[[RunSummary], None] | None = None,
+) -> RunSummary:
+    """Run ``config`` over ``inputs`` into ``output``; returns what happened.
+
+    ``on_start`` is called once the work list is known, ``on_video`` after
+    each video is committed to the store (the CLI draws progress with them).
+    """
+    from curate.output.store import OutputStore
+
+    t0 = time.perf_counter()
+    stages = build_stages(config)
+    run = _runner(runner, ray_address)
+    summary = RunSummary(run_id=uuid.uuid4().hex[:12], output=output)
+    with OutputStore.open(output, config, run_id=summary.run_id) as store:
+        videos = list(discover(inputs, limit=limit))
+        finished = store.finished_ids()
+        todo = [v for v in videos if v["video_id"] not in finished]
+        summary.inputs, summary.skipped = len(videos), len(videos) - len(todo)
+        log.info("run %s: %d inputs, %d already finished in %s, %d to process", summary.run_id, len(videos), summary.skipped, output, len(todo))
+        if on_start:
+            on_start(summary)
+        pending = [v for v in todo if v["status"] == PENDING]
+        for video in [v for v in todo if v["status"] != PENDING]:  # failed at discovery
+            _commit(store, video, summary, on_video)
+        if pending:
+            if runner == "ray":
+                from curate.runners.ray import init_ray
+
+                summary.ray_init_s = init_ray(ray_address)
+            for video in run(stages, pending):
+                _commit(store, video, summary, on_video)
+        store.close("completed")
+    summary.wall_s = time.perf_counter() - t0
+    return summary
+
+
+def _commit(store: object, video: Record, summary: RunSummary, on_video: Callable[[Record, RunSummary], None] | None) -> None:
+    if video.get("status") == PENDING:
+        video["status"] = DONE
+    store.add(video)  # type: ignore[attr-defined]
+    clips = video.get("clips") or []
+    kept = sum(1 for c in clips if not c.get("reject_reasons"))
+    summary.processed += 1
+    summary.status[video["status"]] = summary.status.get(video["status"], 0) + 1
+    summary.clips += len(clips)
+    summary.accepted += kept
+    secs = sum((video.get("timings") or {}).values())
+    detail = f"clips={len(clips)} kept={kept}" if video["status"] == DONE else video.get("reason") or ""
+    log.info("%-8s %s  %s  %.1fs", video["status"], video["uri"], detail, secs)
+    if on_video:
+        on_video(video, summary)

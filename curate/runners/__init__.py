@@ -1,0 +1,1 @@
+"""Runners execute the same stages: ``local`` in-process, ``ray`` on actor pools."""

@@ -1,0 +1,118 @@
+"""Ray runner: each stage becomes an actor pool in one streaming Ray Data pipeline.
+
+Rows are video records pickled into one binary cell, so stages keep working
+on plain dicts with nested clips and numpy frames, and Arrow typing happens
+once, at the writer, against ``schemas/``. Pool sizes come from the CPUs Ray
+reports, keeping headroom: pools that claim every CPU can deadlock the
+streaming executor (seen on 2-CPU machines).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import pickle
+import time
+from typing import Any, Iterable, Iterator
+
+from curate.records import Record
+from curate.stage import Stage
+
+log = logging.getLogger(__name__)
+
+# Fraction of the cluster's CPUs that actor pools may claim together; the rest
+# stays free for Ray Data's own tasks and the driver.
+CPU_BUDGET = 0.75
+
+
+class _StageActor:
+    """Callable class Ray Data instantiates once per actor: setup, then map."""
+
+    def __init__(self, stage_blob: bytes) -> None:
+        self.stage: Stage = pickle.loads(stage_blob)
+        self.stage.setup()
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        records = [pickle.loads(b) for b in batch["payload"]]
+        out = self.stage.process(records)
+        return {"video_id": [r["video_id"] for r in out], "payload": [pickle.dumps(r, protocol=5) for r in out]}
+
+
+def init_ray(address: str | None = None) -> float:
+    """Join ``address`` (or ``RAY_ADDRESS``) or start an embedded local Ray; returns seconds taken."""
+    import ray
+
+    t0 = time.perf_counter()
+    if not ray.is_initialized():
+        address = address or os.environ.get("RAY_ADDRESS") or None
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            ignore_reinit_error=True,
+            runtime_env=None if address is None else {"py_modules": [_package_dir()]},
+        )
+    return time.perf_counter() - t0
+
+
+def _package_dir() -> str:
+    import curate
+
+    return os.path.dirname(os.path.abspath(curate.__file__))
+
+
+def plan_pools(stages: list[Stage], total_cpus: float) -> list[tuple[float, int]]:
+    """``(num_cpus per actor, max actors)`` per stage, claiming at most ``CPU_BUDGET`` of the CPUs.
+
+    Declared CPUs are scaled down when one actor per stage would already
+    exceed the budget (every pool must be able to run at once, or the
+    streaming executor can wait forever); spare budget then adds actors to
+    the stages that declare the most CPUs (the decode and encode steps).
+    """
+    budget = total_cpus * CPU_BUDGET
+    declared = sum(s.cpus for s in stages) or 1.0
+    scale = min(1.0, budget / declared)
+    cpus = [s.cpus * scale for s in stages]
+    sizes = [1] * len(stages)
+    spare = budget - sum(cpus)
+    for i in sorted(range(len(stages)), key=lambda i: -cpus[i]):
+        if cpus[i] > 0 and spare >= cpus[i]:
+            extra = int(spare // cpus[i])
+            sizes[i] += extra
+            spare -= extra * cpus[i]
+    return list(zip(cpus, sizes))
+
+
+def run_ray(stages: list[Stage], videos: Iterable[Record], address: str | None = None) -> Iterator[Record]:
+    """Stream videos through the stages on Ray and yield each finished video record."""
+    import ray
+    import ray.data
+
+    init_ray(address)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.verbose_progress = False
+    items = [{"video_id": v["video_id"], "payload": pickle.dumps(v, protocol=5)} for v in videos]
+    if not items:
+        return
+    total_cpus = float(ray.cluster_resources().get("CPU", 1.0))
+    pools = plan_pools(stages, total_cpus)
+    log.info("ray: %g CPUs, pools (cpus, actors) %s", total_cpus, dict(zip((s.name for s in stages), pools)))
+    ds = ray.data.from_items(items, override_num_blocks=len(items))
+    for stage, (cpus, size) in zip(stages, pools):
+        ds = ds.map_batches(
+            _StageActor,
+            fn_constructor_args=(pickle.dumps(stage),),
+            batch_size=stage.batch_size,
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=size),
+            num_cpus=cpus,
+            num_gpus=stage.gpus or None,
+            batch_format="default",
+            zero_copy_batch=False,
+            max_task_retries=2,
+            max_restarts=-1,
+        )
+    for batch in ds.iter_batches(batch_size=1, batch_format="default", prefetch_batches=1):
+        for blob in batch["payload"]:
+            yield pickle.loads(blob)
