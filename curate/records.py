@@ -2,7 +2,7 @@
 
 Keeping a video's clips nested in its record means a video's clips and its
 ledger row reach the writer together, which is what makes a commit atomic
-per video (see ``curate/output/commit.py``).
+per video (see ``curate/output/store.py``).
 
 Video record keys (set by the stage named):
     uri, video_id, size_bytes, input_meta, caption, caption_source   discover

@@ -65,19 +65,26 @@ def to_table(rows: list[dict[str, Any]], name: str) -> pa.Table:
     return pa.Table.from_pydict(cols, schema=schema)
 
 
-def check_table(table: pa.Table, name: str) -> list[str]:
-    """Differences between ``table`` and schema ``name``; empty when it conforms."""
+def check_schema(schema: pa.Schema, name: str) -> list[str]:
+    """Column names and types of ``schema`` vs schema ``name`` (e.g. a shard's footer, no data read)."""
     expected = load_schema(name)
     problems = []
-    have = {f.name: f for f in table.schema}
+    have = {f.name: f for f in schema}
     for f in expected:
         if f.name not in have:
             problems.append(f"missing column {f.name}")
         elif not have[f.name].type.equals(f.type):
             problems.append(f"column {f.name}: type {have[f.name].type} != {f.type}")
-        elif not f.nullable and table.column(f.name).null_count:
-            problems.append(f"column {f.name}: {table.column(f.name).null_count} nulls in a non-nullable column")
     extra = set(have) - {f.name for f in expected}
     if extra:
         problems.append(f"unexpected columns {sorted(extra)}")
+    return problems
+
+
+def check_table(table: pa.Table, name: str) -> list[str]:
+    """Differences between ``table`` and schema ``name``; empty when it conforms."""
+    problems = check_schema(table.schema, name)
+    for f in load_schema(name):
+        if not f.nullable and f.name in table.column_names and table.column(f.name).null_count:
+            problems.append(f"column {f.name}: {table.column(f.name).null_count} nulls in a non-nullable column")
     return problems

@@ -1,0 +1,186 @@
+"""Parquet shards on any fsspec filesystem: layout, naming, the commit write, recovery.
+
+A commit is a set of files that share one *part id* ``part-{seq:06d}-{tag}``:
+data files ``{table}/{part}-{k:03d}.parquet`` and the ledger part
+``_ledger/{part}.parquet``, which is the commit point (see
+:mod:`curate.output.store`). On a local filesystem files are first written
+under hidden temp names (``.{name}.tmp``, which no ``*.parquet`` glob and no
+pyarrow dataset discovery matches), fsynced, then renamed, the ledger last.
+Object stores have no atomic rename; there final names are written directly,
+the ledger part last, and orphans are removed on the next open.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
+
+# Output table directory -> schema name. A later table (e.g. ``review``) is one entry here.
+TABLES: dict[str, str] = {"clips": "clip", "rejected": "rejected"}
+LEDGER_DIR = "_ledger"
+_PART = re.compile(r"^(part-(\d{6,})-[0-9a-f]{8})(?:-\d{3,})?\.parquet$")
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where an output lives: its filesystem, root path, and whether renames are atomic."""
+
+    fs: fsspec.AbstractFileSystem
+    root: str
+    local: bool
+
+    @classmethod
+    def of(cls, output: str) -> "Location":
+        fs, root = fsspec.core.url_to_fs(output)
+        return cls(fs, root.rstrip("/") or "/", isinstance(fs, LocalFileSystem))
+
+    def path(self, *rel: str) -> str:
+        return posixpath.join(self.root, *rel)
+
+    def names(self, rel: str) -> dict[str, int]:
+        """File names directly under ``rel`` -> size in bytes (empty when it does not exist)."""
+        self.fs.invalidate_cache(self.path(rel))  # object-store clients cache listings
+        try:
+            entries = self.fs.ls(self.path(rel), detail=True)
+        except FileNotFoundError:
+            return {}
+        return {posixpath.basename(e["name"].rstrip("/")): int(e.get("size") or 0) for e in entries if e["type"] == "file"}
+
+
+def part_name(seq: int, tag: str) -> str:
+    return f"part-{seq:06d}-{tag}"
+
+
+def parse_part(name: str) -> tuple[str, int] | None:
+    """``(part id, seq)`` of a committed-looking file name, or ``None`` for anything else."""
+    m = _PART.match(name)
+    return (m.group(1), int(m.group(2))) if m else None
+
+
+def temp_name(name: str) -> str:
+    return f".{name}.tmp"
+
+
+def _temp_path(loc: Location, rel: str) -> str:
+    return loc.path(posixpath.dirname(rel), temp_name(posixpath.basename(rel)))
+
+
+def chunks(sizes: list[int], target: int) -> Iterator[tuple[int, int]]:
+    """``(offset, length)`` runs of rows splitting ``sum(sizes)`` into files of about ``target`` bytes.
+
+    A commit happens when its buffer reaches the target, so this usually
+    gives one file; a video much larger than the target spreads over several.
+    """
+    total = sum(sizes)
+    n = max(1, round(total / target))
+    start, acc, cut = 0, 0, 1
+    for i, size in enumerate(sizes):
+        acc += size
+        if cut < n and acc >= cut * total / n:
+            yield start, i + 1 - start
+            start, cut = i + 1, cut + 1
+    if start < len(sizes):
+        yield start, len(sizes) - start
+
+
+def _write(loc: Location, path: str, table: pa.Table, row_group_rows: int) -> None:
+    # Dictionary-encoding video bytes and thumbnails only wastes time: they never repeat.
+    dict_cols = [f.name for f in table.schema if not pa.types.is_binary(f.type)]
+    kw = dict(row_group_size=row_group_rows, compression="zstd", use_dictionary=dict_cols)
+    if loc.local:
+        with open(path, "wb") as f:
+            pq.write_table(table, f, **kw)
+            f.flush()
+            os.fsync(f.fileno())
+    else:
+        with loc.fs.open(path, "wb") as f:
+            pq.write_table(table, f, **kw)
+
+
+def _rename(src: str, dst: str) -> None:
+    os.replace(src, dst)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def commit_files(loc: Location, data: list[tuple[str, pa.Table]], ledger: tuple[str, pa.Table], row_group_rows: int) -> dict[str, int]:
+    """Write one commit: ``data`` files, then the ``ledger`` file last. Returns relpath -> bytes.
+
+    Paths are relative to the root. Locally everything is written to temp
+    names first; data files are renamed (and their directories fsynced)
+    before the ledger rename, so a committed ledger part never points at
+    data that could be lost.
+    """
+    files = [*data, ledger]
+    for rel, table in files:
+        _write(loc, _temp_path(loc, rel) if loc.local else loc.path(rel), table, row_group_rows)
+    if loc.local:
+        for rel, _ in data:
+            _rename(_temp_path(loc, rel), loc.path(rel))
+        for d in sorted({posixpath.dirname(rel) for rel, _ in data}):
+            _fsync_dir(loc.path(d))
+        _rename(_temp_path(loc, ledger[0]), loc.path(ledger[0]))
+        _fsync_dir(loc.path(posixpath.dirname(ledger[0])))
+    return {rel: loc.fs.size(loc.path(rel)) for rel, _ in files}
+
+
+def write_bytes(loc: Location, rel: str, data: bytes) -> None:
+    """Replace file ``rel`` atomically where the filesystem allows it (temp + rename)."""
+    if not loc.local:
+        loc.fs.pipe_file(loc.path(rel), data)
+        return
+    tmp = _temp_path(loc, rel)
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    _rename(tmp, loc.path(rel))
+
+
+def table_bytes(table: pa.Table) -> bytes:
+    """``table`` as zstd parquet bytes (for small single files such as ``videos.parquet``)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
+
+
+def read_table(loc: Location, rel: str, columns: list[str] | None = None) -> pa.Table:
+    with loc.fs.open(loc.path(rel), "rb") as f:
+        return pq.read_table(f, columns=columns)
+
+
+def metadata(loc: Location, rel: str) -> pq.FileMetaData:
+    """A shard's footer: row count, row groups, column statistics and schema, without its data."""
+    with loc.fs.open(loc.path(rel), "rb") as f:
+        return pq.read_metadata(f)
+
+
+def recover(loc: Location, committed_parts: set[str]) -> list[str]:
+    """Delete temp files and data files of interrupted commits. Returns the deleted relpaths.
+
+    Must run under the output lock, after reading which ledger parts exist.
+    """
+    removed = []
+    for d in ["", LEDGER_DIR, *TABLES]:
+        for name in loc.names(d):
+            parsed = parse_part(name)
+            orphan = d in TABLES and parsed is not None and parsed[0] not in committed_parts
+            if name.endswith(".tmp") or orphan:
+                rel = posixpath.join(d, name) if d else name
+                loc.fs.rm_file(loc.path(rel))
+                removed.append(rel)
+    return removed

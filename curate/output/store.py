@@ -1,0 +1,257 @@
+"""The output store: what the driver hands finished video records to.
+
+Commit protocol (resume depends on it)
+--------------------------------------
+Records are buffered per video and committed together once the buffered
+video bytes + thumbnails reach ``output.shard_size_mb`` (or the buffer is
+``MAX_BUFFER_AGE_S`` old, so runs of failures or reference-mode clips still
+commit). A commit has a part id ``part-{seq:06d}-{tag}``: ``seq`` continues
+from the highest committed part, ``tag`` hashes the run id, so names never
+repeat across runs. It holds every clip row, rejected row and ledger row of
+its videos; all rows of a video are in one commit.
+
+1. Every file of the commit is written under a hidden temp name
+   (``clips/.part-….parquet.tmp``) and fsynced; readers' ``*.parquet`` globs
+   and pyarrow's dataset discovery skip it.
+2. Data files are renamed to their final names; their directories fsynced.
+3. The ledger part ``_ledger/part-….parquet`` is renamed LAST. This rename
+   is the commit point: a data file counts only if its ledger part exists.
+4. ``manifest.json`` is rewritten (temp + rename) listing committed shards.
+
+On object stores (``s3://``, ``memory://``…) there is no atomic rename: the
+final names are written directly, data first and the ledger part last, and
+readers should go through the manifest, which is written after the ledger.
+
+On open, under the lock (:mod:`curate.output.lock`), recovery deletes temp
+files and every data file whose ledger part does not exist (an interrupted
+commit), then loads the ledger: ``done``/``rejected`` videos are skipped,
+``failed`` ones retried; the latest row per video wins. A crash at any moment
+therefore loses at most the uncommitted buffer and never duplicates a clip.
+Clips of ``failed`` records are never written (they are redone on retry).
+At close, ``videos.parquet`` (latest ledger row per video) and the manifest
+are rewritten. Between a crash and the next open, a plain glob of ``clips/``
+may still see an orphan of the interrupted commit; the manifest never does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import pyarrow as pa
+
+from curate.config import PipelineConfig
+from curate.output import funnel as fn
+from curate.output import manifest as mf
+from curate.output.ledger import Ledger, latest, read_parts, video_row
+from curate.output.lock import Lock, acquire
+from curate.output.shards import (LEDGER_DIR, TABLES, Location, chunks, commit_files, part_name, recover,
+                                  table_bytes, write_bytes)
+from curate.records import DONE, FAILED, REJECTED, public
+from curate.schema import check_table, load_schema, to_table
+
+log = logging.getLogger(__name__)
+MAX_BUFFER_AGE_S = 600.0
+VIDEOS_FILE = "videos.parquet"
+_BINARY = {s: [f.name for f in load_schema(s) if pa.types.is_binary(f.type)] for s in TABLES.values()}
+
+
+def new_run_id() -> str:
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class _Buffer:
+    tables: dict[str, list[pa.Table]] = field(default_factory=lambda: {t: [] for t in TABLES})
+    sizes: dict[str, list[int]] = field(default_factory=lambda: {t: [] for t in TABLES})
+    videos: list[dict[str, Any]] = field(default_factory=list)
+    status: dict[str, str] = field(default_factory=dict)
+    nbytes: int = 0
+    since: float = field(default_factory=time.monotonic)
+
+
+class OutputStore:
+    """Buffered, crash-safe writer of one OUTPUT; use :meth:`open`, then ``add``… and ``close``.
+
+    ``recovered`` lists the files (relative paths) that opening removed as
+    leftovers of an interrupted commit; ``run_id`` is this run's id.
+    """
+
+    def __init__(self, loc: Location, config: PipelineConfig, run_id: str, lock: Lock, previous: dict[str, Any]):
+        self.run_id, self._loc, self._lock = run_id, loc, lock
+        self._tag = hashlib.sha1(run_id.encode()).hexdigest()[:8]
+        self._config = config.model_dump(mode="json")
+        self._config_hash = mf.config_hash(self._config)
+        self._target = max(1, int(config.output.shard_size_mb * 2**20))
+        self._row_group_rows = config.output.row_group_rows
+        self._ledger = Ledger.load(loc)
+        self.recovered = recover(loc, set(self._ledger.parts))
+        if self.recovered:
+            log.info("OUTPUT %s: removed %d files of an interrupted commit", loc.root, len(self.recovered))
+        if previous.get("config_hash") not in (None, self._config_hash):
+            log.warning("OUTPUT %s was written with config %s; this run uses %s", loc.root, previous["config_hash"], self._config_hash)
+        self._shards = mf.scan_shards(loc, set(self._ledger.parts), previous.get("shards") or {})
+        self._created = previous.get("created") or mf.now()
+        self._runs = mf.start_run(previous.get("runs") or [], run_id, self._config_hash)
+        self._videos_file: str | None = None
+        self._buf = _Buffer()
+        self._closed = False
+        self._write_manifest()
+
+    @classmethod
+    def open(cls, output: str, config: PipelineConfig, run_id: str | None = None) -> "OutputStore":
+        """Lock ``output`` (a path or fsspec URI), recover an interrupted commit and load the ledger.
+
+        Raises:
+            LockedError: another run is writing to ``output``.
+        """
+        loc = Location.of(output)
+        for d in ("", LEDGER_DIR, *TABLES):
+            loc.fs.makedirs(loc.path(d), exist_ok=True)
+        run_id = run_id or new_run_id()
+        lock = acquire(loc, run_id)
+        try:
+            return cls(loc, config, run_id, lock, mf.read(loc) or {})
+        except BaseException:
+            lock.release()
+            raise
+
+    # -- what the driver asks -------------------------------------------------------------
+
+    def finished_ids(self) -> set[str]:
+        """Videos committed as ``done`` or ``rejected``: skip them. ``failed`` ones are retried."""
+        return self._ledger.finished_ids()
+
+    def status(self, video_id: str) -> str | None:
+        """Committed status of ``video_id`` (``None`` if never committed; buffered ones are not yet)."""
+        return self._ledger.status(video_id)
+
+    def funnel(self) -> dict[str, Any]:
+        """The funnel of what is committed so far (the same dict the manifest holds)."""
+        rows = {t: sum(e["rows"] for e in entries) for t, entries in self._shards.items()}
+        reasons: Counter[str] = Counter()
+        for entry in self._shards.get(fn.REJECTED_TABLE, []):
+            reasons.update(entry.get("reasons", {}))
+        return fn.compute(self._ledger.states.values(), rows, dict(reasons))
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def add(self, video: dict[str, Any]) -> None:
+        """Buffer a finished video record; commits once the shard target is reached.
+
+        Raises:
+            ValueError: the record is not finished, or its rows do not match the schemas
+                (a pipeline bug; nothing of the record is buffered).
+        """
+        vid, status = video.get("video_id"), video.get("status")
+        if status not in (DONE, REJECTED, FAILED) or not vid:
+            raise ValueError(f"video {vid or video.get('uri')!r}: add() takes records with a video_id and status "
+                             f"done, rejected or failed, got status {status!r}")
+        if self._ledger.status(vid) in (DONE, REJECTED) or self._buf.status.get(vid) in (DONE, REJECTED):
+            log.warning("video %s (%s) is already finished; ignoring the duplicate", vid, video.get("uri"))
+            return
+        rows: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
+        for clip in [] if status == FAILED else video.get("clips") or []:
+            row = self._clip_row(video, clip)
+            rows[fn.REJECTED_TABLE if row.get("reject_reasons") else fn.ACCEPTED_TABLE].append(row)
+        tables = {t: self._checked(vid, r, TABLES[t]) for t, r in rows.items() if r}
+        ledger_row = video_row(video, self.run_id, len(rows[fn.ACCEPTED_TABLE]), len(rows[fn.REJECTED_TABLE]))
+        self._checked(vid, [ledger_row], "videos")
+        for t, table in tables.items():
+            sizes = [sum(len(r.get(c) or b"") for c in _BINARY[TABLES[t]]) for r in rows[t]]
+            self._buf.tables[t].append(table)
+            self._buf.sizes[t].extend(sizes)
+            self._buf.nbytes += sum(sizes)
+        self._buf.videos.append(ledger_row)
+        self._buf.status[vid] = status
+        if self._buf.nbytes >= self._target or time.monotonic() - self._buf.since >= MAX_BUFFER_AGE_S:
+            self.commit()
+
+    def _clip_row(self, video: dict[str, Any], clip: dict[str, Any]) -> dict[str, Any]:
+        row = public(clip)
+        for key, source in (("video_id", "video_id"), ("source_uri", "uri"), ("caption", "caption"),
+                            ("caption_source", "caption_source"), ("input_meta", "input_meta")):
+            if row.get(key) is None:
+                row[key] = video.get(source)
+        if isinstance(row["input_meta"], dict):
+            row["input_meta"] = json.dumps(row["input_meta"], sort_keys=True, default=str)
+        row.update(run_id=self.run_id, config_hash=self._config_hash)
+        return row
+
+    @staticmethod
+    def _checked(vid: str, rows: list[dict[str, Any]], schema: str) -> pa.Table:
+        try:
+            table = to_table(rows, schema)
+        except (pa.ArrowException, TypeError, ValueError) as e:
+            raise ValueError(f"video {vid}: rows do not fit schema {schema}: {e}") from e
+        problems = check_table(table, schema)
+        if problems:
+            raise ValueError(f"video {vid}: rows do not fit schema {schema}: {'; '.join(problems)}")
+        return table
+
+    def commit(self) -> None:
+        """Commit everything buffered (see the module docstring); a no-op when nothing is."""
+        buf = self._buf
+        if not buf.videos:
+            return
+        self._lock.check()
+        part = part_name(self._ledger.next_seq, self._tag)
+        data = []
+        for table, parts in buf.tables.items():
+            if parts:
+                merged = pa.concat_tables(parts)
+                for k, (offset, n) in enumerate(chunks(buf.sizes[table], self._target)):
+                    data.append((table, f"{table}/{part}-{k:03d}.parquet", merged.slice(offset, n)))
+        rows = [dict(r, part=part) for r in buf.videos]
+        ledger_rel = f"{LEDGER_DIR}/{part}.parquet"
+        sizes = commit_files(self._loc, [(rel, t) for _, rel, t in data], (ledger_rel, to_table(rows, "videos")), self._row_group_rows)
+        for table, rel, t in data:
+            self._shards[table].append(mf.shard_entry(rel, sizes[rel], t))
+        self._ledger.apply(rows, part)
+        self._buf = _Buffer()
+        self._write_manifest()
+
+    def _write_manifest(self) -> None:
+        mf.write(self._loc, mf.build(
+            run_id=self.run_id, runs=self._runs, created=self._created, config=self._config,
+            shards=self._shards, tables=dict(TABLES), ledger_parts=self._ledger.parts,
+            funnel=self.funnel(), timings=self._ledger.timings_summary(), videos_file=self._videos_file,
+        ))
+
+    def close(self, status: str = "completed") -> None:
+        """Commit the buffer, write ``videos.parquet`` and the final manifest, release the lock.
+
+        Args:
+            status: how the run ended, recorded in the manifest's run history:
+                ``completed``, ``failed`` or ``interrupted``.
+        """
+        if status not in mf.END_STATUSES:
+            raise ValueError(f"close status must be one of {sorted(mf.END_STATUSES)}, got {status!r}")
+        if self._closed:
+            return
+        try:
+            self.commit()
+            videos = latest(read_parts(self._loc, self._ledger.parts))
+            write_bytes(self._loc, VIDEOS_FILE, table_bytes(videos))
+            self._videos_file = VIDEOS_FILE
+            mf.end_run(self._runs, self.run_id, status)
+            self._write_manifest()
+        finally:
+            self._closed = True
+            self._lock.release()
+
+    def __enter__(self) -> "OutputStore":
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: Any) -> None:
+        if exc_type is None:
+            self.close("completed")
+        else:
+            self.close("interrupted" if issubclass(exc_type, KeyboardInterrupt) else "failed")

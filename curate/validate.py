@@ -1,0 +1,195 @@
+"""Check an output against its contract, from the files alone (``curate validate OUTPUT``).
+
+Nothing here trusts the writer's bookkeeping: row counts, the funnel and
+per-video clip counts are recomputed from the shards and the ledger and
+compared with what ``manifest.json`` and ``videos.parquet`` claim.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from curate.output import funnel as fn
+from curate.output import manifest as mf
+from curate.output.ledger import VideoState, committed_parts, latest, read_parts
+from curate.output.shards import LEDGER_DIR, Location, parse_part, read_table
+from curate.output.store import VIDEOS_FILE
+from curate.schema import check_schema, check_table, load_schema, schema_versions
+
+_KEYS = ("clip_id", "video_id", "reject_reasons")
+# The ledger column that counts each table's rows per video.
+_LEDGER_COUNT = {fn.ACCEPTED_TABLE: "num_accepted", fn.REJECTED_TABLE: "num_rejected"}
+
+
+def validate(output: str, deep: bool = True) -> list[str]:
+    """Problems found in ``output`` (a path or fsspec URI); an empty list means it is valid.
+
+    Args:
+        deep: decode every column of every shard (proves each is readable and
+            checks non-null columns); ``False`` reads footers and key columns only.
+    """
+    loc = Location.of(output)
+    try:
+        doc = mf.read(loc)
+    except ValueError as e:
+        return [f"{mf.MANIFEST}: not valid JSON: {e}"]
+    if doc is None:
+        return [f"{mf.MANIFEST} not found in {output}: not a curate output, or no run ever opened it"]
+    problems = _check_header(doc)
+    parts = [p for _, p in committed_parts(loc)]
+    if doc.get("ledger", {}).get("parts") != parts:
+        problems.append(f"manifest lists {len(doc.get('ledger', {}).get('parts', []))} ledger parts, {LEDGER_DIR}/ has {len(parts)}")
+    problems += [f"{LEDGER_DIR}/{n}: uncommitted temp file" for n in loc.names(LEDGER_DIR) if n.endswith(".tmp")]
+    ledger = read_parts(loc, parts)
+    problems += [f"{LEDGER_DIR}: {p}" for p in check_table(ledger, "videos")]
+    videos = latest(ledger)
+
+    keys: dict[str, pa.Table] = {}
+    for table, schema in (doc.get("tables") or {}).items():
+        p, keys[table] = _check_table_dir(loc, table, schema, doc.get("shards", {}).get(table, []), set(parts), deep)
+        problems += p
+    problems += _check_ids(keys)
+    problems += _check_counts(keys, videos)
+    problems += _check_funnel(doc, keys, videos)
+    problems += _check_videos_file(loc, doc, videos)
+    return problems
+
+
+def _check_header(doc: dict[str, Any]) -> list[str]:
+    problems = [f"manifest: missing key {k!r}" for k in ("run_id", "runs", "config", "config_hash", "schema_versions",
+                                                         "tables", "shards", "ledger", "funnel") if k not in doc]
+    if "config" in doc and mf.config_hash(doc["config"]) != doc.get("config_hash"):
+        problems.append(f"manifest: config_hash {doc.get('config_hash')} does not match its config ({mf.config_hash(doc['config'])})")
+    if doc.get("schema_versions") != schema_versions():
+        problems.append(f"manifest: written with schema versions {doc.get('schema_versions')}, this curate reads {schema_versions()}")
+    last = (doc.get("runs") or [{}])[-1]
+    if last.get("status") not in mf.END_STATUSES:
+        problems.append(f"run {last.get('run_id')} did not close (status {last.get('status')}): it is still running, "
+                        "or it died and the output needs reopening to recover")
+    return problems
+
+
+def _check_table_dir(loc: Location, table: str, schema: str, entries: list[dict[str, Any]], parts: set[str],
+                     deep: bool) -> tuple[list[str], pa.Table]:
+    """Every file of one table directory vs the manifest; every shard (listed or not) vs the schema.
+
+    Unlisted ``*.parquet`` files are read too: a plain glob reader sees them,
+    so their rows count for duplicate ids and per-video counts.
+    """
+    problems = []
+    on_disk = loc.names(table)
+    listed = {e["path"]: e for e in entries}
+    for name in on_disk:
+        rel = f"{table}/{name}"
+        if name.endswith(".tmp"):
+            problems.append(f"{rel}: uncommitted temp file")
+        elif rel not in listed:
+            committed = (parse_part(name) or ("",))[0] in parts
+            why = "unlisted shard" if committed else "orphan of an interrupted commit or a foreign file"
+            problems.append(f"{rel}: not in the manifest ({why})")
+    expected = load_schema(schema)
+    cols = [c for c in _KEYS if c in expected.names]
+    key_schema = pa.schema([(c, expected.field(c).type) for c in cols])
+    found = [key_schema.empty_table()]
+    globbed = {f"{table}/{n}" for n in on_disk if n.endswith(".parquet") and not n.startswith((".", "_"))}
+    for rel in sorted(set(listed) | globbed):
+        name, entry = rel.split("/", 1)[-1], listed.get(rel)
+        if name not in on_disk:
+            problems.append(f"{rel}: listed in the manifest but missing")
+            continue
+        if entry and (parse_part(name) or ("",))[0] not in parts:
+            problems.append(f"{rel}: its ledger part does not exist (not committed)")
+        try:
+            p, got = _check_shard(loc, rel, schema, cols, deep)
+        except Exception as e:  # noqa: BLE001 - any read error means the shard is unreadable
+            problems.append(f"{rel}: unreadable: {type(e).__name__}: {e}")
+            continue
+        problems += p
+        if got is None:
+            continue
+        found.append(got.cast(key_schema))
+        if entry and (entry.get("rows"), entry.get("bytes")) != (got.num_rows, on_disk[name]):
+            problems.append(f"{rel}: manifest says {entry.get('rows')} rows / {entry.get('bytes')} bytes, "
+                            f"file has {got.num_rows} / {on_disk[name]}")
+        if entry and "reject_reasons" in cols and entry.get("reasons") != fn.reason_counts(got):
+            problems.append(f"{rel}: manifest reason counts differ from the file")
+    return problems, pa.concat_tables(found)
+
+
+def _check_shard(loc: Location, rel: str, schema: str, cols: list[str], deep: bool) -> tuple[list[str], pa.Table | None]:
+    with loc.fs.open(loc.path(rel), "rb") as f:
+        pf = pq.ParquetFile(f)
+        problems = [f"{rel}: {p}" for p in check_schema(pf.schema_arrow, schema)]
+        if problems:
+            return problems, None
+        nulls: Counter[str] = Counter()
+        required = [fld.name for fld in load_schema(schema) if not fld.nullable]
+        batches = []
+        for batch in pf.iter_batches(columns=None if deep else cols):
+            for name in required:
+                if name in batch.schema.names:
+                    nulls[name] += batch.column(name).null_count
+            batches.append(batch.select(cols))
+        table = pa.Table.from_batches(batches, schema=pa.schema([pf.schema_arrow.field(c) for c in cols]))
+    problems += [f"{rel}: column {c}: {n} nulls in a non-nullable column" for c, n in nulls.items() if n]
+    return problems, table
+
+
+def _check_ids(keys: dict[str, pa.Table]) -> list[str]:
+    ids = pa.chunked_array([t.column("clip_id").combine_chunks() for t in keys.values()], pa.string())
+    counts = pc.value_counts(ids)
+    dups = [v["values"] for v in counts.to_pylist() if v["counts"] > 1]
+    return [f"{len(dups)} clip ids occur more than once across {sorted(keys)}, e.g. {dups[:3]}"] if dups else []
+
+
+def _check_counts(keys: dict[str, pa.Table], videos: pa.Table) -> list[str]:
+    """Rows per video in each table vs the ledger's count for that video."""
+    problems = []
+    ledger = {r["video_id"]: r for r in videos.select(["video_id", "status", *_LEDGER_COUNT.values()]).to_pylist()}
+    for table, column in _LEDGER_COUNT.items():
+        if table not in keys:
+            continue
+        per_video = keys[table].group_by("video_id").aggregate([("clip_id", "count")])
+        have = dict(zip(per_video["video_id"].to_pylist(), per_video["clip_id_count"].to_pylist(), strict=True))
+        for vid, n in have.items():
+            if vid not in ledger or ledger[vid]["status"] == "failed":
+                problems.append(f"{table}: {n} rows of video {vid}, which the ledger has {'as failed' if vid in ledger else 'not at all'}")
+        wrong = [vid for vid, r in ledger.items() if have.get(vid, 0) != r[column]]
+        if wrong:
+            problems.append(f"{table}: rows per video differ from ledger {column} for {len(wrong)} videos, e.g. {wrong[:3]}")
+    return problems
+
+
+def _check_funnel(doc: dict[str, Any], keys: dict[str, pa.Table], videos: pa.Table) -> list[str]:
+    states = [VideoState(r["status"], r["reason"], r["num_clips"]) for r in videos.select(["status", "reason", "num_clips"]).to_pylist()]
+    reasons = fn.reason_counts(keys[fn.REJECTED_TABLE]) if fn.REJECTED_TABLE in keys else {}
+    funnel = fn.compute(states, {t: k.num_rows for t, k in keys.items()}, reasons)
+    problems = [f"funnel check failed: {name}" for name, ok in funnel["checks"].items() if not ok]
+    for key, value in funnel.items():
+        if doc.get("funnel", {}).get(key) != value:
+            problems.append(f"manifest funnel {key} = {json.dumps(doc.get('funnel', {}).get(key))}, files give {json.dumps(value)}")
+    return problems
+
+
+def _check_videos_file(loc: Location, doc: dict[str, Any], videos: pa.Table) -> list[str]:
+    if not doc.get("videos"):  # fine while the run is open: the header check reports that
+        closed = (doc.get("runs") or [{}])[-1].get("status") in mf.END_STATUSES
+        return [f"manifest does not list {VIDEOS_FILE}"] if closed else []
+    try:
+        table = read_table(loc, doc["videos"])
+    except Exception as e:  # noqa: BLE001 - reported as a problem
+        return [f"{doc['videos']}: unreadable: {type(e).__name__}: {e}"]
+    problems = [f"{doc['videos']}: {p}" for p in check_table(table, "videos")]
+
+    def rows(t: pa.Table) -> list[dict[str, Any]]:
+        return sorted(t.to_pylist(), key=lambda r: r["video_id"])
+
+    if not problems and rows(table) != rows(videos):
+        problems.append(f"{doc['videos']}: differs from the latest ledger rows")
+    return problems
