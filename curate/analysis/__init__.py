@@ -1,0 +1,1 @@
+"""Consumers of the single decode pass: shots, motion, technical quality, hashes, clip spans."""

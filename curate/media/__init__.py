@@ -1,0 +1,1 @@
+"""Media I/O: opening sources (local or fsspec), the streaming decode, probing."""

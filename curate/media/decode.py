@@ -1,0 +1,310 @@
+"""The one streaming decode, and cheap small frames from it.
+
+Every consumer of pixels (shot detection, motion, quality, sampling, and the
+encode stage re-reading kept spans) goes through :func:`iter_frames`, so frame
+times are computed by one function on every path: a clip's ``start_s`` found
+during analysis is exactly the ``time_s`` the encoder sees after seeking.
+
+Full-size frames are never converted with swscale on the common path:
+:func:`small_luma`/:func:`small_rgb` read the decoder's planes as numpy views
+(no copy), pick pixels nearest-neighbour down to twice the target size, area-
+average that, and convert to RGB only once small. swscale on a full 1080p
+frame costs about half of the decode itself; this costs ~0.1 ms.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Iterator
+
+import av
+import cv2
+import numpy as np
+
+# Test/diagnostic hook: how many decode passes each source got (keyed by URI).
+# The analysis stage must decode a source exactly once; tests assert it here.
+DECODE_PASSES: Counter[str] = Counter()
+
+_LOCAL_SCHEMES = ("file://",)
+_MAX_BAD_PACKETS = 50  # consecutive undecodable packets before giving up
+
+
+@dataclass
+class DecodedFrame:
+    """One decoded frame and its presentation interval in the source timeline.
+
+    ``index`` is the 0-based decode-order position from the start of the
+    stream, or -1 after a seek (the position is then unknown).
+    """
+
+    index: int
+    time_s: float
+    end_s: float
+    frame: av.VideoFrame
+
+
+@contextmanager
+def open_input(uri: str) -> Iterator[tuple[av.container.InputContainer, av.video.stream.VideoStream | None]]:
+    """Open a local path or fsspec URI; yields ``(container, first video stream or None)``.
+
+    Non-local URIs (``s3://``, ``gs://``, ``memory://`` ...) are opened with
+    ``fsspec.open(uri, "rb")`` and the file object is handed to FFmpeg, so
+    remote sources stream without a local copy.
+    """
+    fobj = None
+    if "://" in uri and not uri.startswith(_LOCAL_SCHEMES):
+        import fsspec
+
+        fobj = fsspec.open(uri, "rb").open()
+        target = fobj
+    else:
+        target = uri[len("file://") :] if uri.startswith("file://") else uri
+    try:
+        container = av.open(target, mode="r")
+    except BaseException:
+        if fobj is not None:
+            fobj.close()
+        raise
+    try:
+        stream = container.streams.video[0] if container.streams.video else None
+        if stream is not None:
+            stream.thread_type = "AUTO"
+        yield container, stream
+    finally:
+        container.close()
+        if fobj is not None:
+            fobj.close()
+
+
+def stream_fps(stream: av.video.stream.VideoStream) -> float:
+    """The stream's average (else guessed, else base) frame rate; 0.0 when unknown."""
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate and rate > 0:
+            return float(rate)
+    return 0.0
+
+
+def iter_frames(
+    uri: str,
+    start_s: float | None = None,
+    errors: list[str] | None = None,
+) -> Iterator[DecodedFrame]:
+    """Decode the first video stream of ``uri`` once, in presentation order.
+
+    Args:
+        uri: local path or fsspec URI (see :func:`open_input`).
+        start_s: seek backward to the keyframe before this time and skip frames
+            whose ``time_s`` is earlier; ``index`` is then -1 for every frame.
+        errors: if given, messages of skipped undecodable packets are appended
+            (a few corrupt packets do not stop the pass; many in a row raise).
+
+    ``time_s`` is the frame's pts times the stream time base (falling back to
+    its dts, then to the previous time plus one frame), ``end_s`` the next
+    frame's time, or for the last frame its own duration (else 1/fps).
+    An error after some frames re-raises once the frames so far were yielded.
+    """
+    DECODE_PASSES[uri] += 1
+    if start_s is not None and start_s > 0:
+        with open_input(uri) as (container, stream):
+            if stream is None:
+                raise ValueError(f"no video stream in {uri}")
+            container.seek(int(start_s / stream.time_base), stream=stream, backward=True, any_frame=False)
+            frames = _decoded(container, stream, errors)
+            first = next(frames, None)
+            # Some files flag non-IDR frames as keyframes (cockatoo.mp4): what decodes
+            # after seeking there is garbage, marked corrupt. Then decode from the start.
+            if first is not None and not first.is_corrupt:
+                yield from _timed(itertools.chain([first], frames), stream, start_s)
+                return
+    with open_input(uri) as (container, stream):
+        if stream is None:
+            raise ValueError(f"no video stream in {uri}")
+        yield from _timed(_decoded(container, stream, errors), stream, start_s)
+
+
+def _decoded(container, stream, errors: list[str] | None) -> Iterator[av.VideoFrame]:
+    bad = 0
+    for packet in container.demux(stream):
+        try:
+            frames = stream.decode(packet)
+        except av.error.InvalidDataError as e:
+            bad += 1
+            if errors is not None:
+                errors.append(str(e))
+            if bad > _MAX_BAD_PACKETS:
+                raise
+            continue
+        bad = 0
+        yield from frames
+
+
+def _timed(frames: Iterator[av.VideoFrame], stream, start_s: float | None) -> Iterator[DecodedFrame]:
+    """Attach times using a one-frame lookahead (a frame ends where the next begins)."""
+    tb = stream.time_base or Fraction(1, 1)
+    fps = stream_fps(stream) or 25.0
+    step = 1.0 / fps
+    index = 0 if start_s is None else -1
+    pending: tuple[float, av.VideoFrame] | None = None
+    prev_t: float | None = None
+
+    def emit(t: float, f: av.VideoFrame, end: float) -> DecodedFrame | None:
+        nonlocal index
+        if start_s is not None and t < start_s - 1e-6:
+            return None
+        out = DecodedFrame(index, t, end, f)
+        if index >= 0:
+            index += 1
+        return out
+
+    def last() -> Iterator[DecodedFrame]:
+        if pending is not None:
+            pt, pf = pending
+            if (d := emit(pt, pf, pt + _duration(pf, tb, step))) is not None:
+                yield d
+
+    try:
+        for f in frames:
+            ts = f.pts if f.pts is not None else f.dts
+            t = float(ts * tb) if ts is not None else (prev_t + step if prev_t is not None else 0.0)
+            if pending is not None:
+                pt, pf = pending
+                end = t if t > pt else pt + _duration(pf, tb, step)
+                if (d := emit(pt, pf, end)) is not None:
+                    yield d
+            pending, prev_t = (t, f), t
+    except Exception:
+        yield from last()  # frames decoded before the error still count
+        raise
+    yield from last()
+
+
+def _duration(frame: av.VideoFrame, tb: Fraction, step: float) -> float:
+    return float(frame.duration * tb) if frame.duration else step
+
+
+# --- small frames -------------------------------------------------------------
+
+# pix_fmt -> (log2 chroma subsampling x, y, bit depth); all planar Y, U, V.
+_PLANAR = {
+    "yuv420p": (1, 1, 8), "yuvj420p": (1, 1, 8),
+    "yuv422p": (1, 0, 8), "yuvj422p": (1, 0, 8),
+    "yuv444p": (0, 0, 8), "yuvj444p": (0, 0, 8),
+    "yuv420p10le": (1, 1, 10), "yuv422p10le": (1, 0, 10), "yuv444p10le": (0, 0, 10),
+    "yuv420p12le": (1, 1, 12), "yuv422p12le": (1, 0, 12), "yuv444p12le": (0, 0, 12),
+}
+_GRAY = {"gray": 8, "gray10le": 10, "gray12le": 12}
+_LUMA_ONLY = {**{k: v[2] for k, v in _PLANAR.items()}, **_GRAY, "nv12": 8, "nv21": 8}
+
+
+def _plane(frame: av.VideoFrame, i: int, bits: int, width: int, height: int) -> np.ndarray:
+    """Plane ``i`` as an (height, width) numpy view without the line padding (no copy)."""
+    p = frame.planes[i]
+    dtype = np.dtype(np.uint8) if bits == 8 else np.dtype("<u2")
+    per_row = p.line_size // dtype.itemsize
+    a = np.frombuffer(p, dtype=dtype, count=per_row * height)
+    return a.reshape(height, per_row)[:, :width]
+
+
+def small_size(src_w: int, src_h: int, width: int) -> tuple[int, int]:
+    """(w, h) of a frame scaled to ``width`` keeping its aspect, height at least 1."""
+    return width, max(1, round(src_h * width / src_w))
+
+
+def _shrink(plane: np.ndarray, size: tuple[int, int], bits: int = 8) -> np.ndarray:
+    """A plane view resized to ``size``: nearest-neighbour to twice the size (reads
+    only the pixels it keeps), then an area average of those (cheap anti-aliasing)."""
+    w, h = size
+    if plane.shape[1] > 2 * w and plane.shape[0] > 2 * h:
+        plane = cv2.resize(plane, (2 * w, 2 * h), interpolation=cv2.INTER_NEAREST)
+    out = cv2.resize(plane, size, interpolation=cv2.INTER_AREA)
+    return out if bits == 8 else (out >> (bits - 8)).astype(np.uint8)
+
+
+def _chroma(plane: np.ndarray, size: tuple[int, int], bits: int = 8) -> np.ndarray:
+    """Chroma is smooth (and usually already subsampled): one bilinear resize is enough."""
+    out = cv2.resize(plane, size, interpolation=cv2.INTER_LINEAR)
+    return out if bits == 8 else (out >> (bits - 8)).astype(np.uint8)
+
+
+def small_luma(frame: av.VideoFrame, width: int) -> np.ndarray:
+    """Luma plane (uint8, H x W, video range as coded) of ``frame`` at ``width`` px wide."""
+    bits = _LUMA_ONLY.get(frame.format.name)
+    if bits is None:
+        return cv2.cvtColor(small_rgb(frame, width), cv2.COLOR_RGB2GRAY)
+    fw, fh = frame.width, frame.height
+    return _shrink(_plane(frame, 0, bits, fw, fh), small_size(fw, fh, width), bits)
+
+
+def small_rgb(frame: av.VideoFrame, width: int) -> np.ndarray:
+    """RGB (uint8, H x W x 3) of ``frame`` at ``width`` px wide.
+
+    Planar YUV (8-12 bit), NV12/NV21 and grey are shrunk plane by plane from
+    numpy views of the decoder's buffers and converted to RGB once small;
+    other formats go through swscale (``to_ndarray``).
+    """
+    fw, fh = frame.width, frame.height
+    name = frame.format.name
+    size = small_size(fw, fh, width)
+    if name in _GRAY:
+        g = _shrink(_plane(frame, 0, _GRAY[name], fw, fh), size, _GRAY[name])
+        return cv2.cvtColor(g, cv2.COLOR_GRAY2RGB)
+    if name in _PLANAR:
+        sx, sy, bits = _PLANAR[name]
+        cw, ch = -(-fw >> sx), -(-fh >> sy)
+        y = _shrink(_plane(frame, 0, bits, fw, fh), size, bits)
+        u, v = (_chroma(_plane(frame, i, bits, cw, ch), size, bits) for i in (1, 2))
+        return _yuv_to_rgb(cv2.merge([y, u, v]), frame, name.startswith("yuvj"))
+    if name in ("nv12", "nv21"):
+        y = _shrink(_plane(frame, 0, 8, fw, fh), size)
+        cw, ch = -(-fw >> 1), -(-fh >> 1)
+        uv = _chroma(_plane(frame, 1, 8, 2 * cw, ch).reshape(ch, cw, 2), size)
+        u, v = (uv[..., 0], uv[..., 1]) if name == "nv12" else (uv[..., 1], uv[..., 0])
+        return _yuv_to_rgb(cv2.merge([y, u, v]), frame, False)
+    return frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
+
+
+# BT.601 / BT.709 YCbCr -> RGB, as (Kr, Kb)
+_COEFFS = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722)}
+_MATRICES: dict[tuple[str, bool], np.ndarray] = {}
+
+
+def _matrix(standard: str, full_range: bool) -> np.ndarray:
+    """3x4 affine matrix mapping (Y, Cb, Cr) uint8 to RGB for ``cv2.transform``."""
+    key = (standard, full_range)
+    if key not in _MATRICES:
+        kr, kb = _COEFFS[standard]
+        kg = 1 - kr - kb
+        ys, cs, y0 = (1.0, 1.0, 0.0) if full_range else (255 / 219, 255 / 224, 16.0)
+        m = np.array(
+            [
+                [ys, 0.0, 2 * (1 - kr) * cs],
+                [ys, -2 * (1 - kb) * kb / kg * cs, -2 * (1 - kr) * kr / kg * cs],
+                [ys, 2 * (1 - kb) * cs, 0.0],
+            ]
+        )
+        offset = -m @ np.array([y0, 128.0, 128.0])
+        _MATRICES[key] = np.hstack([m, offset[:, None]]).astype(np.float32)
+    return _MATRICES[key]
+
+
+def _yuv_to_rgb(yuv: np.ndarray, frame: av.VideoFrame, jpeg: bool) -> np.ndarray:
+    # colorspace 1 = BT.709; unspecified (2) is guessed from the height like players do.
+    cs = frame.colorspace
+    standard = "bt709" if cs == 1 or (cs == 2 and frame.height >= 720) else "bt601"
+    full = jpeg or frame.color_range == 2
+    return cv2.transform(yuv, _matrix(standard, full))
+
+
+def rotate_image(img: np.ndarray, degrees: int) -> np.ndarray:
+    """Apply a display rotation (degrees counter-clockwise, multiples of 90) to a small image."""
+    k = (degrees // 90) % 4
+    return np.ascontiguousarray(np.rot90(img, k)) if k else img
+
+
+def frame_rotation(frame: av.VideoFrame) -> int:
+    """Display rotation of a decoded frame (display matrix side data) as 0, 90, 180 or 270."""
+    return int(round(frame.rotation / 90.0)) * 90 % 360

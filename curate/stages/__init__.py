@@ -1,0 +1,1 @@
+"""Pipeline stages, one module per step (each a :class:`curate.stage.Stage`)."""

@@ -1,0 +1,257 @@
+"""The analysis stage: one streaming decode feeds every per-frame consumer.
+
+Each decoded frame is shrunk once (no swscale on full frames, see
+:mod:`curate.media.decode`) and handed to the shot detector, the technical
+stats, the optical flow (every ``motion_every``-th frame) and, on a fixed
+grid, the frame sampler.
+
+Bounded memory. Per frame only a few floats are kept (times, brightness...).
+Pixels are kept only as sample *candidates*: a small RGB frame at
+``sample_width`` every ``grid`` frames, with ``grid`` chosen from the header
+frame rate so that even a ``clips.min_s`` clip holds two candidates per
+sample it needs. Clip boundaries are only known once the detectors have
+seen past them, so a :class:`~curate.analysis.clips.ClipPlanner` emits each
+clip as soon as it is final: when a shot ends, or when a ``clips.max_s``
+window of a long shot is complete and the detectors' ``settled()`` frontier
+has passed it. The clip then picks its samples, thumbnail and pHash from the
+candidates, and candidates before the next clip's first frame are dropped.
+The buffer therefore spans one window plus the detector latency, never the
+whole video.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from dataclasses import dataclass
+from typing import ClassVar
+
+import cv2
+import numpy as np
+
+from curate.analysis.clips import ClipPlanner, ClipSpan
+from curate.analysis.motion import MotionStats
+from curate.analysis.phash import phash
+from curate.analysis.shots import Boundary, ShotDetector, build_detector, merge_boundaries
+from curate.analysis.technical import FROZEN_LEVEL, TechnicalStats, sharpness
+from curate.config import PipelineConfig
+from curate.media.decode import DecodedFrame, iter_frames, rotate_image, small_luma, small_rgb
+from curate.records import Record, clip_id
+from curate.stage import VideoStage, fail, reject
+
+MAX_GRID = 8  # sample candidates at least every 8th frame
+
+
+class FrameSampler:
+    """Sample candidates on a fixed frame grid, dropped once no clip can use them."""
+
+    def __init__(self, grid: int, width: int, rotation: int):
+        self.grid, self.width, self.rotation = grid, width, rotation
+        self._buf: deque[tuple[int, np.ndarray]] = deque()
+        self._latest: tuple[int, np.ndarray] | None = None  # survives drops: a fallback
+
+    def consume(self, df: DecodedFrame) -> None:
+        if df.index % self.grid == 0:
+            f = df.frame
+            # ``width`` is the displayed width: a quarter turn makes it the coded height
+            coded_w = round(self.width * f.width / f.height) if self.rotation % 180 else self.width
+            self._latest = (df.index, rotate_image(small_rgb(f, coded_w), self.rotation))
+            self._buf.append(self._latest)
+
+    def pick(self, start: int, end: int, n: int) -> tuple[list[np.ndarray], np.ndarray]:
+        """``n`` candidates spread evenly over ``start .. end-1`` and the one nearest the middle.
+
+        A clip without a candidate inside (only when the header frame rate was
+        far too high) falls back to the nearest candidates still held.
+        """
+        inside = [c for c in self._buf if start <= c[0] < end] or list(self._buf) or [self._latest]
+        idx = np.array([c[0] for c in inside])
+        targets = start + (np.arange(n) + 0.5) * (end - start) / n
+        picks = [inside[int(np.abs(idx - t).argmin())][1] for t in targets]
+        middle = inside[int(np.abs(idx - (start + end - 1) / 2).argmin())][1]
+        return picks, middle
+
+    def drop_before(self, index: int) -> None:
+        while self._buf and self._buf[0][0] < index:
+            self._buf.popleft()
+
+    def __len__(self) -> int:
+        return len(self._buf)
+
+
+@dataclass
+class _Pass:
+    """Everything one decode pass accumulates."""
+
+    detector: ShotDetector
+    planner: ClipPlanner
+    tech: TechnicalStats
+    motion: MotionStats
+    sampler: FrameSampler
+    starts: list[float]
+    ends: list[float]
+    boundaries: list[Boundary]
+    clips: list[Record]
+    split_key: str
+    coded: tuple[int, int] | None = None  # coded size of the first frame
+    size: tuple[int, int] | None = None  # small frame size, fixed by the first frame
+    key: np.ndarray | None = None  # 48 px luma of the last frame, to spot repeats
+    small: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # last (rgb, grey, bgr)
+    moved: bool = True  # a frame changed since the last optical-flow frame
+
+
+@dataclass
+class AnalyseStage(VideoStage):
+    """Decode each source once: shots, clip spans, motion, quality, samples (see module docstring)."""
+
+    name: ClassVar[str] = "analyse"
+    config: PipelineConfig = PipelineConfig()
+
+    def setup(self) -> None:
+        """Import and build the detector once (TransNetV2 loads its weights here)."""
+        build_detector(self.config.detector.kind, dict(self.config.detector.params), self.config.detector.fades, 25.0)
+
+    def process_video(self, video: Record) -> Record:
+        probe = video.get("probe") or {}
+        rotation = int(probe.get("rotation") or 0)
+        fps = float(probe.get("fps") or 25.0)
+        a = self.config.analysis
+        grid = max(1, min(MAX_GRID, int(self.config.clips.min_s * fps / (2 * a.sample_frames))))
+        st = _Pass(
+            detector=build_detector(self.config.detector.kind, dict(self.config.detector.params), self.config.detector.fades, fps),
+            planner=ClipPlanner(self.config.clips),
+            tech=TechnicalStats(),
+            motion=MotionStats(a.motion_width, a.motion_every),
+            sampler=FrameSampler(grid, a.sample_width, rotation),
+            starts=[], ends=[], boundaries=[], clips=[],
+            split_key=json.dumps(self.config.split_settings(), sort_keys=True),
+        )
+        errors: list[str] = []
+        warning = None
+        frames = iter_frames(video["uri"], errors=errors)
+        while True:
+            try:
+                df = next(frames)
+            except StopIteration:
+                break
+            except Exception as e:  # noqa: BLE001 - any decode error: a truncated file keeps what decoded
+                if not st.starts:
+                    return fail(video, f"analyse: nothing decodes: {type(e).__name__}: {e}")
+                warning = f"decoding stopped after {len(st.starts)} frames: {type(e).__name__}: {e}"
+                break
+            self._consume(st, df, video, rotation)
+        if not st.starts:
+            return fail(video, "analyse: no video frames decoded")
+        last = len(st.starts) - 1
+        self._found(st, st.detector.post_process(last))
+        self._emit(st, st.planner.finish(st.starts, st.ends), video, rotation)
+        return self._finish(video, st, warning, errors)
+
+    def _consume(self, st: _Pass, df: DecodedFrame, video: Record, rotation: int) -> None:
+        i = len(st.starts)  # == df.index: iter_frames without start_s counts from 0
+        st.starts.append(df.time_s)
+        st.ends.append(df.end_s)
+        changed = self._shrink(st, df)
+        _, gray, bgr = st.small
+        st.tech.consume(gray, frozen=i > 0 and not changed)
+        st.moved |= changed
+        if st.motion.wants(i):
+            st.motion.consume(i, rotate_image(gray, rotation), st.moved)
+            st.moved = False
+        st.sampler.consume(df)
+        self._found(st, st.detector.process_frame(i, bgr))
+        frontier = min(st.detector.settled(), i + 1)
+        if frontier > st.planner.keep_from:
+            self._emit(st, st.planner.advance(frontier, st.starts, st.ends), video, rotation)
+
+    def _shrink(self, st: _Pass, df: DecodedFrame) -> bool:
+        """Set ``st.small`` to (rgb, grey, bgr) at ``analysis.width``; False if the frame repeats the last.
+
+        A repeat (48 px luma within ``FROZEN_LEVEL`` of the previous frame's:
+        still shots, slides, frame-rate conversion) reuses the previous small
+        frames, which skips the colour conversion and the optical flow.
+        """
+        if st.coded is None:
+            st.coded = (df.frame.width, df.frame.height)
+        key = small_luma(df.frame, 48)
+        repeat = st.key is not None and key.shape == st.key.shape and cv2.norm(key, st.key, cv2.NORM_L1) < FROZEN_LEVEL * key.size
+        st.key = key
+        if repeat:
+            return False
+        rgb = small_rgb(df.frame, self.config.analysis.width)
+        if st.size is None:
+            st.size = (rgb.shape[1], rgb.shape[0])
+        elif (rgb.shape[1], rgb.shape[0]) != st.size:  # resolution changed mid-stream
+            rgb = cv2.resize(rgb, st.size, interpolation=cv2.INTER_AREA)
+        st.small = (rgb, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        return True
+
+    @staticmethod
+    def _found(st: _Pass, boundaries: list[Boundary]) -> None:
+        st.boundaries += boundaries
+        st.planner.add(boundaries)
+
+    def _emit(self, st: _Pass, spans: list[ClipSpan], video: Record, rotation: int) -> None:
+        for span in spans:
+            st.clips.append(self._clip(st, span, video, rotation))
+        if spans:
+            keep = st.planner.keep_from
+            st.sampler.drop_before(keep)
+            st.motion.drop_before(keep)
+
+    def _clip(self, st: _Pass, span: ClipSpan, video: Record, rotation: int) -> Record:
+        a = self.config.analysis
+        probe = video.get("probe") or {}
+        frames, middle = st.sampler.pick(span.start, span.end, a.sample_frames)
+        start_s, end_s = st.starts[span.start], st.ends[span.end - 1]
+        w, h = st.coded
+        thumb_h = max(1, round(middle.shape[0] * a.thumbnail_width / middle.shape[1]))
+        thumb = cv2.resize(middle, (a.thumbnail_width, thumb_h), interpolation=cv2.INTER_AREA)
+        ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(thumb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+        return {
+            "clip_id": clip_id(video["video_id"], st.split_key, span.start, span.end),
+            "video_id": video["video_id"],
+            "source_uri": video["uri"],
+            "shot_index": span.shot_index,
+            "window_index": span.window_index,
+            "start_frame": span.start,
+            "end_frame": span.end,
+            "num_frames": span.end - span.start,
+            "start_s": start_s,
+            "end_s": end_s,
+            "duration_s": end_s - start_s,
+            "width": h if rotation % 180 else w,
+            "height": w if rotation % 180 else h,
+            "source_width": w,
+            "source_height": h,
+            "source_rotation": rotation,
+            "source_codec": probe.get("codec"),
+            "source_pix_fmt": probe.get("pix_fmt"),
+            "caption": video.get("caption"),
+            "caption_source": video.get("caption_source"),
+            **st.motion.clip(span.start, span.end),
+            **st.tech.clip(span.start, span.end),
+            "sharpness": float(np.mean([sharpness(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)) for f in frames])),
+            "phash": phash(middle),
+            "thumbnail": jpeg.tobytes() if ok else b"",
+            "input_meta": video.get("input_meta"),
+            "_frames": frames,
+        }
+
+    def _finish(self, video: Record, st: _Pass, warning: str | None, errors: list[str]) -> Record:
+        n = len(st.starts)
+        duration = st.ends[-1] - st.starts[0]
+        fps = n / duration if duration > 0 else float((video.get("probe") or {}).get("fps") or 0.0)
+        out = dict(video)
+        out["decoded"] = {"num_frames": n, "duration_s": duration, "fps": fps}
+        if warning or errors:
+            out["decode_warning"] = warning or f"{len(errors)} undecodable packet(s) skipped: {errors[0]}"
+        min_d = self.config.probe.min_duration_s
+        if duration < min_d:
+            return reject(out, f"too short: {duration:.2f} s < min {min_d:g} s")
+        for c in st.clips:
+            c["fps"] = c["source_fps"] = fps
+        out["clips"] = st.clips
+        out["boundaries"] = [[b.start, b.end] for b in merge_boundaries(st.boundaries, self.config.clips.trim_frames)]
+        out["shots_too_short"] = st.planner.too_short
+        return out

@@ -1,0 +1,134 @@
+"""The streaming decode: frame times, seeking, small frames, rotation, remote URIs."""
+
+from __future__ import annotations
+
+import subprocess
+
+import av
+import fsspec
+import numpy as np
+import pytest
+
+from curate.media import decode
+from curate.media.decode import frame_rotation, iter_frames, rotate_image, small_luma, small_rgb
+from tests import synth
+
+
+@pytest.mark.parametrize(
+    "codec,pix_fmt,ext",
+    [
+        ("libx264", "yuv420p", "mp4"),
+        ("libx264", "yuv420p10le", "mp4"),
+        ("ffv1", "yuv444p", "mkv"),
+        ("ffv1", "yuv422p", "mkv"),
+        ("ffv1", "gray", "mkv"),
+        ("ffv1", "yuv444p12le", "mkv"),
+        ("rawvideo", "nv12", "mkv"),
+        ("mjpeg", "yuvj420p", "mkv"),
+        ("ffv1", "bgr0", "mkv"),  # not a fast-path format: swscale fallback
+    ],
+)
+def test_small_frames_match_swscale(tmp_path, codec, pix_fmt, ext):
+    path = tmp_path / f"v.{ext}"
+    synth.make_video(path, [(3, "smooth")], size=(318, 238), codec=codec, pix_fmt=pix_fmt)
+    df = next(iter_frames(str(path)))
+    assert df.frame.format.name == pix_fmt
+    rgb, luma = small_rgb(df.frame, 96), small_luma(df.frame, 96)
+    assert rgb.shape == (72, 96, 3) and rgb.dtype == np.uint8
+    assert luma.shape == (72, 96) and luma.dtype == np.uint8
+    # resamplers (and swscale's fast 4:2:0 path) differ by a few levels, a wrong
+    # plane, range or matrix by tens
+    diff = rgb.astype(int) - df.frame.to_ndarray(format="rgb24", width=96, height=72).astype(int)
+    assert np.abs(diff).mean() < 5
+    assert np.all(np.abs(diff.mean(axis=(0, 1))) < 2.5)
+
+
+def test_times_come_from_pts_on_vfr(tmp_path):
+    path = tmp_path / "vfr.mp4"
+    times = synth.make_vfr_video(path, 30)
+    frames = list(iter_frames(str(path)))
+    assert [f.index for f in frames] == list(range(30))
+    assert np.allclose([f.time_s for f in frames], times, atol=1e-3)
+    assert np.allclose([f.end_s for f in frames[:-1]], times[1:], atol=1e-3)
+    assert frames[-1].end_s > frames[-1].time_s
+
+
+def test_seek_yields_the_same_times_and_pixels(tmp_path):
+    path = tmp_path / "v.mp4"
+    synth.make_video(path, [(60, "moving"), (60, "pan_left")], options={"g": "25"})
+    full = list(iter_frames(str(path)))
+    start = full[70].time_s
+    sought = list(iter_frames(str(path), start_s=start))
+    assert sought[0].time_s == start and all(f.index == -1 for f in sought)
+    assert [f.time_s for f in sought] == [f.time_s for f in full[70:]]
+    assert np.array_equal(small_luma(sought[5].frame, 64), small_luma(full[75].frame, 64))
+
+
+def test_decode_pass_counter(tmp_path):
+    path = str(tmp_path / "v.mp4")
+    synth.make_video(path, [(5, "static")])
+    before = decode.DECODE_PASSES[path]
+    list(iter_frames(path))
+    assert decode.DECODE_PASSES[path] == before + 1
+
+
+def test_rotation_matches_ffmpeg_autorotate(tmp_path):
+    for degrees in (90, 180, 270):
+        path = tmp_path / f"r{degrees}.mp4"
+        synth.make_video(path, [(2, "moving")], size=(64, 48), rotation=degrees)
+        df = next(iter_frames(str(path)))
+        assert frame_rotation(df.frame) == degrees
+        mine = rotate_image(df.frame.to_ndarray(format="rgb24"), degrees)
+        raw = subprocess.run(
+            ["ffmpeg", "-v", "error", "-i", str(path), "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+            capture_output=True, check=True,
+        ).stdout
+        assert np.array_equal(np.frombuffer(raw, np.uint8).reshape(mine.shape), mine)
+
+
+def test_fsspec_uri(tmp_path):
+    path = tmp_path / "v.mp4"
+    truth = synth.make_video(path, [(10, "static"), (10, "moving")])
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/curate-test/v.mp4", path.read_bytes())
+    try:
+        assert len(list(iter_frames("memory://curate-test/v.mp4"))) == truth.num_frames
+        assert len(list(iter_frames(f"file://{path}"))) == truth.num_frames
+    finally:
+        fs.rm("/curate-test/v.mp4")
+
+
+def test_truncated_stream_yields_what_decoded(tmp_path):
+    src = tmp_path / "v.mkv"
+    synth.make_video(src, [(100, "moving")])
+    cut = tmp_path / "cut.mkv"
+    synth.truncate_copy(src, cut, 0.5)
+    frames = []
+    try:
+        for f in iter_frames(str(cut)):
+            frames.append(f)
+    except av.error.FFmpegError:
+        pass
+    assert 20 < len(frames) < 100
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("name,frames", [("tree.avi", 68), ("vtest.avi", 795), ("test.webm", 94)])
+def test_odd_sources_decode_fully(shared_dir, name, frames):
+    n = 0
+    for df in iter_frames(str(shared_dir / "media/videos" / name)):
+        if n == 0:
+            assert small_rgb(df.frame, 64).shape[1] == 64
+        n += 1
+    assert n == frames
+
+
+@pytest.mark.shared
+def test_seek_on_false_keyframes_falls_back_to_full_decode(shared_dir):
+    # cockatoo.mp4 flags non-IDR frames as keyframes: seeking there decodes garbage
+    uri = str(shared_dir / "media/videos/cockatoo.mp4")
+    ref = {round(d.time_s, 3): small_luma(d.frame, 64) for d in iter_frames(uri) if 4.0 <= d.time_s < 4.5}
+    got = [d for d in iter_frames(uri, start_s=4.0) if d.time_s < 4.5]
+    assert [round(d.time_s, 3) for d in got] == sorted(ref)
+    for d in got:
+        assert np.abs(small_luma(d.frame, 64).astype(int) - ref[round(d.time_s, 3)]).mean() < 1
