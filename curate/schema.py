@@ -8,6 +8,8 @@ metadata so every shard documents its own columns.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ import pyarrow as pa
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 CURRENT = {"clip": 1, "rejected": 1, "videos": 1}
+_PLACEHOLDER = re.compile(r"\b[A-Z][A-Z0-9_]*\b")
 
 _SCALARS: dict[str, pa.DataType] = {
     "string": pa.string(),
@@ -41,33 +44,50 @@ def _type(spec: str) -> pa.DataType:
     raise ValueError(f"unknown type {spec!r} in schema file")
 
 
+def load_schema(name: str, version: int | None = None, params: Mapping[str, int | str] | None = None) -> pa.Schema:
+    """The Arrow schema ``name`` at ``version`` (the current one by default).
+
+    ``params`` fill the upper-case placeholders of a file's types (e.g. the CLIP
+    embedding ``list<EMBED_DTYPE,EMBED_DIM>``) over the defaults the file declares.
+    """
+    return _load(name, version or CURRENT[name], tuple(sorted((params or {}).items())))
+
+
 @lru_cache(maxsize=None)
-def load_schema(name: str, version: int | None = None) -> pa.Schema:
-    """The Arrow schema ``name`` at ``version`` (the current one by default)."""
-    version = version or CURRENT[name]
+def _load(name: str, version: int, params: tuple[tuple[str, int | str], ...]) -> pa.Schema:
     path = SCHEMA_DIR / f"{name}.v{version}.json"
     spec = json.loads(path.read_text())
+    values = {**spec.get("params", {}), **dict(params)}
+
+    def fill(m: re.Match[str]) -> str:
+        if m.group() not in values:
+            raise ValueError(f"schema {name}.v{version}: no value for {m.group()}; pass params={{{m.group()!r}: ...}}")
+        return str(values[m.group()])
+
     fields = []
     for f in spec["fields"]:
         meta = {k: str(f[k]) for k in ("unit", "description") if k in f}
-        fields.append(pa.field(f["name"], _type(f["type"]), nullable=f.get("nullable", False), metadata=meta))
-    return pa.schema(fields, metadata={"curate.schema": name, "curate.schema_version": str(version)})
+        fields.append(pa.field(f["name"], _type(_PLACEHOLDER.sub(fill, f["type"])), nullable=f.get("nullable", False), metadata=meta))
+    meta = {"curate.schema": name, "curate.schema_version": str(version)}
+    if values:
+        meta["curate.schema_params"] = json.dumps(values, sort_keys=True)
+    return pa.schema(fields, metadata=meta)
 
 
 def schema_versions() -> dict[str, int]:
     return dict(CURRENT)
 
 
-def to_table(rows: list[dict[str, Any]], name: str) -> pa.Table:
+def to_table(rows: list[dict[str, Any]], name: str, params: Mapping[str, int | str] | None = None) -> pa.Table:
     """Rows (dicts; extra and ``_``-prefixed keys ignored) as a table of schema ``name``."""
-    schema = load_schema(name)
+    schema = load_schema(name, params=params)
     cols = {f.name: [r.get(f.name) for r in rows] for f in schema}
     return pa.Table.from_pydict(cols, schema=schema)
 
 
-def check_schema(schema: pa.Schema, name: str) -> list[str]:
+def check_schema(schema: pa.Schema, name: str, params: Mapping[str, int | str] | None = None) -> list[str]:
     """Column names and types of ``schema`` vs schema ``name`` (e.g. a shard's footer, no data read)."""
-    expected = load_schema(name)
+    expected = load_schema(name, params=params)
     problems = []
     have = {f.name: f for f in schema}
     for f in expected:
@@ -81,10 +101,10 @@ def check_schema(schema: pa.Schema, name: str) -> list[str]:
     return problems
 
 
-def check_table(table: pa.Table, name: str) -> list[str]:
+def check_table(table: pa.Table, name: str, params: Mapping[str, int | str] | None = None) -> list[str]:
     """Differences between ``table`` and schema ``name``; empty when it conforms."""
-    problems = check_schema(table.schema, name)
-    for f in load_schema(name):
+    problems = check_schema(table.schema, name, params)
+    for f in load_schema(name, params=params):
         if not f.nullable and f.name in table.column_names and table.column(f.name).null_count:
             problems.append(f"column {f.name}: {table.column(f.name).null_count} nulls in a non-nullable column")
     return problems

@@ -1,0 +1,110 @@
+"""Find model files in a cache, probe for them, or fetch them: one policy for all models.
+
+Every loader resolves its files here first, so "cached", "offline" and "not
+reachable" mean the same for CLIP, aesthetic heads and captioners, and the
+driver can check a whole pipeline without loading a single weight.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+from curate.models.settings import ModelsConfig
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+class ModelUnavailable(RuntimeError):
+    """Weights that cannot be had; the message names the model and how to provide it."""
+
+    def __init__(self, model: str, detail: str) -> None:
+        self.model = model
+        super().__init__(
+            f"model {model!r} is not available: {detail}.\n"
+            "To provide it: on a connected machine run `curate models download PIPELINE.yaml --to DIR`, "
+            "copy DIR to this machine, then set `models.dir: DIR` in the pipeline or pass `--models-dir DIR` "
+            "(or point the model at a local checkpoint path)."
+        )
+
+
+def is_offline(models: ModelsConfig) -> bool:
+    """Offline when the pipeline says so or ``HF_HUB_OFFLINE``/``TRANSFORMERS_OFFLINE`` is set."""
+    env = (os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or "").lower()
+    return models.offline or env in _TRUE
+
+
+def cache_dir(own: Path | None, models: ModelsConfig) -> str | None:
+    """The pipeline's models dir (``--models-dir`` overrides per-model settings), else the model's own, else the library default."""
+    d = models.dir or own
+    return str(d) if d else None
+
+
+def hub_file(
+    repo: str, filenames: Sequence[str], *, label: str, cache: str | None, offline: bool, download: bool,
+    revision: str | None = None,
+) -> str | None:
+    """Local path of the first of ``filenames`` in hub ``repo``.
+
+    Cached files are returned without network. Otherwise: offline raises; with
+    ``download`` the first file that exists is fetched; without it the hub is only
+    asked whether one exists and ``None`` is returned (so checks stay cheap).
+    """
+    from huggingface_hub import file_exists, hf_hub_download, try_to_load_from_cache
+
+    for name in filenames:
+        hit = try_to_load_from_cache(repo, name, cache_dir=cache, revision=revision)
+        if isinstance(hit, str):
+            return hit
+    where = cache or "the default Hugging Face cache"
+    if offline:
+        raise ModelUnavailable(label, f"hf-hub:{repo} ({' or '.join(filenames)}) is not in {where} and offline mode is on")
+    errors = []
+    for name in filenames:
+        try:
+            if download:
+                return hf_hub_download(repo, name, cache_dir=cache, revision=revision)
+            if file_exists(repo, name, revision=revision):
+                return None
+            errors.append(f"{name}: not in the repo")
+        except Exception as e:  # noqa: BLE001 - network/auth errors all mean "cannot be had"
+            errors.append(f"{name}: {type(e).__name__}: {e}")
+    raise ModelUnavailable(label, f"hf-hub:{repo} is not in {where} and cannot be fetched ({'; '.join(errors)})")
+
+
+def url_file(url: str, *, label: str, cache: str | None, offline: bool, download: bool, subdir: str) -> str | None:
+    """Like :func:`hub_file` for a plain URL, cached as ``CACHE/subdir/<basename>``."""
+    base = Path(cache) if cache else Path.home() / ".cache" / "curate"
+    target = base / subdir / os.path.basename(url.split("?")[0])
+    if target.is_file():
+        return str(target)
+    if offline:
+        raise ModelUnavailable(label, f"{url} is not in {target.parent} and offline mode is on")
+    tmp = None
+    try:
+        if not download:
+            urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=15).close()
+            return None
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with urllib.request.urlopen(url, timeout=60) as src, tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
+            shutil.copyfileobj(src, tmp)
+        os.replace(tmp.name, target)  # complete files only: a cut download is never mistaken for weights
+        return str(target)
+    except OSError as e:
+        if tmp is not None:
+            Path(tmp.name).unlink(missing_ok=True)
+        raise ModelUnavailable(label, f"{url} is not in {target.parent} and cannot be fetched ({e})") from e
+
+
+def snapshot_revision(path: str) -> str | None:
+    """The hub commit a cached file belongs to (``.../snapshots/<commit>/...``), if any."""
+    parts = Path(path).parts
+    if "snapshots" in parts:
+        i = parts.index("snapshots")
+        if i + 1 < len(parts):
+            return parts[i + 1]
+    return None

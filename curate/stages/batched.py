@@ -1,0 +1,60 @@
+"""A video stage that runs its model once over the clips of a whole batch of videos.
+
+Model stages gain most from large forward passes, so they see every pending
+video of a batch at once. If the batched call fails, the batch is redone one
+video at a time so the error lands on the video that caused it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from curate.records import Record
+from curate.stage import VideoStage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchedVideoStage(VideoStage):
+    """Subclasses implement :meth:`process_videos` over pending videos only."""
+
+    def process_videos(self, videos: list[Record]) -> list[Record]:
+        raise NotImplementedError
+
+    def process_video(self, video: Record) -> Record:
+        return self.process_videos([video])[0]
+
+    def process(self, batch: list[Record]) -> list[Record]:
+        pending = [i for i, v in enumerate(batch) if v.get("status", "pending") == "pending"]
+        if len(pending) < 2 or self.timeout_s is not None:
+            return super().process(batch)
+        t0 = time.perf_counter()
+        try:
+            outs = self.process_videos([batch[i] for i in pending])
+        except Exception as e:  # noqa: BLE001 - retried per video, where the error is recorded
+            log.warning("%s: batched call failed (%s: %s); retrying video by video", self.name, type(e).__name__, e)
+            return super().process(batch)
+        share = (time.perf_counter() - t0) / len(pending)
+        result = list(batch)
+        for i, out in zip(pending, outs):
+            timings = dict(out.get("timings") or {})
+            timings[self.name] = timings.get(self.name, 0.0) + share
+            result[i] = dict(out, timings=timings)
+        return result
+
+    def __getstate__(self) -> dict:
+        """Private attributes hold loaded models; a worker rebuilds them in ``setup()``."""
+        return {k: (None if k.startswith("_") else v) for k, v in super().__getstate__().items()}
+
+
+def clips_of(videos: list[Record]) -> list[Record]:
+    """Every clip dict of ``videos``, in order (the same objects, for in-place updates)."""
+    return [c for v in videos for c in v.get("clips") or []]
+
+
+def copy_clips(videos: list[Record]) -> list[Record]:
+    """Shallow copies of ``videos`` and their clips, so a stage never mutates its input."""
+    return [dict(v, clips=[dict(c) for c in v.get("clips") or []]) for v in videos]
