@@ -53,6 +53,9 @@ def init_ray(address: str | None = None) -> float:
             ignore_reinit_error=True,
             runtime_env=None if address is None else {"py_modules": [_package_dir()]},
         )
+    # Ray's INFO chatter would drown the per-video log; its warnings still show.
+    for name in ("ray", "ray.data"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     return time.perf_counter() - t0
 
 
@@ -91,8 +94,7 @@ def run_ray(stages: list[Stage], videos: Iterable[Record], address: str | None =
 
     init_ray(address)
     ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False
-    ctx.verbose_progress = False
+    ctx.enable_progress_bars = False  # curate draws its own progress of videos and clips
     items = [{"video_id": v["video_id"], "payload": pickle.dumps(v, protocol=5)} for v in videos]
     if not items:
         return
@@ -110,8 +112,6 @@ def run_ray(stages: list[Stage], videos: Iterable[Record], address: str | None =
             num_gpus=stage.gpus or None,
             batch_format="default",
             zero_copy_batch=False,
-            max_task_retries=2,
-            max_restarts=-1,
         )
     for batch in ds.iter_batches(batch_size=1, batch_format="default", prefetch_batches=1):
         for blob in batch["payload"]:

@@ -1,0 +1,47 @@
+"""Inputs and comparisons shared by the end-to-end tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.dataset as pads
+
+from tests.synth import make_video
+
+# Columns that legitimately differ between runs (ids of the run, timings).
+RUN_COLUMNS = {"run_id", "config_hash"}
+
+
+def make_inputs(root: Path, n: int = 3) -> list[Path]:
+    """``n`` small real videos with cuts and varied motion, one static shot each."""
+    root.mkdir(parents=True, exist_ok=True)
+    kinds = [["pan_left", "static", "moving"], ["zoom_in", "tilt_up"], ["moving", "pan_right", "static"]]
+    paths = []
+    for i in range(n):
+        p = root / f"v{i}.mp4"
+        make_video(p, [(60, k) for k in kinds[i % len(kinds)]], size=(192, 144), seed=i)
+        paths.append(p)
+    return paths
+
+
+def read_table(output: Path, table: str) -> pd.DataFrame:
+    """A committed table, sorted by clip id, without per-run columns."""
+    d = output / table
+    if not d.is_dir() or not list(d.glob("*.parquet")):
+        return pd.DataFrame({"clip_id": pd.Series([], dtype=str)})
+    df = pads.dataset(str(d), format="parquet").to_table().to_pandas()
+    return df.drop(columns=[c for c in RUN_COLUMNS if c in df]).sort_values("clip_id").reset_index(drop=True)
+
+
+def assert_same_rows(a: pd.DataFrame, b: pd.DataFrame, tol: float = 1e-4) -> None:
+    assert list(a["clip_id"]) == list(b["clip_id"])
+    for col in a.columns:
+        if a[col].dtype.kind == "f":
+            assert ((a[col] - b[col]).abs().fillna(0) <= tol * (1 + a[col].abs().fillna(0))).all(), col
+        else:
+            assert [_plain(v) for v in a[col]] == [_plain(v) for v in b[col]], col
+
+
+def _plain(v: object) -> object:
+    return v.tolist() if hasattr(v, "tolist") else v
