@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.dataset as pads
 
-from tests.synth import make_video
+from curate.synth import make_video
 
 # Columns that legitimately differ between runs (ids of the run, timings).
 RUN_COLUMNS = {"run_id", "config_hash"}

@@ -14,7 +14,7 @@ from curate.media import decode
 from curate.stages import analyse as analyse_mod
 from curate.stages.analyse import AnalyseStage
 from curate.stages.probe import ProbeStage
-from tests import synth
+from curate import synth
 
 SCHEMA = Path(__file__).resolve().parents[1] / "schemas/clip.v1.json"
 LATER_COLUMNS = {"video", "video_format", "run_id", "config_hash"}  # encode stage and writer

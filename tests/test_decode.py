@@ -11,7 +11,7 @@ import pytest
 
 from curate.media import decode
 from curate.media.decode import frame_rotation, iter_frames, rotate_image, small_luma, small_rgb
-from tests import synth
+from curate import synth
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from curate.media.decode import DECODE_PASSES
 from curate.run import run_pipeline
 from curate.validate import validate
 from tests.pipeline_helpers import assert_same_rows, make_inputs, read_table
-from tests.synth import make_audio_only, make_video, truncate_copy, write_garbage
+from curate.synth import make_audio_only, make_video, truncate_copy, write_garbage
 
 TIMEOUT_S = 8.0
 

@@ -7,7 +7,7 @@ import pytest
 from curate.config import PipelineConfig, ProbeConfig
 from curate.media.probe import probe
 from curate.stages.probe import ProbeStage
-from tests import synth
+from curate import synth
 
 
 def run(path, **probe_cfg) -> dict:

@@ -14,7 +14,7 @@ from curate.analysis.clips import ClipPlanner, ClipSpan, plan_clips, shot_ranges
 from curate.analysis.shots import Boundary, build_detector, merge_boundaries
 from curate.config import ClipsConfig
 from curate.media.decode import iter_frames, small_rgb
-from tests import synth
+from curate import synth
 
 
 def detect(path, kind="adaptive", params=None, fades=True, width=192) -> list[Boundary]:

@@ -1,4 +1,4 @@
-"""Synthetic test videos with known shot boundaries, for every test suite.
+"""Synthetic videos with known shot boundaries, for tests, benchmarks and the demo.
 
 Real encoded files (PyAV, libx264 by default) so tests exercise the same
 demux/decode paths as production, kept small (<= 320x240, a few seconds).
