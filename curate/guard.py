@@ -59,7 +59,8 @@ class Guard:
         self._proc: subprocess.Popen[bytes] | None = None
         self._conn: _Duplex | None = None
 
-    def _start(self) -> None:
+    def start(self) -> None:
+        """Start the child and wait until its ``setup()`` is done."""
         # A fresh interpreter (not fork: Ray workers are multi-threaded; not
         # multiprocessing's spawn: it re-imports the caller's __main__).
         down_r, down_w = os.pipe()
@@ -95,7 +96,7 @@ class Guard:
     def call(self, video: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         """Process one video in the child; raise :class:`GuardError` on timeout or crash."""
         if self._proc is None or self._proc.poll() is not None:
-            self._start()
+            self.start()
         proc, conn = self._proc, self._conn
         conn.send(video)
         if not conn.poll(timeout_s):

@@ -33,6 +33,10 @@ class Stage:
     def setup(self) -> None:
         """Load models/codecs once per worker, before the first batch."""
 
+    def start(self) -> None:
+        """What a runner calls once per worker before the first batch (runs :meth:`setup`)."""
+        self.setup()
+
     def process(self, batch: list[Record]) -> list[Record]:
         raise NotImplementedError
 
@@ -57,6 +61,21 @@ class VideoStage(Stage):
 
     def process(self, batch: list[Record]) -> list[Record]:
         return [self._one(v) for v in batch]
+
+    def start(self) -> None:
+        """Set up where the work will run: here, or (guarded) in the child process.
+
+        A guarded stage never loads its models in the parent, which would only
+        hold a second copy; starting the child now also keeps its start-up off
+        the first video's clock.
+        """
+        if self.timeout_s is None:
+            self.setup()
+            return
+        from curate.guard import Guard
+
+        self._guard = Guard(self)
+        self._guard.start()
 
     def close(self) -> None:
         if self._guard is not None:

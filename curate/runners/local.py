@@ -15,7 +15,7 @@ from curate.stage import Stage
 def run_local(stages: list[Stage], videos: Iterable[Record]) -> Iterator[Record]:
     """Push each video through every stage in order and yield it finished."""
     for stage in stages:
-        stage.setup()
+        stage.start()
     try:
         for video in videos:
             batch = [video]

@@ -31,7 +31,7 @@ class _StageActor:
 
     def __init__(self, stage_blob: bytes) -> None:
         self.stage: Stage = pickle.loads(stage_blob)
-        self.stage.setup()
+        self.stage.start()
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         records = [pickle.loads(b) for b in batch["payload"]]
