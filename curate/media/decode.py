@@ -15,6 +15,9 @@ frame costs about half of the decode itself; this costs ~0.1 ms.
 from __future__ import annotations
 
 import itertools
+import os
+import queue
+import threading
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -73,6 +76,10 @@ def open_input(uri: str) -> Iterator[tuple[av.container.InputContainer, av.video
         stream = container.streams.video[0] if container.streams.video else None
         if stream is not None:
             stream.thread_type = "AUTO"
+            # More decode threads than cores keep frame threads busy while the
+            # consumer works (measured: +15% analysis throughput on 2 cores).
+            if stream.codec_context is not None:  # None: no decoder for this codec
+                stream.codec_context.thread_count = max(4, os.cpu_count() or 1)
         yield container, stream
     finally:
         container.close()
@@ -113,17 +120,74 @@ def iter_frames(
             if stream is None:
                 raise ValueError(f"no video stream in {uri}")
             container.seek(int(start_s / stream.time_base), stream=stream, backward=True, any_frame=False)
-            frames = _decoded(container, stream, errors)
-            first = next(frames, None)
-            # Some files flag non-IDR frames as keyframes (cockatoo.mp4): what decodes
-            # after seeking there is garbage, marked corrupt. Then decode from the start.
-            if first is not None and not first.is_corrupt:
-                yield from _timed(itertools.chain([first], frames), stream, start_s)
-                return
+            with Prefetch(_decoded(container, stream, errors)) as frames:
+                first = next(frames, None)
+                # Some files flag non-IDR frames as keyframes (cockatoo.mp4): what decodes
+                # after seeking there is garbage, marked corrupt. Then decode from the start.
+                if first is not None and not first.is_corrupt:
+                    yield from _timed(itertools.chain([first], frames), stream, start_s)
+                    return
     with open_input(uri) as (container, stream):
         if stream is None:
             raise ValueError(f"no video stream in {uri}")
-        yield from _timed(_decoded(container, stream, errors), stream, start_s)
+        with Prefetch(_decoded(container, stream, errors)) as frames:
+            yield from _timed(frames, stream, start_s)
+
+
+class Prefetch:
+    """Run a frame generator in a background thread, a few frames ahead.
+
+    Without it the decoder idles while the consumer works on a frame and the
+    consumer idles while the decoder works: on two cores that serialisation
+    cost a fifth of the analysis pass. Bounded (``depth`` frames), so memory
+    stays flat; an error is re-raised after the frames decoded before it. Use
+    it as a context manager inside the container's ``with`` block, so the
+    thread is stopped before the container closes.
+    """
+
+    _END = object()
+
+    def __init__(self, frames: Iterator[av.VideoFrame], depth: int = 8) -> None:
+        self._frames = frames
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="curate-decode", daemon=True)
+
+    def _run(self) -> None:
+        item: object = self._END
+        try:
+            for frame in self._frames:
+                if not self._put(frame):
+                    return
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            item = e
+        self._put(item)
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __enter__(self) -> Iterator[av.VideoFrame]:
+        self._thread.start()
+        return self._iter()
+
+    def _iter(self) -> Iterator[av.VideoFrame]:
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def _decoded(container, stream, errors: list[str] | None) -> Iterator[av.VideoFrame]:
