@@ -10,10 +10,10 @@ streaming executor (seen on 2-CPU machines).
 from __future__ import annotations
 
 import logging
-import math
 import os
 import pickle
 import time
+from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
 from curate.records import Record
@@ -26,17 +26,63 @@ log = logging.getLogger(__name__)
 CPU_BUDGET = 0.75
 
 
-class _StageActor:
-    """Callable class Ray Data instantiates once per actor: setup, then map."""
+# Stages declaring fewer CPUs than this share an actor with a neighbour: an
+# actor of its own costs a worker process (~1.5 CPU-s to start) and a copy of
+# every record, more than such a stage's work.
+CHEAP_CPUS = 0.5
 
-    def __init__(self, stage_blob: bytes) -> None:
-        self.stage: Stage = pickle.loads(stage_blob)
-        self.stage.start()
+
+@dataclass
+class _Group:
+    """Consecutive stages run by one actor pool; resources are the largest declared."""
+
+    stages: list[Stage]
+
+    @property
+    def name(self) -> str:
+        return "+".join(s.name for s in self.stages)
+
+    @property
+    def cpus(self) -> float:
+        return max(s.cpus for s in self.stages)
+
+    @property
+    def gpus(self) -> float:
+        return max(s.gpus for s in self.stages)
+
+    @property
+    def batch_size(self) -> int:
+        return max(s.batch_size for s in self.stages)
+
+
+def group_stages(stages: list[Stage]) -> list[_Group]:
+    """Fold each cheap stage into the pool before it (a leading one into the next)."""
+    groups: list[_Group] = []
+    lead: list[Stage] = []
+    for stage in stages:
+        if stage.cpus < CHEAP_CPUS and stage.gpus == 0:
+            (groups[-1].stages if groups else lead).append(stage)
+        else:
+            groups.append(_Group(lead + [stage]))
+            lead = []
+    if lead:
+        groups.append(_Group(lead))
+    return groups
+
+
+class _StageActor:
+    """Callable class Ray Data instantiates once per actor: start the stages, then map."""
+
+    def __init__(self, stages_blob: bytes) -> None:
+        self.stages: list[Stage] = pickle.loads(stages_blob)
+        for stage in self.stages:
+            stage.start()
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         records = [pickle.loads(b) for b in batch["payload"]]
-        out = self.stage.process(records)
-        return {"video_id": [r["video_id"] for r in out], "payload": [pickle.dumps(r, protocol=5) for r in out]}
+        for stage in self.stages:
+            records = stage.process(records)
+        return {"video_id": [r["video_id"] for r in records], "payload": [pickle.dumps(r, protocol=5) for r in records]}
 
 
 def init_ray(address: str | None = None) -> float:
@@ -99,17 +145,18 @@ def run_ray(stages: list[Stage], videos: Iterable[Record], address: str | None =
     if not items:
         return
     total_cpus = float(ray.cluster_resources().get("CPU", 1.0))
-    pools = plan_pools(stages, total_cpus)
-    log.info("ray: %g CPUs, pools (cpus, actors) %s", total_cpus, dict(zip((s.name for s in stages), pools)))
+    groups = group_stages(stages)
+    pools = plan_pools(groups, total_cpus)  # type: ignore[arg-type]
+    log.info("ray: %g CPUs, pools (cpus, actors) %s", total_cpus, dict(zip((g.name for g in groups), pools)))
     ds = ray.data.from_items(items, override_num_blocks=len(items))
-    for stage, (cpus, size) in zip(stages, pools):
+    for group, (cpus, size) in zip(groups, pools):
         ds = ds.map_batches(
             _StageActor,
-            fn_constructor_args=(pickle.dumps(stage),),
-            batch_size=stage.batch_size,
+            fn_constructor_args=(pickle.dumps(group.stages),),
+            batch_size=group.batch_size,
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=size),
             num_cpus=cpus,
-            num_gpus=stage.gpus or None,
+            num_gpus=group.gpus or None,
             batch_format="default",
             zero_copy_batch=False,
         )
