@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from curate.models.settings import AestheticConfig, CaptionCheckConfig, CaptionConfig, ClipModelConfig, EmbeddingConfig, ModelsConfig
 
 
 class _Strict(BaseModel):
@@ -74,6 +76,8 @@ class FilterConfig(_Strict):
     max_brightness: float | None = 0.97
     max_black_fraction: float | None = 0.5
     max_frozen_fraction: float | None = 0.9
+    # LAION aesthetic score (needs the ``aesthetic`` section).
+    min_aesthetic: float | None = None
     require_caption: bool = False
 
 
@@ -85,6 +89,35 @@ class EncodeConfig(_Strict):
     max_fps: float | None = Field(None, gt=0)
     crf: int = Field(23, ge=0, le=51)
     preset: str = "veryfast"
+
+
+class DedupConfig(_Strict):
+    """Run-wide duplicate removal, decided after every clip is committed (see ``curate/dedup.py``).
+
+    Clips are visited best first (accepted before flagged, then ``score``
+    descending, then ``clip_id``); a clip is dropped as a duplicate of the
+    first kept clip whose pHash is within ``phash_max_distance`` bits (exact
+    duplicate) or whose embedding cosine is at least ``cosine_threshold``
+    (near duplicate; needs the ``clip`` section). ``None`` disables a test.
+    Changing these keeps clip ids.
+    """
+
+    enabled: bool = True
+    phash_max_distance: int | None = Field(4, ge=0, le=64)
+    cosine_threshold: float | None = Field(0.95, gt=-1, le=1)
+    score: str = Field("aesthetic_score", description="float clip column ranking duplicates: the highest is kept")
+
+    @field_validator("score")
+    @classmethod
+    def _float_column(cls, v: str) -> str:
+        import pyarrow as pa
+
+        from curate.schema import load_schema
+
+        floats = [f.name for f in load_schema("clip") if pa.types.is_floating(f.type)]
+        if v not in floats:
+            raise ValueError(f"dedup.score must be a float clip column, one of {floats}")
+        return v
 
 
 class OutputConfig(_Strict):
@@ -109,15 +142,40 @@ class PipelineConfig(_Strict):
     encode: EncodeConfig = EncodeConfig()
     output: OutputConfig = OutputConfig()
     limits: LimitsConfig = LimitsConfig()
+    dedup: DedupConfig = DedupConfig()
+    # Model stages; a missing section means the stage is absent (``model-free.yaml``).
+    models: ModelsConfig = ModelsConfig()
+    clip: ClipModelConfig | None = None
+    aesthetic: AestheticConfig | None = None
+    caption: CaptionConfig | None = None
+    caption_check: CaptionCheckConfig | None = None
+    embedding: EmbeddingConfig = EmbeddingConfig()
     # Per-stage overrides of declared resources, e.g. {"analyse": {"cpus": 0.5}}.
     resources: dict[str, dict[str, float]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _needs(self) -> "PipelineConfig":
+        """Sections that only work with another one present, named before any work."""
+        needs_clip = [name for name, on in (("aesthetic", self.aesthetic), ("caption_check", self.caption_check),
+                                            ("caption.kind clip-retrieval", self.caption and self.caption.kind == "clip-retrieval"))
+                      if on]
+        if needs_clip and self.clip is None:
+            raise ValueError(f"{', '.join(needs_clip)} need(s) the clip section (the CLIP model whose embeddings they read)")
+        if self.filter.min_aesthetic is not None and self.aesthetic is None:
+            raise ValueError("filter.min_aesthetic needs the aesthetic section")
+        return self
+
+    @property
+    def random_init(self) -> bool:
+        """Whether any model of this pipeline runs on random weights (its output is marked so)."""
+        return bool(self.clip and self.clip.random_init)
 
     def split_settings(self) -> dict[str, Any]:
         """Settings that decide where clips start and end (hence clip ids)."""
         return {"detector": self.detector.model_dump(), "clips": self.clips.model_dump(), "analysis_width": self.analysis.width}
 
     def config_hash(self) -> str:
-        return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()[:16]
+        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
 
 
 class ConfigError(ValueError):

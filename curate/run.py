@@ -1,9 +1,12 @@
-"""Drive one run: discover → skip what OUTPUT already holds → stages → output store.
+"""Drive one run: check models → discover → skip what OUTPUT already holds → stages → store → dedup.
 
 The driver owns the output: finished video records stream back from the
 runner and the store commits them (see ``curate/output/store.py``), so a
 killed run loses at most the videos not yet committed, and a rerun on the
-same OUTPUT picks up where it stopped.
+same OUTPUT picks up where it stopped. Models are checked before anything
+else, so missing weights stop the run before a single video is opened.
+Duplicates are removed last, over everything committed (``curate/dedup.py``),
+so the kept clips do not depend on the runner or on how often a run resumed.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from curate.config import PipelineConfig
 from curate.discover import discover
@@ -35,6 +38,8 @@ class RunSummary:
     status: dict[str, int] = field(default_factory=dict)
     clips: int = 0
     accepted: int = 0
+    flagged: int = 0
+    duplicates: int = 0
     ray_init_s: float = 0.0
     wall_s: float = 0.0
 
@@ -49,6 +54,31 @@ def _runner(name: str, ray_address: str | None) -> Callable[[list[Stage], Iterab
 
         return lambda stages, videos: run_ray(stages, videos, address=ray_address)
     raise ValueError(f"unknown runner {name!r}; choose one of {', '.join(RUNNERS)}")
+
+
+def model_record(config: PipelineConfig) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """``(schema params, manifest models entry)`` of ``config``'s models; loads no weights.
+
+    The params give the embedding column its type (dimension of the CLIP
+    model, configured dtype); ``None`` for a model-free pipeline keeps what
+    OUTPUT was written with.
+    """
+    if config.clip is None:
+        return None, {}
+    from curate.models.clip import resolve
+    from curate.models.hub import snapshot_revision
+    from curate.stages.clip_embed import manifest_entry
+
+    clip = manifest_entry(config.clip, config.models, config.embedding)
+    found = None if config.clip.random_init else resolve(config.clip, config.models, download=False)
+    # The hub commit of cached weights: which version of the model wrote the embeddings.
+    clip["weights_revision"] = snapshot_revision(found.weights) if found is not None and found.weights else None
+    record: dict[str, Any] = {"clip": clip, "random_init": config.random_init}
+    if config.aesthetic is not None:
+        record["aesthetic"] = config.aesthetic.model_dump(mode="json")
+    if config.caption is not None:
+        record["caption"] = {k: v for k, v in config.caption.model_dump(mode="json").items() if k in ("kind", "model", "revision", "prompt")}
+    return {"EMBED_DIM": clip["dim"], "EMBED_DTYPE": clip["dtype"]}, record
 
 
 def run_pipeline(
@@ -66,14 +96,21 @@ def run_pipeline(
 
     ``on_start`` is called once the work list is known, ``on_video`` after
     each video is committed to the store (the CLI draws progress with them).
+
+    Raises:
+        ModelUnavailable: a model's weights cannot be had; nothing was read or written.
     """
+    from curate.dedup import dedup_output
+    from curate.models.download import check_models
     from curate.output.store import OutputStore
 
     t0 = time.perf_counter()
+    check_models(config)
     stages = build_stages(config)
     run = _runner(runner, ray_address)
+    params, models = model_record(config)
     summary = RunSummary(run_id=uuid.uuid4().hex[:12], output=output)
-    with OutputStore.open(output, config, run_id=summary.run_id) as store:
+    with OutputStore.open(output, config, run_id=summary.run_id, schema_params=params, models=models) as store:
         videos = list(discover(inputs, limit=limit))
         finished = store.finished_ids()
         todo = [v for v in videos if v["video_id"] not in finished]
@@ -91,6 +128,9 @@ def run_pipeline(
                 summary.ray_init_s = init_ray(ray_address)
             for video in run(stages, pending):
                 _commit(store, video, summary, on_video)
+        store.commit()
+        if config.dedup.enabled:
+            summary.duplicates = dedup_output(store).duplicates
         store.close("completed")
     summary.wall_s = time.perf_counter() - t0
     return summary
@@ -101,7 +141,8 @@ def _commit(store: object, video: Record, summary: RunSummary, on_video: Callabl
         video["status"] = DONE
     store.add(video)  # type: ignore[attr-defined]
     clips = video.get("clips") or []
-    kept = sum(1 for c in clips if not c.get("reject_reasons"))
+    kept = sum(1 for c in clips if not c.get("reject_reasons") and not c.get("flag_reasons"))
+    summary.flagged += sum(1 for c in clips if not c.get("reject_reasons") and c.get("flag_reasons"))
     summary.processed += 1
     summary.status[video["status"]] = summary.status.get(video["status"], 0) + 1
     summary.clips += len(clips)

@@ -17,7 +17,10 @@ from typing import Any
 import pyarrow as pa
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
-CURRENT = {"clip": 1, "rejected": 1, "videos": 1}
+# Every table is written at its current version; v2 adds the model columns
+# (nullable, so a model-free run writes valid v2 rows with them null), the
+# ``review`` table (clip schema), ``duplicate_of`` and the ledger's ``num_flagged``.
+CURRENT = {"clip": 2, "rejected": 2, "videos": 2}
 _PLACEHOLDER = re.compile(r"\b[A-Z][A-Z0-9_]*\b")
 
 _SCALARS: dict[str, pa.DataType] = {

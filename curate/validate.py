@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -17,14 +17,14 @@ import pyarrow.parquet as pq
 
 from curate.output import funnel as fn
 from curate.output import manifest as mf
-from curate.output.ledger import VideoState, committed_parts, latest, read_parts
+from curate.output.ledger import VideoState, committed_parts, latest, read_parts, read_sidecars
 from curate.output.shards import LEDGER_DIR, Location, parse_part, read_table
 from curate.output.store import VIDEOS_FILE
 from curate.schema import check_schema, check_table, load_schema, schema_versions
 
 _KEYS = ("clip_id", "video_id", "reject_reasons")
 # The ledger column that counts each table's rows per video.
-_LEDGER_COUNT = {fn.ACCEPTED_TABLE: "num_accepted", fn.REJECTED_TABLE: "num_rejected"}
+_LEDGER_COUNT = {fn.ACCEPTED_TABLE: "num_accepted", fn.REJECTED_TABLE: "num_rejected", fn.FLAGGED_TABLE: "num_flagged"}
 
 
 def validate(output: str, deep: bool = True) -> list[str]:
@@ -49,10 +49,17 @@ def validate(output: str, deep: bool = True) -> list[str]:
     ledger = read_parts(loc, parts)
     problems += [f"{LEDGER_DIR}: {p}" for p in check_table(ledger, "videos")]
     videos = latest(ledger)
+    sidecars = read_sidecars(loc, parts)
+    superseded = {rel: s["part"] for s in sidecars for rel in s["supersedes"]}
+    if [v.get("part") for v in doc.get("versions", [])] != [s["part"] for s in sidecars]:
+        problems.append(f"manifest versions {[v.get('part') for v in doc.get('versions', [])]} differ from the "
+                        f"rewrite sidecars in {LEDGER_DIR}/ {[s['part'] for s in sidecars]}")
 
     keys: dict[str, pa.Table] = {}
     for table, schema in (doc.get("tables") or {}).items():
-        p, keys[table] = _check_table_dir(loc, table, schema, doc.get("shards", {}).get(table, []), set(parts), deep)
+        params = (doc.get("schema_params") or {}).get(schema)
+        p, keys[table] = _check_table_dir(loc, table, _Schema(schema, params), doc.get("shards", {}).get(table, []), set(parts),
+                                          superseded, deep)
         problems += p
     problems += _check_ids(keys)
     problems += _check_counts(keys, videos)
@@ -75,8 +82,13 @@ def _check_header(doc: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _check_table_dir(loc: Location, table: str, schema: str, entries: list[dict[str, Any]], parts: set[str],
-                     deep: bool) -> tuple[list[str], pa.Table]:
+class _Schema(NamedTuple):
+    name: str
+    params: dict[str, Any] | None
+
+
+def _check_table_dir(loc: Location, table: str, schema: _Schema, entries: list[dict[str, Any]], parts: set[str],
+                     superseded: dict[str, str], deep: bool) -> tuple[list[str], pa.Table]:
     """Every file of one table directory vs the manifest; every shard (listed or not) vs the schema.
 
     Unlisted ``*.parquet`` files are read too: a plain glob reader sees them,
@@ -89,11 +101,13 @@ def _check_table_dir(loc: Location, table: str, schema: str, entries: list[dict[
         rel = f"{table}/{name}"
         if name.endswith(".tmp"):
             problems.append(f"{rel}: uncommitted temp file")
+        elif rel in superseded:
+            problems.append(f"{rel}: superseded by rewrite {superseded[rel]} but still present (reopen OUTPUT to delete it)")
         elif rel not in listed:
             committed = (parse_part(name) or ("",))[0] in parts
             why = "unlisted shard" if committed else "orphan of an interrupted commit or a foreign file"
             problems.append(f"{rel}: not in the manifest ({why})")
-    expected = load_schema(schema)
+    expected = load_schema(schema.name, params=schema.params)
     cols = [c for c in _KEYS if c in expected.names]
     key_schema = pa.schema([(c, expected.field(c).type) for c in cols])
     found = [key_schema.empty_table()]
@@ -122,14 +136,14 @@ def _check_table_dir(loc: Location, table: str, schema: str, entries: list[dict[
     return problems, pa.concat_tables(found)
 
 
-def _check_shard(loc: Location, rel: str, schema: str, cols: list[str], deep: bool) -> tuple[list[str], pa.Table | None]:
+def _check_shard(loc: Location, rel: str, schema: _Schema, cols: list[str], deep: bool) -> tuple[list[str], pa.Table | None]:
     with loc.fs.open(loc.path(rel), "rb") as f:
         pf = pq.ParquetFile(f)
-        problems = [f"{rel}: {p}" for p in check_schema(pf.schema_arrow, schema)]
+        problems = [f"{rel}: {p}" for p in check_schema(pf.schema_arrow, schema.name, schema.params)]
         if problems:
             return problems, None
         nulls: Counter[str] = Counter()
-        required = [fld.name for fld in load_schema(schema) if not fld.nullable]
+        required = [fld.name for fld in load_schema(schema.name, params=schema.params) if not fld.nullable]
         batches = []
         for batch in pf.iter_batches(columns=None if deep else cols):
             for name in required:

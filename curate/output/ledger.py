@@ -5,6 +5,10 @@ the set of ledger parts *is* the set of committed work. Parts are ordered by
 their commit sequence; a later row for a video supersedes an earlier one (a
 ``failed`` video that a later run retried). ``videos.parquet`` is the latest
 row per video, rewritten at close; the ledger stays the source of truth.
+
+Rewrite commits (dedup, refilter) add rows too: the same video with its new
+per-table counts. Their stage timings are not counted again, and their
+sidecars (``_ledger/{part}.json``) say which data files they superseded.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any, NamedTuple
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.output.shards import LEDGER_DIR, Location, parse_part, read_table
+from curate.output.shards import LEDGER_DIR, Location, parse_part, read_table, sidecar_name
 from curate.records import DONE, REJECTED
 from curate.schema import to_table
 
@@ -29,7 +33,7 @@ class VideoState(NamedTuple):
     num_clips: int
 
 
-def video_row(record: dict[str, Any], run_id: str, num_accepted: int, num_rejected: int) -> dict[str, Any]:
+def video_row(record: dict[str, Any], run_id: str, num_accepted: int, num_rejected: int, num_flagged: int = 0) -> dict[str, Any]:
     """The ledger row of a finished video record (``part`` is filled in at commit).
 
     Frame count, duration and rate come from what decoding yielded when the
@@ -47,9 +51,10 @@ def video_row(record: dict[str, Any], run_id: str, num_accepted: int, num_reject
         "size_bytes": record.get("size_bytes"),
         "status": record.get("status"),
         "reason": record.get("reason"),
-        "num_clips": num_accepted + num_rejected,
+        "num_clips": num_accepted + num_rejected + num_flagged,
         "num_accepted": num_accepted,
         "num_rejected": num_rejected,
+        "num_flagged": num_flagged,
         "duration_s": measured("duration_s"),
         "num_frames": measured("num_frames"),
         "fps": measured("fps"),
@@ -71,6 +76,12 @@ def committed_parts(loc: Location) -> list[tuple[int, str]]:
         if parsed and name == f"{parsed[0]}.parquet":
             found.append((parsed[1], parsed[0]))
     return sorted(found)
+
+
+def read_sidecars(loc: Location, parts: list[str]) -> list[dict[str, Any]]:
+    """The sidecars of the committed rewrite parts among ``parts``, in commit order."""
+    present = set(loc.names(LEDGER_DIR))
+    return [json.loads(loc.fs.cat_file(loc.path(sidecar_name(p)))) for p in parts if f"{p}.json" in present]
 
 
 def read_parts(loc: Location, parts: list[str], columns: list[str] | None = None) -> pa.Table:
@@ -96,25 +107,44 @@ class Ledger:
     states: dict[str, VideoState] = field(default_factory=dict)
     # stage -> [seconds, rows]; over every committed row, so retried attempts count as time spent.
     stage_time: dict[str, list[float]] = field(default_factory=dict)
+    # Sidecars of committed rewrite parts, in commit order, and the data files they superseded.
+    rewrites: list[dict[str, Any]] = field(default_factory=list)
+    superseded: set[str] = field(default_factory=set)
 
     @classmethod
     def load(cls, loc: Location) -> "Ledger":
         found = committed_parts(loc)
         ledger = cls(parts=[p for _, p in found], next_seq=(found[-1][0] + 1) if found else 1)
-        ledger.apply(read_parts(loc, ledger.parts, _STATE_COLUMNS).to_pylist())
+        for sidecar in read_sidecars(loc, ledger.parts):
+            ledger.rewrites.append(sidecar)
+            ledger.superseded.update(sidecar["supersedes"])
+        rewritten = {s["part"] for s in ledger.rewrites}
+        for r in read_parts(loc, ledger.parts, [*_STATE_COLUMNS, "part"]).to_pylist():
+            ledger._fold(r, timed=r["part"] not in rewritten)
         return ledger
 
-    def apply(self, rows: list[dict[str, Any]], part: str | None = None) -> None:
-        """Fold committed ledger rows (in commit order) into the state; ``part`` advances the sequence."""
+    def apply(self, rows: list[dict[str, Any]], part: str | None = None, sidecar: dict[str, Any] | None = None) -> None:
+        """Fold committed ledger rows (in commit order) into the state; ``part`` advances the sequence.
+
+        Rows of a rewrite commit (given its ``sidecar``) change counts, not time spent.
+        """
         if part is not None:
             self.parts.append(part)
             self.next_seq += 1
+        if sidecar is not None:
+            self.rewrites.append(sidecar)
+            self.superseded.update(sidecar["supersedes"])
         for r in rows:
-            self.states[r["video_id"]] = VideoState(r["status"], r["reason"], int(r["num_clips"]))
-            for stage, seconds in json.loads(r["timings"] or "{}").items():
-                acc = self.stage_time.setdefault(stage, [0.0, 0])
-                acc[0] += float(seconds)
-                acc[1] += 1
+            self._fold(r, timed=sidecar is None)
+
+    def _fold(self, r: dict[str, Any], timed: bool) -> None:
+        self.states[r["video_id"]] = VideoState(r["status"], r["reason"], int(r["num_clips"]))
+        if not timed:
+            return
+        for stage, seconds in json.loads(r["timings"] or "{}").items():
+            acc = self.stage_time.setdefault(stage, [0.0, 0])
+            acc[0] += float(seconds)
+            acc[1] += 1
 
     def status(self, video_id: str) -> str | None:
         state = self.states.get(video_id)

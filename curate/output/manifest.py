@@ -4,8 +4,10 @@ It lists only committed shards (with row counts), so a reader that goes
 through it never sees a file of an interrupted or in-flight commit, even on
 object stores where data files appear under their final names before the
 commit point. It also carries what a consumer needs to trust the data: the
-resolved config and its hash, schema versions, the run history and the
-funnel, all computed from committed data.
+resolved config and its hash, schema versions and parameters (embedding
+size and dtype), the models and whether any ran on random weights, the run
+history, the rewrites of the shards (``versions``: dedup and refilter
+passes) and the funnel, all computed from committed data.
 """
 
 from __future__ import annotations
@@ -79,8 +81,9 @@ def shard_entry(rel: str, nbytes: int, data: pa.Table) -> dict[str, Any]:
     return entry
 
 
-def scan_shards(loc: Location, committed: set[str], cached: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
-    """Entries of the committed shards per table, in commit order.
+def scan_shards(loc: Location, committed: set[str], cached: dict[str, list[dict[str, Any]]],
+                superseded: set[str] = frozenset()) -> dict[str, list[dict[str, Any]]]:
+    """Entries of the committed, not superseded shards per table, in commit order.
 
     Entries of the previous manifest are reused while the file size matches;
     shards it does not know (committed just before a crash) are read.
@@ -91,9 +94,9 @@ def scan_shards(loc: Location, committed: set[str], cached: dict[str, list[dict[
         found = []
         for name, size in loc.names(table).items():
             parsed = parse_part(name)
-            if parsed is None or parsed[0] not in committed:
-                continue
             rel = f"{table}/{name}"
+            if parsed is None or parsed[0] not in committed or rel in superseded:
+                continue
             entry = known.get(rel)
             if entry is None or entry["bytes"] != size:
                 entry = shard_entry(rel, size, read_table(loc, rel, _REASONS.get(table, [])))
@@ -102,12 +105,12 @@ def scan_shards(loc: Location, committed: set[str], cached: dict[str, list[dict[
     return shards
 
 
-def start_run(runs: list[dict[str, Any]], run_id: str, config_hash: str) -> list[dict[str, Any]]:
+def start_run(runs: list[dict[str, Any]], run_id: str, config_hash: str, command: str = "run") -> list[dict[str, Any]]:
     """The run history with this run appended; runs still marked running died without closing."""
     history = [dict(r, status=CRASHED) if r.get("status") == RUNNING else dict(r) for r in runs]
     history.append(
         {"run_id": run_id, "started": now(), "ended": None, "status": RUNNING,
-         "pid": os.getpid(), "host": socket.gethostname(), "config_hash": config_hash}
+         "pid": os.getpid(), "host": socket.gethostname(), "config_hash": config_hash, "command": command}
     )
     return history
 
@@ -130,8 +133,16 @@ def build(
     funnel: dict[str, Any],
     timings: dict[str, dict[str, float]],
     videos_file: str | None,
+    schema_params: dict[str, dict[str, Any]] | None = None,
+    models: dict[str, Any] | None = None,
+    versions: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The manifest document. ``shards`` maps table -> entries ``{path, part, rows, bytes, ...}``."""
+    """The manifest document. ``shards`` maps table -> entries ``{path, part, rows, bytes, ...}``.
+
+    ``models`` describes the models whose output the shards hold (``random_init``
+    true when any ran on random weights); ``versions`` lists the rewrite
+    commits (the sidecars of dedup and refilter passes) in commit order.
+    """
     return {
         "format": FORMAT,
         "curate_version": curate_version(),
@@ -142,6 +153,7 @@ def build(
         "config": config,
         "config_hash": config_hash(config),
         "schema_versions": schema_versions(),
+        "schema_params": schema_params or {},
         "tables": tables,
         "shards": shards,
         "rows": {t: sum(e["rows"] for e in entries) for t, entries in shards.items()},
@@ -149,4 +161,7 @@ def build(
         "videos": videos_file,
         "funnel": funnel,
         "timings": timings,
+        "models": models or {},
+        "random_init": bool((models or {}).get("random_init")),
+        "versions": [dict(v, version=i + 1) for i, v in enumerate(versions or [])],
     }

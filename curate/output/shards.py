@@ -8,6 +8,11 @@ under hidden temp names (``.{name}.tmp``, which no ``*.parquet`` glob and no
 pyarrow dataset discovery matches), fsynced, then renamed, the ledger last.
 Object stores have no atomic rename; there final names are written directly,
 the ledger part last, and orphans are removed on the next open.
+
+A *rewrite* commit (dedup, refilter) also replaces committed data files: its
+sidecar ``_ledger/{part}.json`` names the files it supersedes, and is written
+before its ledger part, so the ledger rename commits the replacement as a
+whole. Superseded files are deleted after the commit, or by recovery.
 """
 
 from __future__ import annotations
@@ -23,8 +28,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
-# Output table directory -> schema name. A later table (e.g. ``review``) is one entry here.
-TABLES: dict[str, str] = {"clips": "clip", "rejected": "rejected"}
+# Output table directory -> schema name. ``review`` holds flagged clips (with their bytes).
+TABLES: dict[str, str] = {"clips": "clip", "review": "clip", "rejected": "rejected"}
 LEDGER_DIR = "_ledger"
 _PART = re.compile(r"^(part-(\d{6,})-[0-9a-f]{8})(?:-\d{3,})?\.parquet$")
 
@@ -117,25 +122,52 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def commit_files(loc: Location, data: list[tuple[str, pa.Table]], ledger: tuple[str, pa.Table], row_group_rows: int) -> dict[str, int]:
-    """Write one commit: ``data`` files, then the ``ledger`` file last. Returns relpath -> bytes.
+def stage_file(loc: Location, rel: str, table: pa.Table, row_group_rows: int) -> int:
+    """Write one file of a commit that :func:`publish` will commit; returns its size in bytes.
 
-    Paths are relative to the root. Locally everything is written to temp
-    names first; data files are renamed (and their directories fsynced)
-    before the ledger rename, so a committed ledger part never points at
-    data that could be lost.
+    Locally it goes under its temp name (invisible to readers until published);
+    on object stores under its final name (an orphan until the ledger part exists).
     """
-    files = [*data, ledger]
-    for rel, table in files:
-        _write(loc, _temp_path(loc, rel) if loc.local else loc.path(rel), table, row_group_rows)
-    if loc.local:
-        for rel, _ in data:
-            _rename(_temp_path(loc, rel), loc.path(rel))
-        for d in sorted({posixpath.dirname(rel) for rel, _ in data}):
-            _fsync_dir(loc.path(d))
-        _rename(_temp_path(loc, ledger[0]), loc.path(ledger[0]))
-        _fsync_dir(loc.path(posixpath.dirname(ledger[0])))
-    return {rel: loc.fs.size(loc.path(rel)) for rel, _ in files}
+    path = _temp_path(loc, rel) if loc.local else loc.path(rel)
+    _write(loc, path, table, row_group_rows)
+    return int(loc.fs.size(path))
+
+
+def unstage(loc: Location, rel: str) -> None:
+    """Remove a staged, uncommitted file (a commit given up before :func:`publish`)."""
+    path = _temp_path(loc, rel) if loc.local else loc.path(rel)
+    if loc.fs.exists(path):
+        loc.fs.rm_file(path)
+
+
+def publish(loc: Location, data: list[str], ledger: tuple[str, pa.Table], row_group_rows: int, sidecar: tuple[str, bytes] | None = None) -> int:
+    """Commit staged ``data`` files: rename them, write the ``sidecar``, then the ledger part LAST.
+
+    Data files are renamed (and their directories fsynced) before the ledger
+    rename, so a committed ledger part never points at data that could be
+    lost. Returns the ledger part's size.
+    """
+    if not loc.local:  # final names: the sidecar, then the ledger part, which commits
+        if sidecar is not None:
+            write_bytes(loc, *sidecar)
+        return stage_file(loc, ledger[0], ledger[1], row_group_rows)
+    size = stage_file(loc, ledger[0], ledger[1], row_group_rows)
+    for rel in data:
+        _rename(_temp_path(loc, rel), loc.path(rel))
+    for d in sorted({posixpath.dirname(rel) for rel in data}):
+        _fsync_dir(loc.path(d))
+    if sidecar is not None:
+        write_bytes(loc, *sidecar)
+    _rename(_temp_path(loc, ledger[0]), loc.path(ledger[0]))
+    _fsync_dir(loc.path(posixpath.dirname(ledger[0])))
+    return size
+
+
+def commit_files(loc: Location, data: list[tuple[str, pa.Table]], ledger: tuple[str, pa.Table], row_group_rows: int) -> dict[str, int]:
+    """Write one commit: ``data`` files, then the ``ledger`` file last. Returns relpath -> bytes."""
+    sizes = {rel: stage_file(loc, rel, table, row_group_rows) for rel, table in data}
+    sizes[ledger[0]] = publish(loc, list(sizes), ledger, row_group_rows)
+    return sizes
 
 
 def write_bytes(loc: Location, rel: str, data: bytes) -> None:
@@ -169,8 +201,13 @@ def metadata(loc: Location, rel: str) -> pq.FileMetaData:
         return pq.read_metadata(f)
 
 
-def recover(loc: Location, committed_parts: set[str]) -> list[str]:
-    """Delete temp files and data files of interrupted commits. Returns the deleted relpaths.
+def sidecar_name(part: str) -> str:
+    """``_ledger/{part}.json``: what a rewrite commit replaced (see the module docstring)."""
+    return f"{LEDGER_DIR}/{part}.json"
+
+
+def recover(loc: Location, committed_parts: set[str], superseded: set[str] = frozenset()) -> list[str]:
+    """Delete temp files, files of interrupted commits and ``superseded`` data files. Returns the deleted relpaths.
 
     Must run under the output lock, after reading which ledger parts exist.
     """
@@ -179,7 +216,8 @@ def recover(loc: Location, committed_parts: set[str]) -> list[str]:
         for name in loc.names(d):
             parsed = parse_part(name)
             orphan = d in TABLES and parsed is not None and parsed[0] not in committed_parts
-            if name.endswith(".tmp") or orphan:
+            stray_sidecar = d == LEDGER_DIR and name.endswith(".json") and name[:-5] not in committed_parts
+            if name.endswith(".tmp") or orphan or stray_sidecar or f"{d}/{name}" in superseded:
                 rel = posixpath.join(d, name) if d else name
                 loc.fs.rm_file(loc.path(rel))
                 removed.append(rel)

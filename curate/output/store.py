@@ -31,6 +31,12 @@ Clips of ``failed`` records are never written (they are redone on retry).
 At close, ``videos.parquet`` (latest ledger row per video) and the manifest
 are rewritten. Between a crash and the next open, a plain glob of ``clips/``
 may still see an orphan of the interrupted commit; the manifest never does.
+
+Clip rows go to ``clips/`` (accepted), ``review/`` (flagged for a person, with
+bytes) or ``rejected/``. Run-wide passes that change decisions after the
+fact (dedup, refilter; see :mod:`curate.output.rewrite`) commit through
+:meth:`OutputStore.commit_rewrite`: new data files replace whole committed
+files, and the replacement commits at the same ledger rename.
 """
 
 from __future__ import annotations
@@ -47,20 +53,51 @@ from typing import Any
 
 import pyarrow as pa
 
-from curate.config import PipelineConfig
+from curate.config import ConfigError, PipelineConfig
 from curate.output import funnel as fn
 from curate.output import manifest as mf
 from curate.output.ledger import Ledger, latest, read_parts, video_row
 from curate.output.lock import Lock, acquire
-from curate.output.shards import (LEDGER_DIR, TABLES, Location, chunks, commit_files, part_name, recover,
-                                  table_bytes, write_bytes)
+from curate.output.shards import (
+    LEDGER_DIR,
+    TABLES,
+    Location,
+    chunks,
+    commit_files,
+    part_name,
+    publish,
+    recover,
+    sidecar_name,
+    table_bytes,
+    write_bytes,
+)
 from curate.records import DONE, FAILED, REJECTED, public
 from curate.schema import check_table, load_schema, to_table
+
+PARAM_SCHEMAS = ("clip", "rejected")  # the schemas whose types take the embedding params
 
 log = logging.getLogger(__name__)
 MAX_BUFFER_AGE_S = 600.0
 VIDEOS_FILE = "videos.parquet"
 _BINARY = {s: [f.name for f in load_schema(s) if pa.types.is_binary(f.type)] for s in TABLES.values()}
+
+
+def table_of(row: dict[str, Any]) -> str:
+    """Where a clip row goes: ``rejected`` with any reject reason, else ``review`` when flagged, else ``clips``."""
+    if row.get("reject_reasons"):
+        return fn.REJECTED_TABLE
+    return fn.FLAGGED_TABLE if row.get("flag_reasons") else fn.ACCEPTED_TABLE
+
+
+def _params(root: str, previous: dict[str, Any], given: dict[str, Any] | None) -> dict[str, Any]:
+    """The embedding params to write with: ``given`` (which must match the rows ``root`` holds), else the held ones."""
+    held = (previous.get("schema_params") or {}).get("clip")
+    if given is not None and held is not None and held != given and sum((previous.get("rows") or {}).values()):
+        raise ConfigError(f"OUTPUT {root} holds clip embeddings as {held}; this pipeline gives {given}. "
+                          "Write to a new OUTPUT (another CLIP model or embedding dtype changes the column type).")
+    if given is not None:
+        return dict(given)
+    return dict(held) if held is not None else json.loads(load_schema("clip").metadata[b"curate.schema_params"])
 
 
 def new_run_id() -> str:
@@ -82,35 +119,50 @@ class OutputStore:
 
     ``recovered`` lists the files (relative paths) that opening removed as
     leftovers of an interrupted commit; ``run_id`` is this run's id.
+    ``config``, ``location``, ``schema_params``, ``target_bytes`` and
+    ``row_group_rows`` are read by rewrites (:mod:`curate.output.rewrite`).
     """
 
-    def __init__(self, loc: Location, config: PipelineConfig, run_id: str, lock: Lock, previous: dict[str, Any]):
-        self.run_id, self._loc, self._lock = run_id, loc, lock
+    def __init__(self, loc: Location, config: PipelineConfig, run_id: str, lock: Lock, previous: dict[str, Any],
+                 schema_params: dict[str, Any] | None = None, models: dict[str, Any] | None = None, command: str = "run"):
+        self.run_id, self._loc, self._lock, self.config = run_id, loc, lock, config
         self._tag = hashlib.sha1(run_id.encode()).hexdigest()[:8]
+        self.schema_params = _params(loc.root, previous, schema_params)
+        self._models = models if models is not None else previous.get("models") or {}
         self._config = config.model_dump(mode="json")
         self._config_hash = mf.config_hash(self._config)
-        self._target = max(1, int(config.output.shard_size_mb * 2**20))
-        self._row_group_rows = config.output.row_group_rows
+        self.target_bytes = max(1, int(config.output.shard_size_mb * 2**20))
+        self.row_group_rows = config.output.row_group_rows
+        self.location = loc
         self._ledger = Ledger.load(loc)
-        self.recovered = recover(loc, set(self._ledger.parts))
+        self.recovered = recover(loc, set(self._ledger.parts), self._ledger.superseded)
         if self.recovered:
             log.info("OUTPUT %s: removed %d files of an interrupted commit", loc.root, len(self.recovered))
-        if previous.get("config_hash") not in (None, self._config_hash):
+        if command == "run" and previous.get("config_hash") not in (None, self._config_hash):
             log.warning("OUTPUT %s was written with config %s; this run uses %s", loc.root, previous["config_hash"], self._config_hash)
-        self._shards = mf.scan_shards(loc, set(self._ledger.parts), previous.get("shards") or {})
+        self._shards = mf.scan_shards(loc, set(self._ledger.parts), previous.get("shards") or {}, self._ledger.superseded)
         self._created = previous.get("created") or mf.now()
-        self._runs = mf.start_run(previous.get("runs") or [], run_id, self._config_hash)
+        self._runs = mf.start_run(previous.get("runs") or [], run_id, self._config_hash, command)
         self._videos_file: str | None = None
         self._buf = _Buffer()
         self._closed = False
         self._write_manifest()
 
     @classmethod
-    def open(cls, output: str, config: PipelineConfig, run_id: str | None = None) -> "OutputStore":
+    def open(cls, output: str, config: PipelineConfig, run_id: str | None = None, *,
+             schema_params: dict[str, Any] | None = None, models: dict[str, Any] | None = None,
+             command: str = "run") -> "OutputStore":
         """Lock ``output`` (a path or fsspec URI), recover an interrupted commit and load the ledger.
+
+        Args:
+            schema_params: the clip schemas' placeholders (``EMBED_DIM``, ``EMBED_DTYPE``);
+                ``None`` keeps those the output was written with (else the schema defaults).
+            models: what the manifest records about the models (``None`` keeps the previous record).
+            command: what opened it (``run``, ``refilter``), recorded in the run history.
 
         Raises:
             LockedError: another run is writing to ``output``.
+            ConfigError: ``schema_params`` differ from those ``output`` was written with.
         """
         loc = Location.of(output)
         for d in ("", LEDGER_DIR, *TABLES):
@@ -118,7 +170,7 @@ class OutputStore:
         run_id = run_id or new_run_id()
         lock = acquire(loc, run_id)
         try:
-            return cls(loc, config, run_id, lock, mf.read(loc) or {})
+            return cls(loc, config, run_id, lock, mf.read(loc) or {}, schema_params, models, command)
         except BaseException:
             lock.release()
             raise
@@ -160,9 +212,9 @@ class OutputStore:
         rows: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
         for clip in [] if status == FAILED else video.get("clips") or []:
             row = self._clip_row(video, clip)
-            rows[fn.REJECTED_TABLE if row.get("reject_reasons") else fn.ACCEPTED_TABLE].append(row)
-        tables = {t: self._checked(vid, r, TABLES[t]) for t, r in rows.items() if r}
-        ledger_row = video_row(video, self.run_id, len(rows[fn.ACCEPTED_TABLE]), len(rows[fn.REJECTED_TABLE]))
+            rows[table_of(row)].append(row)
+        tables = {t: self._checked(vid, r, TABLES[t], self.schema_params) for t, r in rows.items() if r}
+        ledger_row = video_row(video, self.run_id, *(len(rows[t]) for t in (fn.ACCEPTED_TABLE, fn.REJECTED_TABLE, fn.FLAGGED_TABLE)))
         self._checked(vid, [ledger_row], "videos")
         for t, table in tables.items():
             sizes = [sum(len(r.get(c) or b"") for c in _BINARY[TABLES[t]]) for r in rows[t]]
@@ -171,7 +223,7 @@ class OutputStore:
             self._buf.nbytes += sum(sizes)
         self._buf.videos.append(ledger_row)
         self._buf.status[vid] = status
-        if self._buf.nbytes >= self._target or time.monotonic() - self._buf.since >= MAX_BUFFER_AGE_S:
+        if self._buf.nbytes >= self.target_bytes or time.monotonic() - self._buf.since >= MAX_BUFFER_AGE_S:
             self.commit()
 
     def _clip_row(self, video: dict[str, Any], clip: dict[str, Any]) -> dict[str, Any]:
@@ -186,12 +238,13 @@ class OutputStore:
         return row
 
     @staticmethod
-    def _checked(vid: str, rows: list[dict[str, Any]], schema: str) -> pa.Table:
+    def _checked(vid: str, rows: list[dict[str, Any]], schema: str, params: dict[str, Any] | None = None) -> pa.Table:
+        params = params if schema in PARAM_SCHEMAS else None
         try:
-            table = to_table(rows, schema)
+            table = to_table(rows, schema, params)
         except (pa.ArrowException, TypeError, ValueError) as e:
             raise ValueError(f"video {vid}: rows do not fit schema {schema}: {e}") from e
-        problems = check_table(table, schema)
+        problems = check_table(table, schema, params)
         if problems:
             raise ValueError(f"video {vid}: rows do not fit schema {schema}: {'; '.join(problems)}")
         return table
@@ -207,22 +260,67 @@ class OutputStore:
         for table, parts in buf.tables.items():
             if parts:
                 merged = pa.concat_tables(parts)
-                for k, (offset, n) in enumerate(chunks(buf.sizes[table], self._target)):
+                for k, (offset, n) in enumerate(chunks(buf.sizes[table], self.target_bytes)):
                     data.append((table, f"{table}/{part}-{k:03d}.parquet", merged.slice(offset, n)))
         rows = [dict(r, part=part) for r in buf.videos]
         ledger_rel = f"{LEDGER_DIR}/{part}.parquet"
-        sizes = commit_files(self._loc, [(rel, t) for _, rel, t in data], (ledger_rel, to_table(rows, "videos")), self._row_group_rows)
+        sizes = commit_files(self._loc, [(rel, t) for _, rel, t in data], (ledger_rel, to_table(rows, "videos")), self.row_group_rows)
         for table, rel, t in data:
             self._shards[table].append(mf.shard_entry(rel, sizes[rel], t))
         self._ledger.apply(rows, part)
         self._buf = _Buffer()
         self._write_manifest()
 
+    # -- rewrites (dedup, refilter) ----------------------------------------------------------
+
+    @property
+    def shards(self) -> dict[str, list[dict[str, Any]]]:
+        """Manifest entries of the committed shards per table (do not modify)."""
+        return self._shards
+
+    def next_part(self) -> str:
+        """The part id the next commit gets; a rewrite names its staged files with it."""
+        return part_name(self._ledger.next_seq, self._tag)
+
+    def latest_rows(self, video_ids: set[str]) -> list[dict[str, Any]]:
+        """The latest ledger row of each of ``video_ids`` (what a rewrite updates the counts of)."""
+        rows = latest(read_parts(self._loc, self._ledger.parts))
+        return [r for r in rows.to_pylist() if r["video_id"] in video_ids]
+
+    def commit_rewrite(self, part: str, entries: dict[str, list[dict[str, Any]]], supersedes: list[str],
+                       ledger_rows: list[dict[str, Any]], info: dict[str, Any]) -> dict[str, Any]:
+        """Commit staged data files that replace the committed files ``supersedes``; returns the sidecar.
+
+        Args:
+            part: :meth:`next_part` at staging time; ``entries`` are manifest entries of its staged files.
+            ledger_rows: the new latest rows (new counts) of every video whose rows moved.
+            info: what the sidecar and the manifest's ``versions`` record (kind, thresholds...).
+        """
+        if self._buf.videos:
+            raise RuntimeError("commit() the buffered videos before a rewrite")
+        if part != self.next_part():
+            raise RuntimeError(f"rewrite staged as {part} but the next commit is {self.next_part()}")
+        self._lock.check()
+        rows = [dict(r, part=part) for r in ledger_rows]
+        files = [e["path"] for es in entries.values() for e in es]
+        sidecar = dict(info, part=part, run_id=self.run_id, created=mf.now(), supersedes=sorted(supersedes), files=files)
+        publish(self._loc, files, (f"{LEDGER_DIR}/{part}.parquet", self._checked(part, rows, "videos")), self.row_group_rows,
+                (sidecar_name(part), json.dumps(sidecar, indent=1).encode()))
+        gone = set(supersedes)
+        for table in TABLES:
+            self._shards[table] = [e for e in self._shards[table] if e["path"] not in gone] + entries.get(table, [])
+        self._ledger.apply(rows, part, sidecar)
+        self._write_manifest()
+        for rel in sorted(gone):  # after the commit; recovery deletes them if this is cut short
+            self._loc.fs.rm_file(self._loc.path(rel))
+        return sidecar
+
     def _write_manifest(self) -> None:
         mf.write(self._loc, mf.build(
             run_id=self.run_id, runs=self._runs, created=self._created, config=self._config,
             shards=self._shards, tables=dict(TABLES), ledger_parts=self._ledger.parts,
             funnel=self.funnel(), timings=self._ledger.timings_summary(), videos_file=self._videos_file,
+            schema_params={s: self.schema_params for s in PARAM_SCHEMAS}, models=self._models, versions=self._ledger.rewrites,
         ))
 
     def close(self, status: str = "completed") -> None:

@@ -2,7 +2,9 @@
 
 Reasons read ``"<column> <value> <op> <threshold name> <threshold>"`` (e.g.
 ``motion_score 0.02 < min_motion 0.15``) so the funnel can count them by
-threshold name and a person can read them as they are.
+threshold name and a person can read them as they are. The stage adds its
+reasons to those earlier stages gave (a model stage may already have
+rejected a clip), so no reason is ever lost.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ CHECKS: dict[str, tuple[str, Callable[[float, float], bool], str]] = {
     "max_brightness": ("brightness", operator.le, ">"),
     "max_black_fraction": ("black_fraction", operator.le, ">"),
     "max_frozen_fraction": ("frozen_fraction", operator.le, ">"),
+    "min_aesthetic": ("aesthetic_score", operator.ge, "<"),
 }
 
 
@@ -54,5 +57,6 @@ class FilterStage(VideoStage):
 
     def process_video(self, video: Record) -> Record:
         out = dict(video)
-        out["clips"] = [dict(c, reject_reasons=reject_reasons(c, self.config.filter)) for c in video.get("clips", [])]
+        out["clips"] = [dict(c, reject_reasons=[*(c.get("reject_reasons") or []), *reject_reasons(c, self.config.filter)])
+                        for c in video.get("clips", [])]
         return out

@@ -1,0 +1,77 @@
+"""``curate report``: one self-contained HTML page with funnel, histograms, contact sheets and timings."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from curate.config import PipelineConfig
+from curate.dedup import dedup_output
+from curate.output import OutputStore
+from curate.report import SHEET_CAP, render, thresholds, write_report
+from tests.test_output_store import fake_video
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """40 fake videos: ~1/3 of clips rejected by motion, every 4th kept one flagged, two exact duplicates."""
+    path = tmp_path_factory.mktemp("report") / "out"
+    config = PipelineConfig.model_validate({"dedup": {"score": "sharpness"}})
+    with OutputStore.open(str(path), config) as store:
+        for i in range(40):
+            video = fake_video(i)
+            for k, clip in enumerate(video["clips"]):
+                if not clip["reject_reasons"] and (i + k) % 4 == 0:
+                    clip["flag_reasons"] = ["clip_sim_mean 0.180 < pass_min 0.22"]
+            if i == 1:  # a kept clip of video 1 becomes an exact copy of a kept clip of video 0
+                twin = next(c for c in fake_video(0)["clips"] if not c["reject_reasons"])
+                next(c for c in video["clips"] if not c["reject_reasons"])["phash"] = twin["phash"]
+            store.add(video)
+        store.commit()
+        dedup_output(store)
+    return path
+
+
+def sections(page: str) -> dict[str, str]:
+    """Contact-sheet title -> its HTML."""
+    parts = re.split(r"<h3>", page.split("<h2>Contact sheets</h2>", 1)[1].split("<h2>", 1)[0])
+    return {p.split(" <span", 1)[0]: p for p in parts[1:]}
+
+
+def test_page_is_self_contained_and_complete(out: Path) -> None:
+    page = render(str(out))
+    assert not re.search(r"""(src|href)=["']?(https?:|//)""", page) and "<script" not in page and "<link" not in page
+    assert "clips in:" in page and "Stage timings" in page and "analyse" in page
+    sheets = sections(page)
+    assert {"kept", "flagged", "dropped: min_motion"} <= set(sheets)
+    assert all(s.count('class="tile"') <= SHEET_CAP for s in sheets.values())
+    assert sheets["kept"].count('class="tile"') == SHEET_CAP and "data:image/jpeg;base64," in sheets["kept"]
+    assert any("duplicate" in title for title in sheets), "exact duplicates get a sheet of their own"
+    assert "Versions of the shards" in page and "dedup" in page
+
+
+def test_histograms_draw_every_score_with_its_thresholds(out: Path) -> None:
+    page = render(str(out))
+    scores = page.split("<h2>Scores</h2>", 1)[1].split("<h2>", 1)[0]
+    for column in ("motion_score", "sharpness", "brightness", "frozen_fraction"):
+        assert f"<b>{column}</b><svg" in scores, column
+    assert "min_motion = 0.15" in scores and "max_brightness = 0.97" in scores
+    assert "aesthetic_score" not in scores  # no values: no histogram
+
+
+def test_thresholds_follow_the_config() -> None:
+    config = PipelineConfig.model_validate({"clip": {"random_init": True, "pretrained": None}, "aesthetic": {},
+                                            "caption_check": {"statistic": "min", "pass_min": 0.3, "reject_below": 0.1},
+                                            "filter": {"min_aesthetic": 4.5, "min_motion": None}})
+    t = thresholds(config.model_dump(mode="json"))
+    assert t["clip_sim_min"] == [("reject_below", 0.1), ("pass_min", 0.3)]
+    assert t["aesthetic_score"] == [("min_aesthetic", 4.5)] and "motion_score" not in t
+
+
+def test_write_report_default_location(out: Path, tmp_path: Path) -> None:
+    assert Path(write_report(str(out))) == out / "report.html"
+    assert write_report(str(out), tmp_path / "x" / "r.html") == str(tmp_path / "x" / "r.html")
+    with pytest.raises(FileNotFoundError):
+        render(str(tmp_path / "missing"))
