@@ -56,7 +56,15 @@ class FilterStage(VideoStage):
     cpus: float = 0.1
 
     def process_video(self, video: Record) -> Record:
+        """Decide every clip; also drop its sampled frames, which no later stage reads.
+
+        The frames are the bulk of a record (~0.3 MB a clip); carrying them on to
+        the encode actor and the driver would only copy them twice more.
+        """
         out = dict(video)
-        out["clips"] = [dict(c, reject_reasons=[*(c.get("reject_reasons") or []), *reject_reasons(c, self.config.filter)])
-                        for c in video.get("clips", [])]
+        out["clips"] = [
+            {k: v for k, v in c.items() if k != "_frames"}
+            | {"reject_reasons": [*(c.get("reject_reasons") or []), *reject_reasons(c, self.config.filter)]}
+            for c in video.get("clips", [])
+        ]
         return out
