@@ -99,7 +99,13 @@ class ClipDataset(IterableDataset):
         return self._plan[1]
 
     def __len__(self) -> int:
-        """Batches per rank in the current epoch (the same on every rank)."""
+        """Batches per rank in the current epoch (the same on every rank).
+
+        The count can differ between epochs (each epoch reshuffles which rows, and
+        so which buckets, each rank gets).  After the last batch of an epoch is
+        consumed the dataset moves on to the next epoch, so ``len`` then answers
+        for that one; use ``plan(epoch).num_batches`` for a given epoch.
+        """
         return self.plan().num_batches
 
     def report(self, epoch: int | None = None) -> dict[str, Any]:
