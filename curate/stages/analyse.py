@@ -128,7 +128,7 @@ class AnalyseStage(VideoStage):
         )
         errors: list[str] = []
         warning = None
-        frames = iter_frames(video["uri"], errors=errors)
+        frames = iter_frames(video["uri"], errors=errors, analysis=True)
         while True:
             try:
                 df = next(frames)
