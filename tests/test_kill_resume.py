@@ -84,7 +84,9 @@ def test_kill_ray_driver_then_resume(setup, tmp_path: Path):
     pipeline, inputs, expected = setup
     out = tmp_path / "out"
     proc = _run(pipeline, inputs, out, "ray")
-    time.sleep(12.0)  # past Ray start-up, inside the work
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and not list((out / "_ledger").glob("*.parquet")):
+        time.sleep(0.05)  # kill right after the first commit: work is committed and work is pending
     assert proc.poll() is None, "the run finished before it could be killed"
     proc.send_signal(signal.SIGKILL)  # the driver alone; Ray's processes follow it down
     proc.wait(timeout=60)
