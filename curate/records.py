@@ -12,13 +12,18 @@ Video record keys (set by the stage named):
         fps, duration_s (header), has_audio, bit_depth
     decoded: dict (what decoding actually yielded)                     analyse
         num_frames, duration_s, fps
+    boundaries: [[start, end), ...] shot boundaries (cuts: start==end)  analyse
+    shots_too_short: int, decode_warning: str | None                    analyse
     clips: list[clip dict]                                             analyse
     timings: dict[stage name, seconds]                                 every stage
 
 Clip dict keys are the columns of ``schemas/clip`` (see that file for units),
-plus ``reject_reasons: list[str]`` (filter) and transient keys starting with
+plus ``reject_reasons: list[str]`` (filter), ``flag_reasons`` (caption
+stages; a flagged clip goes to ``review/``) and transient keys starting with
 ``_`` that are never written, e.g. ``_frames``: list of HxWx3 uint8 RGB frames
-sampled in the decode pass at ``analysis.sample_width`` for scorers and CLIP.
+sampled in the decode pass at ``analysis.sample_width`` for scorers and CLIP
+(dropped by the filter, after the last stage that reads them), and
+``_frame_embeddings`` (CLIP, one row per sampled frame).
 """
 
 from __future__ import annotations
