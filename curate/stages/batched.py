@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from curate.records import Record
 from curate.stage import VideoStage
@@ -48,6 +49,22 @@ class BatchedVideoStage(VideoStage):
     def __getstate__(self) -> dict:
         """Private attributes hold loaded models; a worker rebuilds them in ``setup()``."""
         return {k: (None if k.startswith("_") else v) for k, v in super().__getstate__().items()}
+
+
+@dataclass
+class ClipModelStage(BatchedVideoStage):
+    """A batched stage that runs the pipeline's CLIP model (loaded once per worker)."""
+
+    clip: Any = None  # ClipModelConfig; typed loosely so this module imports no model code
+    models: Any = None  # ModelsConfig
+    batch_size: int = 8
+    _model: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def setup(self) -> None:
+        from curate.models.clip import shared_clip
+        from curate.models.settings import ClipModelConfig, ModelsConfig
+
+        self._model = shared_clip(self.clip or ClipModelConfig(), self.models or ModelsConfig())
 
 
 def clips_of(videos: list[Record]) -> list[Record]:

@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from curate.models.clip import ClipModel, shared_clip
-from curate.models.settings import CaptionCheckConfig, ClipModelConfig, ModelsConfig
+from curate.models.settings import CaptionCheckConfig
 from curate.records import Record
-from curate.stages.batched import BatchedVideoStage, clips_of, copy_clips
+from curate.stages.batched import ClipModelStage, clips_of, copy_clips
 
 
 def judge(sim_mean: float, sim_min: float, cfg: CaptionCheckConfig) -> tuple[str, str | None]:
@@ -29,7 +28,7 @@ def judge(sim_mean: float, sim_min: float, cfg: CaptionCheckConfig) -> tuple[str
 
 
 @dataclass
-class CaptionCheckStage(BatchedVideoStage):
+class CaptionCheckStage(ClipModelStage):
     """Writes ``clip_sim_mean``, ``clip_sim_min``, ``caption_check`` and ``caption_check_reason``.
 
     A flagged clip gets the reason appended to ``flag_reasons`` (it goes to the
@@ -39,13 +38,6 @@ class CaptionCheckStage(BatchedVideoStage):
 
     name = "caption_check"
     check: CaptionCheckConfig = field(default_factory=CaptionCheckConfig)
-    clip: ClipModelConfig = field(default_factory=ClipModelConfig)
-    models: ModelsConfig = field(default_factory=ModelsConfig)
-    batch_size: int = 8
-    _model: ClipModel | None = field(default=None, init=False, repr=False, compare=False)
-
-    def setup(self) -> None:
-        self._model = shared_clip(self.clip, self.models)
 
     def process_videos(self, videos: list[Record]) -> list[Record]:
         assert self._model is not None, "setup() not called"

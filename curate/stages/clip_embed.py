@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from curate.models.clip import ClipModel, embed_dim, shared_clip
+from curate.models.clip import embed_dim
 from curate.models.settings import ClipModelConfig, EmbeddingConfig, ModelsConfig
 from curate.records import Record
-from curate.stages.batched import BatchedVideoStage, clips_of, copy_clips
+from curate.stages.batched import ClipModelStage, clips_of, copy_clips
 
 
 def manifest_entry(clip: ClipModelConfig, models: ModelsConfig, embedding: EmbeddingConfig) -> dict[str, Any]:
@@ -30,7 +30,7 @@ def manifest_entry(clip: ClipModelConfig, models: ModelsConfig, embedding: Embed
 
 
 @dataclass
-class ClipEmbedStage(BatchedVideoStage):
+class ClipEmbedStage(ClipModelStage):
     """Writes per clip ``embedding`` (list of floats) and transient ``_frame_embeddings`` (k, D).
 
     Clips already holding ``reject_reasons`` are skipped when ``skip_rejected``
@@ -38,15 +38,8 @@ class ClipEmbedStage(BatchedVideoStage):
     """
 
     name = "clip_embed"
-    clip: ClipModelConfig = field(default_factory=ClipModelConfig)
-    models: ModelsConfig = field(default_factory=ModelsConfig)
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     skip_rejected: bool = True
-    batch_size: int = 8
-    _model: ClipModel | None = field(default=None, init=False, repr=False, compare=False)
-
-    def setup(self) -> None:
-        self._model = shared_clip(self.clip, self.models)
 
     def process_videos(self, videos: list[Record]) -> list[Record]:
         assert self._model is not None, "setup() not called"
