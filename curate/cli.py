@@ -75,15 +75,18 @@ def run(
         raise typer.Exit(2)
     log_file = None if "://" in output else Path(output) / "logs" / f"run-{os.getpid()}-{int(time.time())}.log"
     _setup_logging(verbose, log_file)
+    from curate.stderr_filter import filtered_native_stderr
+
     progress = _Progress()
     try:
-        summary = run_pipeline(config, input, output, runner=runner, ray_address=ray_address, limit=limit, on_start=progress.start, on_video=progress.advance)
+        with filtered_native_stderr():
+            try:
+                summary = run_pipeline(config, input, output, runner=runner, ray_address=ray_address, limit=limit, on_start=progress.start, on_video=progress.advance)
+            finally:
+                progress.stop()
     except (InputError, ConfigError, LockedError, ModelUnavailable, RewriteError) as e:
-        progress.stop()
         err.print(f"[red]error:[/] {e}")
         raise typer.Exit(2)
-    finally:
-        progress.stop()
     err.print(
         f"run {summary.run_id}: {summary.inputs} inputs ({summary.skipped} already finished), "
         f"{summary.processed} processed {summary.status}, clips {summary.accepted}/{summary.clips} kept, "

@@ -69,6 +69,12 @@ class Guard:
             [sys.executable, "-m", "curate.guard", str(down_r), str(up_w), str(os.getpid())],
             pass_fds=(down_r, up_w),
             close_fds=True,
+            # Never the terminal: a Ray worker sits in a background process group, and a
+            # child there that reads or configures the tty (ffmpeg's key handling does)
+            # gets SIGTTIN/SIGTTOU, which stops the whole group and hangs the run. A
+            # session of its own has no controlling terminal at all.
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
             # The child must import whatever the parent could (stage classes may live anywhere).
             env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
         )

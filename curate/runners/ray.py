@@ -9,6 +9,7 @@ streaming executor (seen on 2-CPU machines).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -92,17 +93,50 @@ def init_ray(address: str | None = None) -> float:
     t0 = time.perf_counter()
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS") or None
-        ray.init(
-            address=address,
-            include_dashboard=False,
-            log_to_driver=False,
-            ignore_reinit_error=True,
-            runtime_env=None if address is None else {"py_modules": [_package_dir()]},
-        )
+        _quiet_ray_loggers()
+        with _stdin_from_devnull():
+            ray.init(
+                address=address,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+                ignore_reinit_error=True,
+                runtime_env=None if address is None else {"py_modules": [_package_dir()]},
+            )
     # Ray's INFO chatter would drown the per-video log; its warnings still show.
     for name in ("ray", "ray.data"):
         logging.getLogger(name).setLevel(logging.WARNING)
     return time.perf_counter() - t0
+
+
+# Loggers whose one message per run says nothing a curate user acts on: the
+# embedded cluster's token-auth notice (Ray picks its secure default either
+# way) and Ray Data's "progress bars disabled" (curate draws its own).
+_NOTICE_LOGGERS = ("ray._private.authentication.authentication_token_setup", "ray.data._internal.progress")
+
+
+def _quiet_ray_loggers() -> None:
+    for name in _NOTICE_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def _stdin_from_devnull() -> Iterator[None]:
+    """Ray's processes (and every worker and child they start) inherit /dev/null as stdin.
+
+    Ray workers run in background process groups of the user's terminal; a
+    child there that configures stdin as a tty (ffmpeg does, to read keys)
+    gets SIGTTOU and the kernel stops its whole group: the run hangs.
+    """
+    saved = os.dup(0)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    try:
+        os.dup2(devnull, 0)
+        yield
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _package_dir() -> str:
