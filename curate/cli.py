@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import os
@@ -18,8 +19,27 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain, conventional help: readable metavars, nothing boxed or wrapped mid-word
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
-err = Console(stderr=True)
+# soft_wrap: never insert line breaks (paths and URLs stay whole when copied or piped to a file).
+err = Console(stderr=True, soft_wrap=True)
+
+def _fail(message: object, code: int = 2) -> None:
+    """Print ``error: MESSAGE`` (brackets in paths are text, not markup) and exit with ``code``."""
+    from rich.markup import escape
+
+    err.print(f"[red]error:[/] {escape(str(message))}", highlight=False)
+    raise typer.Exit(code)
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+LOG_DATEFMT = "%Y-%m-%d %H:%M:%S"
+
+
+class Runner(str, enum.Enum):
+    ray = "ray"
+    local = "local"
 
 
 def _mount_models() -> None:
@@ -31,69 +51,116 @@ def _mount_models() -> None:
 _mount_models()
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from curate.output.manifest import curate_version
+
+        typer.echo(f"curate {curate_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print curate's version and exit."),
+) -> None:
+    """curate: raw videos -> shot clips -> scores -> Parquet shards (on Ray or in-process)."""
+
+
+class _LogFile(logging.FileHandler):
+    """A run's log file, created (with its folder) only when the first line is written,
+    so a run refused before any work leaves nothing behind."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, delay=True)
+
+    def _open(self):  # noqa: ANN202 - logging's own signature
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        return super()._open()
+
+
 def _setup_logging(verbose: bool, log_file: Path | None) -> None:
+    """One format (time, level, message) for the log file and for stderr when it is not a terminal.
+
+    On a terminal a live bar shows progress, so only warnings print unless
+    ``verbose``; piped to a file, every video gets its line.
+    """
     from rich.logging import RichHandler
 
-    handlers: list[logging.Handler] = [RichHandler(console=err, show_path=False, level=logging.INFO if verbose else logging.WARNING)]
+    plain = logging.Formatter(LOG_FORMAT, LOG_DATEFMT)
+    if err.is_terminal:
+        screen: logging.Handler = RichHandler(console=err, show_path=False, log_time_format=f"[{LOG_DATEFMT}]")
+        screen.setLevel(logging.INFO if verbose else logging.WARNING)
+    else:
+        screen = logging.StreamHandler(sys.stderr)
+        screen.setFormatter(plain)
+        screen.setLevel(logging.DEBUG if verbose else logging.INFO)
+    handlers: list[logging.Handler] = [screen]
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        fh = logging.FileHandler(log_file)
-        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        fh = _LogFile(log_file)
+        fh.setFormatter(plain)
         fh.setLevel(logging.INFO)
         handlers.append(fh)
-    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True)
+    # Libraries log at WARNING and above; curate's own INFO lines are the per-video log.
+    logging.basicConfig(level=logging.WARNING, handlers=handlers, force=True)
+    logging.getLogger("curate").setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 @app.command()
 def run(
-    pipeline: Path = typer.Argument(..., help="Pipeline YAML (see pipelines/)."),
-    input: list[str] = typer.Option(..., "--input", "-i", help="Directory, glob, video file, or manifest (.csv/.jsonl/.parquet with a 'uri' column). Local path or fsspec URI (s3://, gs://). Repeatable."),
-    output: str = typer.Option(..., "--output", "-o", help="OUTPUT directory or URI. Rerunning on the same OUTPUT resumes."),
-    runner: str = typer.Option("ray", help="'ray' (actor pools; embedded local Ray unless --ray-address) or 'local' (in-process, for debugging)."),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS", help="Join this Ray cluster instead of starting a local one. Inputs and OUTPUT must then be reachable from every node."),
-    limit: Optional[int] = typer.Option(None, min=1, help="Process at most N inputs (a trial run)."),
-    models_dir: Optional[Path] = typer.Option(None, "--models-dir", help="Model weights fetched with `curate models download` (overrides models.dir)."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every video to the terminal (always logged to OUTPUT/logs/)."),
+    pipeline: Path = typer.Argument(..., metavar="PIPELINE.yaml", help="Pipeline YAML (see pipelines/)."),
+    input: list[str] = typer.Option(..., "--input", "-i", metavar="PATH|GLOB|URI", help="Directory, glob, video file, or manifest (.csv/.jsonl/.parquet with a 'uri' column). Local path or fsspec URI (s3://, gs://). Repeatable."),
+    output: str = typer.Option(..., "--output", "-o", metavar="OUTPUT", help="OUTPUT directory or URI. Rerunning the same command on the same OUTPUT resumes."),
+    runner: Runner = typer.Option(Runner.ray, "--runner", help="ray: actor pools (embedded local Ray unless --ray-address); local: in-process, for debugging."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", metavar="ADDRESS", envvar="RAY_ADDRESS", help="Join this Ray cluster instead of starting a local one. Inputs and OUTPUT must then be reachable from every node."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, metavar="N", help="Process at most N inputs (a trial run)."),
+    models_dir: Optional[Path] = typer.Option(None, "--models-dir", metavar="DIR", help="Model weights fetched with `curate models download` (overrides models.dir)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every video on the terminal too (always in OUTPUT/logs/, and on stderr when it is not a terminal)."),
 ) -> None:
     """Curate videos into clip shards: probe, split, score, caption, filter, encode, write, dedup."""
     from curate.config import ConfigError
+    from curate.config_diff import OutputMismatch
     from curate.discover import InputError
     from curate.models.hub import ModelUnavailable
     from curate.output.lock import LockedError
     from curate.output.rewrite import RewriteError
-    from curate.run import RUNNERS, run_pipeline
+    from curate.run import run_pipeline
+    from curate.stderr_filter import filtered_native_stderr
 
-    if runner not in RUNNERS:
-        raise typer.BadParameter(f"choose one of {', '.join(RUNNERS)}", param_hint="--runner")
     config = _load(pipeline, models_dir)
     try:  # before anything is written, OUTPUT/logs included; run_pipeline checks again (cheap once cached)
         from curate.models.download import check_models
 
         check_models(config)
     except ModelUnavailable as e:
-        err.print(f"[red]error:[/] {e}")
-        raise typer.Exit(2)
-    log_file = None if "://" in output else Path(output) / "logs" / f"run-{os.getpid()}-{int(time.time())}.log"
+        _fail(e)
+    log_file = None if "://" in output else Path(output) / "logs" / f"run-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
     _setup_logging(verbose, log_file)
-    from curate.stderr_filter import filtered_native_stderr
-
     progress = _Progress()
     try:
         with filtered_native_stderr():
             try:
-                summary = run_pipeline(config, input, output, runner=runner, ray_address=ray_address, limit=limit, on_start=progress.start, on_video=progress.advance)
+                summary = run_pipeline(config, input, output, runner=runner.value, ray_address=ray_address, limit=limit,
+                                       on_start=progress.start, on_video=progress.advance)
             finally:
                 progress.stop()
+    except OutputMismatch as e:
+        _fail(f"{e}\n  curate refilter {output} {pipeline}" if e.refilter else e)
     except (InputError, ConfigError, LockedError, ModelUnavailable, RewriteError) as e:
-        err.print(f"[red]error:[/] {e}")
-        raise typer.Exit(2)
+        _fail(e)
+    if summary.inputs == 0:
+        from rich.markup import escape
+
+        err.print(f"[yellow]warning:[/] no input videos found in {escape(', '.join(input))}; nothing was written", highlight=False)
+        return
+    statuses = ", ".join(f"{n} {s}" for s, n in sorted(summary.status.items())) or "none"
     err.print(
         f"run {summary.run_id}: {summary.inputs} inputs ({summary.skipped} already finished), "
-        f"{summary.processed} processed {summary.status}, clips {summary.accepted}/{summary.clips} kept, "
-        f"{summary.flagged} flagged, {summary.duplicates} duplicates in OUTPUT, "
-        f"{summary.wall_s:.1f}s" + (f" (ray start {summary.ray_init_s:.1f}s)" if summary.ray_init_s else "")
+        f"{summary.processed} processed ({statuses}); clips {summary.accepted} kept of {summary.clips}, "
+        f"{summary.flagged} flagged, {summary.duplicates} duplicates in OUTPUT; "
+        f"{summary.wall_s:.1f}s" + (f" (ray start {summary.ray_init_s:.1f}s)" if summary.ray_init_s else ""),
+        highlight=False,
     )
-    err.print(f"output: {output}   next: curate inspect {output}  /  curate report {output}")
+    err.print(f"output: {output}   next: curate inspect {output}  /  curate report {output}", highlight=False)
 
 
 def _load(pipeline: Path, models_dir: Path | None = None):  # noqa: ANN202 - PipelineConfig, imported lazily

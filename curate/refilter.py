@@ -20,14 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from curate.config import ConfigError, PipelineConfig
+from curate.config_diff import differences, listed, of_kind
 from curate.dedup import count_duplicates, key_columns, resolve
 from curate.output import manifest as mf
 from curate.output.rewrite import apply_changes, read_columns
 from curate.output.shards import Location
 from curate.output.store import OutputStore
 
-# Sections that decide what was computed; refilter only moves thresholds.
-_FIXED = ("probe", "analysis", "encode", "clip", "aesthetic", "caption", "embedding")
 _SCORE_COLUMNS = ["motion_score", "sharpness", "brightness", "black_fraction", "frozen_fraction", "aesthetic_score",
                   "caption", "clip_sim_mean", "clip_sim_min", "caption_check", "caption_check_reason"]
 
@@ -40,16 +39,14 @@ class RefilterResult:
 
 
 def check_compatible(run: PipelineConfig, new: PipelineConfig) -> None:
-    """Raise :class:`ConfigError` unless ``new`` differs from ``run`` in thresholds only."""
-    if run.split_settings() != new.split_settings():
-        raise ConfigError("refilter: the pipeline's split settings (detector, clips, analysis.width) differ from the run's, "
+    """Raise :class:`ConfigError` unless ``new`` differs from ``run`` in thresholds (or operational settings) only."""
+    diffs = differences(run.model_dump(mode="json"), new.model_dump(mode="json"))
+    if split := of_kind(diffs, "split"):
+        raise ConfigError(f"refilter: the pipeline's split settings differ from the run's ({listed(split)}), "
                           "so clip ids would change; re-run the pipeline into a new OUTPUT instead")
-    differ = [s for s in _FIXED if getattr(run, s) != getattr(new, s)]
-    if (run.caption_check is None) != (new.caption_check is None):
-        differ.append("caption_check (added or removed; only its bands can change)")
-    if differ:
-        raise ConfigError(f"refilter only applies new thresholds (filter, caption_check bands, dedup); these sections "
-                          f"differ from the run's and need a re-run: {', '.join(differ)}")
+    if computed := of_kind(diffs, "computed"):
+        raise ConfigError(f"refilter only applies new thresholds (filter, caption_check bands, dedup); these settings "
+                          f"differ from the run's and need a re-run: {listed(computed)}")
 
 
 def thresholds(config: PipelineConfig) -> dict[str, Any]:

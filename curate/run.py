@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
@@ -102,19 +101,25 @@ def run_pipeline(
     """
     from curate.dedup import dedup_output
     from curate.models.download import check_models
-    from curate.output.store import OutputStore
+    from curate.output.store import OutputStore, new_run_id
 
     t0 = time.perf_counter()
     check_models(config)
     stages = build_stages(config)
     run = _runner(runner, ray_address)
     params, models = model_record(config)
-    summary = RunSummary(run_id=uuid.uuid4().hex[:12], output=output)
+    summary = RunSummary(run_id=new_run_id(), output=output)
+    # Inputs are read before OUTPUT is touched: a wrong path or an empty folder writes nothing.
+    videos = list(discover(inputs, limit=limit))
+    summary.inputs = len(videos)
+    if not videos:
+        log.warning("no input videos found in %s", ", ".join(inputs))
+        summary.wall_s = time.perf_counter() - t0
+        return summary
     with OutputStore.open(output, config, run_id=summary.run_id, schema_params=params, models=models) as store:
-        videos = list(discover(inputs, limit=limit))
         finished = store.finished_ids()
         todo = [v for v in videos if v["video_id"] not in finished]
-        summary.inputs, summary.skipped = len(videos), len(videos) - len(todo)
+        summary.skipped = len(videos) - len(todo)
         log.info("run %s: %d inputs, %d already finished in %s, %d to process", summary.run_id, len(videos), summary.skipped, output, len(todo))
         if on_start:
             on_start(summary)

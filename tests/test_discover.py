@@ -64,3 +64,74 @@ def test_named_pipe_is_not_read(tmp_path: Path):
     os.mkfifo(fifo)
     (v,) = discover([str(fifo)])  # would block forever if discover opened it
     assert v["status"] == "pending" and v["size_bytes"] is None
+
+
+def test_odd_file_names_get_a_storable_uri_that_opens_the_same_bytes(tmp_path: Path):
+    name = os.fsdecode(b"caf\xe9 [1].mp4")  # not UTF-8, and glob characters
+    p = _touch(tmp_path / name, b"video bytes")
+    (v,) = discover([str(p)])
+    v["uri"].encode("utf-8")  # storable in Parquet and JSON
+    assert v["uri"].startswith("file://") and v["status"] == "pending"
+    from curate.media.uri import local_path
+
+    assert Path(local_path(v["uri"])).read_bytes() == b"video bytes"
+    assert [x["uri"] for x in discover([str(tmp_path)])] == [v["uri"]]
+
+
+def test_an_existing_path_wins_over_glob_expansion_and_empty_globs_warn(tmp_path: Path, caplog):
+    p = _touch(tmp_path / "g" / "clip[1].mp4")
+    assert [Path(v["uri"]).name for v in discover([str(p)])] == ["clip[1].mp4"]
+    assert list(discover([str(tmp_path / "g" / "*.mkv")])) == []
+    assert "no videos found" in caplog.text
+
+
+def test_one_file_named_several_ways_is_one_input(tmp_path: Path, monkeypatch):
+    _touch(tmp_path / "a.mp4")
+    (tmp_path / "x").mkdir()
+    monkeypatch.chdir(tmp_path)
+    vids = list(discover(["./a.mp4", "a.mp4", "x/../a.mp4", "/" + str(tmp_path / "a.mp4"), str(tmp_path / "a.mp4")]))
+    assert [v["uri"] for v in vids] == [str(tmp_path / "a.mp4")]
+
+
+def test_bad_manifest_rows_fail_alone(tmp_path: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _touch(tmp_path / "ok.mp4")
+    pq.write_table(pa.table({"uri": pa.array([b"ok.mp4", None, b"", b"ok.mp4"], pa.binary())}), tmp_path / "bin.parquet")
+    pq.write_table(pa.table({"uri": [None, "", "ok.mp4"], "caption": [1, 2, 3], "score": [float("nan"), 1.0, float("inf")]}), tmp_path / "m.parquet")
+    vids = list(discover([str(tmp_path / "m.parquet")]))
+    assert [v["status"] for v in vids] == ["failed", "failed", "pending"]
+    assert "uri is missing" in vids[0]["reason"] and "uri is empty" in vids[1]["reason"]
+    assert vids[2]["caption"] == "3" and json.loads(vids[2]["input_meta"]) == {"score": None}
+    binary = list(discover([str(tmp_path / "bin.parquet")]))
+    assert all(v["status"] == "failed" for v in binary) and "not a string" in binary[0]["reason"]
+    assert len({v["uri"] for v in binary}) == len(binary) == 4  # one row each, nothing merged away
+
+
+def test_text_that_is_not_utf8_is_read_not_fatal(tmp_path: Path, caplog):
+    _touch(tmp_path / "a.mp4")
+    _touch(tmp_path / "b.mp4")
+    (tmp_path / "m.csv").write_bytes("uri,caption\na.mp4,caf\xe9 au lait\nb.mp4,0042\n".encode("latin-1"))
+    a, b = discover([str(tmp_path / "m.csv")])
+    assert a["caption"] == "café au lait" and b["caption"] == "0042"
+    assert "not UTF-8" in caplog.text
+    (tmp_path / "b.txt").write_bytes("na\xefve".encode("latin-1"))
+    (v,) = discover([str(tmp_path / "b.mp4")])
+    assert v["caption"] == "naïve"
+
+
+def test_jsonl_with_mixed_types_and_a_broken_line(tmp_path: Path):
+    _touch(tmp_path / "a.mp4")
+    (tmp_path / "m.jsonl").write_text('{"uri": "a.mp4", "caption": "x", "n": 1}\n{"uri": 5, "n": "two"}\n{broken\n[1, 2]\n')
+    vids = list(discover([str(tmp_path / "m.jsonl")]))
+    assert [v["status"] for v in vids] == ["pending", "failed", "failed", "failed"]
+    assert "not a string" in vids[1]["reason"] and "not valid JSON" in vids[2]["reason"] and "not an object" in vids[3]["reason"]
+
+
+def test_empty_manifests_yield_nothing(tmp_path: Path, caplog):
+    (tmp_path / "e.csv").write_text("")
+    (tmp_path / "h.csv").write_text("uri,caption\n")
+    (tmp_path / "e.jsonl").write_text("\n")
+    assert list(discover([str(tmp_path / n) for n in ("e.csv", "h.csv", "e.jsonl")])) == []
+    assert "no rows" in caplog.text

@@ -28,11 +28,12 @@ import av
 import cv2
 import numpy as np
 
+from curate.media.uri import is_remote, local_path
+
 # Test/diagnostic hook: how many decode passes each source got (keyed by URI).
 # The analysis stage must decode a source exactly once; tests assert it here.
 DECODE_PASSES: Counter[str] = Counter()
 
-_LOCAL_SCHEMES = ("file://",)
 _MAX_BAD_PACKETS = 50  # consecutive undecodable packets before giving up
 
 
@@ -59,13 +60,13 @@ def open_input(uri: str, analysis: bool = False) -> Iterator[tuple[av.container.
     remote sources stream without a local copy.
     """
     fobj = None
-    if "://" in uri and not uri.startswith(_LOCAL_SCHEMES):
+    if is_remote(uri):
         import fsspec
 
         fobj = fsspec.open(uri, "rb").open()
         target = fobj
     else:
-        target = uri[len("file://") :] if uri.startswith("file://") else uri
+        target = local_path(uri)
     try:
         container = av.open(target, mode="r")
     except BaseException:

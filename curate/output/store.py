@@ -54,6 +54,7 @@ from typing import Any
 import pyarrow as pa
 
 from curate.config import ConfigError, PipelineConfig
+from curate.config_diff import check_run_fits
 from curate.output import funnel as fn
 from curate.output import manifest as mf
 from curate.output.ledger import Ledger, latest, read_parts, video_row
@@ -138,8 +139,8 @@ class OutputStore:
         self.recovered = recover(loc, set(self._ledger.parts), self._ledger.superseded)
         if self.recovered:
             log.info("OUTPUT %s: removed %d files of an interrupted commit", loc.root, len(self.recovered))
-        if command == "run" and previous.get("config_hash") not in (None, self._config_hash):
-            log.warning("OUTPUT %s was written with config %s; this run uses %s", loc.root, previous["config_hash"], self._config_hash)
+        if command == "run":
+            check_run_fits(loc.root, previous.get("config"), self._config)
         self._shards = mf.scan_shards(loc, set(self._ledger.parts), previous.get("shards") or {}, self._ledger.superseded)
         self._created = previous.get("created") or mf.now()
         self._runs = mf.start_run(previous.get("runs") or [], run_id, self._config_hash, command)
