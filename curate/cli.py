@@ -71,7 +71,12 @@ def run(
 
         check_models(config)
     except ModelUnavailable as e:
-        err.print(f"[red]error:[/] {e}")
+        from rich.text import Text
+
+        from curate.models.download import missing_models_message
+
+        # soft_wrap: no hard line breaks at 80 columns inside URLs and paths
+        err.print(Text.assemble(("error: ", "red"), missing_models_message(pipeline, config, e)), soft_wrap=True)
         raise typer.Exit(2)
     log_file = None if "://" in output else Path(output) / "logs" / f"run-{os.getpid()}-{int(time.time())}.log"
     _setup_logging(verbose, log_file)
