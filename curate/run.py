@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
@@ -102,14 +101,14 @@ def run_pipeline(
     """
     from curate.dedup import dedup_output
     from curate.models.download import check_models
-    from curate.output.store import OutputStore
+    from curate.output.store import OutputStore, new_run_id
 
     t0 = time.perf_counter()
     check_models(config)
     stages = build_stages(config)
     run = _runner(runner, ray_address)
     params, models = model_record(config)
-    summary = RunSummary(run_id=uuid.uuid4().hex[:12], output=output)
+    summary = RunSummary(run_id=new_run_id(), output=output)
     with OutputStore.open(output, config, run_id=summary.run_id, schema_params=params, models=models) as store:
         videos = list(discover(inputs, limit=limit))
         finished = store.finished_ids()
