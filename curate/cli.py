@@ -147,7 +147,11 @@ def inspect(
     """Counts, funnel (inputs -> done/rejected/failed; clips -> kept/rejected per reason) and score summaries."""
     from curate.inspect import render, summarize
 
-    summary = summarize(output)
+    try:
+        summary = summarize(output)
+    except (FileNotFoundError, ValueError) as e:  # no or unreadable manifest: one line, no traceback
+        err.print(f"[red]error:[/] {e}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2)
     if as_json:
         typer.echo(json.dumps(summary, indent=1, default=str))
     else:
