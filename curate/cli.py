@@ -205,8 +205,11 @@ def refilter(
     except (ConfigError, LockedError, RewriteError) as e:
         err.print(f"[red]error:[/] {e}")
         raise typer.Exit(2)
-    from curate.refilter import describe_changes, threshold_changes
     from curate.output.rewrite import describe_moves
+    from curate.refilter import describe_changes, threshold_changes
+
+    def _clips(n: int) -> str:
+        return f"{n:,} clip" + ("" if n == 1 else "s")
 
     if result.record is None:
         typer.echo(f"no clip's decision changes under {pipeline}; nothing written, {output} is unchanged")
@@ -224,10 +227,6 @@ def refilter(
     if "://" not in output and (Path(output) / "report.html").is_file():
         lines.append(f"  {output}/report.html is now stale: curate report {output}")
     typer.echo("\n".join(lines))
-
-
-def _clips(n: int) -> str:
-    return f"{n:,} clip" + ("" if n == 1 else "s")
 
 
 def main() -> None:
