@@ -132,7 +132,9 @@ def run(
 
         check_models(config)
     except ModelUnavailable as e:
-        _fail(e)
+        from curate.models.download import missing_models_message
+
+        _fail(missing_models_message(pipeline, config, e))
     log_file = None if "://" in output else Path(output) / "logs" / f"run-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
     _setup_logging(verbose, log_file)
     progress = _Progress()
@@ -212,7 +214,11 @@ def inspect(
     """Counts, funnel (inputs -> done/rejected/failed; clips -> kept/rejected per reason) and score summaries."""
     from curate.inspect import render, summarize
 
-    summary = summarize(output)
+    try:
+        summary = summarize(output)
+    except (FileNotFoundError, ValueError) as e:  # no or unreadable manifest: one line, no traceback
+        err.print(f"[red]error:[/] {e}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2)
     if as_json:
         typer.echo(json.dumps(summary, indent=1, default=str))
     else:
@@ -266,12 +272,28 @@ def refilter(
     except (ConfigError, LockedError, RewriteError) as e:
         err.print(f"[red]error:[/] {e}")
         raise typer.Exit(2)
+    from curate.output.rewrite import describe_moves
+    from curate.refilter import describe_changes, threshold_changes
+
+    def _clips(n: int) -> str:
+        return f"{n:,} clip" + ("" if n == 1 else "s")
+
     if result.record is None:
-        err.print(f"no decision changed; {output} is unchanged")
-    else:
-        r = result.record
-        err.print(f"version {r['part']}: {result.changed} clip(s) changed {r['moves']}, {r['encoded']} encoded from source, "
-                  f"{result.duplicates} duplicates")
+        typer.echo(f"no clip's decision changes under {pipeline}; nothing written, {output} is unchanged")
+        return
+    r = result.record
+    c = result.clips or {}
+    lines = [f"refilter wrote shard version {result.version} of {output}",
+             f"  thresholds: {describe_changes(threshold_changes(r.get('before'), r['thresholds'])) or 'unchanged'}",
+             f"  moved:      {describe_moves(r['moves']) or 'none'} ({_clips(result.changed)}"
+             + (f", {r['encoded']:,} encoded from their source)" if r["encoded"] else ")")]
+    if result.updated:
+        lines.append(f"  updated:    {_clips(result.updated)} with other reasons, not moved")
+    lines.append(f"  now:        {c.get('accepted', 0):,} kept, {c.get('flagged', 0):,} flagged, {c.get('rejected', 0):,} dropped"
+                 f" ({result.duplicates:,} as duplicates)")
+    if "://" not in output and (Path(output) / "report.html").is_file():
+        lines.append(f"  {output}/report.html is now stale: curate report {output}")
+    typer.echo("\n".join(lines))
 
 
 def main() -> None:

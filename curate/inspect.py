@@ -12,6 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from rich import box
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -50,6 +51,8 @@ def summarize(output: str) -> dict[str, Any]:
     loc = Location.of(output)
     doc = mf.read(loc)
     if doc is None:
+        if not loc.fs.exists(loc.root):
+            raise FileNotFoundError(f"{output}: no such directory")
         raise FileNotFoundError(f"{output}: no {mf.MANIFEST}; not a curate output")
     shards, scores = {}, {}
     for table, schema_name in doc["tables"].items():
@@ -61,6 +64,10 @@ def summarize(output: str) -> dict[str, Any]:
         scores[table] = {c: {"unit": u, **_stats(merged.column(c) if merged else pa.chunked_array([], pa.float64()))}
                          for c, u in units.items()}
     last = doc["runs"][-1] if doc.get("runs") else {}
+    versions = doc.get("versions") or []
+    from curate.report import report_freshness
+
+    fresh = report_freshness(output)
     return {
         "output": output,
         "run_id": doc.get("run_id"),
@@ -74,62 +81,144 @@ def summarize(output: str) -> dict[str, Any]:
         "funnel": doc["funnel"],
         "scores": scores,
         "timings": doc.get("timings", {}),
+        "version": {"number": len(versions), "kind": versions[-1].get("kind") if versions else "run",
+                    "created": versions[-1].get("created") if versions else doc.get("created"),
+                    "config_hash": doc.get("config_hash")},
+        "thresholds": thresholds_in_force(doc.get("config") or {}),
+        "report": None if fresh is None else {"stale": fresh[0], "message": fresh[1]},
     }
 
 
+def thresholds_in_force(config: dict[str, Any]) -> dict[str, Any]:
+    """The decision settings of the manifest's config: filter checks that are on, caption-check bands, dedup."""
+    out: dict[str, Any] = {k: v for k, v in (config.get("filter") or {}).items() if v not in (None, False)}
+    cc = config.get("caption_check")
+    if cc:
+        out.update({f"caption_check.{k}": cc[k] for k in ("statistic", "reject_below", "pass_min") if k in cc})
+    d = config.get("dedup") or {}
+    if d.get("enabled"):
+        out.update({f"dedup.{k}": d[k] for k in ("phash_max_distance", "cosine_threshold", "score") if d.get(k) is not None})
+    return out
+
+
 def _fmt(v: Any) -> str:
+    """At most 8 characters: counts with separators, floats to 3 significant digits."""
     if v is None:
         return "-"
-    return f"{v:,}" if isinstance(v, int) else f"{v:.4g}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if v != 0 and abs(v) < 1e-3:
+        return f"{v:.1e}"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}" if abs(v) < 1e7 else f"{v:.2e}"
+    return f"{v:.3g}"
 
 
-def _counts(title: str, counts: dict[str, int], of: int | None = None) -> Table:
-    t = Table(title=title, title_justify="left")
-    t.add_column("reason")
-    t.add_column("count", justify="right")
-    t.add_column("%", justify="right")
-    for reason, n in counts.items():
-        t.add_row(reason, _fmt(n), f"{100 * n / of:.1f}" if of else "-")
+# Rates of the source and the output, not qualities: the report leaves them out too.
+_NOT_SHOWN = {"fps", "source_fps"}
+_OUTCOME = {"clips": "kept", "review": "flagged", "rejected": "dropped"}
+
+
+def _table(title: str, *columns: str) -> Table:
+    """A compact table (no vertical rules) whose first column is left-aligned and never truncated."""
+    t = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
+              show_edge=False, padding=(0, 1))
+    for i, col in enumerate(columns):
+        t.add_column(col, justify="left" if i == 0 else "right", no_wrap=True, overflow="fold")
     return t
 
 
+def _pct(n: int, of: int | None) -> str:
+    return f"{100 * n / of:.1f}" if of else ""
+
+
+def thresholds_text(thresholds: dict[str, Any]) -> str:
+    """:func:`thresholds_in_force` as one readable line."""
+    def val(x: Any) -> str:
+        return f"{x:g}" if isinstance(x, float) else str(x)
+
+    plain = [f"{k} {val(x)}" for k, x in thresholds.items() if "." not in k]
+    cc = {k.split(".", 1)[1]: x for k, x in thresholds.items() if k.startswith("caption_check.")}
+    if cc:
+        plain.append(f"caption_check clip_sim_{cc.get('statistic')}: reject_below {val(cc.get('reject_below'))}, "
+                     f"pass_min {val(cc.get('pass_min'))}")
+    d = {k.split(".", 1)[1]: x for k, x in thresholds.items() if k.startswith("dedup.")}
+    if d:
+        plain.append("dedup " + ", ".join(
+            [f"phash ≤ {d['phash_max_distance']}"] * ("phash_max_distance" in d) + [f"cosine ≥ {val(d['cosine_threshold'])}"] * ("cosine_threshold" in d)
+            + [f"best {d['score']} kept"] * ("score" in d)))
+    return " · ".join(plain) or "none"
+
+
+def _header(summary: dict[str, Any]) -> Text:
+    runs = summary["runs"]
+    last = runs[-1] if runs else {}
+    v = summary.get("version") or {}
+    text = Text(f"{summary['output']}\n", style="bold")
+    text.append(f"{summary['status']} · {len(runs)} run{'s' if len(runs) != 1 else ''}, last {last.get('run_id')}"
+                f" ({last.get('command', 'run')}) · curate {summary['curate_version']}\n")
+    when = (v.get("created") or "")[:16].replace("T", " ")
+    text.append(f"shard version {v.get('number', 0)} ({v.get('kind', 'run')}, {when} UTC) · config {v.get('config_hash')}\n")
+    text.append(f"thresholds: {thresholds_text(summary.get('thresholds') or {})}")
+    report = summary.get("report")
+    if report:
+        text.append("\n" + report["message"], style="yellow" if report["stale"] else "")
+    return text
+
+
 def render(summary: dict[str, Any]) -> Group:
-    """Rich tables for a :func:`summarize` result: overview, funnel, reasons, scores, timings."""
+    """Rich tables for a :func:`summarize` result that fit 80 columns.
+
+    Only what has data is shown: reasons tables when something was rejected
+    or failed, score tables of tables that hold rows, score columns with values.
+    """
     f = summary["funnel"]
-    header = Text(f"{summary['output']}: run {summary['run_id']} ({summary['status']}), {len(summary['runs'])} run(s), "
-                  f"config {summary['config_hash']}, curate {summary['curate_version']}, updated {summary['updated']}", style="bold")
-    overview = Table(title="committed shards", title_justify="left")
-    for col in ("table", "files", "rows", "MiB"):
-        overview.add_column(col, justify="left" if col == "table" else "right")
-    for table, s in summary["shards"].items():
-        overview.add_row(table, _fmt(s["files"]), _fmt(s["rows"]), f"{s['bytes'] / 2**20:.1f}")
+    v, c = f["videos"], f["clips"]
+    funnel = _table("funnel", "", "count", "%", "files", "MiB")
+    funnel.add_row("videos in", _fmt(v["inputs"]), "", "", "")
+    for key, reasons in (("done", None), ("rejected", f.get("videos_rejected")), ("failed", f.get("videos_failed"))):
+        if v.get(key) or key == "done":
+            funnel.add_row(f"  {key}", _fmt(v[key]), _pct(v[key], v["inputs"]), "", "")
+        for reason, n in (reasons or {}).items():
+            funnel.add_row(f"    {reason}", _fmt(n), _pct(n, v["inputs"]), "", "")
+    funnel.add_row("clips produced", _fmt(c["produced"]), "", "", "")
+    rows = {"clips": c.get("accepted", 0), "review": c.get("flagged", 0), "rejected": c.get("rejected", 0)}
+    for table, n in rows.items():
+        s = summary["shards"].get(table, {"files": 0, "bytes": 0})
+        if n or s["files"] or table == "clips":
+            funnel.add_row(f"  {_OUTCOME[table]} ({table}/)", _fmt(n), _pct(n, c["produced"]), _fmt(s["files"]),
+                           f"{s['bytes'] / 2**20:.1f}")
+        if table == "rejected":
+            for reason, k in f.get("clips_rejected", {}).items():
+                funnel.add_row(f"    {reason}", _fmt(k), _pct(k, c["produced"]), "", "")
+    bad = [name for name, ok in f["checks"].items() if not ok]
+    for name in bad:
+        funnel.add_row(f"[red]MISMATCH: {name}[/red]", "", "", "", "")
+    note = Text(("counts consistent; " if not bad else "") + "a dropped clip counts under each of its reasons", style="dim")
 
-    funnel = Table(title="funnel", title_justify="left")
-    funnel.add_column("stage")
-    funnel.add_column("count", justify="right")
-    for group in ("videos", "clips"):
-        for key, n in f[group].items():
-            funnel.add_row(f"{group} {key}", _fmt(n))
-    for name, ok in f["checks"].items():
-        funnel.add_row(name, "ok" if ok else "[red]MISMATCH[/red]")
-
-    parts: list[Any] = [header, overview, funnel]
-    parts.append(_counts("videos rejected", f["videos_rejected"], f["videos"]["rejected"]))
-    parts.append(_counts("videos failed", f["videos_failed"], f["videos"]["failed"]))
-    parts.append(_counts("clips rejected (a clip counts under each of its reasons)", f["clips_rejected"], f["clips"]["rejected"]))
+    parts: list[Any] = [_header(summary), funnel, note]
+    units: dict[str, str] = {}
     for table, cols in summary["scores"].items():
-        t = Table(title=f"scores: {table}", title_justify="left")
-        t.add_column("column")
-        t.add_column("unit")
-        for k in ("count", "min", *_QUANTILES, "max"):
-            t.add_column(k, justify="right")
-        for col, s in cols.items():
-            t.add_row(col, s["unit"], *(_fmt(s[k]) for k in ("count", "min", *_QUANTILES, "max")))
+        shown = {col: st for col, st in cols.items() if st["count"] and col not in _NOT_SHOWN}
+        if not shown:
+            continue
+        t = _table(f"scores of {_OUTCOME.get(table, table)} clips ({table}/)", "score", "n", "min", *_QUANTILES, "max")
+        for col, st in shown.items():
+            t.add_row(col, *(_fmt(st[k]) for k in ("count", "min", *_QUANTILES, "max")))
+            if st["unit"]:
+                units[col] = st["unit"]
         parts.append(t)
-    timings = Table(title="stage timings (every attempt)", title_justify="left")
-    for col in ("stage", "total s", "videos", "mean s"):
-        timings.add_column(col, justify="left" if col == "stage" else "right")
-    for stage, s in summary["timings"].items():
-        timings.add_row(stage, _fmt(s["total_s"]), _fmt(s["videos"]), _fmt(s["mean_s"]))
-    parts.append(timings)
+    if units:
+        by_unit: dict[str, list[str]] = {}
+        for col, unit in units.items():
+            by_unit.setdefault(unit, []).append(col)
+        parts.append(Text("units: " + "; ".join(f"{', '.join(cols)}: {unit}" for unit, cols in by_unit.items()), style="dim"))
+    if summary["timings"]:
+        from curate.pipeline import in_pipeline_order
+
+        timings = _table("stage timings (every attempt)", "stage", "total s", "videos", "mean s")
+        for stage in in_pipeline_order(summary["timings"]):
+            st = summary["timings"][stage]
+            timings.add_row(stage, _fmt(float(st["total_s"])), _fmt(st["videos"]), _fmt(float(st["mean_s"])))
+        parts.append(timings)
     return Group(*parts)

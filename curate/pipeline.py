@@ -12,6 +12,15 @@ from curate.stage import Stage
 GPU_SHARE = {"clip_embed": 0.4, "caption": 0.4, "caption_check": 0.2}
 
 
+# Every stage name in the order build_stages runs them (timings are shown in this order).
+STAGE_ORDER = ("probe", "analyse", "clip_embed", "aesthetic", "caption", "filter", "caption_check", "encode")
+
+
+def in_pipeline_order(names: list[str] | dict[str, object]) -> list[str]:
+    """Stage names in :data:`STAGE_ORDER`; unknown ones (other passes) after them, by name."""
+    return sorted(names, key=lambda n: (STAGE_ORDER.index(n) if n in STAGE_ORDER else len(STAGE_ORDER), n))
+
+
 def _gpus(stage: str, device: str) -> float:
     if device == "cpu":
         return 0.0

@@ -23,9 +23,10 @@ from curate.config import ConfigError, PipelineConfig
 from curate.config_diff import differences, listed, of_kind
 from curate.dedup import count_duplicates, key_columns, resolve
 from curate.output import manifest as mf
+from curate.output.lock import acquire
 from curate.output.rewrite import apply_changes, read_columns
 from curate.output.shards import Location
-from curate.output.store import OutputStore
+from curate.output.store import OutputStore, new_run_id
 
 _SCORE_COLUMNS = ["motion_score", "sharpness", "brightness", "black_fraction", "frozen_fraction", "aesthetic_score",
                   "caption", "clip_sim_mean", "clip_sim_min", "caption_check", "caption_check_reason"]
@@ -33,9 +34,12 @@ _SCORE_COLUMNS = ["motion_score", "sharpness", "brightness", "black_fraction", "
 
 @dataclass(frozen=True)
 class RefilterResult:
-    changed: int
+    changed: int  # clips that moved to another table (kept, flagged, dropped)
     duplicates: int
-    record: dict[str, Any] | None  # the rewrite's sidecar; None when no decision changed
+    record: dict[str, Any] | None  # the rewrite's sidecar; None when no decision changed (nothing was written)
+    updated: int = 0  # clips whose decision changed without a move (a dropped clip with other reasons)
+    version: int | None = None  # the shard version written
+    clips: dict[str, int] | None = None  # the funnel's clip counts afterwards
 
 
 def check_compatible(run: PipelineConfig, new: PipelineConfig) -> None:
@@ -56,6 +60,35 @@ def thresholds(config: PipelineConfig) -> dict[str, Any]:
             "dedup": config.dedup.model_dump(mode="json")}
 
 
+def _flat(thr: dict[str, Any] | None) -> dict[str, Any]:
+    """``{"filter": {"min_motion": 0.15}}`` as ``{"min_motion": 0.15}``; other sections keep a ``section.`` prefix."""
+    out: dict[str, Any] = {}
+    for section, values in (thr or {}).items():
+        if not isinstance(values, dict):
+            out[section] = values
+            continue
+        for k, v in values.items():
+            out[k if section == "filter" else f"{section}.{k}"] = v
+    return out
+
+
+def threshold_changes(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[tuple[str, Any, Any]]:
+    """``(name, before, after)`` for every setting that differs between two :func:`thresholds` records.
+
+    Sections missing from one side (a dedup pass records only ``dedup``) are not compared.
+    """
+    b, a = _flat(before), _flat(after)
+    return [(k, b[k], a[k]) for k in a if k in b and b[k] != a[k]]
+
+
+def describe_changes(changes: list[tuple[str, Any, Any]]) -> str:
+    """``min_motion 0.15 → 0.5, max_motion off → 3``; ``None`` reads "off"."""
+    def fmt(v: Any) -> str:
+        return "off" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+
+    return ", ".join(f"{k} {fmt(x)} → {fmt(y)}" for k, x, y in changes)
+
+
 def decide(row: dict[str, Any], config: PipelineConfig) -> dict[str, Any]:
     """A clip's decision before dedup under ``config``, from its stored columns."""
     from curate.stages.caption_check import judge
@@ -74,22 +107,54 @@ def decide(row: dict[str, Any], config: PipelineConfig) -> dict[str, Any]:
     return {"reject_reasons": reject, "flag_reasons": flags, "caption_check": outcome, "caption_check_reason": reason}
 
 
+@dataclass(frozen=True)
+class _Committed:
+    """What :func:`read_columns` reads, taken from the manifest alone (no store opened, nothing written)."""
+
+    location: Location
+    shards: dict[str, list[dict[str, Any]]]
+    schema_params: dict[str, Any]
+
+
+def _changes(committed: Any, config: PipelineConfig) -> tuple[Any, dict[str, dict[str, Any]]]:
+    keys = read_columns(committed, sorted({*key_columns(config.dedup), *_SCORE_COLUMNS}))
+    desired = [decide(row, config) for row in keys.select(_SCORE_COLUMNS + ["flag_reasons"]).to_pylist()]
+    return keys, resolve(keys, desired, config.dedup, on_change={"config_hash": config.config_hash()})
+
+
 def refilter(output: str, config: PipelineConfig) -> RefilterResult:
     """Decide every clip of ``output`` again under ``config`` and commit the changes as a new version.
+
+    When no clip's decision changes nothing is written: no version, no entry in
+    the run history (the output still records the thresholds it was written with).
 
     Raises:
         ConfigError: ``output`` is not a curate output, or ``config`` changes more than thresholds.
         LockedError: a run is writing to ``output``.
         RewriteError: a clip to encode has lost its source; nothing was changed.
     """
-    doc = mf.read(Location.of(output))
+    loc = Location.of(output)
+    doc = mf.read(loc)
     if doc is None:
         raise ConfigError(f"{output}: no {mf.MANIFEST}; not a curate output")
-    check_compatible(PipelineConfig.model_validate(doc["config"]), config)
-    with OutputStore.open(output, config, command="refilter") as store:
-        keys = read_columns(store, sorted({*key_columns(config.dedup), *_SCORE_COLUMNS}))
-        desired = [decide(row, config) for row in keys.select(_SCORE_COLUMNS + ["flag_reasons"]).to_pylist()]
-        changes = resolve(keys, desired, config.dedup, on_change={"config_hash": config.config_hash()})
+    previous = PipelineConfig.model_validate(doc["config"])
+    check_compatible(previous, config)
+    run_id = new_run_id()
+    lock = acquire(loc, run_id)  # decide under the lock, so a run in progress is refused, not raced
+    try:
+        committed = _Committed(loc, doc.get("shards") or {}, (doc.get("schema_params") or {}).get("clip") or {})
+        keys, changes = _changes(committed, config)
+    finally:
+        lock.release()
+    if not changes:
+        return RefilterResult(changed=0, duplicates=count_duplicates(keys, changes), record=None)
+    with OutputStore.open(output, config, run_id=run_id, command="refilter") as store:
+        keys, changes = _changes(store, config)  # again, on what the store holds after any recovery
         record = apply_changes(store, changes, {"kind": "refilter", "config_hash": config.config_hash(),
-                                                "thresholds": thresholds(config)})
-        return RefilterResult(changed=len(changes), duplicates=count_duplicates(keys, changes), record=record)
+                                                "thresholds": thresholds(config), "before": thresholds(previous)})
+        clips = dict(store.funnel()["clips"])
+    versions = (mf.read(loc) or {}).get("versions") or []
+    moved = sum((record or {}).get("moves", {}).values())
+    return RefilterResult(changed=moved, duplicates=count_duplicates(keys, changes), record=record,
+                          updated=(record or {}).get("updated", 0), version=versions[-1]["version"] if versions else None,
+                          clips=clips)

@@ -12,7 +12,9 @@ only score and reason columns, plus the thumbnails of the clips it shows.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import re
 from collections import defaultdict
 from html import escape
 from pathlib import Path
@@ -40,8 +42,11 @@ table{border-collapse:collapse}td,th{padding:2px 8px;text-align:left}.num{text-a
 .bars td.bar{width:420px}.bars td.bar div{height:14px;border-radius:2px}
 .grid{display:flex;flex-wrap:wrap;gap:12px}.hist{border:1px solid #eee;padding:6px;border-radius:4px}
 .hist b{display:block;font-size:13px}.tick{font-size:10px;fill:#555}.thr{font-size:10px;fill:#c0392b}
-.sheet{display:flex;flex-wrap:wrap;gap:6px}.tile{width:160px;font-size:11px;color:#444}
-.tile img{width:160px;height:auto;display:block;border-radius:3px;background:#eee}
+.sheet{display:flex;flex-wrap:wrap;gap:6px}.tile{width:160px;height:146px;overflow:hidden;font-size:11px;color:#444}
+.tile img,.tile .noimg{width:160px;height:90px;object-fit:contain;display:block;border-radius:3px;background:#eee}
+.tile .score{font-weight:600;color:#222;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.tile .cap{height:2.8em;overflow:hidden}
+.versions td{vertical-align:top;border-top:1px solid #eee}
 .legend span{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:middle}
 """
 
@@ -56,10 +61,11 @@ def load_rows(loc: Location, doc: dict[str, Any], columns: list[str]) -> dict[st
     data: dict[str, list[Any]] = defaultdict(list)
     for table, entries in (doc.get("shards") or {}).items():
         names = load_schema(TABLES.get(table, "clip")).names
-        want = [c for c in ["clip_id", "caption", "flag_reasons", "reject_reasons", "duplicate_of", *columns] if c in names]
+        keys = ["clip_id", "caption", "flag_reasons", "reject_reasons", "duplicate_of", "source_uri", "start_s", "end_s"]
+        want = [c for c in [*keys, *columns] if c in names]
         for e in entries:
             t = read_table(loc, e["path"], want)
-            for c in {"clip_id", "caption", "flag_reasons", "reject_reasons", "duplicate_of", *columns}:
+            for c in {*keys, *columns}:
                 data[c] += t.column(c).to_pylist() if c in t.column_names else [None] * t.num_rows
             data["outcome"] += [OUTCOME.get(table, table)] * t.num_rows
             data["file"] += [e["path"]] * t.num_rows
@@ -82,17 +88,58 @@ def thresholds(config: dict[str, Any]) -> dict[str, list[tuple[str, float]]]:
     return out
 
 
-def _sheets(data: dict[str, Any]) -> dict[str, tuple[list[int], int]]:
-    """Sheet title -> (first :data:`SHEET_CAP` row indices by clip id, rows in all): kept, flagged, each drop reason."""
-    groups: dict[str, list[int]] = defaultdict(list)
+def _sheets(data: dict[str, Any]) -> dict[str, tuple[str, list[int], int]]:
+    """Sheet title -> (key, first :data:`SHEET_CAP` row indices by clip id, rows in all): kept, flagged, each drop reason.
+
+    The key is ``kept``, ``flagged`` or the threshold a drop reason names (``min_motion``).
+    """
+    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
     for i, outcome in enumerate(data["outcome"]):
         if outcome == "dropped":
             for key in sorted({threshold_key(r) for r in data["reject_reasons"][i] or []}):
-                groups[f"dropped: {_KEY_LABEL.get(key, key)}"].append(i)
+                groups[(f"dropped: {_KEY_LABEL.get(key, key)}", key)].append(i)
         else:
-            groups[outcome].append(i)
-    order = ["kept", "flagged", *sorted(k for k in groups if k.startswith("dropped"))]
-    return {k: (sorted(groups[k], key=lambda i: data["clip_id"][i])[:SHEET_CAP], len(groups[k])) for k in order if k in groups}
+            groups[(outcome, outcome)].append(i)
+    order = [g for g in groups if g[0] == "kept"] + [g for g in groups if g[0] == "flagged"]
+    order += sorted(g for g in groups if g[0].startswith("dropped"))
+    return {title: (key, sorted(groups[(title, key)], key=lambda i: data["clip_id"][i])[:SHEET_CAP], len(groups[(title, key)]))
+            for title, key in order}
+
+
+# "motion_score 0.02 < min_motion 0.15": the column and value a threshold reason names.
+_REASON_VALUE = re.compile(r"^([A-Za-z_]\w*) (-?\d[\d.]*(?:e[-+]?\d+)?) [<>]")
+# "duplicate_of c1 (phash distance 2 <= phash_max_distance 4)": the measure of a dedup reason.
+_DUP_VALUE = re.compile(r"\((phash distance \d+|cosine -?[\d.]+)")
+_SHORT = {"motion_score": "motion", "aesthetic_score": "aesthetic"}
+
+
+def _fmt_score(column: str, value: float) -> str:
+    return f"{_SHORT.get(column, column)} {value:.3g}"
+
+
+def decisive(data: dict[str, Any], i: int, key: str, score: str | None) -> str:
+    """The label of clip ``i`` on sheet ``key``: the score that put it there (``motion 0.02`` under min_motion).
+
+    Kept clips show the dedup ranking score; flagged ones their flag's score;
+    duplicates the pHash distance or cosine that matched.
+    """
+    if key not in ("kept", "flagged"):
+        reasons = [r for r in data["reject_reasons"][i] or [] if threshold_key(r) == key]
+    else:
+        reasons = list(data["flag_reasons"][i] or []) if key == "flagged" else []
+    for r in reasons:
+        m = _DUP_VALUE.search(r)
+        if m:
+            return m.group(1)
+        m = _REASON_VALUE.match(r)
+        if m:
+            col, text = m.groups()
+            value = data[col][i] if col in data and data[col][i] is not None else float(text)
+            return _fmt_score(col, value)
+        return r
+    if score and data[score][i] is not None:
+        return _fmt_score(score, data[score][i])
+    return data["clip_id"][i][:12]
 
 
 def _thumbnails(loc: Location, data: dict[str, Any], rows: set[int]) -> dict[str, bytes]:
@@ -106,13 +153,46 @@ def _thumbnails(loc: Location, data: dict[str, Any], rows: set[int]) -> dict[str
     return thumbs
 
 
-def _tile(data: dict[str, Any], i: int, thumb: bytes | None, score: str | None) -> str:
+def _tile(data: dict[str, Any], i: int, thumb: bytes | None, label: str) -> str:
     reasons = data["reject_reasons"][i] or data["flag_reasons"][i] or []
-    tip = "\n".join([data["clip_id"][i], data["caption"][i] or "(no caption)", *reasons])
-    img = f'<img src="data:image/jpeg;base64,{base64.b64encode(thumb).decode()}" alt="">' if thumb else "<div>(no thumbnail)</div>"
-    value = data[score][i] if score else None
-    line = f"{score} {value:.3g}" if value is not None else data["clip_id"][i][:12]
-    return f'<div class="tile" title="{escape(tip)}">{img}{escape(line)}<br>{escape((data["caption"][i] or "")[:60])}</div>'
+    uri, start, end = data["source_uri"][i], data["start_s"][i], data["end_s"][i]
+    where = f"{str(uri or '?').rsplit('/', 1)[-1]}  {start:.2f}–{end:.2f} s" if start is not None and end is not None else str(uri)
+    tip = "\n".join([where, str(uri), f"clip {data['clip_id'][i]}", data["caption"][i] or "(no caption)", *reasons])
+    img = (f'<img src="data:image/jpeg;base64,{base64.b64encode(thumb).decode()}" alt="">' if thumb
+           else "<div class=noimg>(no thumbnail)</div>")
+    return (f'<div class="tile" title="{escape(tip)}">{img}<div class=score>{escape(label)}</div>'
+            f'<div class=cap>{escape((data["caption"][i] or "")[:90])}</div></div>')
+
+
+def output_state(doc: dict[str, Any]) -> str:
+    """A short fingerprint of what OUTPUT holds (committed ledger parts and config): changes with every commit."""
+    parts = (doc.get("ledger") or {}).get("parts") or []
+    return hashlib.sha1(json.dumps([parts, doc.get("config_hash")]).encode()).hexdigest()[:12]
+
+
+def report_freshness(output: str, name: str = "report.html") -> tuple[bool, str] | None:
+    """``(stale, message)`` for ``OUTPUT/report.html`` against OUTPUT as it is now; ``None`` when there is none.
+
+    The page records the :func:`output_state` it was built from in a ``<meta>``
+    tag; any commit since (a refilter, a resumed run) changes the state.
+    """
+    loc = Location.of(output)
+    doc = mf.read(loc)
+    try:
+        with loc.fs.open(loc.path(name), "rb") as f:
+            head = f.read(4096).decode("utf-8", "replace")
+    except FileNotFoundError:
+        return None
+    if doc is None:
+        return None
+    built = re.search(r'<meta name="curate-output-state" content="([^"]*)"', head)
+    version = re.search(r'<meta name="curate-shard-version" content="([^"]*)"', head)
+    path = loc.path(name)
+    if built and built.group(1) == output_state(doc):
+        return False, f"{path} is up to date"
+    was = f"shard version {version.group(1)}" if version else "an older curate"
+    return True, (f"{path} is stale: built from {was}, OUTPUT has changed since (now shard version "
+                  f"{len(doc.get('versions') or [])}); rebuild it with `curate report {output}`")
 
 
 def render(output: str) -> str:
@@ -132,10 +212,15 @@ def render(output: str) -> str:
     c = funnel["clips"]
     dedup_score = (config.get("dedup") or {}).get("score")
     score = dedup_score if dedup_score in columns and any(v is not None for v in data[dedup_score]) else None
-    head = f"<!doctype html><html><head><meta charset=utf-8><title>curate report: {escape(output)}</title><style>{_CSS}</style>"
+    version = len(doc.get("versions") or [])
+    head = (f'<!doctype html><html><head><meta charset=utf-8><meta name="curate-output-state" content="{output_state(doc)}">'
+            f'<meta name="curate-shard-version" content="{version}"><title>curate report: {escape(output)}</title><style>{_CSS}</style>')
     html = [head + "</head><body><h1>curate report</h1>",
             (f"<p class=muted>{escape(output)} · pipeline {escape(str(config.get('name')))} · config {doc.get('config_hash')} · "
-             f"curate {doc.get('curate_version')} · updated {doc.get('updated')}</p>")]
+             f"curate {doc.get('curate_version')} · updated {doc.get('updated')}</p>"),
+            (f"<p class=muted>Built {escape(_when(mf.now()))} from shard version {version} (OUTPUT state {output_state(doc)}). "
+             f"After a refilter or another run this page is stale: <code>curate inspect {escape(output)}</code> says so, "
+             f"<code>curate report {escape(output)}</code> rebuilds it.</p>")]
     if doc.get("random_init"):
         html.append("<p class=warn>Models ran on RANDOM weights (random_init): scores, captions and embeddings are meaningless.</p>")
     html.append("<h2>Funnel</h2>")
@@ -159,31 +244,77 @@ def render(output: str) -> str:
             html.append(f"<div class=hist><b>{escape(col)}</b>{histogram(values, thr.get(col, []))}</div>")
     html.append("</div><h2>Contact sheets</h2>")
     sheets = _sheets(data)
-    thumbs = _thumbnails(loc, data, {i for rows, _ in sheets.values() for i in rows})
-    for title, (rows, total) in sheets.items():
+    thumbs = _thumbnails(loc, data, {i for _, rows, _ in sheets.values() for i in rows})
+    for title, (key, rows, total) in sheets.items():
         html.append(f"<h3>{escape(title)} <span class=muted>(showing {len(rows)} of {total:,})</span></h3><div class=sheet>")
-        html += [_tile(data, i, thumbs.get(data["clip_id"][i]), score) for i in rows]
+        html += [_tile(data, i, thumbs.get(data["clip_id"][i]), decisive(data, i, key, score)) for i in rows]
         html.append("</div>")
     html.append(_timings(doc))
     html.append("</body></html>")
     return "\n".join(html)
 
 
+def _when(iso: str | None) -> str:
+    """``2026-11-26T07:17:07+00:00`` as ``2026-11-26 07:17 UTC``."""
+    if not iso:
+        return "-"
+    return iso[:16].replace("T", " ") + (" UTC" if iso.endswith(("+00:00", "Z")) else "")
+
+
 def _timings(doc: dict[str, Any]) -> str:
-    rows = "".join(f"<tr><td>{escape(s)}</td><td class=num>{t['total_s']:.2f}</td><td class=num>{t['videos']}</td>"
-                   f"<td class=num>{t['mean_s']:.3f}</td></tr>" for s, t in (doc.get("timings") or {}).items())
-    out = ["<h2>Stage timings</h2><table><tr><th>stage</th><th>total s</th><th>videos</th><th>mean s / video</th></tr>", rows, "</table>"]
-    versions = doc.get("versions") or []
-    if versions:
-        out.append("<h2>Versions of the shards</h2><table><tr><th>#</th><th>kind</th><th>part</th><th>created</th>"
-                   "<th>config</th><th>moves</th><th>encoded</th></tr>")
-        out += [f"<tr><td>{v['version']}</td><td>{escape(v['kind'])}</td><td>{escape(v['part'])}</td><td>{escape(v['created'])}</td>"
-                f"<td>{escape(v['config_hash'])}</td><td>{escape(json.dumps(v['moves']))}</td><td class=num>{v['encoded']}</td></tr>"
-                for v in versions]
-        out.append("</table>")
+    from curate.pipeline import in_pipeline_order
+
+    timings = doc.get("timings") or {}
+    rows = "".join(f"<tr><td>{escape(s)}</td><td class=num>{timings[s]['total_s']:.2f}</td><td class=num>{timings[s]['videos']}</td>"
+                   f"<td class=num>{timings[s]['mean_s']:.3f}</td></tr>" for s in in_pipeline_order(timings))
+    out = ["<h2>Stage timings</h2><p class=muted>In pipeline order; every attempt counts.</p>"
+           "<table><tr><th>stage</th><th>total s</th><th>videos</th><th>mean s / video</th></tr>", rows, "</table>"]
+    out.append(_versions(doc))
     if doc.get("models"):
         out.append(f"<h2>Models</h2><pre>{escape(json.dumps(doc['models'], indent=1))}</pre>")
     return "".join(out)
+
+
+def version_rows(doc: dict[str, Any]) -> list[dict[str, str]]:
+    """The shard versions as readable rows: version, kind, when, run, thresholds changed (before → after), moves.
+
+    Version 0 is the shards as the run wrote them; each dedup or refilter pass
+    that changed a decision is the next version.
+    """
+    from curate.output.rewrite import describe_moves
+    from curate.refilter import describe_changes, threshold_changes
+
+    runs = doc.get("runs") or []
+    rows = [{"version": "0", "kind": "run", "when": _when(doc.get("created")), "run": runs[0]["run_id"] if runs else "-",
+             "thresholds": "as the pipeline set them", "moves": "-"}]
+    seen: dict[str, Any] = {}  # the latest full thresholds: the "before" of records that lack it
+    for v in doc.get("versions") or []:
+        thr = v.get("thresholds") or {}
+        if v.get("kind") == "dedup":
+            d = thr.get("dedup") or {}
+            changed = (f"dedup pass: phash ≤ {d.get('phash_max_distance')}, cosine ≥ {d.get('cosine_threshold')}, "
+                       f"best {d.get('score')} kept")
+        else:
+            before = v.get("before") or (seen or None)
+            changed = describe_changes(threshold_changes(before, thr)) if before else "(no record of the thresholds before)"
+            changed = changed or "none (same thresholds)"
+        if "filter" in thr:
+            seen = thr
+        moves = describe_moves(v.get("moves") or {}) or "none"
+        if v.get("updated"):
+            moves += f"; {v['updated']:,} updated in place"
+        if v.get("encoded"):
+            moves += f"; {v['encoded']:,} encoded from source"
+        rows.append({"version": str(v.get("version")), "kind": str(v.get("kind")), "when": _when(v.get("created")),
+                     "run": str(v.get("run_id", "-")), "thresholds": changed, "moves": moves})
+    return rows
+
+
+def _versions(doc: dict[str, Any]) -> str:
+    head = "".join(f"<th>{h}</th>" for h in ("version", "kind", "when", "run", "thresholds changed (before → after)", "moves"))
+    body = "".join("<tr>" + "".join(f"<td>{escape(r[k])}</td>" for k in ("version", "kind", "when", "run", "thresholds", "moves"))
+                   + "</tr>" for r in version_rows(doc))
+    return f"<h2>Versions of the shards</h2><table class=versions><tr>{head}</tr>{body}</table>"
 
 
 def write_report(output: str, out: Path | None = None) -> str:

@@ -51,7 +51,7 @@ def test_cli_exits_2_with_the_message_and_writes_nothing(offline: Path, tmp_path
                                       "--runner", "local", "--models-dir", str(offline)])
     assert result.exit_code == 2, result.output
     text = " ".join(result.output.split())
-    assert "not available" in text and "curate models download" in text and "--models-dir" in text
+    assert "needs model weights" in text and "curate models download" in text and f"--models-dir {offline}" in text
     assert not out.exists()
 
 

@@ -164,3 +164,44 @@ def test_cli_refilter_and_report(out: Path, tmp_path: Path) -> None:
     bad = write_yaml(PipelineConfig.model_validate({"detector": {"kind": "content"}}), tmp_path / "bad.yaml")
     result = CliRunner().invoke(app, ["refilter", str(out), str(bad)])
     assert result.exit_code == 2 and "clip ids would change" in " ".join(result.output.split())
+
+
+RUN_ID = r"\d{8}T\d{6}Z-[0-9a-f]{6}"
+
+
+def test_one_run_id_format(out: Path) -> None:
+    import re
+
+    refilter(str(out), model_free(min_sharpness=1e9))
+    runs = json.loads((out / "manifest.json").read_text())["runs"]
+    assert [r["command"] for r in runs] == ["run", "refilter"]
+    assert all(re.fullmatch(RUN_ID, r["run_id"]) for r in runs), [r["run_id"] for r in runs]
+
+
+def test_noop_refilter_writes_nothing(out: Path) -> None:
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
+    result = CliRunner().invoke(app, ["refilter", str(out), str(write_yaml(model_free(), out.parent / "same.yaml"))])
+    assert result.exit_code == 0, result.output
+    assert "nothing written" in result.output
+    after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
+    assert after == before  # no version, no run entry, no file touched
+
+
+def test_summary_counts_real_moves_and_reads_well(out: Path, run_out: Path, tmp_path: Path) -> None:
+    before = {t: ids(run_out, t) for t in TABLES}
+    cut = float(read_table(run_out, "clips")["sharpness"].median())
+    strict = model_free(min_sharpness=cut)
+    result = CliRunner().invoke(app, ["refilter", str(out), str(write_yaml(strict, tmp_path / "strict.yaml"))])
+    assert result.exit_code == 0, result.output
+    after = {t: ids(out, t) for t in TABLES}
+    moved = sum(len(before[t] - after[t]) for t in TABLES)
+    stayed_rejected = before["rejected"] & after["rejected"]
+    text = result.output
+    assert "{" not in text and "->" not in text, text  # no Python dicts
+    assert f"min_sharpness 5 → {cut:g}" in text and f"kept → dropped {moved}" in text and f"({moved} clip" in text
+    m = json.loads((out / "manifest.json").read_text())["versions"][-1]
+    assert m["moves"] == {"clips->rejected": moved} and sum(m["moves"].values()) == moved
+    # dropped clips that stay dropped (their reasons now name min_sharpness too) are not moves
+    rows = read_table(out, "rejected").set_index("clip_id").loc[sorted(stayed_rejected)]
+    gained = sum(any("min_sharpness" in r for r in rr) for rr in rows["reject_reasons"])
+    assert gained and m["updated"] == gained and f"updated:    {gained} clip{'' if gained == 1 else 's'} with other reasons, not moved" in text

@@ -75,3 +75,70 @@ def test_write_report_default_location(out: Path, tmp_path: Path) -> None:
     assert write_report(str(out), tmp_path / "x" / "r.html") == str(tmp_path / "x" / "r.html")
     with pytest.raises(FileNotFoundError):
         render(str(tmp_path / "missing"))
+
+
+def tiles(section: str) -> list[tuple[str, str]]:
+    """``(title attribute, score label)`` of each tile of a contact sheet."""
+    from html import unescape
+
+    found = re.findall(r'<div class="tile" title="([^"]*)">.*?<div class=score>([^<]*)</div>', section, re.S)
+    return [(unescape(t), unescape(label)) for t, label in found]
+
+
+def test_tiles_show_the_score_that_decided_and_where_they_come_from(out: Path) -> None:
+    sheets = sections(render(str(out)))
+    motion = tiles(sheets["dropped: min_motion"])
+    assert motion and all(label.startswith("motion ") for _, label in motion), motion[:3]
+    for title, label in motion:  # the clip's motion_score, as its reject reason states it
+        stated = float(re.search(r"motion_score (\S+) < min_motion", title).group(1))
+        assert abs(float(label.split()[1]) - stated) <= 0.006, (label, title)
+    assert all(label.startswith("sharpness ") for _, label in tiles(sheets["kept"]))  # dedup.score ranks kept clips
+    assert all(label.startswith("clip_sim_mean ") for _, label in tiles(sheets["flagged"]))
+    dup = next(s for t, s in sheets.items() if "duplicate" in t)
+    assert all(label.startswith("phash distance ") for _, label in tiles(dup))
+    for title, _ in motion:  # hover: source file and time span
+        assert re.match(r"v\d+\.mp4  \d+\.\d\d–\d+\.\d\d s\n/data/v\d+\.mp4\nclip ", title), title
+
+
+def test_tiles_have_equal_heights() -> None:
+    from curate.report import _CSS
+
+    tile = re.search(r"\.tile\{([^}]*)\}", _CSS).group(1)
+    img = re.search(r"\.tile img,\.tile \.noimg\{([^}]*)\}", _CSS).group(1)
+    assert "height:146px" in tile and "overflow:hidden" in tile
+    assert "height:90px" in img and "object-fit:contain" in img  # any aspect ratio fits the same box
+
+
+def test_stage_timings_in_pipeline_order(out: Path) -> None:
+    from curate.config import load_pipeline
+    from curate.pipeline import STAGE_ORDER, build_stages
+    from tests.tiny_pipeline import DEFAULT
+
+    assert [s.name for s in build_stages(load_pipeline(DEFAULT))] == list(STAGE_ORDER)
+    timings = render(str(out)).split("<h2>Stage timings</h2>", 1)[1].split("<h2>", 1)[0]
+    assert re.findall(r"<tr><td>(\w+)</td>", timings) == ["probe", "analyse"]
+
+
+def test_versions_table_is_readable(out: Path) -> None:
+    page = render(str(out))
+    versions = page.split("<h2>Versions of the shards</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "{" not in versions and "clips-&gt;" not in versions
+    assert "<th>thresholds changed (before → after)</th>" in versions
+    assert "dedup pass: phash ≤ 4" in versions and "kept → dropped" in versions
+
+
+def test_an_older_report_is_marked_stale(out: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from curate.report import report_freshness
+
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    (copy / "report.html").unlink(missing_ok=True)
+    assert report_freshness(str(copy)) is None
+    write_report(str(copy))
+    assert report_freshness(str(copy)) == (False, f"{copy}/report.html is up to date")
+    with OutputStore.open(str(copy), PipelineConfig.model_validate({"dedup": {"score": "sharpness"}})) as store:
+        store.add(fake_video(100))  # OUTPUT changes after the report was built
+    stale, message = report_freshness(str(copy))
+    assert stale and f"curate report {copy}" in message and "stale" in message

@@ -13,10 +13,87 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from curate.models.hub import ModelUnavailable, is_offline
+from curate.models.hub import ModelUnavailable, hub_endpoint, is_offline, unreachable
 from curate.models.settings import ModelsConfig
 
 Check = tuple[str, Callable[[ModelsConfig, bool], Any]]
+
+
+class MissingModels(ModelUnavailable):
+    """Every model of a pipeline that cannot be had (``failures``), raised by :func:`check_models`."""
+
+    def __init__(self, failures: list[ModelUnavailable]) -> None:
+        self.failures = failures
+        super().__init__(", ".join(e.model for e in failures), "; ".join(e.detail for e in failures),
+                         no_network=any(e.no_network for e in failures))
+
+
+def _hub_folder(repo: str) -> str:
+    """The folder a Hugging Face cache keeps ``repo`` in (``models--org--name``)."""
+    return "models--" + repo.replace("/", "--")
+
+
+def layout(config: Any) -> list[tuple[str, str]]:
+    """``(where, what)`` for every file or folder the models of ``config`` need; loads and fetches nothing.
+
+    ``where`` is relative to the models dir (what `curate models download --to DIR`
+    fills, with the same layout) or an absolute path the pipeline names itself.
+    """
+    import open_clip
+
+    from curate.models.clip import _weight_names
+
+    out: list[tuple[str, str]] = []
+    c, a, cap = getattr(config, "clip", None), getattr(config, "aesthetic", None), getattr(config, "caption", None)
+    if c is not None and not c.random_init:
+        label = f"CLIP {c.model}" + (f" ({c.pretrained})" if c.pretrained else "")
+        arch = c.model.replace("/", "-")
+        if c.model.startswith("local-dir:"):
+            out.append((c.model[len("local-dir:"):], f"{label}: open_clip_config.json and weights"))
+        elif c.model.startswith("hf-hub:"):
+            out.append((_hub_folder(c.model[len("hf-hub:"):]) + "/", f"{label}: open_clip_config.json, weights, tokenizer"))
+        elif c.pretrained:
+            tag = open_clip.get_pretrained_cfg(arch, c.pretrained)
+            if tag and tag.get("hf_hub"):
+                repo, filename = tag["hf_hub"].rstrip("/"), ""
+                if repo.count("/") > 1:
+                    repo, filename = repo.rsplit("/", 1)
+                out.append((_hub_folder(repo) + "/", f"{label} weights: {' or '.join(_weight_names(filename))}"))
+            elif tag and tag.get("url"):
+                out.append(("open_clip/" + Path(tag["url"].split("?")[0]).name, f"{label} weights"))
+            elif c.pretrained.startswith("hf-hub:"):
+                repo, _, filename = c.pretrained[len("hf-hub:"):].rpartition("/")
+                out.append((_hub_folder(repo) + "/", f"{label} weights: {filename}"))
+            else:
+                out.append((str(Path(c.pretrained).resolve()), f"{label} checkpoint"))
+        if not c.model.startswith("local-dir:"):
+            try:
+                tok = _clip_tokenizer(c, arch)
+            except (OSError, KeyError, ValueError):
+                tok = None
+            if tok:
+                out.append((_hub_folder(tok) + "/", f"tokenizer {tok} of {label}"))
+    if a is not None:
+        if a.head.startswith(("http://", "https://")):
+            out.append(("aesthetic/" + Path(a.head.split("?")[0]).name, f"aesthetic head, from {a.head}"))
+        else:
+            out.append((str(Path(a.head).resolve()), "aesthetic head"))
+    if cap is not None and cap.kind == "transformers" and cap.model:
+        local = Path(cap.model).expanduser()
+        if local.exists() or cap.model.startswith((".", "/", "~")):
+            out.append((str(local.resolve()), f"captioner {cap.model} (saved with save_pretrained)"))
+        else:
+            out.append((_hub_folder(cap.model) + "/", f"captioner {cap.model}"))
+    return out
+
+
+def describe_layout(config: Any, models_dir: Path | str) -> str:
+    """:func:`layout` as indented lines with full paths under ``models_dir``."""
+    lines = []
+    for where, what in layout(config):
+        full = where if Path(where).is_absolute() else f"{Path(models_dir) / where}{'/' if where.endswith('/') else ''}"
+        lines.append(f"  {full}   ({what})")
+    return "\n".join(lines) or "  (no model files: this pipeline needs no weights)"
 
 
 def _clip_tokenizer(clip_cfg: Any, arch: str) -> str | None:
@@ -59,14 +136,67 @@ def check_models(config: Any) -> None:
         except ModelUnavailable as e:
             failures.append(e)
     if failures:
-        detail = "; ".join(str(e).split("\n")[0].removeprefix("model ") for e in failures)
-        raise ModelUnavailable(", ".join(e.model for e in failures), detail)
+        raise MissingModels(failures)
+
+
+def missing_models_message(pipeline: Path | str, config: Any, error: ModelUnavailable, models_dir: Path | None = None) -> str:
+    """What `curate run` prints when weights are missing: which, why, and the commands that fix it, with real paths.
+
+    ``models_dir`` is where the weights should go (``--models-dir``/``models.dir``,
+    else ``./models``). Meant to be printed without wrapping (URLs stay whole).
+    """
+    failures = error.failures if isinstance(error, MissingModels) else [error]
+    target = Path(models_dir or getattr(getattr(config, "models", None), "dir", None) or "models").resolve()
+    lines = [f"{pipeline} needs model weights that this machine does not have:"]
+    lines += [f"  - {e.model}: {e.detail}" for e in failures]
+    lines += [
+        "To run it, fetch the weights on a machine with network:",
+        f"  curate models download {pipeline} --to {target}",
+        f"copy {target} to this machine (same path, or pass the new one), then run again with:",
+        f"  curate run {pipeline} --models-dir {target} --input ... --output ...",
+        f"{target} must then hold:",
+        describe_layout(config, target),
+        "Or run without model weights (shots, motion and technical scores only):",
+        "  curate run pipelines/model-free.yaml --input ... --output ...",
+    ]
+    return "\n".join(lines)
+
+
+def network_needed(config: Any) -> list[str]:
+    """The endpoints :func:`download_models` fetches ``config``'s models from (hub, plain URLs)."""
+    urls = []
+    for where, _ in layout(config):
+        if where.startswith("models--"):
+            urls.append(hub_endpoint())
+    a = getattr(config, "aesthetic", None)
+    if a is not None and a.head.startswith(("http://", "https://")):
+        urls.append(a.head)
+    return list(dict.fromkeys(urls))
+
+
+def offline_advice(pipeline: Path | str, config: Any, to: Path, why: str) -> str:
+    """What `curate models download` prints without network: where to fetch, what to copy, exactly which files."""
+    target = Path(to).resolve()
+    return "\n".join([
+        f"error: no network ({why}); `curate models download` needs it.",
+        "On a machine with network run:",
+        f"  curate models download {pipeline} --to {target}",
+        f"then copy {target} to this machine at the same path (or copy a models dir another machine filled for "
+        f"{Path(pipeline).name}). It must hold:",
+        describe_layout(config, target),
+        "Then run with:",
+        f"  curate run {pipeline} --models-dir {target} --input ... --output ...",
+    ])
 
 
 def download_models(config: Any, to: Path, log: Callable[[str], None] = print) -> list[str]:
     """Fetch every model of ``config`` into ``to``; returns what was fetched (local paths or ids)."""
     if is_offline(ModelsConfig()):
         raise ModelUnavailable("(all)", "HF_HUB_OFFLINE is set; `curate models download` needs network")
+    for url in network_needed(config):  # one quick connect each: no minute of HTTP retries when offline
+        why = unreachable(url)
+        if why:
+            raise ModelUnavailable("(all)", f"{url}: {why}", no_network=True)
     from huggingface_hub import snapshot_download
 
     models = ModelsConfig(dir=Path(to))
@@ -99,12 +229,20 @@ def models_app() -> Any:
         to: Path = typer.Option(..., "--to", help="Directory to fill; pass it as --models-dir (models.dir) offline."),
     ) -> None:
         """Download every model PIPELINE uses into DIR (run on a connected machine)."""
-        from curate.config import load_pipeline
+        from curate.config import ConfigError, load_pipeline
 
         try:
-            download_models(load_pipeline(pipeline), to, log=typer.echo)
+            config = load_pipeline(pipeline)
+        except ConfigError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from e
+        try:
+            download_models(config, to, log=typer.echo)
         except ModelUnavailable as e:
-            typer.echo(str(e), err=True)
+            if e.no_network:
+                typer.echo(offline_advice(pipeline, config, to, e.detail), err=True)
+            else:
+                typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from e
         typer.echo(f"done; on the offline machine set models.dir: {to} or pass --models-dir {to}")
 

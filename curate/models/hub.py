@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
+import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from curate.models.settings import ModelsConfig
 
@@ -20,16 +23,55 @@ _TRUE = {"1", "true", "yes", "on"}
 
 
 class ModelUnavailable(RuntimeError):
-    """Weights that cannot be had; the message names the model and how to provide it."""
+    """Weights that cannot be had; the message names the model and how to provide it.
 
-    def __init__(self, model: str, detail: str) -> None:
-        self.model = model
+    ``detail`` says why (not cached, offline, no network); ``no_network`` is
+    true when the source could not be reached at all.
+    """
+
+    def __init__(self, model: str, detail: str, no_network: bool = False) -> None:
+        self.model, self.detail, self.no_network = model, detail, no_network
         super().__init__(
             f"model {model!r} is not available: {detail}.\n"
             "To provide it: on a connected machine run `curate models download PIPELINE.yaml --to DIR`, "
             "copy DIR to this machine, then set `models.dir: DIR` in the pipeline or pass `--models-dir DIR` "
             "(or point the model at a local checkpoint path)."
         )
+
+
+NETWORK_TIMEOUT_S = 1.5
+_UNREACHABLE: dict[tuple[str, int], tuple[float, str]] = {}  # (host, port) -> (when, why): answers for a minute
+
+
+def hub_endpoint() -> str:
+    """The Hugging Face endpoint downloads go to (``HF_ENDPOINT``, else the library's default)."""
+    from huggingface_hub import constants
+
+    return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
+
+
+def unreachable(url: str, timeout_s: float = NETWORK_TIMEOUT_S) -> str | None:
+    """Why ``url``'s host (or the proxy configured for it) cannot be reached; ``None`` if a TCP connect works.
+
+    One connect of at most ``timeout_s``, so "no network" is known in a second or
+    two instead of after the HTTP clients' retries (a minute with huggingface_hub).
+    A failed answer is remembered for a minute, so checking many files costs one wait.
+    """
+    parts = urlsplit(url)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
+        parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    known = _UNREACHABLE.get((host, port))
+    if known and time.monotonic() - known[0] < 60:
+        return known[1]
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+        return None
+    except OSError as e:
+        why = f"cannot connect to {host}:{port}: {'timed out' if isinstance(e, socket.timeout) else e.strerror or e}"
+        _UNREACHABLE[(host, port)] = (time.monotonic(), why)
+        return why
 
 
 def is_offline(models: ModelsConfig) -> bool:
@@ -63,6 +105,10 @@ def hub_file(
     where = cache or "the default Hugging Face cache"
     if offline:
         raise ModelUnavailable(label, f"hf-hub:{repo} ({' or '.join(filenames)}) is not in {where} and offline mode is on")
+    why = unreachable(hub_endpoint())
+    if why:
+        raise ModelUnavailable(label, f"hf-hub:{repo} ({' or '.join(filenames)}) is not in {where} and there is no network ({why})",
+                               no_network=True)
     errors = []
     for name in filenames:
         try:
@@ -84,6 +130,9 @@ def url_file(url: str, *, label: str, cache: str | None, offline: bool, download
         return str(target)
     if offline:
         raise ModelUnavailable(label, f"{url} is not in {target.parent} and offline mode is on")
+    why = unreachable(url)
+    if why:
+        raise ModelUnavailable(label, f"not in {target.parent} and there is no network ({why})", no_network=True)
     tmp = None
     try:
         if not download:

@@ -144,7 +144,9 @@ def encode_rows(config: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]
 def apply_changes(store: OutputStore, changes: Changes, info: dict[str, Any]) -> dict[str, Any] | None:
     """Commit ``changes`` (clip_id -> new column values) as one rewrite; ``None`` when there are none.
 
-    Returns the sidecar (``info`` plus part, moves, files, what it superseded).
+    Returns the sidecar (``info`` plus part, files, what it superseded, ``moves``:
+    ``"table->table"`` -> clips that changed table, ``updated``: clips whose
+    decision changed without a move, e.g. a dropped clip with new reasons).
     """
     if not changes:
         return None
@@ -162,11 +164,25 @@ def apply_changes(store: OutputStore, changes: Changes, info: dict[str, Any]) ->
     for row in store.latest_rows({v for v, d in delta.items() if any(d.values())}):
         d = delta[row["video_id"]]
         ledger_rows.append(dict(row, **{col: int(row[col]) + d[t] for t, col in _COUNT.items()}))
-    record = dict(info, moves=dict(sorted(moves.items())), encoded=encoded, seconds=round(time.perf_counter() - t0, 3))
+    updated = moves.pop("updated", 0)
+    record = dict(info, moves=dict(sorted(moves.items())), updated=updated, encoded=encoded,
+                  seconds=round(time.perf_counter() - t0, 3))
     record = store.commit_rewrite(part, {t: s.entries for t, s in sinks.items() if s.entries}, supersedes, ledger_rows, record)
-    log.info("%s: rewrote %d file(s) as part %s: %s, %d clip(s) encoded", info.get("kind"), len(supersedes), part,
-             record["moves"], encoded)
+    log.info("%s: rewrote %d file(s) as part %s: %s, %d updated in place, %d clip(s) encoded", info.get("kind"),
+             len(supersedes), part, describe_moves(record["moves"]) or "no moves", updated, encoded)
     return record
+
+
+OUTCOME = {ACCEPTED_TABLE: "kept", FLAGGED_TABLE: "flagged", REJECTED_TABLE: "dropped"}
+
+
+def describe_moves(moves: dict[str, int]) -> str:
+    """``{"clips->rejected": 5}`` as ``kept → dropped 5``; several joined with ``, ``."""
+    parts = []
+    for key, n in moves.items():
+        src, _, dst = key.partition("->")
+        parts.append(f"{OUTCOME.get(src, src)} → {OUTCOME.get(dst, dst)} {n:,}")
+    return ", ".join(parts)
 
 
 def _stage(store: OutputStore, changes: Changes, sinks: dict[str, _Sink]) -> tuple[list[str], Counter[str], dict[str, Counter[str]], int]:
@@ -187,7 +203,8 @@ def _stage(store: OutputStore, changes: Changes, sinks: dict[str, _Sink]) -> tup
                 found += 1
                 row.update(changes[row["clip_id"]])
                 target = table_of(row)
-                moves[f"{table}->{target}"] += 1
+                # A move is a clip changing table; one that stays (new reasons only) is updated in place.
+                moves[f"{table}->{target}" if target != table else "updated"] += 1
                 delta[row["video_id"]][table] -= 1
                 delta[row["video_id"]][target] += 1
                 if target != REJECTED_TABLE and table == REJECTED_TABLE:
