@@ -67,11 +67,25 @@ def _options(
 
 
 class _LogFile(logging.FileHandler):
-    """A run's log file, created (with its folder) only when the first line is written,
-    so a run refused before any work leaves nothing behind."""
+    """A run's log file in OUTPUT/logs/, created only once the run has created OUTPUT.
+
+    Lines logged before that (discovery warnings) are held and written first,
+    so a run refused before any work leaves nothing behind.
+    """
 
     def __init__(self, path: Path) -> None:
         super().__init__(path, delay=True)
+        self._output = path.parent.parent
+        self._early: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.stream is None and not self._output.is_dir():
+            self._early.append(record)
+            return
+        early, self._early = self._early, []
+        for r in early:
+            super().emit(r)
+        super().emit(record)
 
     def _open(self):  # noqa: ANN202 - logging's own signature
         Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
@@ -208,7 +222,7 @@ class _Progress:
 
 @app.command()
 def inspect(
-    output: str = typer.Argument(..., help="OUTPUT of a run."),
+    output: str = typer.Argument(..., metavar="OUTPUT", help="OUTPUT of a run."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Counts, funnel (inputs -> done/rejected/failed; clips -> kept/rejected per reason) and score summaries."""
@@ -226,32 +240,35 @@ def inspect(
 
 
 @app.command()
-def validate(output: str = typer.Argument(..., help="OUTPUT of a run.")) -> None:
-    """Check schema, manifest, shard readability, unique clip ids and consistent counts. Exit 1 on problems."""
+def validate(output: str = typer.Argument(..., metavar="OUTPUT", help="OUTPUT of a run.")) -> None:
+    """Check schema, manifest, shard readability, unique clip ids and consistent counts. Prints the verdict; exit 1 on problems."""
+    from rich.markup import escape
+
     from curate.validate import validate as check
 
+    out = Console(soft_wrap=True)
     problems = check(output)
+    for p in problems:
+        out.print(f"[red]problem:[/] {escape(str(p))}", highlight=False)
     if problems:
-        for p in problems:
-            err.print(f"[red]problem:[/] {p}")
+        out.print(f"{len(problems)} problem(s) in {escape(output)}", highlight=False)
         raise typer.Exit(1)
-    err.print(f"[green]ok:[/] {output} is valid")
+    out.print(f"[green]ok:[/] {escape(output)} is valid", highlight=False)
 
 
 @app.command()
 def report(
-    output: str = typer.Argument(..., help="OUTPUT of a run."),
-    out: Optional[Path] = typer.Option(None, "--out", help="HTML file to write (default: OUTPUT/report.html)."),
+    output: str = typer.Argument(..., metavar="OUTPUT", help="OUTPUT of a run."),
+    html: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE.html", help="HTML file to write (default: OUTPUT/report.html)."),
 ) -> None:
     """Write a self-contained HTML page: funnel, score histograms with thresholds, contact sheets, timings."""
     from curate.report import write_report
 
     try:
-        path = write_report(output, out)
+        path = write_report(output, html)
     except FileNotFoundError as e:
-        err.print(f"[red]error:[/] {e}")
-        raise typer.Exit(2)
-    err.print(f"report: {path}")
+        _fail(e)
+    err.print(f"report: {path}", highlight=False)
 
 
 @app.command()

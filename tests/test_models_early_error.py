@@ -18,7 +18,7 @@ from tests.models_fixtures import tiny_clip  # noqa: F401
 from tests.pipeline_helpers import make_inputs
 from tests.tiny_pipeline import DEFAULT, tiny_default
 
-HOW = ("curate models download PIPELINE.yaml --to DIR", "--models-dir")
+HOW = ("curate models download PIPELINE.yaml --output DIR", "--models-dir")
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ def test_models_download_without_network_says_what_to_copy(no_network: str, tmp_
     assert took < 4, f"{took:.1f}s to notice there is no network"
     out = result.output
     assert "no network" in out and "Retrying" not in out
-    assert f"curate models download {DEFAULT} --to {to}" in out  # the real command, no placeholders
+    assert f"curate models download {DEFAULT} --output {to}" in out  # the real command, no placeholders
     assert f"{to}/{CLIP_FOLDER}/" in out and f"{to}/aesthetic/sa_0_4_vit_b_32_linear.pth" in out
     assert f"--models-dir {to}" in out and "DIR" not in out.replace("--to", "")
     assert not to.exists()
@@ -66,7 +66,7 @@ def test_run_without_weights_prints_unwrapped_real_paths(no_network: str, tmp_pa
     out = result.output
     assert HEAD_URL in out, "the URL is broken across lines"
     assert max(len(line) for line in out.splitlines()) > 80  # printed without hard wrapping
-    assert f"curate models download {DEFAULT} --to {models}" in out and f"--models-dir {models}" in out
+    assert f"curate models download {DEFAULT} --output {models}" in out and f"--models-dir {models}" in out
     assert f"{models}/{CLIP_FOLDER}/" in out and "no network" in out
     assert "pipelines/model-free.yaml" in out
     assert "PIPELINE.yaml" not in out and " DIR" not in out

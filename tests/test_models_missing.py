@@ -21,7 +21,7 @@ from curate.models.settings import (
 from curate.stages.clip_embed import ClipEmbedStage
 from tests.models_fixtures import tiny_clip  # noqa: F401
 
-HOW = ("curate models download PIPELINE.yaml --to DIR", "models.dir", "--models-dir")
+HOW = ("curate models download PIPELINE.yaml --output DIR", "models.dir", "--models-dir")
 
 
 @pytest.fixture

@@ -159,7 +159,7 @@ def test_cli_refilter_and_report(out: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["refilter", str(out), str(pipe)])
     assert result.exit_code == 0, result.output
     assert ids(out, "clips") == set()
-    result = CliRunner().invoke(app, ["report", str(out), "--out", str(tmp_path / "r.html")])
+    result = CliRunner().invoke(app, ["report", str(out), "--output", str(tmp_path / "r.html")])
     assert result.exit_code == 0 and "min_sharpness" in (tmp_path / "r.html").read_text()
     bad = write_yaml(PipelineConfig.model_validate({"detector": {"kind": "content"}}), tmp_path / "bad.yaml")
     result = CliRunner().invoke(app, ["refilter", str(out), str(bad)])

@@ -1,6 +1,6 @@
 """The models of a pipeline: check them before a run, download them for an offline one.
 
-``curate models download PIPELINE.yaml --to DIR`` fills DIR with the same
+``curate models download PIPELINE.yaml --output DIR`` fills DIR with the same
 cache layout the loaders read (Hugging Face hub cache, ``aesthetic/`` for
 heads fetched by URL), so ``models.dir: DIR`` / ``--models-dir DIR`` on the
 offline machine finds everything without network.
@@ -36,7 +36,7 @@ def _hub_folder(repo: str) -> str:
 def layout(config: Any) -> list[tuple[str, str]]:
     """``(where, what)`` for every file or folder the models of ``config`` need; loads and fetches nothing.
 
-    ``where`` is relative to the models dir (what `curate models download --to DIR`
+    ``where`` is relative to the models dir (what `curate models download --output DIR`
     fills, with the same layout) or an absolute path the pipeline names itself.
     """
     import open_clip
@@ -151,7 +151,7 @@ def missing_models_message(pipeline: Path | str, config: Any, error: ModelUnavai
     lines += [f"  - {e.model}: {e.detail}" for e in failures]
     lines += [
         "To run it, fetch the weights on a machine with network:",
-        f"  curate models download {pipeline} --to {target}",
+        f"  curate models download {pipeline} --output {target}",
         f"copy {target} to this machine (same path, or pass the new one), then run again with:",
         f"  curate run {pipeline} --models-dir {target} --input ... --output ...",
         f"{target} must then hold:",
@@ -180,7 +180,7 @@ def offline_advice(pipeline: Path | str, config: Any, to: Path, why: str) -> str
     return "\n".join([
         f"error: no network ({why}); `curate models download` needs it.",
         "On a machine with network run:",
-        f"  curate models download {pipeline} --to {target}",
+        f"  curate models download {pipeline} --output {target}",
         f"then copy {target} to this machine at the same path (or copy a models dir another machine filled for "
         f"{Path(pipeline).name}). It must hold:",
         describe_layout(config, target),
@@ -226,7 +226,7 @@ def models_app() -> Any:
     @app.command()
     def download(
         pipeline: Path = typer.Argument(..., help="Pipeline YAML whose models to fetch."),
-        to: Path = typer.Option(..., "--to", help="Directory to fill; pass it as --models-dir (models.dir) offline."),
+        to: Path = typer.Option(..., "--output", "-o", "--to", metavar="DIR", help="Directory to fill; pass it as --models-dir (models.dir) offline."),
     ) -> None:
         """Download every model PIPELINE uses into DIR (run on a connected machine)."""
         from curate.config import ConfigError, load_pipeline

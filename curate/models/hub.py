@@ -33,7 +33,7 @@ class ModelUnavailable(RuntimeError):
         self.model, self.detail, self.no_network = model, detail, no_network
         super().__init__(
             f"model {model!r} is not available: {detail}.\n"
-            "To provide it: on a connected machine run `curate models download PIPELINE.yaml --to DIR`, "
+            "To provide it: on a connected machine run `curate models download PIPELINE.yaml --output DIR`, "
             "copy DIR to this machine, then set `models.dir: DIR` in the pipeline or pass `--models-dir DIR` "
             "(or point the model at a local checkpoint path)."
         )

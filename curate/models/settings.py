@@ -24,7 +24,7 @@ class _Strict(BaseModel):
 class ModelsConfig(_Strict):
     """Where weights live for runs without network access.
 
-    ``dir`` is what ``curate models download PIPELINE.yaml --to DIR`` filled; it
+    ``dir`` is what ``curate models download PIPELINE.yaml --output DIR`` filled; it
     is used as the download cache of every model, overriding their ``cache_dir``.
     Offline mode is on when ``offline`` is true or ``HF_HUB_OFFLINE=1``.
     """
