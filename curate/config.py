@@ -18,7 +18,13 @@ from curate.models.settings import AestheticConfig, CaptionCheckConfig, CaptionC
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: ``.inf`` or ``.nan`` in YAML is a typo, never a setting.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _ordered(low: float | None, high: float | None, low_name: str, high_name: str) -> None:
+    if low is not None and high is not None and low > high:
+        raise ValueError(f"{low_name} ({low}) must be <= {high_name} ({high})")
 
 
 class ProbeConfig(_Strict):
@@ -38,6 +44,14 @@ class DetectorConfig(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     # Also run PySceneDetect's threshold detector to catch fades to black.
     fades: bool = True
+
+    @model_validator(mode="after")
+    def _params_fit_the_detector(self) -> "DetectorConfig":
+        """Unknown or invalid ``params`` fail at load, not in the first video's analysis."""
+        from curate.analysis.shots import check_detector_params
+
+        check_detector_params(self.kind, self.params)
+        return self
 
 
 class ClipsConfig(_Strict):
@@ -69,16 +83,22 @@ class AnalysisConfig(_Strict):
 class FilterConfig(_Strict):
     """Thresholds; ``None`` disables a check. Changing them keeps clip ids."""
 
-    min_motion: float | None = 0.15
-    max_motion: float | None = None
-    min_sharpness: float | None = 5.0
-    min_brightness: float | None = 0.06
-    max_brightness: float | None = 0.97
-    max_black_fraction: float | None = 0.5
-    max_frozen_fraction: float | None = 0.9
+    min_motion: float | None = Field(0.15, ge=0, description="px/frame at analysis.motion_width")
+    max_motion: float | None = Field(None, ge=0)
+    min_sharpness: float | None = Field(5.0, ge=0)
+    min_brightness: float | None = Field(0.06, ge=0, le=1)
+    max_brightness: float | None = Field(0.97, ge=0, le=1)
+    max_black_fraction: float | None = Field(0.5, ge=0, le=1)
+    max_frozen_fraction: float | None = Field(0.9, ge=0, le=1)
     # LAION aesthetic score (needs the ``aesthetic`` section).
     min_aesthetic: float | None = None
     require_caption: bool = False
+
+    @model_validator(mode="after")
+    def _ranges(self) -> "FilterConfig":
+        _ordered(self.min_motion, self.max_motion, "filter.min_motion", "filter.max_motion")
+        _ordered(self.min_brightness, self.max_brightness, "filter.min_brightness", "filter.max_brightness")
+        return self
 
 
 class EncodeConfig(_Strict):
@@ -88,7 +108,8 @@ class EncodeConfig(_Strict):
     max_height: int | None = Field(720, ge=16)
     max_fps: float | None = Field(None, gt=0)
     crf: int = Field(23, ge=0, le=51)
-    preset: str = "veryfast"
+    # libx264's presets (the encoder accepts nothing else).
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"] = "veryfast"
 
 
 class DedupConfig(_Strict):
@@ -190,15 +211,30 @@ def _format_error(path: str, err: ValidationError) -> str:
     return "\n".join(lines)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses a key given twice in one mapping (plain YAML keeps the last, silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def load_pipeline(path: str | Path) -> PipelineConfig:
     """Read and validate a pipeline YAML, raising :class:`ConfigError` naming the field."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"pipeline file not found: {p}")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"invalid pipeline {p}: not valid YAML: {e}") from e
+        data = yaml.load(p.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError(f"invalid pipeline {p}: not valid YAML: {e}") from None
+    if data is None:
+        raise ConfigError(f"invalid pipeline {p}: the file is empty (start from pipelines/model-free.yaml)")
     if not isinstance(data, dict):
         raise ConfigError(f"invalid pipeline {p}: top level must be a mapping, got {type(data).__name__}")
     try:

@@ -61,3 +61,44 @@ def test_thresholds_do_not_change_split_settings():
     c = PipelineConfig.model_validate({"clips": {"trim_frames": 5}})
     assert a.split_settings() == b.split_settings() != c.split_settings()
     assert a.config_hash() != b.config_hash()
+
+
+HOSTILE = [
+    ("detector:\n  params: {bogus_param: 3}\n", "bogus_param"),
+    ("detector:\n  kind: content\n  params: {threshold: banana}\n", "detector.params.threshold"),
+    ("detector:\n  kind: transnetv2\n  params: {nope: 1}\n", "nope"),
+    ("encode:\n  preset: warpspeed\n", "encode.preset"),
+    ("limits:\n  video_timeout_s: .inf\n", "limits.video_timeout_s"),
+    ("filter:\n  min_motion: .nan\n", "filter.min_motion"),
+    ("", "empty"),
+    ("filter: {min_motion: 0.1}\nfilter: {min_motion: 0.2}\n", "duplicate key 'filter'"),
+    ("filter:\n  min_motion: 0.1\n  min_motion: 0.3\n", "duplicate key 'min_motion'"),
+    ("filter:\n  min_brightness: 0.9\n  max_brightness: 0.1\n", "filter.min_brightness"),
+    ("filter:\n  min_motion: 2\n  max_motion: 1\n", "filter.min_motion"),
+    ("filter:\n  min_motion: -0.5\n", "filter.min_motion"),
+    ("filter:\n  max_black_fraction: 1.5\n", "filter.max_black_fraction"),
+]
+
+
+@pytest.mark.parametrize("text, field", HOSTILE, ids=[f for _, f in HOSTILE])
+def test_hostile_configs_fail_at_load_naming_the_field(tmp_path: Path, text: str, field: str):
+    p = tmp_path / "bad.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_pipeline(p)
+    assert field in str(e.value)
+
+
+def test_config_errors_exit_2_before_anything_is_written(tmp_path: Path):
+    import subprocess
+    import sys
+
+    (tmp_path / "in").mkdir()
+    for i, (text, field) in enumerate(HOSTILE[:5]):
+        p = tmp_path / f"bad{i}.yaml"
+        p.write_text(text)
+        out = tmp_path / f"out{i}"
+        r = subprocess.run([sys.executable, "-m", "curate", "run", str(p), "-i", str(tmp_path / "in"), "-o", str(out)],
+                           capture_output=True, text=True, timeout=120, cwd=PIPELINES.parent, stdin=subprocess.DEVNULL)
+        assert r.returncode == 2 and field in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert not out.exists()

@@ -18,7 +18,7 @@ LAION_VIT_B_32_HEAD = "https://github.com/LAION-AI/aesthetic-predictor/raw/main/
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=(), allow_inf_nan=False)
 
 
 class ModelsConfig(_Strict):
