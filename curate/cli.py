@@ -92,6 +92,14 @@ class _LogFile(logging.FileHandler):
         return super()._open()
 
 
+def _log_traceback(error: BaseException) -> None:
+    """Write ``error``'s traceback to the run's log file only: the terminal gets one sentence."""
+    record = logging.LogRecord("curate", logging.ERROR, __file__, 0, "run stopped by %r", (error,), (type(error), error, error.__traceback__))
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, _LogFile):
+            handler.handle(record)
+
+
 def _setup_logging(verbose: bool, log_file: Path | None) -> None:
     """One format (time, level, message) for the log file and for stderr when it is not a terminal.
 
@@ -114,6 +122,8 @@ def _setup_logging(verbose: bool, log_file: Path | None) -> None:
         fh.setFormatter(plain)
         fh.setLevel(logging.INFO)
         handlers.append(fh)
+    # A log line that cannot be written (disk full) must not print a traceback of its own.
+    logging.raiseExceptions = False
     # Libraries log at WARNING and above; curate's own INFO lines are the per-video log.
     logging.basicConfig(level=logging.WARNING, handlers=handlers, force=True)
     logging.getLogger("curate").setLevel(logging.DEBUG if verbose else logging.INFO)
@@ -163,6 +173,17 @@ def run(
         _fail(f"{e}\n  curate refilter {output} {pipeline}" if e.refilter else e)
     except (InputError, ConfigError, LockedError, ModelUnavailable, RewriteError) as e:
         _fail(e)
+    except KeyboardInterrupt:
+        _fail(f"interrupted. Videos committed so far are safe in {output}; rerun the same command to resume.", code=130)
+    except OSError as e:
+        _log_traceback(e)
+        where = f" ({e.filename})" if e.filename else ""
+        _fail(f"cannot write {output}: {e.strerror or e}{where}. Videos committed so far are safe; "
+              f"fix this and rerun the same command to resume.", code=1)
+    except Exception as e:  # noqa: BLE001 - a bug: one line here, the traceback in the run log
+        _log_traceback(e)
+        _fail(f"internal error: {type(e).__name__}: {e}. The traceback is in {log_file or 'the log'}; "
+              f"videos committed so far are safe, and rerunning the same command resumes.", code=1)
     if summary.inputs == 0:
         from rich.markup import escape
 

@@ -33,7 +33,7 @@ HASH_CHUNK = 1 << 20
 
 
 class InputError(ValueError):
-    """The --input cannot be used; the message says why."""
+    """An --input (or --output) that cannot be used; the message says why."""
 
 
 def _fs(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:

@@ -12,12 +12,13 @@ so the kept clips do not depend on the runner or on how often a run resumed.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
 from curate.config import PipelineConfig
-from curate.discover import discover
+from curate.discover import InputError, discover
 from curate.pipeline import build_stages
 from curate.records import DONE, PENDING, Record
 from curate.stage import Stage
@@ -109,6 +110,8 @@ def run_pipeline(
     run = _runner(runner, ray_address)
     params, models = model_record(config)
     summary = RunSummary(run_id=new_run_id(), output=output)
+    if "://" not in output and os.path.exists(output) and not os.path.isdir(output):
+        raise InputError(f"--output {output} is a file; OUTPUT must be a directory (new or from an earlier run)")
     # Inputs are read before OUTPUT is touched: a wrong path or an empty folder writes nothing.
     videos = list(discover(inputs, limit=limit))
     summary.inputs = len(videos)

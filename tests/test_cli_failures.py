@@ -1,0 +1,78 @@
+"""When a run cannot go on, the user reads one sentence (the traceback goes to the run log) and nothing is lost."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.pipeline_helpers import make_inputs
+from tests.test_cli import PIPELINE, REPO, curate
+from tests.test_cli_terminal import ANSI
+
+pexpect = pytest.importorskip("pexpect")
+
+
+def test_output_that_is_a_file(tmp_path: Path):
+    make_inputs(tmp_path / "in", n=1)
+    target = tmp_path / "out"
+    target.write_text("not a directory")
+    r = curate("run", str(PIPELINE), "-i", str(tmp_path / "in"), "-o", str(target), "--runner", "local")
+    assert r.returncode == 2 and "is a file" in r.stderr and "Traceback" not in r.stderr
+    assert target.read_text() == "not a directory"
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):
+    """A 400 KiB tmpfs (root only): room for a few videos' shards, not for all of them."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_disk_full_mid_run_is_one_sentence_and_resumable(tmp_path: Path, tiny_disk: Path):
+    from curate.validate import validate
+
+    inputs = tmp_path / "in"
+    make_inputs(inputs, n=3)
+    for i in range(3, 12):  # more bytes than the disk holds
+        (inputs / f"v{i}.mp4").write_bytes((inputs / f"v{i % 3}.mp4").read_bytes() + uuid.uuid4().bytes)
+    out = tiny_disk / "out"
+    full = subprocess.run([sys.executable, "-m", "curate", "run", str(PIPELINE), "-i", str(inputs), "-o", str(out), "--runner", "local"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert full.returncode == 1, full.stderr
+    assert "No space left on device" in full.stderr and "rerun the same command" in full.stderr
+    assert "Traceback" not in full.stderr and "Logging error" not in full.stderr
+    moved = tmp_path / "out"
+    subprocess.run(["cp", "-a", str(out), str(moved)], check=True)
+    done = curate("run", str(PIPELINE), "-i", str(inputs), "-o", str(moved), "--runner", "local", timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert validate(str(moved)) == []
+
+
+@pytest.mark.parametrize("runner", ["local", "ray"])
+def test_ctrl_c_is_one_sentence(tmp_path: Path, runner: str):
+    inputs = tmp_path / "in"
+    make_inputs(inputs, n=3)
+    for i in range(3, 10):
+        (inputs / f"v{i}.mp4").write_bytes((inputs / f"v{i % 3}.mp4").read_bytes() + uuid.uuid4().bytes)
+    child = pexpect.spawn(sys.executable, ["-m", "curate", "run", str(PIPELINE), "-i", str(inputs), "-o", str(tmp_path / "out"), "--runner", runner],
+                          cwd=str(REPO), dimensions=(30, 120), encoding="utf-8", codec_errors="replace", timeout=120)
+    child.expect("videos", timeout=120)
+    time.sleep(2.0)
+    child.sendintr()
+    child.expect(pexpect.EOF, timeout=120)
+    child.close()
+    text = ANSI.sub("", child.before or "")
+    if "interrupted" not in text and child.exitstatus == 0:
+        pytest.skip("the run finished before Ctrl-C landed")
+    assert child.exitstatus == 130, text[-2000:]
+    assert "interrupted" in text and "rerun the same command" in text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-3000:]
