@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from curate.analysis.clips import ClipPlanner, ClipSpan
-from curate.analysis.motion import MotionStats
+from curate.analysis.motion import MotionStats, flow_size
 from curate.analysis.phash import phash
 from curate.analysis.shots import Boundary, ShotDetector, build_detector, merge_boundaries
 from curate.analysis.technical import FROZEN_LEVEL, TechnicalStats, sharpness
@@ -156,7 +156,7 @@ class AnalyseStage(VideoStage):
         st.tech.consume(gray, frozen=i > 0 and not changed)
         st.moved |= changed
         if st.motion.wants(i):
-            st.motion.consume(i, rotate_image(gray, rotation), st.moved)
+            st.motion.consume(i, self._motion_luma(gray, df, rotation), st.moved)
             st.moved = False
         st.sampler.consume(df)
         self._found(st, st.detector.process_frame(i, bgr))
@@ -185,6 +185,20 @@ class AnalyseStage(VideoStage):
             rgb = cv2.resize(rgb, st.size, interpolation=cv2.INTER_AREA)
         st.small = (rgb, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
         return True
+
+    def _motion_luma(self, gray: np.ndarray, df: DecodedFrame, rotation: int) -> np.ndarray:
+        """The grey frame for optical flow, displayed orientation.
+
+        Normally the analysis frame; for very wide or tall sources (1280x96 is
+        192x14 at the analysis width) the luma is cut from the decoded frame
+        at the size the flow needs instead, so the flow never sees upscaled
+        slivers (see :func:`~curate.analysis.motion.flow_size`).
+        """
+        g = rotate_image(gray, rotation)
+        need_w, need_h = flow_size(g.shape[1], g.shape[0], self.config.analysis.motion_width)
+        if need_w <= g.shape[1] and need_h <= g.shape[0]:
+            return g
+        return rotate_image(small_luma(df.frame, need_h if rotation % 180 else need_w), rotation)
 
     @staticmethod
     def _found(st: _Pass, boundaries: list[Boundary]) -> None:
