@@ -150,11 +150,15 @@ def inspect(
 
 
 @app.command()
-def validate(output: str = typer.Argument(..., help="OUTPUT of a run.")) -> None:
+def validate(
+    output: str = typer.Argument(..., help="OUTPUT of a run."),
+    decode: bool = typer.Option(False, "--decode", help="Also decode every stored clip: exactly num_frames frames "
+                                "of the row's size spanning duration_s (slow: one decode per clip)."),
+) -> None:
     """Check schema, manifest, shard readability, unique clip ids and consistent counts. Exit 1 on problems."""
     from curate.validate import validate as check
 
-    problems = check(output)
+    problems = check(output, decode=decode)
     if problems:
         for p in problems:
             err.print(f"[red]problem:[/] {p}")
