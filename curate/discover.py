@@ -20,7 +20,7 @@ import fsspec
 from curate.records import PENDING, Record
 
 VIDEO_EXTENSIONS = frozenset(
-    ".mp4 .m4v .mov .mkv .webm .avi .mpg .mpeg .ts .mts .m2ts .wmv .flv .3gp .ogv .mxf .y4m .gif".split()
+    ".mp4 .m4v .mov .mkv .webm .avi .mpg .mpeg .vob .ts .mts .m2ts .wmv .flv .3gp .ogv .mxf .y4m .gif".split()
 )
 MANIFEST_EXTENSIONS = frozenset({".csv", ".jsonl", ".parquet"})
 HASH_CHUNK = 1 << 20
