@@ -68,20 +68,21 @@ def validate(output: str, deep: bool = True, decode: bool = False) -> list[str]:
     problems += _check_funnel(doc, keys, videos)
     problems += _check_videos_file(loc, doc, videos)
     if decode:
-        problems += _check_decode(loc, doc)
+        problems += _check_decode(loc, doc, ((doc.get("config") or {}).get("encode") or {}).get("max_fps"))
     return problems
 
 
 _DECODE_COLUMNS = ["clip_id", "video", "video_format", "num_frames", "duration_s", "fps", "source_fps", "width", "height"]
 
 
-def check_clip_bytes(row: dict[str, Any]) -> str | None:
+def check_clip_bytes(row: dict[str, Any], max_fps: float | None = None) -> str | None:
     """What is wrong with a stored clip's bytes given its row, or None.
 
-    The MP4 must decode to exactly ``num_frames`` frames (``round(duration_s *
-    fps)`` when ``encode.max_fps`` thinned it: ``fps`` below ``source_fps``,
-    give or take one) of ``width`` x ``height``, spanning ``duration_s``
-    (first frame's start to last frame's end) within one frame.
+    The MP4 must decode to exactly ``num_frames`` frames of ``width`` x
+    ``height``, spanning ``duration_s`` (first frame's start to last frame's
+    end) within one frame. Only when the run's ``encode.max_fps`` thinned the
+    clip (``fps == max_fps < source_fps``) does it hold ``round(duration_s *
+    fps)`` frames instead, give or take one.
     """
     import io
 
@@ -105,7 +106,7 @@ def check_clip_bytes(row: dict[str, Any]) -> str | None:
     except Exception as e:  # noqa: BLE001 - any decode error is the problem reported
         return f"does not decode: {type(e).__name__}: {e}"
     n, claimed, duration, fps = len(times), row["num_frames"], row["duration_s"], row["fps"] or 0.0
-    thinned = row.get("source_fps") and fps and fps < row["source_fps"] - 1e-6
+    thinned = bool(max_fps) and abs(fps - max_fps) < 1e-6 and (row.get("source_fps") or 0.0) > max_fps
     if thinned:
         expected = round(duration * fps)
         if abs(n - expected) > 1:
@@ -124,7 +125,7 @@ def check_clip_bytes(row: dict[str, Any]) -> str | None:
     return None
 
 
-def _check_decode(loc: Location, doc: dict[str, Any]) -> list[str]:
+def _check_decode(loc: Location, doc: dict[str, Any], max_fps: float | None) -> list[str]:
     """:func:`check_clip_bytes` on every row of every table that stores video bytes."""
     problems = []
     for table, entries in (doc.get("shards") or {}).items():
@@ -137,7 +138,7 @@ def _check_decode(loc: Location, doc: dict[str, Any]) -> list[str]:
                         break  # this table holds no bytes (rejected/)
                     for batch in pf.iter_batches(columns=_DECODE_COLUMNS, batch_size=16):
                         for row in batch.to_pylist():
-                            if (p := check_clip_bytes(row)) is not None:
+                            if (p := check_clip_bytes(row, max_fps)) is not None:
                                 problems.append(f"{rel}: clip {row['clip_id']}: {p}")
             except Exception as e:  # noqa: BLE001 - reported; the other shards are still checked
                 problems.append(f"{rel}: cannot check clips: {type(e).__name__}: {e}")

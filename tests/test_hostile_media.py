@@ -163,6 +163,9 @@ def test_validate_decode_reports_a_clip_that_misses_frames(tmp_path: Path):
            "fps": 25.0, "source_fps": 25.0, "width": 128, "height": 96}
     assert check_clip_bytes(row) is None
     assert "decodes to 20 frames, its row says num_frames 21" in check_clip_bytes(dict(row, num_frames=21))
+    # an fps below the source's is thinning only when the run's max_fps says so (old rows had frames/duration there)
+    assert "its row says num_frames 21" in check_clip_bytes(dict(row, num_frames=21, fps=0.9))
+    assert "thinned: ~8" in check_clip_bytes(dict(row, fps=10.0), max_fps=10.0)
     assert "spans 0.800 s" in check_clip_bytes(dict(row, duration_s=1.0))
     assert "its row says 130x96" in check_clip_bytes(dict(row, width=130))
     assert check_clip_bytes(dict(row, video=data[: len(data) // 3])) is not None
