@@ -31,7 +31,7 @@ import logging
 from dataclasses import dataclass
 
 from curate.config import PipelineConfig
-from curate.media.encode import ClipEncoder, display_size, output_size
+from curate.media.encode import ClipEncoder, output_size
 from curate.records import Record
 from curate.stage import VideoStage, fail
 
@@ -111,7 +111,7 @@ class EncodeStage(VideoStage):
         if self.config.encode.mode == "reference":
             for c in kept:
                 c["video"], c["video_format"] = None, "reference"
-                c["width"], c["height"] = display_size(c["source_width"], c["source_height"], rotation, probe.get("sar"))
+                c["width"], c["height"] = output_size(c["source_width"], c["source_height"], rotation, None, probe.get("sar"))
             return video
         decoded = video.get("decoded")
         # refilter has no analysis record: how regular the timeline is is unknown, so cut by index
