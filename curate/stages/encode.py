@@ -161,6 +161,8 @@ class EncodeStage(VideoStage):
                     raise ClipMismatch(f"timeline after the seek is irregular ({timeline[0].irregular})")
                 cur.finish()
                 cur = None
+                if not pending:
+                    break  # decode no further: a truncated source may raise on the next packet
         if cur is not None:
             cur.finish()  # raises: the source ended inside the clip
         if pending:
