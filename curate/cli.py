@@ -261,14 +261,18 @@ def inspect(
 
 
 @app.command()
-def validate(output: str = typer.Argument(..., metavar="OUTPUT", help="OUTPUT of a run.")) -> None:
+def validate(
+    output: str = typer.Argument(..., metavar="OUTPUT", help="OUTPUT of a run."),
+    decode: bool = typer.Option(False, "--decode", help="Also decode every stored clip: exactly num_frames frames "
+                                "of the row's size spanning duration_s (slow: one decode per clip)."),
+) -> None:
     """Check schema, manifest, shard readability, unique clip ids and consistent counts. Prints the verdict; exit 1 on problems."""
     from rich.markup import escape
 
     from curate.validate import validate as check
 
     out = Console(soft_wrap=True)
-    problems = check(output)
+    problems = check(output, decode=decode)
     for p in problems:
         out.print(f"[red]problem:[/] {escape(str(p))}", highlight=False)
     if problems:

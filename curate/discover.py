@@ -27,7 +27,7 @@ from curate.records import PENDING, Record
 log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = frozenset(
-    ".mp4 .m4v .mov .mkv .webm .avi .mpg .mpeg .ts .mts .m2ts .wmv .flv .3gp .ogv .mxf .y4m .gif".split()
+    ".mp4 .m4v .mov .mkv .webm .avi .mpg .mpeg .vob .ts .mts .m2ts .wmv .flv .3gp .ogv .mxf .y4m .gif".split()
 )
 HASH_CHUNK = 1 << 20
 

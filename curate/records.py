@@ -11,7 +11,9 @@ Video record keys (set by the stage named):
         container, codec, pix_fmt, width, height, rotation, sar,
         fps, duration_s (header), has_audio, bit_depth
     decoded: dict (what decoding actually yielded)                     analyse
-        num_frames, duration_s, fps
+        num_frames, duration_s, fps, irregular (None, or why frame
+        times are not each frame's own pts: the encode stage then cuts
+        clips by decode index instead of seeking; not stored)
     boundaries: [[start, end), ...] shot boundaries (cuts: start==end)  analyse
     shots_too_short: int, decode_warning: str | None                    analyse
     clips: list[clip dict]                                             analyse

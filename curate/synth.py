@@ -255,6 +255,45 @@ def truncate_copy(src: str | Path, dst: str | Path, fraction: float) -> None:
     Path(dst).write_bytes(data[: int(len(data) * fraction)])
 
 
+def lie_about_duration(src: str | Path, dst: str | Path, seconds: float) -> None:
+    """Copy ``src`` (MP4/MOV or MKV/WebM) with headers claiming ``seconds`` of video; every frame stays.
+
+    MP4: the duration fields of ``mvhd``, ``tkhd`` and ``mdhd`` (sample tables
+    untouched, so a decoder still finds every frame). MKV: the segment's
+    ``Duration`` element (float, in ``TimestampScale`` units).
+    """
+    import struct
+
+    data = bytearray(Path(src).read_bytes())
+    if data[4:8] == b"ftyp":
+        timescale = None
+        for box in (b"mvhd", b"tkhd", b"mdhd"):
+            start = 0
+            while (i := data.find(box, start)) >= 0:
+                start = i + 4
+                body = i + 4  # version (1) + flags (3) follow the type
+                v1 = data[body] == 1
+                if box == b"tkhd":  # created, modified, track id, reserved, duration (movie timescale)
+                    off, scale = body + 4 + (16 if v1 else 8) + 8, timescale
+                else:  # created, modified, timescale, duration
+                    off = body + 4 + (16 if v1 else 8)
+                    scale = struct.unpack(">I", data[off : off + 4])[0]
+                    if box == b"mvhd":
+                        timescale = scale
+                    off += 4
+                value = round(seconds * scale)
+                data[off : off + (8 if v1 else 4)] = struct.pack(">Q" if v1 else ">I", value)
+    elif data[:4] == b"\x1a\x45\xdf\xa3":  # EBML: Matroska/WebM
+        i = data.find(b"\x44\x89")  # Duration, a float of TimestampScale units (default 1 ms)
+        if i < 0:
+            raise ValueError(f"{src}: no Duration element")
+        size = data[i + 2] & 0x7F  # a 1-byte size: 0x84 (float32) or 0x88 (float64)
+        data[i + 3 : i + 3 + size] = struct.pack(">f" if size == 4 else ">d", seconds * 1000.0)
+    else:
+        raise ValueError(f"{src}: not MP4 or Matroska")
+    Path(dst).write_bytes(bytes(data))
+
+
 def concat_segments(
     out: str | Path,
     segments: Sequence[tuple[str | Path, float, int]],

@@ -27,12 +27,14 @@ _KEYS = ("clip_id", "video_id", "reject_reasons")
 _LEDGER_COUNT = {fn.ACCEPTED_TABLE: "num_accepted", fn.REJECTED_TABLE: "num_rejected", fn.FLAGGED_TABLE: "num_flagged"}
 
 
-def validate(output: str, deep: bool = True) -> list[str]:
+def validate(output: str, deep: bool = True, decode: bool = False) -> list[str]:
     """Problems found in ``output`` (a path or fsspec URI); an empty list means it is valid.
 
     Args:
         deep: decode every column of every shard (proves each is readable and
             checks non-null columns); ``False`` reads footers and key columns only.
+        decode: also decode every stored clip's video bytes and check them
+            against the row (:func:`check_clip_bytes`); one problem per bad clip.
     """
     loc = Location.of(output)
     try:
@@ -65,6 +67,81 @@ def validate(output: str, deep: bool = True) -> list[str]:
     problems += _check_counts(keys, videos)
     problems += _check_funnel(doc, keys, videos)
     problems += _check_videos_file(loc, doc, videos)
+    if decode:
+        problems += _check_decode(loc, doc, ((doc.get("config") or {}).get("encode") or {}).get("max_fps"))
+    return problems
+
+
+_DECODE_COLUMNS = ["clip_id", "video", "video_format", "num_frames", "duration_s", "fps", "source_fps", "width", "height"]
+
+
+def check_clip_bytes(row: dict[str, Any], max_fps: float | None = None) -> str | None:
+    """What is wrong with a stored clip's bytes given its row, or None.
+
+    The MP4 must decode to exactly ``num_frames`` frames of ``width`` x
+    ``height``, spanning ``duration_s`` (first frame's start to last frame's
+    end) within one frame. Only when the run's ``encode.max_fps`` thinned the
+    clip (``fps == max_fps < source_fps``) does it hold ``round(duration_s *
+    fps)`` frames instead, give or take one.
+    """
+    import io
+
+    import av
+
+    if row.get("video_format") == "reference":
+        return None
+    data = row.get("video")
+    if not data:
+        return f"no video bytes (video_format {row.get('video_format')!r})"
+    times, sizes = [], set()
+    try:
+        with av.open(io.BytesIO(data)) as c:
+            stream = c.streams.video[0]
+            tb = stream.time_base
+            for f in c.decode(stream):
+                if f.pts is None:
+                    return f"frame {len(times)} has no timestamp"
+                times.append((float(f.pts * tb), float((f.duration or 0) * tb)))
+                sizes.add((f.width, f.height))
+    except Exception as e:  # noqa: BLE001 - any decode error is the problem reported
+        return f"does not decode: {type(e).__name__}: {e}"
+    n, claimed, duration, fps = len(times), row["num_frames"], row["duration_s"], row["fps"] or 0.0
+    thinned = bool(max_fps) and abs(fps - max_fps) < 1e-6 and (row.get("source_fps") or 0.0) > max_fps
+    if thinned:
+        expected = round(duration * fps)
+        if abs(n - expected) > 1:
+            return f"decodes to {n} frames, its row says {duration:.3f} s at {fps:g} fps (thinned: ~{expected})"
+    elif n != claimed:
+        return f"decodes to {n} frames, its row says num_frames {claimed}"
+    if n == 0:
+        return "decodes to no frames"
+    if sizes != {(row["width"], row["height"])}:
+        return f"frames are {sorted(sizes)}, its row says {row['width']}x{row['height']}"
+    last_duration = times[-1][1] or (times[-1][0] - times[-2][0] if n > 1 else 0.0)
+    span = times[-1][0] + last_duration - times[0][0]
+    frame = max(duration / max(1, claimed), 1.0 / fps if fps > 0 else 0.0)
+    if abs(span - duration) > frame + 1e-3:
+        return f"spans {span:.3f} s, its row says duration_s {duration:.3f}"
+    return None
+
+
+def _check_decode(loc: Location, doc: dict[str, Any], max_fps: float | None) -> list[str]:
+    """:func:`check_clip_bytes` on every row of every table that stores video bytes."""
+    problems = []
+    for table, entries in (doc.get("shards") or {}).items():
+        for entry in entries:
+            rel = entry["path"]
+            try:
+                with loc.fs.open(loc.path(rel), "rb") as f:
+                    pf = pq.ParquetFile(f)
+                    if "video" not in pf.schema_arrow.names:
+                        break  # this table holds no bytes (rejected/)
+                    for batch in pf.iter_batches(columns=_DECODE_COLUMNS, batch_size=16):
+                        for row in batch.to_pylist():
+                            if (p := check_clip_bytes(row, max_fps)) is not None:
+                                problems.append(f"{rel}: clip {row['clip_id']}: {p}")
+            except Exception as e:  # noqa: BLE001 - reported; the other shards are still checked
+                problems.append(f"{rel}: cannot check clips: {type(e).__name__}: {e}")
     return problems
 
 

@@ -43,7 +43,7 @@ def test_one_decode_pass_and_complete_clip_rows(tmp_path):
     out = analyse(path, input_meta='{"k": 1}')
     assert decode.DECODE_PASSES[str(path)] == before + 1
     assert out["status"] == "pending"
-    assert out["decoded"] == {"num_frames": 480, "duration_s": pytest.approx(19.2), "fps": pytest.approx(25.0)}
+    assert out["decoded"] == {"num_frames": 480, "duration_s": pytest.approx(19.2), "fps": pytest.approx(25.0), "irregular": None}
     assert [b[0] for b in out["boundaries"]] == list(truth)
     clips = out["clips"]
     # 60 -> 58 frames, 80 -> 76, 40 -> 36 (< 2 s, dropped), 300 -> 10 s window + 1.9 s remainder (dropped)

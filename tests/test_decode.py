@@ -132,3 +132,59 @@ def test_seek_on_false_keyframes_falls_back_to_full_decode(shared_dir):
     assert [round(d.time_s, 3) for d in got] == sorted(ref)
     for d in got:
         assert np.abs(small_luma(d.frame, 64).astype(int) - ref[round(d.time_s, 3)]).mean() < 1
+
+
+# --- timeline: one time function for analysis and encode -----------------------
+
+from fractions import Fraction  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+
+from curate.media.decode import Timeline  # noqa: E402
+
+
+def _times(frames: list[tuple[int | None, int | None]], container=None) -> tuple[list[float], Timeline]:
+    stream = SimpleNamespace(time_base=Fraction(1, 100), average_rate=Fraction(25), guessed_rate=None, base_rate=None,
+                             sample_aspect_ratio=None, codec_context=None)
+    tl = Timeline(stream, container)
+    return [round(tl.time(SimpleNamespace(pts=p, dts=d)), 3) for p, d in frames], tl
+
+
+def test_timeline_regular_pts_are_the_times():
+    times, tl = _times([(0, -4), (4, 0), (8, 4), (20, 8)])  # B-frame delay in dts, a VFR gap in pts
+    assert times == [0.0, 0.04, 0.08, 0.2] and tl.regular
+
+
+def test_timeline_uses_dts_when_pts_are_faulty_like_ffmpeg():
+    # box.mp4: pts out of order in output order, dts increasing -> best_effort_timestamp takes dts
+    times, tl = _times([(0, 0), (10, 10), (6, 13), (13, 16), (3, 20), (20, 23)])
+    assert times == [0.0, 0.1, 0.13, 0.16, 0.2, 0.23]
+    assert not tl.regular and "faulty pts" in tl.irregular
+
+
+def test_timeline_frames_without_timestamps_continue_and_increase():
+    times, tl = _times([(None, None), (None, None), (0, None), (4, None)])  # MKV negative timestamps
+    assert times == [0.0, 0.04, 0.08, 0.12] and tl.irregular == "frames without timestamps"
+
+
+def test_timeline_reset_and_discontinuity():
+    times, tl = _times([(100, None), (104, None), (0, None), (4, None)])  # spliced TS: back to 0
+    assert times == [1.0, 1.04, 1.08, 1.12] and "jump" in tl.irregular
+    ts = SimpleNamespace(format=SimpleNamespace(flags=0x0200))  # MPEG-TS: a 20 s forward jump is one too
+    assert _times([(0, None), (4, None), (2004, None)], ts)[0] == [0.0, 0.04, 0.08]
+    assert _times([(0, None), (4, None), (2004, None)])[0] == [0.0, 0.04, 20.04]  # elsewhere a long frame
+
+
+@pytest.mark.parametrize("fmt", [["-c", "copy", "-f", "mpegts"], ["-c:v", "mpeg2video", "-q:v", "4", "-f", "mpeg"]])
+def test_seek_in_streams_without_index_lands_on_the_frame(tmp_path, fmt):
+    """TS/PS seeks land after the target; iter_frames seeks further back until the target frame comes out."""
+    src, path = tmp_path / "v.mp4", tmp_path / "v.out"
+    synth.make_video(src, [(60, "moving"), (60, "pan_left")], options={"g": "25"})
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), *fmt, str(path)], check=True)
+    full = list(iter_frames(str(path)))
+    assert len(full) == 120
+    for k in (30, 70, 110):
+        sought = iter_frames(str(path), start_s=full[k].time_s)
+        got = [next(sought) for _ in range(5)]
+        sought.close()
+        assert [f.time_s for f in got] == [f.time_s for f in full[k : k + 5]]
+        assert np.array_equal(small_luma(got[0].frame, 64), small_luma(full[k].frame, 64))

@@ -66,12 +66,36 @@ def test_unknown_codec_fails(tmp_path):
     assert out["status"] == "failed" and "unsupported codec" in out["reason"]
 
 
-def test_too_small_after_rotation_and_too_short_are_rejected(tmp_path):
+def test_too_small_after_rotation_is_rejected(tmp_path):
     synth.make_video(tmp_path / "tall.mp4", [(30, "moving")], size=(128, 48), rotation=90)
     out = run(tmp_path / "tall.mp4", min_width=64, min_height=64)  # displayed 48x128
     assert out["status"] == "rejected" and out["reason"].startswith("too small: 48x128")
+
+
+@pytest.mark.parametrize("ext", ["mp4", "mkv"])
+def test_header_duration_is_not_trusted(tmp_path, ext):
+    """A header claiming 0.3 s of a 5 s video: probe passes it on, the decoded 5 s count."""
+    from curate.stages.analyse import AnalyseStage
+
+    synth.make_video(tmp_path / f"long.{ext}", [(125, "moving")], size=(192, 144))
+    synth.lie_about_duration(tmp_path / f"long.{ext}", tmp_path / f"lie.{ext}", 0.3)
+    assert probe(str(tmp_path / f"lie.{ext}"))["duration_s"] == pytest.approx(0.3)
+    out = run(tmp_path / f"lie.{ext}", min_duration_s=1.0)
+    assert out["status"] == "pending", out.get("reason")
+    cfg = PipelineConfig.model_validate({"probe": {"min_duration_s": 1.0}, "clips": {"min_s": 1.0, "max_s": 4.0}})
+    out = AnalyseStage(config=cfg).process([out])[0]
+    assert out["status"] == "pending" and out["decoded"]["num_frames"] == 125
+    assert out["decoded"]["duration_s"] == pytest.approx(5.0) and out["clips"]
+
+
+def test_short_is_rejected_on_the_decoded_duration(tmp_path):
+    from curate.stages.analyse import AnalyseStage
+
     synth.make_video(tmp_path / "short.mp4", [(10, "moving")])
+    cfg = PipelineConfig(probe=ProbeConfig(min_duration_s=1.0))
     out = run(tmp_path / "short.mp4", min_duration_s=1.0)
+    assert out["status"] == "pending"  # the header's 0.4 s alone is no evidence
+    out = AnalyseStage(config=cfg).process([out])[0]
     assert out["status"] == "rejected" and out["reason"].startswith("too short: 0.40 s")
 
 

@@ -2,8 +2,9 @@
 
 OpenCV's DIS flow (ultrafast preset) runs between every ``every``-th frame
 of the luma at ``analysis.motion_width`` (rotation applied, so directions are
-as displayed), divided by the frame gap: every number is px/frame at that
-width. Each pair keeps five floats; a clip aggregates the pairs whose both
+as displayed; very wide or tall frames at a short side of ``MIN_SIDE``, see
+:func:`flow_size`), divided by the frame gap: every number is px/frame at
+``analysis.motion_width`` wide. Each pair keeps five floats; a clip aggregates the pairs whose both
 frames lie inside it, so pairs that straddle a cut never count.
 
 Per clip: ``motion_score`` mean flow magnitude; ``camera_pan`` / ``camera_tilt``
@@ -27,6 +28,22 @@ import numpy as np
 
 STATIC = 0.15
 DOMINANT = 0.6
+MIN_SIDE = 32  # DIS flow crashes (SIGSEGV) on frames 10-31 px tall and returns NaN below
+
+
+def flow_size(width: int, height: int, motion_width: int) -> tuple[int, int]:
+    """(w, h) the optical flow runs at for a ``width`` x ``height`` frame.
+
+    ``motion_width`` wide, keeping the aspect, as long as the short side
+    stays at least ``MIN_SIDE`` (aspects up to 5:1 at the default 160 px);
+    wider or taller frames are scaled so the short side is ``MIN_SIDE`` (a
+    1280x96 source flows at 427x32, upscaling if need be). Flow is rescaled
+    to px/frame at ``motion_width`` wide either way.
+    """
+    scale = motion_width / width
+    if min(width, height) * scale < MIN_SIDE:
+        scale = MIN_SIDE / min(width, height)
+    return max(MIN_SIDE, round(width * scale)), max(MIN_SIDE, round(height * scale))
 
 
 class MotionStats:
@@ -52,12 +69,14 @@ class MotionStats:
             self.pairs.append((self._prev[0], index, 0.0, 0.0, 0.0, 0.0))
             self._prev = (index, self._prev[1])
             return
-        h = max(8, round(gray.shape[0] * self.width / gray.shape[1]))
-        small = cv2.resize(gray, (self.width, h), interpolation=cv2.INTER_AREA)
+        size = flow_size(gray.shape[1], gray.shape[0], self.width)
+        interp = cv2.INTER_AREA if size[0] <= gray.shape[1] else cv2.INTER_LINEAR
+        small = cv2.resize(gray, size, interpolation=interp)
         if self._prev is not None and self._prev[1].shape == small.shape:
             i0, prev = self._prev
-            flow = self._dis.calc(prev, small, None) / (index - i0)
-            self.pairs.append((i0, index, *self._summary(flow)))
+            # px/frame at ``width`` wide whatever size the flow ran at
+            flow = self._dis.calc(prev, small, None) * (self.width / size[0]) / (index - i0)
+            self.pairs.append((i0, index, *self._summary(flow)))  # NaN if the flow failed; see clip()
         self._prev = (index, small)
 
     def _summary(self, flow: np.ndarray) -> tuple[float, float, float, float]:
@@ -78,7 +97,13 @@ class MotionStats:
 
     def clip(self, start: int, end: int) -> dict[str, float | str]:
         """Aggregate of the pairs inside frames ``start .. end-1``."""
-        rows = np.array([p[2:] for p in self.pairs if p[0] >= start and p[1] < end], dtype=np.float64)
+        rows = np.array([p[2:] for p in self.pairs if p[0] >= start and p[1] < end], dtype=np.float64).reshape(-1, 4)
+        measured = rows[np.isfinite(rows).all(axis=1)]  # pairs the flow could not measure are left out
+        if len(measured) == 0 and len(rows):
+            # nothing measurable: NaN scores, which the filter reports as "not measurable", never "nan < min_motion"
+            nan = float("nan")
+            return {"motion_score": nan, "camera_pan": nan, "camera_tilt": nan, "camera_zoom": nan, "camera_motion": "complex"}
+        rows = measured
         if len(rows) == 0:
             return {"motion_score": 0.0, "camera_pan": 0.0, "camera_tilt": 0.0, "camera_zoom": 0.0, "camera_motion": "static"}
         score, pan, tilt, zoom = rows[:, 0].mean(), np.median(rows[:, 1]), np.median(rows[:, 2]), rows[:, 3].mean()

@@ -101,47 +101,153 @@ def stream_fps(stream: av.video.stream.VideoStream) -> float:
     return 0.0
 
 
+def stream_sar(stream: av.video.stream.VideoStream) -> Fraction:
+    """The stream's sample (pixel) aspect ratio; 1 when unset or invalid."""
+    for sar in (stream.sample_aspect_ratio, stream.codec_context.sample_aspect_ratio if stream.codec_context else None):
+        if sar and sar > 0:
+            return Fraction(sar)
+    return Fraction(1)
+
+
+# FFmpeg's AVFMT_TS_DISCONT: formats (MPEG-TS/PS) whose timestamps may jump anywhere.
+_TS_DISCONT = 0x0200
+_DISCONT_JUMP_S = 10.0  # a forward jump larger than this in such a format is a discontinuity (as ffmpeg's CLI)
+
+
+class Timeline:
+    """Presentation times of decoded frames: the one function analysis and encode share.
+
+    Per frame: FFmpeg's ``best_effort_timestamp`` rule (``guess_correct_pts`` in
+    libavcodec; PyAV does not expose the field, so it is recomputed here from
+    the frame's pts and its packet's dts: pts unless pts have been faulty
+    more often than dts). Times must increase: a frame without any
+    timestamp, or one whose time does not increase (a timestamp reset or
+    backward jump; in MPEG-TS/PS also a forward jump over 10 s), continues
+    the previous time by one frame, and later frames keep that offset.
+
+    ``regular`` stays True while every time was the frame's own pts and they
+    increased: then a frame's time depends on that frame alone and a seek
+    decodes the same times as a pass from the start. Otherwise ``irregular``
+    says why, and spans must be cut by decode index from the start.
+    """
+
+    def __init__(self, stream: av.video.stream.VideoStream, container: av.container.InputContainer | None = None) -> None:
+        self.tb = stream.time_base or Fraction(1, 1)
+        self.step = 1.0 / (stream_fps(stream) or 25.0)
+        self.sar = stream_sar(stream)
+        flags = getattr(getattr(container, "format", None), "flags", 0) or 0
+        self._max_jump = _DISCONT_JUMP_S if flags & _TS_DISCONT else float("inf")
+        self._faulty_pts = self._faulty_dts = 0
+        self._last_pts: int | None = None
+        self._last_dts: int | None = None
+        self._offset = 0.0
+        self.prev: float | None = None
+        self.irregular: str | None = None
+
+    @property
+    def regular(self) -> bool:
+        return self.irregular is None
+
+    def _best_effort(self, pts: int | None, dts: int | None) -> int | None:
+        # libavcodec/decode.c guess_correct_pts()
+        if dts is not None:
+            self._faulty_dts += self._last_dts is not None and dts <= self._last_dts
+            self._last_dts = dts
+        elif pts is not None:
+            self._last_dts = pts
+        if pts is not None:
+            self._faulty_pts += self._last_pts is not None and pts <= self._last_pts
+            self._last_pts = pts
+        elif dts is not None:
+            self._last_pts = dts
+        if pts is not None and (self._faulty_pts <= self._faulty_dts or dts is None):
+            return pts
+        return dts
+
+    def _flag(self, why: str) -> None:
+        if self.irregular is None:
+            self.irregular = why
+
+    def time(self, frame: av.VideoFrame) -> float:
+        """Presentation time (s) of the next frame in output order."""
+        ts = self._best_effort(frame.pts, frame.dts)
+        prev = self.prev
+        if ts is None:
+            self._flag("frames without timestamps")
+            t = prev + self.step if prev is not None else 0.0
+        else:
+            if ts != frame.pts:
+                self._flag("faulty pts (times from dts, as FFmpeg's best_effort_timestamp)")
+            t = float(ts * self.tb) + self._offset
+            if prev is not None and (t <= prev + 1e-6 or t - prev > self._max_jump):
+                self._flag(f"timestamp jump at {prev:.3f}s ({t - prev:+.3f}s)")
+                self._offset += prev + self.step - t
+                t = prev + self.step
+        self.prev = t
+        return t
+
+
 def iter_frames(
     uri: str,
     start_s: float | None = None,
     errors: list[str] | None = None,
     analysis: bool = False,
+    timeline: list[Timeline] | None = None,
 ) -> Iterator[DecodedFrame]:
     """Decode the first video stream of ``uri`` once, in presentation order.
 
     Args:
         uri: local path or fsspec URI (see :func:`open_input`).
-        start_s: seek backward to the keyframe before this time and skip frames
-            whose ``time_s`` is earlier; ``index`` is then -1 for every frame.
+        start_s: seek to the keyframe before this time and skip frames whose
+            ``time_s`` is earlier; ``index`` is then -1 for every frame. The
+            seek is verified: when the first frame decoded after it is later
+            than ``start_s`` (MPEG-TS/PS have no index, so seeks land late) it
+            seeks further back, and after that decodes from the start. Only
+            meaningful on a regular timeline (see :class:`Timeline`).
         errors: if given, messages of skipped undecodable packets are appended
             (a few corrupt packets do not stop the pass; many in a row raise).
         analysis: decode for analysis only (skips the in-loop deblocking
             filter); never for frames that are stored.
+        timeline: if given, the :class:`Timeline` of the pass is appended
+            (after the pass, its ``irregular`` says whether seeking is exact).
 
-    ``time_s`` is the frame's pts times the stream time base (falling back to
-    its dts, then to the previous time plus one frame), ``end_s`` the next
-    frame's time, or for the last frame its own duration (else 1/fps).
+    ``time_s`` comes from :class:`Timeline`, ``end_s`` is the next frame's
+    time, or for the last frame its own duration (else 1/fps).
     An error after some frames re-raises once the frames so far were yielded.
     """
     DECODE_PASSES[uri] += 1
-    if start_s is not None and start_s > 0:
-        with open_input(uri, analysis) as (container, stream):
-            if stream is None:
-                raise ValueError(f"no video stream in {uri}")
-            container.seek(int(start_s / stream.time_base), stream=stream, backward=True, any_frame=False)
-            with Prefetch(_decoded(container, stream, errors)) as frames:
-                first = next(frames, None)
-                # Some files flag non-IDR frames as keyframes (cockatoo.mp4): what decodes
-                # after seeking there is garbage, marked corrupt. Then decode from the start.
-                if first is not None and not first.is_corrupt:
-                    yield from _timed(itertools.chain([first], frames), stream, start_s)
+    if start_s is not None:
+        for back in (0.0, 2.0, 10.0, 60.0):
+            with open_input(uri, analysis) as (container, stream):
+                if stream is None:
+                    raise ValueError(f"no video stream in {uri}")
+                tl = Timeline(stream, container)
+                start = float(stream.start_time * tl.tb) if stream.start_time is not None else 0.0
+                target = start_s - back
+                if target <= start + tl.step / 2:
+                    break  # the seek would go to the start anyway
+                container.seek(int(target / tl.tb), stream=stream, backward=True, any_frame=False)
+                with Prefetch(_decoded(container, stream, errors)) as frames:
+                    first = next(frames, None)
+                    # Some files flag non-IDR frames as keyframes (cockatoo.mp4): what decodes
+                    # after seeking there is garbage, marked corrupt. Then decode from the start.
+                    if first is None or first.is_corrupt:
+                        break
+                    probe = Timeline(stream, container)
+                    if probe.time(first) > start_s + tl.step / 2:
+                        continue  # landed after the target: seek further back
+                    if timeline is not None:
+                        timeline.append(tl)
+                    yield from _timed(itertools.chain([first], frames), tl, start_s)
                     return
     with open_input(uri, analysis) as (container, stream):
         if stream is None:
             raise ValueError(f"no video stream in {uri}")
+        tl = Timeline(stream, container)
+        if timeline is not None:
+            timeline.append(tl)
         with Prefetch(_decoded(container, stream, errors)) as frames:
-            yield from _timed(frames, stream, start_s)
-
+            yield from _timed(frames, tl, start_s)
 
 class Prefetch:
     """Run a frame generator in a background thread, a few frames ahead.
@@ -215,18 +321,16 @@ def _decoded(container, stream, errors: list[str] | None) -> Iterator[av.VideoFr
         yield from frames
 
 
-def _timed(frames: Iterator[av.VideoFrame], stream, start_s: float | None) -> Iterator[DecodedFrame]:
+def _timed(frames: Iterator[av.VideoFrame], tl: Timeline, start_s: float | None) -> Iterator[DecodedFrame]:
     """Attach times using a one-frame lookahead (a frame ends where the next begins)."""
-    tb = stream.time_base or Fraction(1, 1)
-    fps = stream_fps(stream) or 25.0
-    step = 1.0 / fps
     index = 0 if start_s is None else -1
     pending: tuple[float, av.VideoFrame] | None = None
-    prev_t: float | None = None
+    # half a frame: a frame whose time rounds to start_s is the frame at start_s
+    floor = start_s - tl.step / 2 if start_s is not None else None
 
     def emit(t: float, f: av.VideoFrame, end: float) -> DecodedFrame | None:
         nonlocal index
-        if start_s is not None and t < start_s - 1e-6:
+        if floor is not None and t < floor:
             return None
         out = DecodedFrame(index, t, end, f)
         if index >= 0:
@@ -236,27 +340,25 @@ def _timed(frames: Iterator[av.VideoFrame], stream, start_s: float | None) -> It
     def last() -> Iterator[DecodedFrame]:
         if pending is not None:
             pt, pf = pending
-            if (d := emit(pt, pf, pt + _duration(pf, tb, step))) is not None:
+            if (d := emit(pt, pf, pt + _duration(pf, tl))) is not None:
                 yield d
 
     try:
         for f in frames:
-            ts = f.pts if f.pts is not None else f.dts
-            t = float(ts * tb) if ts is not None else (prev_t + step if prev_t is not None else 0.0)
+            t = tl.time(f)
             if pending is not None:
                 pt, pf = pending
-                end = t if t > pt else pt + _duration(pf, tb, step)
-                if (d := emit(pt, pf, end)) is not None:
+                if (d := emit(pt, pf, t)) is not None:
                     yield d
-            pending, prev_t = (t, f), t
+            pending = (t, f)
     except Exception:
         yield from last()  # frames decoded before the error still count
         raise
     yield from last()
 
 
-def _duration(frame: av.VideoFrame, tb: Fraction, step: float) -> float:
-    return float(frame.duration * tb) if frame.duration else step
+def _duration(frame: av.VideoFrame, tl: Timeline) -> float:
+    return float(frame.duration * tl.tb) if frame.duration else tl.step
 
 
 # --- small frames -------------------------------------------------------------

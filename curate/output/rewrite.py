@@ -23,6 +23,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curate.media.encode import display_size
 from curate.output import manifest as mf
 from curate.output.funnel import ACCEPTED_TABLE, FLAGGED_TABLE, REJECTED_TABLE
 from curate.output.shards import TABLES, chunks, read_table, stage_file, unstage
@@ -107,10 +108,13 @@ class _Sink:
 def unencoded(row: dict[str, Any]) -> dict[str, Any]:
     """A clip row as the analysis left it (no bytes; size and rate of the source), for ``rejected/``."""
     rot = int(row.get("source_rotation") or 0)
-    w, h = row["source_width"], row["source_height"]
+    w, h = display_size(row["source_width"], row["source_height"], rot)
+    if row.get("video") is not None and row.get("width") and row.get("height"):
+        # the stored clip had the display aspect (SAR applied): keep that aspect at the source's height
+        w = max(1, round(h * row["width"] / row["height"]))
     row.pop("video", None)
     row.pop("video_format", None)
-    row.update(width=h if rot % 180 else w, height=w if rot % 180 else h, fps=row["source_fps"])
+    row.update(width=w, height=h, fps=row["source_fps"])
     return row
 
 

@@ -30,12 +30,13 @@ import cv2
 import numpy as np
 
 from curate.analysis.clips import ClipPlanner, ClipSpan
-from curate.analysis.motion import MotionStats
+from curate.analysis.motion import MotionStats, flow_size
 from curate.analysis.phash import phash
 from curate.analysis.shots import Boundary, ShotDetector, build_detector, merge_boundaries
 from curate.analysis.technical import FROZEN_LEVEL, TechnicalStats, sharpness
 from curate.config import PipelineConfig
-from curate.media.decode import DecodedFrame, iter_frames, rotate_image, small_luma, small_rgb
+from curate.media.encode import display_size
+from curate.media.decode import DecodedFrame, Timeline, iter_frames, rotate_image, small_luma, small_rgb
 from curate.records import Record, clip_id
 from curate.stage import VideoStage, fail, reject
 
@@ -128,7 +129,8 @@ class AnalyseStage(VideoStage):
         )
         errors: list[str] = []
         warning = None
-        frames = iter_frames(video["uri"], errors=errors, analysis=True)
+        timeline: list[Timeline] = []
+        frames = iter_frames(video["uri"], errors=errors, analysis=True, timeline=timeline)
         while True:
             try:
                 df = next(frames)
@@ -145,7 +147,7 @@ class AnalyseStage(VideoStage):
         last = len(st.starts) - 1
         self._found(st, st.detector.post_process(last))
         self._emit(st, st.planner.finish(st.starts, st.ends), video, rotation)
-        return self._finish(video, st, warning, errors)
+        return self._finish(video, st, warning, errors, timeline[0])
 
     def _consume(self, st: _Pass, df: DecodedFrame, video: Record, rotation: int) -> None:
         i = len(st.starts)  # == df.index: iter_frames without start_s counts from 0
@@ -156,7 +158,7 @@ class AnalyseStage(VideoStage):
         st.tech.consume(gray, frozen=i > 0 and not changed)
         st.moved |= changed
         if st.motion.wants(i):
-            st.motion.consume(i, rotate_image(gray, rotation), st.moved)
+            st.motion.consume(i, self._motion_luma(gray, df, rotation), st.moved)
             st.moved = False
         st.sampler.consume(df)
         self._found(st, st.detector.process_frame(i, bgr))
@@ -186,6 +188,20 @@ class AnalyseStage(VideoStage):
         st.small = (rgb, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
         return True
 
+    def _motion_luma(self, gray: np.ndarray, df: DecodedFrame, rotation: int) -> np.ndarray:
+        """The grey frame for optical flow, displayed orientation.
+
+        Normally the analysis frame; for very wide or tall sources (1280x96 is
+        192x14 at the analysis width) the luma is cut from the decoded frame
+        at the size the flow needs instead, so the flow never sees upscaled
+        slivers (see :func:`~curate.analysis.motion.flow_size`).
+        """
+        g = rotate_image(gray, rotation)
+        need_w, need_h = flow_size(g.shape[1], g.shape[0], self.config.analysis.motion_width)
+        if need_w <= g.shape[1] and need_h <= g.shape[0]:
+            return g
+        return rotate_image(small_luma(df.frame, need_h if rotation % 180 else need_w), rotation)
+
     @staticmethod
     def _found(st: _Pass, boundaries: list[Boundary]) -> None:
         st.boundaries += boundaries
@@ -205,6 +221,7 @@ class AnalyseStage(VideoStage):
         frames, middle = st.sampler.pick(span.start, span.end, a.sample_frames)
         start_s, end_s = st.starts[span.start], st.ends[span.end - 1]
         w, h = st.coded
+        disp_w, disp_h = display_size(w, h, rotation, probe.get("sar"))  # what the encode stage stores, before max_height
         thumb_h = max(1, round(middle.shape[0] * a.thumbnail_width / middle.shape[1]))
         thumb = cv2.resize(middle, (a.thumbnail_width, thumb_h), interpolation=cv2.INTER_AREA)
         ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(thumb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
@@ -220,8 +237,8 @@ class AnalyseStage(VideoStage):
             "start_s": start_s,
             "end_s": end_s,
             "duration_s": end_s - start_s,
-            "width": h if rotation % 180 else w,
-            "height": w if rotation % 180 else h,
+            "width": disp_w,
+            "height": disp_h,
             "source_width": w,
             "source_height": h,
             "source_rotation": rotation,
@@ -238,12 +255,13 @@ class AnalyseStage(VideoStage):
             "_frames": frames,
         }
 
-    def _finish(self, video: Record, st: _Pass, warning: str | None, errors: list[str]) -> Record:
+    def _finish(self, video: Record, st: _Pass, warning: str | None, errors: list[str], timeline: Timeline) -> Record:
         n = len(st.starts)
         duration = st.ends[-1] - st.starts[0]
         fps = n / duration if duration > 0 else float((video.get("probe") or {}).get("fps") or 0.0)
         out = dict(video)
-        out["decoded"] = {"num_frames": n, "duration_s": duration, "fps": fps}
+        # ``irregular``: why seeking cannot find a frame by its time (the encode stage then cuts by index)
+        out["decoded"] = {"num_frames": n, "duration_s": duration, "fps": fps, "irregular": timeline.irregular}
         if warning or errors:
             out["decode_warning"] = warning or f"{len(errors)} undecodable packet(s) skipped: {errors[0]}"
         min_d = self.config.probe.min_duration_s

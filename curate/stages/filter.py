@@ -9,6 +9,7 @@ rejected a clip), so no reason is ever lost.
 
 from __future__ import annotations
 
+import math
 import operator
 from dataclasses import dataclass
 from typing import Callable
@@ -40,6 +41,8 @@ def reject_reasons(clip: Record, cfg: FilterConfig) -> list[str]:
             continue
         if value is None:
             reasons.append(f"{column} missing for {name}")
+        elif not math.isfinite(float(value)):  # never "nan < min_motion": say it could not be measured
+            reasons.append(f"{column} not measurable ({float(value)}) for {name}")
         elif not keep(float(value), float(threshold)):
             reasons.append(f"{column} {float(value):.4g} {symbol} {name} {threshold:g}")
     if cfg.require_caption and not (clip.get("caption") or "").strip():

@@ -1,4 +1,9 @@
-"""The probe stage: does a source qualify at all, judging only what headers can be trusted for."""
+"""The probe stage: does a source qualify at all, judging only what headers can be trusted for.
+
+Trusted: that it opens, has a video stream, that a frame decodes, and the
+frame's size. Not trusted: durations and frame counts, which decoding
+establishes (the analysis stage rejects "too short" on decoded frames).
+"""
 
 from __future__ import annotations
 
@@ -13,11 +18,11 @@ from curate.stage import VideoStage, fail, reject
 
 @dataclass
 class ProbeStage(VideoStage):
-    """Writes ``video["probe"]``; rejects sources without video, too small or (by header) too short.
+    """Writes ``video["probe"]``; rejects sources without video or too small (size of the decoded first frame).
 
     Unreadable sources (empty, garbage, truncated before the first frame,
-    unknown codec) are ``failed``. A missing or lying duration header is left
-    to the analysis stage, which re-checks the duration it decoded.
+    unknown codec) are ``failed``. Duration is left to the analysis stage,
+    which rejects on the duration it decoded.
     """
 
     name: ClassVar[str] = "probe"
@@ -35,7 +40,7 @@ class ProbeStage(VideoStage):
         w, h = (info["height"], info["width"]) if info["rotation"] % 180 else (info["width"], info["height"])
         if w < cfg.min_width or h < cfg.min_height:
             return reject(out, f"too small: {w}x{h} < min {cfg.min_width}x{cfg.min_height}")
-        duration = info["duration_s"]
-        if duration is not None and duration < cfg.min_duration_s:
-            return reject(out, f"too short: {duration:.2f} s < min {cfg.min_duration_s:g} s")
+        # No duration check here: the header's duration is the only evidence at this point, and headers
+        # lie (an MP4/MKV may claim 0.3 s and decode 5 s). The analysis stage rejects on the decoded span,
+        # which for a source that really is short costs the decode of a few frames.
         return out
