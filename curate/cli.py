@@ -275,6 +275,11 @@ def validate(
     problems = check(output, decode=decode)
     for p in problems:
         out.print(f"[red]problem:[/] {escape(str(p))}", highlight=False)
+    if not problems:
+        from curate.validate import stale_inputs
+
+        for note in stale_inputs(output):
+            out.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     if problems:
         out.print(f"{len(problems)} problem(s) in {escape(output)}", highlight=False)
         raise typer.Exit(1)

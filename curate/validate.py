@@ -72,6 +72,24 @@ def validate(output: str, deep: bool = True, decode: bool = False) -> list[str]:
     return problems
 
 
+def stale_inputs(output: str) -> list[str]:
+    """Notes on inputs replaced under the same name: their older identities' rows (and clips) are still in OUTPUT.
+
+    A replaced file is a new input (its identity hashes its bytes), so both
+    versions' rows are committed and consistent; this is a note, not a problem.
+    """
+    loc = Location.of(output)
+    parts = [p for _, p in committed_parts(loc)]
+    if not parts:
+        return []
+    videos = latest(read_parts(loc, parts)).select(["video_id", "uri"]).to_pylist()
+    ids_by_uri: dict[str, list[str]] = {}
+    for row in videos:  # commit order: the last id of a uri is its newest identity
+        ids_by_uri.setdefault(row["uri"], []).append(row["video_id"])
+    return [f"{uri} was replaced: rows of {len(ids) - 1} older version(s) ({', '.join(ids[:-1])}) are still in OUTPUT; "
+            f"the current file is video {ids[-1]}" for uri, ids in sorted(ids_by_uri.items()) if len(ids) > 1]
+
+
 _DECODE_COLUMNS = ["clip_id", "video", "video_format", "num_frames", "duration_s", "fps", "source_fps", "width", "height"]
 
 

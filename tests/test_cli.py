@@ -103,3 +103,18 @@ def test_a_different_pipeline_never_rewrites_what_the_manifest_claims(finished, 
     patient = variant(tmp_path, "patient", limits={"video_timeout_s": 900})
     rerun = curate("run", str(patient), "-i", str(inputs), "-o", str(out), "--runner", "local")
     assert rerun.returncode == 0 and "(2 already finished)" in rerun.stderr
+
+
+def test_a_replaced_input_is_a_new_video_and_validate_notes_the_stale_rows(tmp_path: Path):
+    from curate.synth import make_video
+
+    inputs = tmp_path / "in"
+    make_inputs(inputs, n=1)
+    out = tmp_path / "out"
+    assert curate("run", str(PIPELINE), "-i", str(inputs), "-o", str(out), "--runner", "local").returncode == 0
+    make_video(inputs / "v0.mp4", [(60, "pan_right"), (60, "moving")], size=(192, 144), seed=7)  # same name, new content
+    again = curate("run", str(PIPELINE), "-i", str(inputs), "-o", str(out), "--runner", "local")
+    assert again.returncode == 0 and "(0 already finished)" in again.stderr
+    verdict = curate("validate", str(out))
+    assert verdict.returncode == 0 and "is valid" in verdict.stdout
+    assert re.search(r"note: .*v0\.mp4 was replaced: rows of 1 older version", verdict.stdout), verdict.stdout
