@@ -2,10 +2,11 @@
 
 OpenCV's DIS flow (ultrafast preset) runs between every ``every``-th frame
 of the luma at ``analysis.motion_width`` (rotation applied, so directions are
-as displayed; very wide or tall frames at a short side of ``MIN_SIDE``, see
+as displayed; very wide frames at a short side of ``MIN_SIDE``, see
 :func:`flow_size`), divided by the frame gap: every number is px/frame at
-``analysis.motion_width`` wide. Each pair keeps five floats; a clip aggregates the pairs whose both
-frames lie inside it, so pairs that straddle a cut never count.
+``analysis.motion_width`` wide. Each pair keeps five floats; a clip
+aggregates the pairs whose both frames lie inside it, so pairs that straddle
+a cut never count.
 
 Per clip: ``motion_score`` mean flow magnitude; ``camera_pan`` / ``camera_tilt``
 the median horizontal / vertical flow (positive: content moves right / down,
@@ -34,11 +35,11 @@ MIN_SIDE = 32  # DIS flow crashes (SIGSEGV) on frames 10-31 px tall and returns 
 def flow_size(width: int, height: int, motion_width: int) -> tuple[int, int]:
     """(w, h) the optical flow runs at for a ``width`` x ``height`` frame.
 
-    ``motion_width`` wide, keeping the aspect, as long as the short side
-    stays at least ``MIN_SIDE`` (aspects up to 5:1 at the default 160 px);
-    wider or taller frames are scaled so the short side is ``MIN_SIDE`` (a
-    1280x96 source flows at 427x32, upscaling if need be). Flow is rescaled
-    to px/frame at ``motion_width`` wide either way.
+    ``motion_width`` wide, keeping the aspect (as always), as long as the
+    short side stays at least ``MIN_SIDE`` (landscape aspects up to 5:1 at
+    the default 160 px, any portrait one); otherwise the short side is
+    ``MIN_SIDE`` (a 1280x96 source flows at 427x32, upscaling if need be).
+    Flow is rescaled to px/frame at ``motion_width`` wide either way.
     """
     scale = motion_width / width
     if min(width, height) * scale < MIN_SIDE:
@@ -70,8 +71,7 @@ class MotionStats:
             self._prev = (index, self._prev[1])
             return
         size = flow_size(gray.shape[1], gray.shape[0], self.width)
-        interp = cv2.INTER_AREA if size[0] <= gray.shape[1] else cv2.INTER_LINEAR
-        small = cv2.resize(gray, size, interpolation=interp)
+        small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
         if self._prev is not None and self._prev[1].shape == small.shape:
             i0, prev = self._prev
             # px/frame at ``width`` wide whatever size the flow ran at

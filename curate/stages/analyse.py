@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from curate.analysis.clips import ClipPlanner, ClipSpan
-from curate.analysis.motion import MotionStats, flow_size
+from curate.analysis.motion import MIN_SIDE, MotionStats, flow_size
 from curate.analysis.phash import phash
 from curate.analysis.shots import Boundary, ShotDetector, build_detector, merge_boundaries
 from curate.analysis.technical import FROZEN_LEVEL, TechnicalStats, sharpness
@@ -197,9 +197,9 @@ class AnalyseStage(VideoStage):
         slivers (see :func:`~curate.analysis.motion.flow_size`).
         """
         g = rotate_image(gray, rotation)
-        need_w, need_h = flow_size(g.shape[1], g.shape[0], self.config.analysis.motion_width)
-        if need_w <= g.shape[1] and need_h <= g.shape[0]:
+        if min(g.shape) >= MIN_SIDE:  # every ordinary aspect (portrait too): as always
             return g
+        need_w, need_h = flow_size(g.shape[1], g.shape[0], self.config.analysis.motion_width)
         return rotate_image(small_luma(df.frame, need_h if rotation % 180 else need_w), rotation)
 
     @staticmethod
