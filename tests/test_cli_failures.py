@@ -76,3 +76,17 @@ def test_ctrl_c_is_one_sentence(tmp_path: Path, runner: str):
     assert child.exitstatus == 130, text[-2000:]
     assert "interrupted" in text and "rerun the same command" in text
     assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-3000:]
+
+
+def test_read_only_output_is_one_sentence(tmp_path: Path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        make_inputs(tmp_path / "in", n=1)
+        r = curate("run", str(PIPELINE), "-i", str(tmp_path / "in"), "-o", str(ro / "out"), "--runner", "local")
+        assert r.returncode == 1 and "cannot write" in r.stderr and "Read-only file system" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr
+    finally:
+        subprocess.run(["umount", "-l", str(ro)], check=False)
