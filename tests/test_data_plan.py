@@ -18,6 +18,7 @@ from unittest.mock import patch
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -108,6 +109,10 @@ def dataloader_order(num_batches: int, start: int, num_workers: int) -> list[int
 def test_every_row_once_and_equal_batches(groups, num_ranks, num_workers, bucket_cfg, flt, policy, shuffle_buffer, seed, epoch, start_frac):
     with tempfile.TemporaryDirectory() as d:
         table = write_meta_shards(Path(d), groups, seed)
+        if flt is not None and not expected_ids(table, flt):  # a filter keeping nothing is an error, not an empty epoch
+            with pytest.raises(ValueError, match="keeps 0 of"):
+                build_index(f"{d}/*.parquet", flt)
+            return
         index = build_index(f"{d}/*.parquet", flt)
     ids = index.clip_id
     assert set(ids) == expected_ids(table, flt) and len(set(ids)) == len(ids)
@@ -157,12 +162,40 @@ def test_shuffle_differs_per_epoch_and_seed_and_is_reproducible():
 
 
 def test_ranks_get_contiguous_row_groups():
-    """Locality: each rank reads about its share of row groups, not all of them."""
+    """Locality when the data outgrows a shuffle block: each rank reads about its share of row groups.
+
+    400 rows in 40 groups of 10, 4 ranks of 100 rows, blocks of 20 rows: a rank
+    holds 5 blocks, the first and last possibly shared with a neighbour, each
+    block spanning at most 3 groups (a group's rows stay together, rotated).
+    """
     shard, rg = np.repeat(np.arange(8), 50), np.tile(np.repeat(np.arange(5), 10), 8)
-    plan = plan_epoch(shard, rg, np.zeros(400, int), [4], 4, seed=3, shuffle_buffer=16)
+    plan = plan_epoch(shard, rg, np.zeros(400, int), [4], 4, seed=3, shuffle_buffer=16, shuffle_block=20)
     for rank in plan.ranks:
         rows = np.concatenate(rank.batches)
-        assert len(set(zip(shard[rows].tolist(), rg[rows].tolist()))) <= 11  # 40 groups / 4 ranks + a straddle
+        assert len(set(zip(shard[rows].tolist(), rg[rows].tolist()))) <= 6 * 3  # not all 40
+
+
+@pytest.mark.parametrize("num_rows", [12, 300])
+def test_rank_share_changes_between_epochs_with_one_row_group(num_rows):
+    """A small fine-tuning set in one row group: rank 0's clips differ between epochs (and seeds)."""
+    one = np.zeros(num_rows, int)
+
+    def share(epoch: int, seed: int = 0) -> set[int]:
+        plan = plan_epoch(one, one, one, [2], 2, seed=seed, epoch=epoch, shuffle_buffer=4)
+        return {r for b in plan.ranks[0].batches for r in b.tolist()}
+
+    assert share(0) != share(1) and share(0) != share(0, seed=1)
+    assert share(0) == share(0)
+
+
+def test_one_big_row_group_still_moves_between_ranks():
+    """Beyond one shuffle block, rows keep their row group's locality yet the rank split rotates."""
+    one = np.zeros(5000, int)
+    firsts = set()
+    for epoch in range(3):
+        plan = plan_epoch(one, one, one, [10], 2, epoch=epoch, shuffle_block=512)
+        firsts.add(frozenset(r for b in plan.ranks[0].batches for r in b.tolist()))
+    assert len(firsts) == 3
 
 
 def test_pad_policy_repeats_whole_batches_for_short_ranks():
@@ -202,6 +235,11 @@ def test_dataset_iterators_cover_the_epoch(groups, num_ranks, num_workers, bucke
     with tempfile.TemporaryDirectory() as d:
         table = write_meta_shards(Path(d), groups, 0, TINY)
         counts, seen = [], Counter()
+        try:
+            ClipDataset(f"{d}/*.parquet", bucket_cfg, filter=flt)
+        except ValueError as e:  # nothing passes the filter, or nothing fits a bucket: said, not an empty epoch
+            assert "keeps 0 of" in str(e) or "fits a bucket" in str(e)
+            return
         for rank in range(num_ranks):
             ds = ClipDataset(f"{d}/*.parquet", bucket_cfg, filter=flt, policy=policy, rank=rank, num_ranks=num_ranks, shuffle_buffer=4)
             # len(ds) is the *current* epoch's batch count: take it before iterating, because

@@ -1,0 +1,64 @@
+"""torchdata's StatefulDataLoader resumes exactly, beside ClipLoader, with 0, 2 and 4 workers.
+
+StatefulDataLoader snapshots each worker's ``dataset.state_dict()`` in step
+with what it yielded and hands it back to that worker on resume, so the
+dataset reports, inside a worker, the next batch that worker will build.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from curate.data import ClipLoader
+from tests.test_data_resume import dataset, key, output  # noqa: F401  (module fixture)
+
+StatefulDataLoader = pytest.importorskip("torchdata.stateful_dataloader").StatefulDataLoader
+
+
+def take(loader, k: int | None) -> list[tuple]:
+    out = []
+    for b in loader:
+        out.append(key(b))
+        if len(out) == k:
+            break
+    return out
+
+
+@pytest.mark.parametrize(("workers", "k"), [(0, 3), (2, 3), (2, 1), (4, 4), (4, 0)])
+def test_stateful_dataloader_resumes_exactly(output, workers, k):  # noqa: F811
+    full = take(ClipLoader(dataset(output), num_workers=2), None)
+    assert k < len(full)  # stopping after the last batch moves a dataset state on to the next epoch
+    extra = {"prefetch_factor": 4} if workers else {}
+    loader = StatefulDataLoader(dataset(output), batch_size=None, num_workers=workers, **extra)
+    before = take(loader, k) if k else []
+    state = json.loads(json.dumps(loader.state_dict()))  # checkpoints go through JSON / torch.save
+    del loader
+
+    ds = dataset(output)
+    resumed = StatefulDataLoader(ds, batch_size=None, num_workers=workers)
+    resumed.load_state_dict(state)
+    after = take(resumed, None)
+    assert before + after == full
+    # the same loader state also positions a dataset for ClipLoader (e.g. on another world size)
+    other = dataset(output)
+    other.load_state_dict(state)
+    assert before + take(ClipLoader(other, num_workers=1), None) == full
+
+
+def test_stateful_dataloader_next_epoch(output):  # noqa: F811
+    """After a resumed epoch ends, the next epoch is a fresh, different plan (set_epoch with workers)."""
+    ds = dataset(output)
+    loader = StatefulDataLoader(ds, batch_size=None, num_workers=2)
+    take(loader, 2)
+    state = loader.state_dict()
+    ds2 = dataset(output)
+    loader2 = StatefulDataLoader(ds2, batch_size=None, num_workers=2)
+    loader2.load_state_dict(state)
+    ds2.set_epoch(0)  # a loop calling set_epoch every epoch keeps the resume
+    rest = take(loader2, None)
+    ds2.set_epoch(1)
+    epoch1 = take(loader2, None)
+    assert {k[0] for k in rest} == {0} and {k[0] for k in epoch1} == {1}
+    assert [k[1] for k in epoch1] == list(range(len(epoch1)))
