@@ -2,9 +2,9 @@
 
 Trainers condition on scores and embeddings; handing them back as Python
 values in ``meta`` makes every trainer rebuild the same tensors.  The Arrow
-type decides the tensor: integers stay int64 (float with NaN when a value is
-null), floats keep their width with NaN for nulls, booleans stay bool, and
-fixed-size (or equal-length) lists become a second dimension.
+type decides the tensor: numbers keep their width (a float16 embedding stays
+float16), nulls become NaN (integer and bool columns with nulls turn float32),
+and fixed-size (or equal-length) lists become a second dimension.
 """
 
 from __future__ import annotations
