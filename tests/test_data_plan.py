@@ -263,3 +263,19 @@ def test_dataset_iterators_cover_the_epoch(groups, num_ranks, num_workers, bucke
         seen.update(report["dropped"] + report["unbucketed"])
     assert len(set(counts)) == 1
     assert seen == Counter(expected_ids(table, flt))
+
+
+def test_each_row_group_read_once_per_rank_when_block_shuffled():
+    """Beyond one block, the shuffle still reads each row group at most once per rank and epoch."""
+    from curate.data.index import RowIndex
+
+    with tempfile.TemporaryDirectory() as d:
+        write_meta_shards(Path(d), [[6, 6, 6], [6, 6], [6, 6, 6]], 0, TINY)
+        for rank in range(2):
+            ds = ClipDataset(f"{d}/*.parquet", BucketConfig.single(16, 16, 1, 2), rank=rank, num_ranks=2, shuffle_block=8, shuffle_buffer=4)
+            reads = []
+            real = RowIndex.read
+            with patch.object(RowIndex, "read", lambda self, s, g, c: reads.append((s, g)) or real(self, s, g, c)):
+                batches = list(ds)
+            assert len(batches) == len(ds.plan(0).ranks[rank].batches)
+            assert len(reads) == len(set(reads)) < 8  # each group once, and not all 8 of them

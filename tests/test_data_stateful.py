@@ -15,6 +15,8 @@ from curate.data import ClipLoader
 from tests.test_data_resume import dataset, key, output  # noqa: F401  (module fixture)
 
 StatefulDataLoader = pytest.importorskip("torchdata.stateful_dataloader").StatefulDataLoader
+# 4 workers on a 2-core CI box and torchdata's own deprecated torch.set_vital call warn; both are expected here
+pytestmark = [pytest.mark.filterwarnings("ignore:This DataLoader will create"), pytest.mark.filterwarnings("ignore:'set_vital' is deprecated")]
 
 
 def take(loader, k: int | None) -> list[tuple]:
@@ -62,3 +64,17 @@ def test_stateful_dataloader_next_epoch(output):  # noqa: F811
     epoch1 = take(loader2, None)
     assert {k[0] for k in rest} == {0} and {k[0] for k in epoch1} == {1}
     assert [k[1] for k in epoch1] == list(range(len(epoch1)))
+
+
+def test_sparse_snapshots(output):  # noqa: F811
+    """snapshot_every_n_steps=3, stopped after 4: the loader replays one step; the dataset adds it."""
+    full = take(ClipLoader(dataset(output), num_workers=2), None)
+    loader = StatefulDataLoader(dataset(output), batch_size=None, num_workers=2, snapshot_every_n_steps=3)
+    before = take(loader, 4)
+    state = loader.state_dict()
+    resumed = StatefulDataLoader(dataset(output), batch_size=None, num_workers=2, snapshot_every_n_steps=3)
+    resumed.load_state_dict(state)
+    assert before + take(resumed, None) == full
+    other = dataset(output)
+    other.load_state_dict(state)
+    assert other.state_dict()["batch"] == 4
