@@ -43,6 +43,8 @@ def test_filter_on_missing_column_lists_the_columns(output):  # noqa: F811
 def test_nothing_fits_a_bucket_is_an_error(output):  # noqa: F811
     with pytest.raises(ValueError, match="none of the 22 clips fits a bucket"):
         ClipDataset(output, BucketConfig.single(16, 16, 500, 2))
+    with pytest.raises(ValueError, match=r"policy='drop' leaves no batch: 22 clips over 4 ranks fill no batch of sizes \[8\]"):
+        ClipDataset(output, BucketConfig.single(16, 16, 2, 8), policy="drop", rank=0, num_ranks=4)
 
 
 @pytest.fixture(scope="module")

@@ -88,14 +88,19 @@ class ClipDataset(IterableDataset):
         self.columns, self.tensors = tuple(columns), tuple(tensors)
         check_tensor_columns(self.tensors, list(zip(self.index.paths, self.index.schemas)), BATCH_KEYS)
         self.transform, self.collate = transform, collate
-        self.bucket_of_row = buckets.assign(self.index.width, self.index.height, self.index.num_frames, self.index.fps)
-        if len(self.index) and not (self.bucket_of_row >= 0).any():
-            raise ValueError(f"none of the {len(self.index)} clips fits a bucket (too short for their frames at the fps/stride, or smaller than every bucket)")
         self.position = st.Position()  # trainer-side position, kept in the main process
         self._cursor = st.Cursor()  # the current iteration's start, shared with (persistent) workers
         self._worker_pos: tuple[st.Position, int] | None = None  # in a worker: (iteration start, next batch it builds)
         self._resume: tuple[st.Position, int] | None = None  # in a worker: restored by StatefulDataLoader
         self._plan: tuple[tuple[int, tuple[tuple[int, int], ...]], EpochPlan] | None = None
+        self.bucket_of_row = buckets.assign(self.index.width, self.index.height, self.index.num_frames, self.index.fps)
+        if len(self.index) and not (self.bucket_of_row >= 0).any():
+            raise ValueError(f"none of the {len(self.index)} clips fits a bucket (too short for their frames at the fps/stride, or smaller than every bucket)")
+        if len(self.index) and self.plan(0).num_batches == 0:  # only policy="drop" gets here
+            raise ValueError(
+                f"policy='drop' leaves no batch: {int((self.bucket_of_row >= 0).sum())} clips over {self.num_ranks} ranks "
+                f"fill no batch of sizes {sorted({b.batch_size for b in buckets.buckets})}; use policy='pad' or smaller batches"
+            )
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_plan": None}
