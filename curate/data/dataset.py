@@ -202,9 +202,8 @@ class ClipDataset(IterableDataset):
         """
         if not ("fingerprint" in state and "epoch" in state):
             state = st.from_loader_state(state)
-        mine = self.state_dict()
-        st.check_identity(state, mine, IDENTITY)
-        pos = st.from_dict(state)
+        pos = st.from_dict(state)  # the version first: an older state's fingerprint differs too
+        st.check_identity(state, self.state_dict(), IDENTITY)
         info = get_worker_info()
         if info is not None and "worker" in state:
             w = state["worker"]
