@@ -279,3 +279,12 @@ def test_each_row_group_read_once_per_rank_when_block_shuffled():
                 batches = list(ds)
             assert len(batches) == len(ds.plan(0).ranks[rank].batches)
             assert len(reads) == len(set(reads)) < 8  # each group once, and not all 8 of them
+
+
+def test_dataset_rank_share_changes_on_one_row_group():
+    """Issue 9: with one row group, rank 0 got the same clips every epoch and seed."""
+    with tempfile.TemporaryDirectory() as d:
+        write_meta_shards(Path(d), [[40]], 0, TINY)
+        ds = ClipDataset(f"{d}/*.parquet", BucketConfig.single(16, 16, 1, 2), rank=0, num_ranks=2)
+        shares = [{r for b in ds.plan(e).ranks[0].batches for r in b.tolist()} for e in range(3)]
+    assert shares[0] != shares[1] and shares[1] != shares[2]
