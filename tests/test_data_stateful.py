@@ -78,3 +78,48 @@ def test_sparse_snapshots(output):  # noqa: F811
     other = dataset(output)
     other.load_state_dict(state)
     assert other.state_dict()["batch"] == 4
+
+
+def test_loader_state_resumes_on_another_world_size(output):  # noqa: F811
+    """A StatefulDataLoader state from 2 ranks x 2 workers finishes the epoch on 3 ranks (fresh loaders)."""
+    from curate.data import ClipDataset
+    from tests.test_data_resume import BUCKETS, OPTS
+
+    def make(rank: int, world: int) -> ClipDataset:
+        return ClipDataset(output, BUCKETS, decode=OPTS, seed=7, shuffle_buffer=6, rank=rank, num_ranks=world)
+
+    seen, states = [], []
+    for rank in range(2):
+        loader = StatefulDataLoader(make(rank, 2), batch_size=None, num_workers=2)
+        before = []
+        for b in loader:
+            before.append(b)
+            if len(before) == 2:
+                break
+        seen += [c for b in before for c, r in zip(b["clip_id"], b["repeated"].tolist()) if not r]
+        states.append(loader.state_dict())
+    for rank in range(3):
+        ds = make(rank, 3)
+        ds.load_state_dict(states[0])
+        seen += [c for b in ClipLoader(ds, num_workers=2) for c, r in zip(b["clip_id"], b["repeated"].tolist()) if not r]
+    assert sorted(seen) == [f"c{i:05d}" for i in range(29)]
+
+
+def test_worker_state_on_another_world_says_what_to_do(output):  # noqa: F811
+    """StatefulDataLoader itself cannot re-deal worker states; the worker says how to resume instead."""
+    from types import SimpleNamespace
+    from unittest.mock import patch
+
+    from curate.data import ClipDataset
+    from curate.data.state import dataset_states
+    from tests.test_data_resume import BUCKETS, OPTS
+
+    loader = StatefulDataLoader(dataset(output), batch_size=None, num_workers=2)
+    take(loader, 1)
+    worker_state = next(s for s in dataset_states(loader.state_dict()) if "worker" in s)
+    ds = ClipDataset(output, BUCKETS, decode=OPTS, seed=7, shuffle_buffer=6, rank=0, num_ranks=3)
+    with patch("curate.data.dataset.get_worker_info", return_value=SimpleNamespace(id=0, num_workers=2)):
+        with pytest.raises(ValueError, match="worker state of 2 workers on 2 ranks with 2 on 3; call dataset.load_state_dict"):
+            ds.load_state_dict(worker_state)
+    with pytest.raises(ValueError, match="one DataLoader worker's state"):
+        ds.load_state_dict(worker_state)
