@@ -21,7 +21,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BENCHES = {
     "pipeline": "bench_pipeline.py",  # issue 2: analysis/run vs ffmpeg, split vs scenedetect, TransNetV2, memory
-    "loader": "bench_loader.py",  # trainer loader vs raw PyAV decode
+    "loader": "bench_loader.py",  # trainer loader vs raw PyAV and torchcodec decode
     "clip": "bench_clip.py",  # CLIP embedding stage vs a bare forward pass
 }
 

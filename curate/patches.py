@@ -11,6 +11,13 @@ each token's features are laid out ``(pt, ph, pw, C)``.
 (first-fit decreasing), with position ids and a block-diagonal attention
 mask, so one batch can mix resolutions and durations (NaViT, Dehghani et
 al. 2023) instead of bucketing.
+
+PyTorch has two mask conventions and mixing them up silently attends to
+the wrong tokens, so ``Packed`` names both: :meth:`Packed.sdpa_mask` for
+``F.scaled_dot_product_attention`` (True = may attend, ``(B, 1, L, L)``,
+broadcast over heads) and :meth:`Packed.transformer_mask` for
+``nn.MultiheadAttention`` / ``nn.TransformerEncoderLayer`` (True = blocked,
+one mask per head, ``(B * heads, L, L)``).
 """
 
 from __future__ import annotations
@@ -55,7 +62,8 @@ def patchify(x: torch.Tensor, patch: tuple[int, int, int] = (1, 2, 2)) -> Patche
     x = x.reshape(*lead, t, pt, C, h, ph, w, pw)
     x = x.permute(*range(n), n, n + 3, n + 5, n + 1, n + 4, n + 6, n + 2)  # (*lead, t, h, w, pt, ph, pw, C)
     tokens = x.reshape(*lead, t * h * w, pt * ph * pw * C)
-    pos = torch.stack(torch.meshgrid(torch.arange(t), torch.arange(h), torch.arange(w), indexing="ij"), dim=-1).reshape(-1, 3)
+    ar = [torch.arange(n, device=x.device) for n in (t, h, w)]
+    pos = torch.stack(torch.meshgrid(*ar, indexing="ij"), dim=-1).reshape(-1, 3)
     return Patches(tokens, pos, (t, h, w), (pt, ph, pw), (T, C, H, W), pad)
 
 
@@ -95,15 +103,34 @@ class Packed:
     spans: list[tuple[int, int, int]]
 
     def attention_mask(self) -> torch.Tensor:
-        """``(B, L, L)`` bool, True where query and key belong to the same clip.
+        """``(B, L, L)`` bool, True where query and key belong to the same clip (one mask per row).
 
         Padding tokens attend only to themselves, so no softmax row is empty
-        (an all-masked row gives NaN in ``scaled_dot_product_attention``).
+        (an all-masked row gives NaN).  To hand to PyTorch use the named forms:
+        :meth:`sdpa_mask` or :meth:`transformer_mask`.
         """
         same = self.seq_id[:, :, None] == self.seq_id[:, None, :]
         real = (self.seq_id >= 0)[:, :, None]
         eye = torch.eye(self.seq_id.shape[1], dtype=torch.bool, device=self.seq_id.device)
         return (same & real) | eye
+
+    def sdpa_mask(self) -> torch.Tensor:
+        """``(B, 1, L, L)`` bool for ``F.scaled_dot_product_attention``: True = may attend.
+
+        The head axis is 1 so it broadcasts over ``(B, heads, L, L)``; a
+        ``(B, L, L)`` mask would be broadcast against the heads axis instead.
+        """
+        return self.attention_mask()[:, None]
+
+    def transformer_mask(self, num_heads: int) -> torch.Tensor:
+        """``(B * num_heads, L, L)`` bool for ``nn.MultiheadAttention`` / ``nn.TransformerEncoderLayer``.
+
+        Their boolean ``attn_mask`` / ``src_mask`` has the opposite polarity
+        (True = may *not* attend) and, for batches, one mask per head,
+        batch-major as they expect.  Pass it alone: adding a
+        ``src_key_padding_mask`` would mask the padding rows entirely (NaN).
+        """
+        return (~self.attention_mask()).repeat_interleave(num_heads, dim=0)
 
     def unpack(self, tokens: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Each clip's ``(N_i, D)`` tokens back out of ``tokens`` (default: the packed input)."""
@@ -131,8 +158,8 @@ def pack(items: Sequence[Patches], max_tokens: int) -> Packed:
         fill[row] += lengths[i]
     first = items[0].tokens
     tokens = first.new_zeros(len(fill), max_tokens, first.shape[-1])
-    pos = torch.zeros(len(fill), max_tokens, 3, dtype=torch.long)
-    seq_id = torch.full((len(fill), max_tokens), -1, dtype=torch.long)
+    pos = torch.zeros(len(fill), max_tokens, 3, dtype=torch.long, device=first.device)
+    seq_id = torch.full((len(fill), max_tokens), -1, dtype=torch.long, device=first.device)
     for i, (p, (row, start, n)) in enumerate(zip(items, spans)):
         tokens[row, start : start + n] = p.tokens
         pos[row, start : start + n] = p.pos

@@ -18,6 +18,7 @@ from unittest.mock import patch
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -108,6 +109,10 @@ def dataloader_order(num_batches: int, start: int, num_workers: int) -> list[int
 def test_every_row_once_and_equal_batches(groups, num_ranks, num_workers, bucket_cfg, flt, policy, shuffle_buffer, seed, epoch, start_frac):
     with tempfile.TemporaryDirectory() as d:
         table = write_meta_shards(Path(d), groups, seed)
+        if flt is not None and not expected_ids(table, flt):  # a filter keeping nothing is an error, not an empty epoch
+            with pytest.raises(ValueError, match="keeps 0 of"):
+                build_index(f"{d}/*.parquet", flt)
+            return
         index = build_index(f"{d}/*.parquet", flt)
     ids = index.clip_id
     assert set(ids) == expected_ids(table, flt) and len(set(ids)) == len(ids)
@@ -157,12 +162,40 @@ def test_shuffle_differs_per_epoch_and_seed_and_is_reproducible():
 
 
 def test_ranks_get_contiguous_row_groups():
-    """Locality: each rank reads about its share of row groups, not all of them."""
+    """Locality when the data outgrows a shuffle block: each rank reads about its share of row groups.
+
+    400 rows in 40 groups of 10, 4 ranks of 100 rows, blocks of 20 rows: a rank
+    holds 5 blocks, the first and last possibly shared with a neighbour, each
+    block spanning at most 3 groups (a group's rows stay together, rotated).
+    """
     shard, rg = np.repeat(np.arange(8), 50), np.tile(np.repeat(np.arange(5), 10), 8)
-    plan = plan_epoch(shard, rg, np.zeros(400, int), [4], 4, seed=3, shuffle_buffer=16)
+    plan = plan_epoch(shard, rg, np.zeros(400, int), [4], 4, seed=3, shuffle_buffer=16, shuffle_block=20)
     for rank in plan.ranks:
         rows = np.concatenate(rank.batches)
-        assert len(set(zip(shard[rows].tolist(), rg[rows].tolist()))) <= 11  # 40 groups / 4 ranks + a straddle
+        assert len(set(zip(shard[rows].tolist(), rg[rows].tolist()))) <= 6 * 3  # not all 40
+
+
+@pytest.mark.parametrize("num_rows", [12, 300])
+def test_rank_share_changes_between_epochs_with_one_row_group(num_rows):
+    """A small fine-tuning set in one row group: rank 0's clips differ between epochs (and seeds)."""
+    one = np.zeros(num_rows, int)
+
+    def share(epoch: int, seed: int = 0) -> set[int]:
+        plan = plan_epoch(one, one, one, [2], 2, seed=seed, epoch=epoch, shuffle_buffer=4)
+        return {r for b in plan.ranks[0].batches for r in b.tolist()}
+
+    assert share(0) != share(1) and share(0) != share(0, seed=1)
+    assert share(0) == share(0)
+
+
+def test_one_big_row_group_still_moves_between_ranks():
+    """Beyond one shuffle block, rows keep their row group's locality yet the rank split rotates."""
+    one = np.zeros(5000, int)
+    firsts = set()
+    for epoch in range(3):
+        plan = plan_epoch(one, one, one, [10], 2, epoch=epoch, shuffle_block=512)
+        firsts.add(frozenset(r for b in plan.ranks[0].batches for r in b.tolist()))
+    assert len(firsts) == 3
 
 
 def test_pad_policy_repeats_whole_batches_for_short_ranks():
@@ -203,7 +236,11 @@ def test_dataset_iterators_cover_the_epoch(groups, num_ranks, num_workers, bucke
         table = write_meta_shards(Path(d), groups, 0, TINY)
         counts, seen = [], Counter()
         for rank in range(num_ranks):
-            ds = ClipDataset(f"{d}/*.parquet", bucket_cfg, filter=flt, policy=policy, rank=rank, num_ranks=num_ranks, shuffle_buffer=4)
+            try:
+                ds = ClipDataset(f"{d}/*.parquet", bucket_cfg, filter=flt, policy=policy, rank=rank, num_ranks=num_ranks, shuffle_buffer=4)
+            except ValueError as e:  # nothing passes the filter, fits a bucket, or fills a batch: said, not an empty epoch
+                assert rank == 0 and ("keeps 0 of" in str(e) or "fits a bucket" in str(e) or "leaves no batch" in str(e))
+                return
             # len(ds) is the *current* epoch's batch count: take it before iterating, because
             # iterating in the main process (0 workers) advances the dataset to epoch 1 at the
             # end, whose reshuffled plan may hold a different number of batches
@@ -225,3 +262,28 @@ def test_dataset_iterators_cover_the_epoch(groups, num_ranks, num_workers, bucke
         seen.update(report["dropped"] + report["unbucketed"])
     assert len(set(counts)) == 1
     assert seen == Counter(expected_ids(table, flt))
+
+
+def test_each_row_group_read_once_per_rank_when_block_shuffled():
+    """Beyond one block, the shuffle still reads each row group at most once per rank and epoch."""
+    from curate.data.index import RowIndex
+
+    with tempfile.TemporaryDirectory() as d:
+        write_meta_shards(Path(d), [[6, 6, 6], [6, 6], [6, 6, 6]], 0, TINY)
+        for rank in range(2):
+            ds = ClipDataset(f"{d}/*.parquet", BucketConfig.single(16, 16, 1, 2), rank=rank, num_ranks=2, shuffle_block=8, shuffle_buffer=4)
+            reads = []
+            real = RowIndex.read
+            with patch.object(RowIndex, "read", lambda self, s, g, c: reads.append((s, g)) or real(self, s, g, c)):
+                batches = list(ds)
+            assert len(batches) == len(ds.plan(0).ranks[rank].batches)
+            assert len(reads) == len(set(reads)) < 8  # each group once, and not all 8 of them
+
+
+def test_dataset_rank_share_changes_on_one_row_group():
+    """Issue 9: with one row group, rank 0 got the same clips every epoch and seed."""
+    with tempfile.TemporaryDirectory() as d:
+        write_meta_shards(Path(d), [[40]], 0, TINY)
+        ds = ClipDataset(f"{d}/*.parquet", BucketConfig.single(16, 16, 1, 2), rank=0, num_ranks=2)
+        shares = [{r for b in ds.plan(e).ranks[0].batches for r in b.tolist()} for e in range(3)]
+    assert shares[0] != shares[1] and shares[1] != shares[2]

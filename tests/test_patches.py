@@ -73,3 +73,46 @@ def test_pack_masks_and_unpack():
         assert torch.equal(clip.tokens, back)
     with pytest.raises(ValueError, match="budget"):
         pack(clips, max_tokens=16)
+
+
+def _packed_clips() -> tuple[list, object]:
+    torch.manual_seed(0)
+    clips = [patchify(torch.randn(t, 2, h, w), (1, 2, 2)) for t, h, w in [(2, 4, 4), (1, 4, 8), (1, 2, 2), (3, 2, 4)]]
+    return clips, pack(clips, max_tokens=12)
+
+
+def test_sdpa_mask_matches_attention_per_clip():
+    """Packed SDPA with several heads and rows equals attending within each clip alone."""
+    import torch.nn.functional as F
+
+    clips, packed = _packed_clips()
+    heads, B, L, D = 2, *packed.tokens.shape
+    assert packed.sdpa_mask().shape == (B, 1, L, L) and packed.sdpa_mask().dtype == torch.bool
+    x = packed.tokens.view(B, L, heads, D // heads).transpose(1, 2)  # (B, heads, L, d)
+    out = F.scaled_dot_product_attention(x, x, x, attn_mask=packed.sdpa_mask()).transpose(1, 2).reshape(B, L, D)
+    for clip, got in zip(clips, packed.unpack(out)):
+        y = clip.tokens.view(1, -1, heads, D // heads).transpose(1, 2)
+        alone = F.scaled_dot_product_attention(y, y, y).transpose(1, 2).reshape(-1, D)
+        assert torch.allclose(got, alone, atol=1e-5)
+    assert not torch.isnan(out).any()
+
+
+def test_transformer_mask_matches_encoder_layer_per_clip():
+    """nn.TransformerEncoderLayer with the inverted, per-head mask equals running each clip alone."""
+    clips, packed = _packed_clips()
+    layer = torch.nn.TransformerEncoderLayer(d_model=packed.tokens.shape[-1], nhead=2, dim_feedforward=16, dropout=0.0, batch_first=True).eval()
+    mask = packed.transformer_mask(num_heads=2)
+    B, L, _ = packed.tokens.shape
+    assert mask.shape == (B * 2, L, L) and mask[0].equal(~packed.attention_mask()[0])
+    with torch.no_grad():
+        out = layer(packed.tokens, src_mask=mask)
+        for clip, got in zip(clips, packed.unpack(out)):
+            assert torch.allclose(got, layer(clip.tokens[None])[0], atol=1e-5)
+
+
+def test_positions_follow_the_tokens_device():
+    device = "meta"  # any non-CPU device shows where pos and seq_id are created
+    p = patchify(torch.empty(2, 3, 4, 4, device=device))
+    assert p.pos.device.type == device
+    packed = pack([p], max_tokens=p.tokens.shape[0] + 3)
+    assert packed.pos.device.type == device and packed.seq_id.device.type == device and packed.tokens.device.type == device

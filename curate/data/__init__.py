@@ -22,6 +22,7 @@ _EXPORTS = {
     "EpochPlan": "plan",
     "plan_epoch": "plan",
     "World": "world",
+    "stack_samples": "collate",
 }
 __all__ = list(_EXPORTS)
 

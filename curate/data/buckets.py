@@ -48,22 +48,28 @@ class BucketConfig:
         fps: frame rate the clips are resampled to; ``None`` keeps each clip's own.
         allow_upscale: let a clip go to a bucket larger (in area) than itself.
             Off for grids, so each clip lands in the largest bucket it fills.
+        stride: take every ``stride``-th decoded frame instead of resampling
+            to ``fps`` (fixed-stride models); exclusive with ``fps``.  A clip
+            fits when it has ``(num_frames - 1) * stride + 1`` frames.
     """
 
     buckets: tuple[Bucket, ...]
     fps: float | None = None
     allow_upscale: bool = False
+    stride: int | None = None
 
     def __post_init__(self) -> None:
         if not self.buckets:
             raise ValueError("BucketConfig needs at least one bucket")
         if any(b.batch_size < 1 or b.num_frames < 1 or b.height < 1 or b.width < 1 for b in self.buckets):
             raise ValueError("bucket sizes and batch sizes must be >= 1")
+        if self.stride is not None and (self.stride < 1 or self.fps is not None):
+            raise ValueError(f"stride must be >= 1 and is exclusive with fps (got stride={self.stride}, fps={self.fps})")
 
     @classmethod
-    def single(cls, height: int, width: int, num_frames: int, batch_size: int, fps: float | None = None) -> BucketConfig:
+    def single(cls, height: int, width: int, num_frames: int, batch_size: int, fps: float | None = None, stride: int | None = None) -> BucketConfig:
         """One fixed shape for every clip (resized and cropped to fit, upscaling allowed)."""
-        return cls((Bucket(height, width, num_frames, batch_size),), fps=fps, allow_upscale=True)
+        return cls((Bucket(height, width, num_frames, batch_size),), fps=fps, allow_upscale=True, stride=stride)
 
     @classmethod
     def grid(
@@ -73,6 +79,7 @@ class BucketConfig:
         fps: float | None = None,
         multiple: int = 16,
         allow_upscale: bool = False,
+        stride: int | None = None,
     ) -> BucketConfig:
         """Buckets for every area x frame count x aspect ratio (width / height).
 
@@ -88,7 +95,7 @@ class BucketConfig:
                 h = max(multiple, round(math.sqrt(area / r) / multiple) * multiple)
                 w = max(multiple, round(math.sqrt(area * r) / multiple) * multiple)
                 out += [Bucket(h, w, t, bs, area) for t, bs in frames.items()]
-        return cls(tuple(dict.fromkeys(out)), fps=fps, allow_upscale=allow_upscale)
+        return cls(tuple(dict.fromkeys(out)), fps=fps, allow_upscale=allow_upscale, stride=stride)
 
     def assign(self, width: np.ndarray, height: np.ndarray, num_frames: np.ndarray, fps: np.ndarray) -> np.ndarray:
         """Bucket index of each clip, ``-1`` when no bucket fits it.
@@ -107,7 +114,9 @@ class BucketConfig:
         bh = np.array([b.height for b in self.buckets], np.float64)[None]
         bt = np.array([b.num_frames for b in self.buckets], np.float64)[None]
         tier = np.array([b.area or b.height * b.width for b in self.buckets], np.float64)[None]
-        if self.fps is None:
+        if self.stride is not None:
+            fits = n >= (bt - 1) * self.stride + 1
+        elif self.fps is None:
             fits = n >= bt
         else:  # the last target time must fall inside the last frame's display interval
             fits = n / f + 1e-9 >= (bt - 1) / self.fps + 1 / f

@@ -1,20 +1,21 @@
 """``ClipDataset``: the trainer-facing IterableDataset of bucketed, decoded clip batches.
 
-It yields whole batches (use ``DataLoader(ds, batch_size=None)`` or
-:class:`ClipLoader`), because only the dataset knows the buckets and only
-batch counts can be equalised across ranks.  Every process recomputes the
-epoch plan (:mod:`curate.data.plan`); a worker produces every
-``num_workers``-th batch of its rank's plan, so DataLoader's round-robin
-fetching returns them in plan order.  Resume state is "epoch e, k batches
-consumed": the next iteration skips the first k batches of the same plan,
-which restores the shard order, the shuffle buffer and every worker at once.
+It yields whole batches (use ``DataLoader(ds, batch_size=None)``,
+:class:`ClipLoader` or torchdata's ``StatefulDataLoader``), because only the
+dataset knows the buckets and only batch counts can be equalised across
+ranks.  Every process recomputes the epoch plan (:mod:`curate.data.plan`); a
+worker produces every ``num_workers``-th batch of its rank's plan, so
+DataLoader's round-robin fetching returns them in plan order.  Resume state
+is "epoch e, k batches consumed" (:mod:`curate.data.state`): the next
+iteration skips the first k batches of the same plan, which restores the
+shard order, the shuffle and every worker at once; on another world size
+the rest of the epoch is planned again for the new ranks.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +24,21 @@ import pyarrow.compute as pc
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from . import state as st
 from .buckets import BucketConfig
+from .collate import LOADER_KEYS, Collate, Transform, apply_hooks
+from .columns import check_tensor_columns, to_tensor
 from .decode import DecodeError, DecodeOptions, decode_clip
 from .index import ReadFilter, RowIndex, build_index
+from .order import DEFAULT_BLOCK
 from .plan import EpochPlan, Policy, plan_epoch
+from .rows import RowCache
 from .world import World, worker_batches
 
 DECODE_COLUMNS = ("clip_id", "caption", "video", "video_format", "fps", "num_frames", "width", "height", "source_uri", "start_s", "end_s", "source_rotation")
 DEFAULT_META = ("video_id", "start_s", "end_s", "fps", "num_frames", "width", "height", "motion_score", "sharpness", "camera_motion", "aesthetic_score")
-STATE_VERSION = 1
+BATCH_KEYS = ("video", "caption", "clip_id", "meta", *LOADER_KEYS)
+IDENTITY = ("seed", "fingerprint")
 
 
 class ClipDataset(IterableDataset):
@@ -40,11 +47,17 @@ class ClipDataset(IterableDataset):
     Args:
         source: OUTPUT dir or its manifest.json, a glob, or shard paths (local or fsspec URIs).
         buckets: target shapes and batch sizes, e.g. ``BucketConfig.single(256, 256, 16, 8)``.
-        filter: rows to keep, pushed down into the parquet scan.
+        filter: rows to keep, pushed down into the parquet scan; raises if it keeps nothing.
         decode: resize / crop / temporal / dtype options (defaults: cover, centre crop, random start, uint8).
-        seed, shuffle, shuffle_buffer: seeded shard-order + buffer shuffle (rows in the buffer).
+        seed, shuffle, shuffle_buffer: seeded shuffle; see :mod:`curate.data.order`.
+        shuffle_block: rows permuted together; an index this small or smaller
+            is permuted globally, so each rank's share changes every epoch.
         policy: "pad" repeats samples, "drop" drops the remainder, so ranks match.
-        columns: extra metadata columns returned per sample (missing ones are skipped).
+        columns: extra metadata columns returned per sample in ``meta`` (missing ones are skipped).
+        tensors: numeric columns returned as batched tensors under their own
+            names (``(B,)``, or ``(B, D)`` for embeddings); must exist in every shard.
+        transform: per-sample hook run where the batch is built (in workers).
+        collate: joins the (transformed) samples; default stacks tensors.
         rank, num_ranks: override the detected distributed world (construct after init_process_group).
     """
 
@@ -58,8 +71,12 @@ class ClipDataset(IterableDataset):
         seed: int = 0,
         shuffle: bool = True,
         shuffle_buffer: int = 1024,
+        shuffle_block: int = DEFAULT_BLOCK,
         policy: Policy = "pad",
         columns: Sequence[str] = DEFAULT_META,
+        tensors: Sequence[str] = (),
+        transform: Transform | None = None,
+        collate: Collate | None = None,
         rank: int | None = None,
         num_ranks: int | None = None,
     ) -> None:
@@ -67,21 +84,42 @@ class ClipDataset(IterableDataset):
         self.rank, self.num_ranks = world.rank, world.num_ranks
         self.index: RowIndex = build_index(source, filter)
         self.buckets, self.options, self.policy = buckets, decode or DecodeOptions(), policy
-        self.seed, self.shuffle, self.shuffle_buffer = seed, shuffle, shuffle_buffer
-        self.columns = tuple(columns)
+        self.seed, self.shuffle, self.shuffle_buffer, self.shuffle_block = seed, shuffle, shuffle_buffer, shuffle_block
+        self.columns, self.tensors = tuple(columns), tuple(tensors)
+        check_tensor_columns(self.tensors, list(zip(self.index.paths, self.index.schemas)), BATCH_KEYS)
+        self.transform, self.collate = transform, collate
+        self.position = st.Position()  # trainer-side position, kept in the main process
+        self._cursor = st.Cursor()  # the current iteration's start, shared with (persistent) workers
+        self._worker_pos: tuple[st.Position, int] | None = None  # in a worker: (iteration start, next batch it builds)
+        self._resume: tuple[st.Position, int] | None = None  # in a worker: restored by StatefulDataLoader
+        self._plan: tuple[tuple[int, tuple[tuple[int, int], ...]], EpochPlan] | None = None
         self.bucket_of_row = buckets.assign(self.index.width, self.index.height, self.index.num_frames, self.index.fps)
-        self.epoch, self.consumed = 0, 0  # trainer-side position, kept in the main process
-        # (epoch, first batch) of the current iteration, shared with (persistent) workers
-        self._cursor = torch.zeros(2, dtype=torch.int64).share_memory_()
-        self._plan: tuple[int, EpochPlan] | None = None
+        if len(self.index) and not (self.bucket_of_row >= 0).any():
+            raise ValueError(f"none of the {len(self.index)} clips fits a bucket (too short for their frames at the fps/stride, or smaller than every bucket)")
+        if len(self.index) and self.plan(0).num_batches == 0:  # only policy="drop" gets here
+            raise ValueError(
+                f"policy='drop' leaves no batch: {int((self.bucket_of_row >= 0).sum())} clips over {self.num_ranks} ranks "
+                f"fill no batch of sizes {sorted({b.batch_size for b in buckets.buckets})}; use policy='pad' or smaller batches"
+            )
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_plan": None}
 
-    def plan(self, epoch: int | None = None) -> EpochPlan:
-        """The (cached) plan of ``epoch``, identical in every process."""
-        epoch = self.epoch if epoch is None else epoch
-        if self._plan is None or self._plan[0] != epoch:
+    # -- plan -----------------------------------------------------------------------------------
+    @property
+    def epoch(self) -> int:
+        return self.position.epoch
+
+    @property
+    def consumed(self) -> int:
+        return self.position.batch
+
+    def plan(self, epoch: int | None = None, history: tuple[tuple[int, int], ...] | None = None) -> EpochPlan:
+        """The (cached) plan of ``epoch`` (after the ``history`` segments), identical in every process."""
+        if epoch is None:
+            epoch, history = self.position.epoch, self.position.history if history is None else history
+        key = (epoch, tuple(history or ()))
+        if self._plan is None or self._plan[0] != key:
             sizes = [b.batch_size for b in self.buckets.buckets]
             plan = plan_epoch(
                 self.index.shard,
@@ -93,9 +131,11 @@ class ClipDataset(IterableDataset):
                 epoch=epoch,
                 shuffle=self.shuffle,
                 shuffle_buffer=self.shuffle_buffer,
+                shuffle_block=self.shuffle_block,
                 policy=self.policy,
+                history=key[1],
             )
-            self._plan = (epoch, plan)
+            self._plan = (key, plan)
         return self._plan[1]
 
     def __len__(self) -> int:
@@ -104,7 +144,8 @@ class ClipDataset(IterableDataset):
         The count can differ between epochs (each epoch reshuffles which rows, and
         so which buckets, each rank gets).  After the last batch of an epoch is
         consumed the dataset moves on to the next epoch, so ``len`` then answers
-        for that one; use ``plan(epoch).num_batches`` for a given epoch.
+        for that one; use ``plan(epoch).num_batches`` for a given epoch.  After
+        a resume on another world size it counts the epoch's current segment.
         """
         return self.plan().num_batches
 
@@ -121,68 +162,115 @@ class ClipDataset(IterableDataset):
 
     # -- resume -------------------------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
-        """Start ``epoch`` from its first batch (needed only with a plain DataLoader)."""
-        self.epoch, self.consumed = epoch, 0
-        self._publish()
+        """Start ``epoch`` from its first batch (needed with a plain DataLoader or a StatefulDataLoader with workers).
 
-    def state_dict(self) -> dict[str, Any]:
-        """Position of the trainer: batches of the epoch consumed through the main process."""
-        return {
-            "version": STATE_VERSION,
-            "epoch": self.epoch,
-            "batch": self.consumed,
-            "seed": self.seed,
-            "num_ranks": self.num_ranks,
-            "fingerprint": self.fingerprint,
-        }
+        Setting the epoch the dataset is already in keeps its position, so a
+        loop that calls ``set_epoch`` every epoch does not undo a resume.
+        """
+        if epoch != self.position.epoch:
+            self.position = st.Position(epoch)
+        self._cursor.publish(self.position)
 
     @property
     def fingerprint(self) -> str:
         """The rows plus every setting that shapes the plan: resuming with other ones would skip the wrong batches."""
-        settings = repr((self.index.fingerprint, self.buckets, self.shuffle, self.shuffle_buffer, self.policy))
+        settings = repr((self.index.fingerprint, self.buckets, self.shuffle, self.shuffle_buffer, self.shuffle_block, self.policy))
         return hashlib.sha256(settings.encode()).hexdigest()[:16]
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue where ``state`` stopped; the data, seed and world must match the checkpoint's."""
-        mine = self.state_dict()
-        for key in ("version", "seed", "num_ranks", "fingerprint"):
-            if state.get(key) != mine[key]:
-                raise ValueError(f"cannot resume: {key} is {mine[key]!r} here but {state.get(key)!r} in the state; rebuild the dataset as it was")
-        self.epoch, self.consumed = int(state["epoch"]), int(state["batch"])
-        self._publish()
+    def state_dict(self) -> dict[str, Any]:
+        """Where the trainer is: batches of the epoch it received (JSON-able).
+
+        In the main process this counts what ``ClipLoader`` (or in-process
+        iteration) handed out.  Inside a DataLoader worker -- where
+        ``StatefulDataLoader`` asks -- it is that worker's own position, the
+        next batch it would build; the loader keeps one per worker.
+        """
+        identity = {"seed": self.seed, "num_ranks": self.num_ranks, "fingerprint": self.fingerprint}
+        info = get_worker_info()
+        if info is None:
+            return st.to_dict(self.position, **identity)
+        start, nxt = self._worker_pos or self._resume or (self._cursor.read(), self._cursor.read().batch + info.id)
+        return {**st.to_dict(start, **identity), "worker": {"id": info.id, "num_workers": info.num_workers, "next": nxt}}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue where ``state`` stopped: a dataset state, or a whole ``StatefulDataLoader.state_dict()``.
+
+        The data and seed must match.  The world size may differ: the rest of
+        the epoch is then planned again for the new ranks, each clip not yet
+        consumed seen once.  Worker states (``StatefulDataLoader`` restoring
+        its workers) resume that worker's own sequence.
+        """
+        if not ("fingerprint" in state and "epoch" in state):
+            state = st.from_loader_state(state)
+        pos = st.from_dict(state)  # the version first: an older state's fingerprint differs too
+        st.check_identity(state, self.state_dict(), IDENTITY)
+        info = get_worker_info()
+        if info is not None and "worker" in state:
+            w = state["worker"]
+            if (w["num_workers"], state["num_ranks"]) != (info.num_workers, self.num_ranks):
+                raise ValueError(
+                    f"cannot resume worker state of {w['num_workers']} workers on {state['num_ranks']} ranks with {info.num_workers} on {self.num_ranks}; "
+                    "call dataset.load_state_dict(loader.state_dict()) in the main process and use a fresh loader"
+                )
+            self._resume, self._worker_pos = (pos, int(w["next"])), None
+            return
+        if "worker" in state:  # a single worker's state in the main process: not the trainer's position
+            raise ValueError("this is one DataLoader worker's state; pass the whole StatefulDataLoader.state_dict() instead")
+        pos = st.elastic(pos, int(state["num_ranks"]), self.num_ranks)
+        if pos.batch >= self.plan(pos.epoch, pos.history).num_batches:  # a finished epoch (or segment)
+            pos = st.Position(pos.epoch + 1)
+        self.position = pos
+        self._cursor.publish(pos)
 
     def _publish(self) -> None:
-        self._cursor[0], self._cursor[1] = self.epoch, self.consumed
+        self._cursor.publish(self.position)
 
     def _consume(self, epoch: int, k: int) -> None:
-        self.epoch, self.consumed = epoch, k + 1
-        if self.consumed >= self.plan(epoch).num_batches:
-            self.epoch, self.consumed = epoch + 1, 0
+        if epoch < self.position.epoch:  # counted already (in-process iteration under ClipLoader)
+            return
+        history = self.position.history if epoch == self.position.epoch else ()
+        self.position = st.Position(epoch, k + 1, history)
+        if k + 1 >= self.plan(epoch, history).num_batches:
+            self.position = st.Position(epoch + 1)
 
     # -- iteration ----------------------------------------------------------------------------
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        """Decide this iteration's batches now (so a worker's state is right before its first batch)."""
         main = get_worker_info() is None
         if main:
             self._publish()
-        epoch, start = (int(v) for v in self._cursor.tolist())
         world = World.detect(self.rank, self.num_ranks)
-        plan = self.plan(epoch).ranks[self.rank]
-        ks = worker_batches(len(plan.batches), start, world.num_workers, world.worker)
-        rows = _RowCache(self.index, self.columns, [r for k in ks for r in plan.batches[k].tolist()])
+        if self._resume is not None and not main:
+            start, first = self._resume
+            self._resume = None
+            ks = range(first, self.plan(start.epoch, start.history).num_batches, world.num_workers)
+        else:
+            start = self._cursor.read()
+            ks = worker_batches(self.plan(start.epoch, start.history).num_batches, start.batch, world.num_workers, world.worker)
+        self._worker_pos = None if main else (start, ks.start)
+        return self._generate(start, ks, main, world.num_workers)
+
+    def _generate(self, start: st.Position, ks: range, main: bool, num_workers: int) -> Iterator[dict[str, Any]]:
+        plan = self.plan(start.epoch, start.history).ranks[self.rank]
+        columns = (*DECODE_COLUMNS, *self.columns, *self.tensors)
+        rows = RowCache(self.index, columns, [r for k in ks for r in plan.batches[k].tolist()])
         for k in ks:
-            batch = self._batch(epoch, k, [rows.take(r) for r in plan.batches[k].tolist()], plan.repeated[k].copy(), plan.buckets[k])
+            batch = self._batch(start.epoch, len(start.history), k, rows, plan.batches[k].tolist(), plan.repeated[k].copy(), plan.buckets[k])
             if main:
-                self._consume(epoch, k)
+                self._consume(start.epoch, k)
+            else:
+                self._worker_pos = (start, k + num_workers)
             yield batch
 
-    def _batch(self, epoch: int, k: int, rows: list[dict[str, Any]], repeated: np.ndarray, bucket_id: int) -> dict[str, Any]:
+    def _batch(self, epoch: int, segment: int, k: int, cache: RowCache, ids: list[int], repeated: np.ndarray, bucket_id: int) -> dict[str, Any]:
+        rows = [cache.take(r) for r in ids]
         bucket = self.buckets.buckets[bucket_id]
         video = torch.empty((len(rows), bucket.num_frames, 3, bucket.height, bucket.width), dtype=torch.uint8)
         errors, ok = [], []
         for slot, row in enumerate(rows):
-            rng = np.random.default_rng([self.seed, epoch, self.rank, k, slot])
+            rng = np.random.default_rng([self.seed, epoch, self.rank, k, slot] + ([segment] if segment else []))
             try:
-                decode_clip(row, video[slot], self.buckets.fps, self.options, rng)
+                decode_clip(row, video[slot], self.buckets.fps, self.options, rng, self.buckets.stride)
                 ok.append(slot)
             except DecodeError as e:  # keep the batch shape: stand in another sample, flagged as repeated
                 errors.append(str(e))
@@ -190,45 +278,23 @@ class ClipDataset(IterableDataset):
             raise DecodeError(f"every clip of batch {k} failed: {errors}")
         for n, slot in enumerate(s for s in range(len(rows)) if s not in ok):
             video[slot] = video[ok[n % len(ok)]]
+            rows[slot] = rows[ok[n % len(ok)]]
             repeated[slot] = True
         if self.options.output == "float":
             mean = torch.tensor(self.options.mean).view(3, 1, 1)
             video = (video.float().div_(255) - mean) / torch.tensor(self.options.std).view(3, 1, 1)
-        return {
+        out: dict[str, Any] = {
             "video": video,
             "caption": [r["caption"] for r in rows],
             "clip_id": [r["clip_id"] for r in rows],
             "meta": [{c: r[c] for c in self.columns if c in r} for r in rows],
-            "repeated": torch.from_numpy(repeated),
-            "errors": errors,
-            "shape": bucket.shape,
-            "epoch": epoch,
-            "batch_index": k,
         }
-
-
-class _RowCache:
-    """Rows a worker will need, read one row group at a time and evicted after their last use."""
-
-    def __init__(self, index: RowIndex, columns: Sequence[str], needed: list[int]) -> None:
-        self.index, self.uses = index, Counter(needed)
-        self.by_group: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for r in sorted(self.uses):
-            self.by_group[(int(index.shard[r]), int(index.row_group[r]))].append(r)
-        self.columns = list(dict.fromkeys((*DECODE_COLUMNS, *columns)))
-        self.rows: dict[int, dict[str, Any]] = {}
-
-    def take(self, r: int) -> dict[str, Any]:
-        if r not in self.rows:
-            shard, rg = int(self.index.shard[r]), int(self.index.row_group[r])
-            table = self.index.read(shard, rg, self.columns)
-            wanted = self.by_group.pop((shard, rg))
-            for rid, row in zip(wanted, table.take(self.index.pos[wanted]).to_pylist()):
-                if row["clip_id"] != self.index.clip_id[rid]:
-                    raise RuntimeError(f"shard {self.index.paths[shard]} changed since it was indexed")
-                self.rows[rid] = row
-        self.uses[r] -= 1
-        return self.rows[r] if self.uses[r] else self.rows.pop(r)
+        for name in self.tensors:
+            out[name] = to_tensor(name, [r[name] for r in rows], cache.types[name])
+        if self.transform is not None or self.collate is not None:
+            out = apply_hooks(out, self.tensors, self.transform, self.collate)
+        out.update(repeated=torch.from_numpy(repeated), errors=errors, shape=bucket.shape, epoch=epoch, batch_index=k)
+        return out
 
 
 class ClipLoader(DataLoader):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,33 +23,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from .filters import ReadFilter, check_columns, explain_arrow_error, report_yield
+
+__all__ = ["ReadFilter", "RowIndex", "build_index", "resolve_shards"]
 META_COLUMNS = ("clip_id", "width", "height", "num_frames", "fps")
 CLIP_TABLES = ("clips", "clip")
-
-
-@dataclass(frozen=True)
-class ReadFilter:
-    """Keep rows whose scores lie in ``[min, max]`` and, optionally, that have a caption.
-
-    Args:
-        min: ``{column: lowest kept value}``, e.g. ``{"aesthetic_score": 4.5}``.
-        max: ``{column: highest kept value}``, e.g. ``{"black_fraction": 0.1}``.
-        require_caption: drop rows whose caption is null or empty.
-    """
-
-    min: Mapping[str, float] = field(default_factory=dict)
-    max: Mapping[str, float] = field(default_factory=dict)
-    require_caption: bool = False
-
-    def expression(self) -> pc.Expression | None:
-        terms = [pc.field(k) >= v for k, v in self.min.items()]
-        terms += [pc.field(k) <= v for k, v in self.max.items()]
-        if self.require_caption:
-            terms.append(pc.field("caption").is_valid() & (pc.utf8_length(pc.field("caption")) > 0))
-        out = None
-        for t in terms:
-            out = t if out is None else out & t
-        return out
 
 
 def resolve_shards(source: str | Path | Sequence[str | Path]) -> tuple[Any, list[str]]:
@@ -121,6 +99,7 @@ class RowIndex:
     height: np.ndarray
     num_frames: np.ndarray
     fps: np.ndarray
+    schemas: list[pa.Schema] = field(default_factory=list)
     _fragments: dict[int, ds.ParquetFileFragment] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
@@ -155,17 +134,25 @@ def _fragment(fs: Any, path: str) -> ds.ParquetFileFragment:
     return frag
 
 
-def _scan_shard(fs: Any, path: str, expr: pc.Expression | None) -> list[tuple[int, pa.Table]]:
-    frag = _fragment(fs, path)
-    return [(rg.row_groups[0].id, rg.to_table(columns=list(META_COLUMNS), filter=expr)) for rg in frag.split_by_row_group(filter=expr)]
+def _scan_shard(frag: ds.ParquetFileFragment, path: str, expr: pc.Expression | None) -> list[tuple[int, pa.Table]]:
+    try:
+        return [(rg.row_groups[0].id, rg.to_table(columns=list(META_COLUMNS), filter=expr)) for rg in frag.split_by_row_group(filter=expr)]
+    except pa.ArrowInvalid as e:
+        raise explain_arrow_error(e, path, frag.physical_schema) from e
 
 
 def build_index(source: str | Path | Sequence[str | Path], filter: ReadFilter | pc.Expression | None = None, threads: int = 8) -> RowIndex:
-    """Read the metadata columns of every shard (in parallel) with the filter pushed down."""
+    """Read the metadata columns of every shard (in parallel) with the filter pushed down.
+
+    Raises when a filter column is missing or the filter keeps nothing; warns
+    when it keeps almost nothing (:mod:`curate.data.filters`).
+    """
     fs, paths = resolve_shards(source)
     expr = filter.expression() if isinstance(filter, ReadFilter) else filter
     with ThreadPoolExecutor(max(1, min(threads, len(paths)))) as pool:
-        scans = list(pool.map(lambda p: _scan_shard(fs, p, expr), paths))
+        frags = list(pool.map(lambda p: _fragment(fs, p), paths))
+        check_columns(filter, [(p, f.physical_schema) for p, f in zip(paths, frags)])
+        scans = list(pool.map(lambda pf: _scan_shard(pf[1], pf[0], expr), zip(paths, frags)))
     cols: dict[str, list[np.ndarray]] = {k: [] for k in ("shard", "row_group", "pos", *META_COLUMNS)}
     for shard, groups in enumerate(scans):
         for rg, table in groups:
@@ -176,4 +163,6 @@ def build_index(source: str | Path | Sequence[str | Path], filter: ReadFilter | 
             for name in META_COLUMNS:
                 cols[name].append(table.column(name).to_numpy(zero_copy_only=False))
     arrays = {k: np.concatenate(v) if v else np.zeros(0) for k, v in cols.items()}
-    return RowIndex(fs, paths, expr, **arrays)
+    total = sum(f.metadata.num_rows for f in frags)
+    report_yield(filter, len(arrays["shard"]), total, lambda e: sum(f.count_rows(filter=e) for f in frags))
+    return RowIndex(fs, paths, expr, **arrays, schemas=[f.physical_schema for f in frags])

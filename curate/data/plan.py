@@ -6,8 +6,8 @@ each DataLoader worker) recomputes the same plan instead of coordinating,
 and resuming is "skip the first k batches of the plan".
 
 Steps:
-1. Stream order: shards in seeded random order, row groups shuffled inside
-   each shard, rows in file order -- so reads stay sequential.
+1. Stream order (:mod:`curate.data.order`): row groups in seeded random
+   order, rows rotated inside them and block-shuffled.
 2. Ranks take contiguous, equal (+-1 row) slices of that stream.
 3. Each rank runs a seeded shuffle buffer over its slice.
 4. Rows join their bucket's pending batch; a batch is emitted when full.
@@ -16,14 +16,24 @@ Steps:
 5. Ranks are equalised to the same batch count -- padded up to the longest
    by repeating whole batches, or cut to the shortest -- because a rank that
    runs out early hangs the others' collectives.
+
+Elastic resume: when a job comes back on another world size mid-epoch, the
+epoch continues as a new *segment*.  ``history`` lists each earlier
+segment's ``(num_ranks, batches consumed)``; the rows those batches really
+delivered (not padding) are taken out of the epoch's stream and the rest is
+planned again, the same way, for the new world.  The state stays a few
+integers and every process still derives the same plan.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+
+from .order import DEFAULT_BLOCK, shuffle_buffer, stream_order
 
 Policy = Literal["pad", "drop"]
 
@@ -70,11 +80,15 @@ def plan_epoch(
     shuffle: bool = True,
     shuffle_buffer: int = 1024,
     policy: Policy = "pad",
+    shuffle_block: int = DEFAULT_BLOCK,
+    history: Sequence[tuple[int, int]] = (),
 ) -> EpochPlan:
     """Plan one epoch over rows given by their shard, row group and bucket (-1: none).
 
     Row ids are positions in these arrays, which must be in (shard, row group,
     position) order as :func:`curate.data.index.build_index` returns them.
+    ``history`` holds the earlier segments of this epoch (elastic resume);
+    the plan returned is that of the current segment.
     """
     if policy not in ("pad", "drop"):
         raise ValueError(f"policy must be 'pad' or 'drop', not {policy!r}")
@@ -82,41 +96,44 @@ def plan_epoch(
         raise ValueError("num_ranks must be >= 1")
     bucket = np.asarray(bucket)
     keep = np.flatnonzero(bucket >= 0)
-    order = keep[_stream_order(np.asarray(shard)[keep], np.asarray(row_group)[keep], seed, epoch, shuffle)]
+    order = keep[stream_order(np.asarray(shard)[keep], np.asarray(row_group)[keep], seed, epoch, shuffle, shuffle_block)]
+    for segment, (ranks_then, consumed) in enumerate(history):
+        if ranks_then < 1 or consumed < 0:
+            raise ValueError(f"bad resume history entry {(ranks_then, consumed)}")
+        earlier = _segment(order, bucket, batch_sizes, ranks_then, seed, epoch, segment, shuffle, shuffle_buffer, policy)
+        if consumed > earlier.num_batches:
+            raise ValueError(f"resume history says {consumed} batches of a segment that has {earlier.num_batches}")
+        delivered = [b[~m] for r in earlier.ranks for b, m in zip(r.batches[:consumed], r.repeated[:consumed])]
+        if delivered:
+            order = order[~np.isin(order, np.concatenate(delivered))]
+    return _segment(order, bucket, batch_sizes, num_ranks, seed, epoch, len(history), shuffle, shuffle_buffer, policy)
+
+
+def _segment(
+    order: np.ndarray,
+    bucket: np.ndarray,
+    batch_sizes: list[int],
+    num_ranks: int,
+    seed: int,
+    epoch: int,
+    segment: int,
+    shuffle: bool,
+    buffer: int,
+    policy: Policy,
+) -> EpochPlan:
+    """Split the stream ``order`` among ``num_ranks`` ranks and batch each slice."""
     bounds = np.arange(num_ranks + 1) * len(order) // num_ranks
     ranks, dropped = [], []
     for r in range(num_ranks):
         stream = order[bounds[r] : bounds[r + 1]].tolist()
-        if shuffle:
-            stream = _shuffle_buffer(stream, shuffle_buffer, np.random.default_rng([seed, epoch, 1, r]))
+        if shuffle:  # segment 0 keeps the seeds plans had before elastic resume existed
+            rng = np.random.default_rng([seed, epoch, 1, r] + ([segment] if segment else []))
+            stream = shuffle_buffer(stream, buffer, rng)
         plan, left = _batches(stream, bucket, batch_sizes, pad=policy == "pad")
         ranks.append(plan)
         dropped += left
     target = _equalise(ranks, policy, dropped)
     return EpochPlan(ranks, target, np.array(sorted(dropped), np.int64), np.flatnonzero(bucket < 0))
-
-
-def _stream_order(shard: np.ndarray, row_group: np.ndarray, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
-    n = len(shard)
-    if not shuffle or n == 0:
-        return np.arange(n)
-    rng = np.random.default_rng([seed, epoch, 0])
-    shard_key = rng.permutation(int(shard.max()) + 1)[shard]
-    _, group = np.unique(np.stack([shard, row_group], axis=1), axis=0, return_inverse=True)
-    group_key = rng.random(int(group.max()) + 1)[group.reshape(-1)]
-    return np.lexsort((np.arange(n), group_key, shard_key))
-
-
-def _shuffle_buffer(stream: list[int], size: int, rng: np.random.Generator) -> list[int]:
-    """Classic streaming shuffle: emit a random buffered row, put the incoming one in its slot."""
-    if size <= 1 or len(stream) <= 1:
-        return stream
-    buf, out = stream[:size], []
-    slots = rng.integers(0, len(buf), size=max(0, len(stream) - size)).tolist()
-    for row, j in zip(stream[size:], slots):
-        out.append(buf[j])
-        buf[j] = row
-    return out + [buf[i] for i in rng.permutation(len(buf))]
 
 
 def _batches(stream: list[int], bucket: np.ndarray, sizes: list[int], pad: bool) -> tuple[RankPlan, list[int]]:

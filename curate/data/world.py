@@ -1,6 +1,7 @@
 """Who am I in the job: distributed rank plus DataLoader worker, derived once.
 
-The plan is a pure function of ``(rows, num_ranks, seed, epoch)``; the worker
+The plan is a pure function of ``(rows, num_ranks, seed, epoch)`` (plus the
+epoch's earlier world sizes after an elastic resume); the worker
 split only deals out a rank's batches, so the batches a rank yields never
 depend on how many DataLoader workers it runs (resume may change workers).
 """
