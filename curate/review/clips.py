@@ -159,11 +159,15 @@ class ClipSource:
         w = self.where[clip_id]
         t = read_table(self.loc, w.path)
         row = t.slice(w.row, 1).to_pylist()[0]
+        row.update(reject_reasons=[], flag_reasons=None)  # the encode stage encodes kept clips only
         config = PipelineConfig.model_validate(self.config)
         config = config.model_copy(update={"encode": config.encode.model_copy(update={"mode": "bytes"})})
         with self._encode_lock:
             out = encode_rows(config, [row])
-        return out[0]["video"]
+        data = out[0].get("video") if out else None
+        if not data:
+            raise UnknownClip(clip_id)  # nothing to play (the page shows the thumbnail)
+        return data
 
     # -- what the page shows -------------------------------------------------------------------
 
