@@ -30,3 +30,49 @@ def make_output(root: Path, flagged: int = 3) -> Path:
         changes = {cid: {"flag_reasons": [FLAG], "caption_check": "flag", "caption_check_reason": FLAG} for cid in ids[:flagged]}
         apply_changes(store, changes, {"kind": "test-flag"})
     return out
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """The app on a real uvicorn server in a thread (``with LiveServer(app) as base_url``)."""
+
+    def __init__(self, app) -> None:  # noqa: ANN001 - a FastAPI app
+        import uvicorn
+
+        self.port = free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = None
+
+    def __enter__(self) -> str:
+        import threading
+        import time
+
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc) -> None:  # noqa: ANN002
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+
+
+def app_for(out: Path, url: str, token: str | None = None, **review):  # noqa: ANN201 - FastAPI
+    """The app over ``out`` with every clip queued (QA rates 1) unless ``review`` says otherwise."""
+    from curate.review.app import create_app
+    from curate.review.db import open_db
+    from curate.review.settings import ReviewConfig
+
+    cfg = ReviewConfig.model_validate({"qa_accepted_rate": 1.0, "qa_rejected_rate": 1.0, **review})
+    return create_app(str(out), open_db(url), cfg, token)
