@@ -62,7 +62,7 @@ function show(clip) {
   v.play().catch(() => {});
   $("caption").value = i.caption; $("caption").dataset.orig = i.caption;
   $("reasons").innerHTML = "";
-  (i.reasons.length ? i.reasons : ["no reason given (sampled for quality checks)"]).forEach((r) => {
+  (i.reasons.length ? i.reasons : ["nothing specific: judge the clip as a whole"]).forEach((r) => {
     const li = document.createElement("li"); li.textContent = r; $("reasons").appendChild(li);
   });
   const sc = $("scores"); sc.innerHTML = "";
@@ -157,7 +157,8 @@ function paintGrid() {
     t.dataset.clip = c.clip_id;
     t.innerHTML = `<video muted loop autoplay playsinline preload="auto" poster="/api/clips/${c.clip_id}/thumb.jpg" src="/api/clips/${c.clip_id}/video.mp4"></video>` +
       `<span class="mark">${c.sel ? "✔" : ""}</span><span class="cap"></span>`;
-    t.querySelector(".cap").textContent = c.info.caption || c.info.reasons[0] || c.info.source;
+    t.querySelector(".cap").textContent = c.info.caption || `${c.info.source} · shot ${c.info.shot_index}`;
+    t.title = c.info.reasons.join("\n");
     t.onclick = () => { c.sel = !c.sel; S.focus = k; paintSelection(); };
     g.appendChild(t);
   });
