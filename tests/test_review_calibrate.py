@@ -39,3 +39,19 @@ def test_calibrate_writes_a_pipeline_that_refilter_applies(review_out: Path, tmp
     assert r.exit_code == 0, r.output
     kept = tables(review_out)["clips"]
     assert kept and all(rows[c]["sharpness"] >= cut for c in kept)
+
+
+def test_report_has_a_review_section(review_out: Path, tmp_path: Path) -> None:
+    from curate.review.apply import apply_decisions
+    from curate.review.calibrate import calibrate
+
+    rows = ClipSource(str(review_out)).rows
+    cut = sorted(r["sharpness"] for r in rows.values())[len(rows) // 2]
+    url, _ = decide_all(review_out, lambda cid, t: ("approve", None) if rows[cid]["sharpness"] >= cut else ("reject", None))
+    calibrate(str(review_out), url, None, 1.0, tmp_path / "p.yaml")
+    apply_decisions(str(review_out), url)
+    r = CliRunner().invoke(app, ["report", str(review_out), "--output", str(tmp_path / "r.html")])
+    assert r.exit_code == 0, r.output
+    html = (tmp_path / "r.html").read_text()
+    assert "<h2>Review</h2>" in html and "bad quality" in html and "95% interval" in html and "<polyline" in html
+    assert "human decisions:" in html
