@@ -173,3 +173,22 @@ def test_serve_refuses_a_public_bind_without_token(review_out: Path) -> None:
 
     r = CliRunner().invoke(app, ["review", "serve", str(review_out), "--host", "0.0.0.0"])
     assert r.exit_code == 2 and "access token" in r.output
+
+
+def test_queue_filters_by_reason_video_and_score(client: TestClient, review_out: Path) -> None:
+    cfg = client.get("/api/config").json()
+    assert cfg["filter_reasons"] == ["pass_min"] and "v0.mp4" in cfg["videos"]
+
+    def only(who: str, **filters) -> list[dict]:
+        got = lease(client, who, 8, **filters)
+        for c in got:  # give them back, so the next filter sees every clip
+            assert decide(client, who, c, "skip").status_code == 200
+        return got
+
+    flagged = only("ann", reason="pass_min")
+    assert len(flagged) == 3 and all(FLAG in c["info"]["reasons"] for c in flagged)
+    in_v1 = only("bob", video="v1.mp4")
+    assert in_v1 and len(in_v1) < 8 and all(c["info"]["source"] == "v1.mp4" for c in in_v1)
+    sharp = only("cid", scores={"sharpness": [1000, None]})
+    assert 0 < len(sharp) < 8 and all(next(s for s in c["info"]["scores"] if s["name"] == "sharpness")["value"] >= 1000 for c in sharp)
+    assert client.post("/api/lease", json={"annotator": "x", "scores": {"sharpness": [1]}}).status_code == 422

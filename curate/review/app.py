@@ -25,7 +25,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from sqlalchemy import Engine
 
 from curate.review import sampling
-from curate.review.clips import ClipSource, UnknownClip, parse_range
+from curate.review.clips import SCORES, ClipSource, UnknownClip, parse_range
 from curate.review.queue import NothingToUndo, Queue, StaleLease
 from curate.review.settings import ReviewConfig
 
@@ -174,8 +174,10 @@ def create_app(output: str, engine: Engine, cfg: ReviewConfig | None = None, tok
 
     @app.get("/api/config")
     def config() -> dict[str, Any]:
+        facets = queue.facets()
         return {"reject_reasons": cfg.reject_reasons, "lease_s": cfg.lease_s, "output": source.output.rstrip("/").rsplit("/", 1)[-1],
-                "thresholds": source.thresholds()}
+                "thresholds": source.thresholds(), "filter_reasons": facets["reasons"],
+                "videos": [u.rsplit("/", 1)[-1] for u in facets["videos"]], "scores": SCORES}
 
     @app.get("/api/counts")
     def counts(annotator: Annotated[str, StringConstraints(max_length=64)] | None = None) -> dict[str, int]:

@@ -215,6 +215,13 @@ class Queue:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(select(decisions).order_by(decisions.c.id))]
 
+    def facets(self) -> dict[str, list[str]]:
+        """What the queue can be filtered by: flag reason keys and source URIs."""
+        with self.engine.connect() as conn:
+            flags = conn.execute(select(items.c.flag_reasons).distinct()).scalars().all()
+            uris = conn.execute(select(items.c.source_uri).distinct().order_by(items.c.source_uri)).scalars().all()
+        return {"reasons": sorted({k for f in flags for k in f.split()}), "videos": list(uris)}
+
     def items(self) -> dict[str, dict[str, Any]]:
         with self.engine.connect() as conn:
             return {r.clip_id: dict(r._mapping) for r in conn.execute(select(items))}

@@ -15,7 +15,7 @@ const SPEEDS = [0.25, 0.5, 1, 1.5, 2];
 const S = {
   name: localStorage.getItem("curate.review.name") || "",
   keys: Object.assign({}, DEFAULT_KEYS, JSON.parse(localStorage.getItem("curate.review.keys") || "{}")),
-  config: null, current: null, mode: "review", grid: [], focus: 0, rejecting: null, busy: false, remap: null,
+  filter: {}, config: null, current: null, mode: "review", grid: [], focus: 0, rejecting: null, busy: false, remap: null,
 };
 
 function keyName(k) { return k === " " ? "Space" : k; }
@@ -45,7 +45,7 @@ async function next() {
   if (S.busy) return;
   S.busy = true;
   try {
-    const d = await api("/api/lease", { annotator: S.name, n: 1 });
+    const d = await api("/api/lease", Object.assign({ annotator: S.name, n: 1 }, S.filter));
     showCounts(d.counts);
     show(d.clips[0] || null);
   } catch (e) { toast(e.message, true); } finally { S.busy = false; }
@@ -142,7 +142,7 @@ function pickReason(r) {
 // ---------------------------------------------------------------- grid
 async function loadGrid() {
   try {
-    const d = await api("/api/lease", { annotator: S.name, n: 12 });
+    const d = await api("/api/lease", Object.assign({ annotator: S.name, n: 12 }, S.filter));
     showCounts(d.counts);
     S.grid = d.clips.map((c) => Object.assign(c, { sel: false })); S.focus = 0;
     paintGrid();
@@ -292,11 +292,27 @@ setInterval(() => {  // keep the leases of the clips on screen
   held.forEach((c) => api("/api/renew", { annotator: S.name, clip_id: c.clip_id, token: c.token }).catch(() => {}));
 }, 60000);
 
+function setupFilters() {
+  const fill = (id, values) => values.forEach((v) => { const o = document.createElement("option"); o.value = o.textContent = v; $(id).appendChild(o); });
+  fill("f-reason", S.config.filter_reasons); fill("f-video", S.config.videos); fill("f-score", S.config.scores);
+  $("filters").hidden = false;
+  $("f-apply").onclick = () => {
+    const f = {};
+    if ($("f-reason").value) f.reason = $("f-reason").value;
+    if ($("f-video").value) f.video = $("f-video").value;
+    const sc = $("f-score").value, lo = $("f-lo").value, hi = $("f-hi").value;
+    if (sc && (lo !== "" || hi !== "")) f.scores = { [sc]: [lo === "" ? null : +lo, hi === "" ? null : +hi] };
+    S.filter = f; toast("filter set: it applies from the next clip");
+    document.activeElement.blur();
+    if (S.mode === "grid") loadGrid(); else if (!S.current) next();
+  };
+  $("f-clear").onclick = () => { ["f-reason", "f-video", "f-score", "f-lo", "f-hi"].forEach((id) => { $(id).value = ""; }); $("f-apply").onclick(); };
+}
 async function start() {
   $("login").hidden = true; $("who").textContent = S.name;
   try { S.config = await api("/api/config"); } catch (e) { toast(e.message, true); return; }
   $("output").textContent = S.config.output;
-  paintKeys(); setMode("review");
+  setupFilters(); paintKeys(); setMode("review");
 }
 $("login-form").onsubmit = (ev) => {
   ev.preventDefault();
