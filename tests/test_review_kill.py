@@ -13,13 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from curate.review.db import default_url, open_db
+from curate.review.db import open_db
 from curate.review.queue import Queue
 from tests.review_helpers import free_port
 
 
-def _serve(out: Path, port: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "curate", "review", "serve", str(out), "--port", str(port),
+def _serve(out: Path, port: int, db: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "curate", "review", "serve", str(out), "--port", str(port), "--db", db,
            "--qa-accepted-rate", "1", "--qa-rejected-rate", "1", "--double-review-rate", "1"]
     proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
@@ -35,9 +35,10 @@ def _serve(out: Path, port: int) -> subprocess.Popen:
 
 
 @pytest.mark.slow
-def test_acknowledged_decisions_survive_kill_9(review_out: Path) -> None:
+def test_acknowledged_decisions_survive_kill_9(review_out: Path, db_url: str) -> None:
+    """On SQLite (WAL, synchronous=FULL) and on PostgreSQL: every decision the server answered 200 to is there."""
     port = free_port()
-    proc = _serve(review_out, port)
+    proc = _serve(review_out, port, db_url)
     acked: list[int] = []
     stop = threading.Event()
 
@@ -69,10 +70,10 @@ def test_acknowledged_decisions_survive_kill_9(review_out: Path) -> None:
     for t in threads:
         t.join()
     assert len(acked) >= 12
-    ids = {h["id"] for h in Queue(open_db(default_url(str(review_out)))).history()}
+    ids = {h["id"] for h in Queue(open_db(db_url)).history()}
     assert set(acked) <= ids, f"lost {sorted(set(acked) - ids)}"
     # and the server starts again on the same database
-    proc = _serve(review_out, port)
+    proc = _serve(review_out, port, db_url)
     try:
         counts = httpx.get(f"http://127.0.0.1:{port}/api/counts").json()
         assert counts["total"] == 16 and counts["leased"] <= 2
