@@ -39,7 +39,6 @@ from sqlalchemy import (
     inspect,
     select,
 )
-from sqlalchemy.exc import IntegrityError
 
 DB_DIR = "_review"
 DB_FILE = "decisions.sqlite"
@@ -96,8 +95,15 @@ def _v1(conn: Connection) -> None:
         t.create(conn, checkfirst=True)
 
 
+def _v2(conn: Connection) -> None:
+    """Indexes the queue's per-clip lookups use (who decided a clip, which decision an undo takes back)."""
+    for name, table, cols in (("ix_decisions_clip_annotator", "decisions", "clip_id, annotator"),
+                              ("ix_decisions_undoes", "decisions", "undoes"), ("ix_leases_expires", "leases", "expires_at")):
+        conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({cols})")
+
+
 # version -> migration; append new versions, never edit an applied one.
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1)]
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1), (2, _v2)]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
@@ -131,22 +137,21 @@ def engine_for(url: str) -> Engine:
 
 
 def migrate(engine: Engine) -> int:
-    """Bring the database to :data:`SCHEMA_VERSION`; returns the version it had before (0: new)."""
+    """Bring the database to :data:`SCHEMA_VERSION`; returns the version it had before (0: new).
+
+    One transaction, serialised between processes (``BEGIN IMMEDIATE`` on SQLite, an
+    advisory lock on PostgreSQL), so servers starting together migrate once.
+    """
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7420011)")
         schema_table.create(conn, checkfirst=True)
-    with engine.connect() as conn:
         have = set(conn.execute(select(schema_table.c.version)).scalars())
-    before = max(have, default=0)
-    for version, step in MIGRATIONS:
-        if version in have:
-            continue
-        try:
-            with engine.begin() as conn:
+        for version, step in MIGRATIONS:
+            if version not in have:
                 step(conn)
                 conn.execute(insert(schema_table).values(version=version, applied_at=time.time()))
-        except IntegrityError:  # another process applied it at the same moment
-            pass
-    return before
+    return max(have, default=0)
 
 
 def open_db(url: str) -> Engine:

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from sqlalchemy import Engine, case, delete, distinct, func, insert, or_, select, update
+from sqlalchemy import Engine, case, delete, distinct, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from curate.review.db import decisions, items, leases
@@ -61,16 +61,20 @@ class Queue:
 
     def _candidates(self, annotator: str, now: float, limit: int, reason: str | None, video: str | None,
                     with_skipped: bool) -> list[str]:
-        eff = effective().subquery()
-        done = select(eff.c.clip_id, func.count(distinct(eff.c.annotator)).label("n")).group_by(eff.c.clip_id).subquery()
-        q = (select(items.c.clip_id).outerjoin(done, done.c.clip_id == items.c.clip_id)
-             .where(func.coalesce(done.c.n, 0) < items.c.needed)
-             .where(items.c.clip_id.not_in(select(leases.c.clip_id).where(leases.c.expires_at >= now)))
-             .where(items.c.clip_id.not_in(select(eff.c.clip_id).where(eff.c.annotator == annotator))))
+        # Correlated NOT EXISTS / counts on indexed columns: the scan walks items in queue order and stops at
+        # ``limit``, so a lease costs milliseconds with tens of thousands of items and decisions.
+        d, u = decisions.alias("d"), decisions.alias("u")
+        not_undone = ~exists().where(u.c.undoes == d.c.id)
+        reviews = (select(func.count(distinct(d.c.annotator))).where(d.c.clip_id == items.c.clip_id,
+                   d.c.decision.in_(("approve", "reject")), not_undone).scalar_subquery())
+        q = (select(items.c.clip_id)
+             .where(reviews < items.c.needed)
+             .where(~exists().where(leases.c.clip_id == items.c.clip_id, leases.c.expires_at >= now))
+             .where(~exists().where(d.c.clip_id == items.c.clip_id, d.c.annotator == annotator,
+                                    d.c.decision.in_(("approve", "reject")), not_undone)))
         if not with_skipped:
-            skipped = select(decisions.c.clip_id).where(decisions.c.decision == "skip", decisions.c.annotator == annotator,
-                                                        decisions.c.id.not_in(_undone()))
-            q = q.where(items.c.clip_id.not_in(skipped))
+            q = q.where(~exists().where(d.c.clip_id == items.c.clip_id, d.c.annotator == annotator,
+                                        d.c.decision == "skip", not_undone))
         if reason:
             q = q.where(items.c.flag_reasons.contains(reason, autoescape=True))
         if video:
