@@ -199,6 +199,7 @@ def create_app(output: str, engine: Engine, cfg: ReviewConfig | None = None, tok
 
         got = queue.lease(body.annotator, body.n, body.reason or None, body.video or None, ok if body.scores else
                           (lambda c: c in source.rows))
+        source.warm([x.clip_id for x in got])
         return {"clips": [_clip(x) for x in got], "counts": queue.counts(body.annotator)}
 
     @app.post("/api/renew")

@@ -49,7 +49,7 @@ class _Where:
 class ClipSource:
     """Read-only view of one OUTPUT's committed clips; safe to share between request threads."""
 
-    def __init__(self, output: str, cache_clips: int = 48) -> None:
+    def __init__(self, output: str, cache_mb: float = 512) -> None:
         self.output = output
         self.loc = Location.of(output)
         self._lock = threading.RLock()
@@ -60,7 +60,9 @@ class ClipSource:
         self.rows: dict[str, dict[str, Any]] = {}
         self.by_video: dict[str, list[str]] = {}
         self._bytes: OrderedDict[str, bytes] = OrderedDict()
-        self._cache = cache_clips
+        self._inflight: dict[str, threading.Event] = {}
+        self._cache = int(cache_mb * 2**20)
+        self._held = 0
         self.refresh()
 
     # -- index -----------------------------------------------------------------------------
@@ -88,6 +90,7 @@ class ClipSource:
                 ids.sort(key=lambda c: (rows[c]["start_s"], c))
             self.doc, self.where, self.rows, self.by_video, self._key = doc, where, rows, by_video, key
             self._bytes.clear()
+            self._held = 0
             return True
 
     @property
@@ -112,7 +115,8 @@ class ClipSource:
 
     # -- bytes -------------------------------------------------------------------------------
 
-    def _read_cell(self, clip_id: str, column: str) -> Any:
+    def _read_cell(self, clip_id: str, column: str, keep: Any = None) -> Any:
+        """One cell of a clip's row, reading only its row group; ``keep(clip_id, value)`` sees the group's other cells."""
         for attempt in range(2):
             self.row(clip_id)
             w = self.where[clip_id]
@@ -125,6 +129,10 @@ class ClipSource:
                         if w.row < start + n:
                             t = pf.read_row_group(rg, columns=["clip_id", column])
                             assert t.column("clip_id")[w.row - start].as_py() == clip_id
+                            if keep is not None:  # a row group holds many clips: one read serves the grid
+                                for cid, value in zip(t.column("clip_id").to_pylist(), t.column(column).to_pylist()):
+                                    if cid != clip_id and value is not None:
+                                        keep(cid, value)
                             return t.column(column)[w.row - start].as_py()
                         start += n
             except (FileNotFoundError, AssertionError):
@@ -142,15 +150,45 @@ class ClipSource:
             if clip_id in self._bytes:
                 self._bytes.move_to_end(clip_id)
                 return self._bytes[clip_id]
-        row = self.row(clip_id)
-        data = self._read_cell(clip_id, "video") if "video" in load_schema(TABLES[row["_table"]]).names else None
-        if data is None:
-            data = self._encode(clip_id)
+            busy = self._inflight.get(clip_id)
+            if busy is None:
+                self._inflight[clip_id] = threading.Event()
+        if busy is not None:  # another thread (a warm-up) is loading it: wait for that, then try again
+            busy.wait(timeout=120)
+            return self.video(clip_id)
+        try:
+            row = self.row(clip_id)
+            data = (self._read_cell(clip_id, "video", keep=self._keep)
+                    if "video" in load_schema(TABLES[row["_table"]]).names else None)
+            if data is None:
+                data = self._encode(clip_id)
+            self._keep(clip_id, data)
+            return data
+        finally:
+            with self._lock:
+                self._inflight.pop(clip_id).set()
+
+    def _keep(self, clip_id: str, data: bytes) -> None:
+        """Cache ``data``; the least recently used clips go once the cache holds ``cache_mb``."""
         with self._lock:
+            old = self._bytes.pop(clip_id, None)
+            self._held -= len(old) if old is not None else 0
             self._bytes[clip_id] = data
-            while len(self._bytes) > self._cache:
-                self._bytes.popitem(last=False)
-        return data
+            self._held += len(data)
+            while self._held > self._cache and len(self._bytes) > 1:
+                _, gone = self._bytes.popitem(last=False)
+                self._held -= len(gone)
+
+    def warm(self, clip_ids: list[str]) -> None:
+        """Load the bytes of ``clip_ids`` in the background (clips encoded on demand take seconds)."""
+        def run() -> None:
+            for cid in clip_ids:
+                try:
+                    self.video(cid)
+                except Exception:  # noqa: BLE001 - the request for it will report the problem
+                    pass
+
+        threading.Thread(target=run, daemon=True).start()
 
     def _encode(self, clip_id: str) -> bytes:
         from curate.config import PipelineConfig
