@@ -192,3 +192,30 @@ def test_queue_filters_by_reason_video_and_score(client: TestClient, review_out:
     sharp = only("cid", scores={"sharpness": [1000, None]})
     assert 0 < len(sharp) < 8 and all(next(s for s in c["info"]["scores"] if s["name"] == "sharpness")["value"] >= 1000 for c in sharp)
     assert client.post("/api/lease", json={"annotator": "x", "scores": {"sharpness": [1]}}).status_code == 422
+
+
+def test_renew_keeps_a_lease(review_out: Path) -> None:
+    c = TestClient(app_for(review_out, default_url(str(review_out)), lease_s=1.0))
+    mine = lease(c, "ann")[0]
+    for _ in range(3):
+        time.sleep(0.5)
+        r = c.post("/api/renew", json={"annotator": "ann", "clip_id": mine["clip_id"], "token": mine["token"]})
+        assert r.status_code == 200
+    assert mine["clip_id"] not in [x["clip_id"] for x in lease(c, "bob", 8)]
+    assert c.post("/api/renew", json={"annotator": "bob", "clip_id": mine["clip_id"], "token": mine["token"]}).status_code == 409
+
+
+def test_review_settings_from_the_yaml_and_the_command_line(tmp_path: Path) -> None:
+    from curate.config import PipelineConfig, load_pipeline
+    from curate.config_diff import differences
+    from curate.review.cli import _review_config
+
+    p = tmp_path / "p.yaml"
+    p.write_text("review:\n  qa_accepted_rate: 0.5\n  reject_reasons: [blurry, wrong caption]\n")
+    assert load_pipeline(p).review.reject_reasons == ["blurry", "wrong caption"]
+    cfg = _review_config({"config": {}}, p, {"qa_accepted_rate": None, "lease_s": 30.0})
+    assert cfg.qa_accepted_rate == 0.5 and cfg.lease_s == 30.0
+    cfg = _review_config({"config": {}}, p, {"qa_accepted_rate": 0.1})
+    assert cfg.qa_accepted_rate == 0.1
+    diffs = differences(PipelineConfig().model_dump(mode="json"), load_pipeline(p).model_dump(mode="json"))
+    assert diffs and {d.kind for d in diffs} == {"operational"}  # never forces a re-run or a refilter

@@ -60,7 +60,6 @@ def test_apply_moves_clips_records_the_version_and_is_idempotent(review_out: Pat
     assert r.record is not None and r.changed == 8 and r.missing == 0
     after = tables(review_out)
     assert after["review"] == set()
-    flagged = sorted(c for c, t in before.items() if t == "review")
     kept = read_table(review_out, "clips")
     assert len(kept) == 1 + sum(1 for t in before.values() if t == "rejected")
     human = kept[kept["caption_source"] == "human"]

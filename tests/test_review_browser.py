@@ -7,7 +7,6 @@ Screenshots of both views go to ``$CURATE_SCREENSHOTS_DIR`` when set (``docs/`` 
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest

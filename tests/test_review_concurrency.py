@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import insert
 
-from curate.review.db import decisions, items, open_db
+from curate.review.db import items, open_db
 from curate.review.queue import Queue, StaleLease
 from tests.review_helpers import LiveServer, app_for
 

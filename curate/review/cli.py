@@ -138,7 +138,7 @@ def review_app() -> typer.Typer:
         """Precision and throw-away per threshold, from the decisions; propose thresholds as a pipeline YAML."""
         from curate.review.calibrate import calibrate as run
 
-        doc = _doc(output)
+        _doc(output)
         result = run(output, _url(output, db), pipeline, precision, to)
         typer.echo(result.summary())
         if not result.proposed:
