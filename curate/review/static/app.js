@@ -57,6 +57,7 @@ function show(clip) {
   $("review").hidden = empty || S.mode !== "review";
   if (empty) { $("video").removeAttribute("src"); return; }
   const i = clip.info, v = $("video");
+  v.poster = `/api/clips/${clip.clip_id}/thumb.jpg`;  // the stored thumbnail until the clip plays
   v.src = `/api/clips/${clip.clip_id}/video.mp4`;
   v.playbackRate = +$("speed").value; v.dataset.clip = clip.clip_id;
   v.play().catch(() => {});
