@@ -235,7 +235,8 @@ class ClipSource:
         return {
             "clip_id": clip_id,
             "caption": row.get("caption") or "",
-            "reasons": [*rs.texts(row, "flag_reasons"), *rs.texts(row, "reject_reasons")],
+            # Flag reasons only: a QA-sampled rejected clip is not labelled with the pipeline's verdict.
+            "reasons": rs.texts(row, "flag_reasons"),
             "scores": scores,
             "source": row["source_uri"].rsplit("/", 1)[-1],
             "shot_index": row["shot_index"], "window_index": row["window_index"],
