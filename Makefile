@@ -9,8 +9,12 @@ PYTEST_ARGS ?=
 
 .PHONY: install system-deps demo demo-input test test-all bench clean
 
-system-deps:  ## ffmpeg (CLI and libraries used by the tests and benchmarks)
+system-deps:  ## ffmpeg (CLI and libraries used by the tests and benchmarks); chromium and postgresql for the review tests
 	@command -v ffmpeg >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg; }
+	@# the review app's browser test drives Debian's chromium (it plays H.264) through Playwright: no browser download
+	@[ -x /usr/bin/chromium ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@# the decisions database tests start a throwaway PostgreSQL server with initdb/pg_ctl
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 
 install: system-deps  ## torch from the local wheels, then curate with its test extras
 	$(PIP) install -q torch==2.14.1 torchvision==0.29.1

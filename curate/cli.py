@@ -1,4 +1,4 @@
-"""Command line: a thin typer layer over ``run_pipeline``, ``inspect``, ``validate``, ``report``, ``refilter`` and ``models``."""
+"""Command line: a thin typer layer over ``run_pipeline``, ``inspect``, ``validate``, ``report``, ``refilter``, ``models`` and ``review``."""
 
 from __future__ import annotations
 
@@ -49,6 +49,15 @@ def _mount_models() -> None:
 
 
 _mount_models()
+
+
+def _mount_review() -> None:
+    from curate.review.cli import review_app
+
+    app.add_typer(review_app(), name="review")
+
+
+_mount_review()
 
 
 def _print_version(value: bool) -> None:

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from curate.models.settings import AestheticConfig, CaptionCheckConfig, CaptionConfig, ClipModelConfig, EmbeddingConfig, ModelsConfig
+from curate.review.settings import ReviewConfig
 
 
 class _Strict(BaseModel):
@@ -171,6 +172,7 @@ class PipelineConfig(_Strict):
     caption: CaptionConfig | None = None
     caption_check: CaptionCheckConfig | None = None
     embedding: EmbeddingConfig = EmbeddingConfig()
+    review: ReviewConfig = ReviewConfig()  # the annotator review queue (curate review serve); operational
     # Per-stage overrides of declared resources, e.g. {"analyse": {"cpus": 0.5}}.
     resources: dict[str, dict[str, float]] = Field(default_factory=dict)
 

@@ -10,7 +10,7 @@ which. Settings fall in four kinds, by what a change would do to the clips:
 * **thresholds** (filter, caption-check bands, dedup): decisions only —
   ``curate refilter`` applies them to the stored scores without re-analysis;
 * **operational** (name, description, shard sizes, limits, model directory,
-  resources): how a run works, not what it produces — free to change.
+  resources, the review queue): how a run works, not what it produces — free to change.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from curate.config import ConfigError
 
 SPLIT = ("detector", "clips", "analysis.width")
 THRESHOLDS = ("filter", "caption_check", "dedup")
-OPERATIONAL = ("name", "description", "output", "limits", "models", "resources")
+OPERATIONAL = ("name", "description", "output", "limits", "models", "resources", "review")
 
 
 @dataclass(frozen=True)

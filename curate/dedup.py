@@ -29,6 +29,7 @@ import pyarrow as pa
 from curate.config import DedupConfig
 from curate.output.rewrite import Changes, apply_changes, read_columns
 from curate.output.store import OutputStore
+from curate.review.outrank import keep_human
 
 DUPLICATE = "duplicate_of "  # prefix of the reject reason
 _BLOCK = 256  # candidates compared with all better ones per matrix product
@@ -159,7 +160,7 @@ def dedup_output(store: OutputStore) -> DedupResult:
     """Decide duplicates over everything ``store`` has committed and commit the changes."""
     cfg = store.config.dedup
     keys = read_columns(store, key_columns(cfg))
-    changes = resolve(keys, stored_decisions(keys), cfg) if cfg.enabled else {}
+    changes = keep_human(resolve(keys, stored_decisions(keys), cfg), store.location) if cfg.enabled else {}
     record = apply_changes(store, changes, {"kind": "dedup", "config_hash": store.config.config_hash(),
                                             "thresholds": {"dedup": cfg.model_dump(mode="json")}})
     return DedupResult(duplicates=count_duplicates(keys, changes), changed=len(changes), record=record)

@@ -27,6 +27,7 @@ from curate.output.lock import acquire
 from curate.output.rewrite import apply_changes, read_columns
 from curate.output.shards import Location
 from curate.output.store import OutputStore, new_run_id
+from curate.review.outrank import keep_human
 
 _SCORE_COLUMNS = ["motion_score", "sharpness", "brightness", "black_fraction", "frozen_fraction", "aesthetic_score",
                   "caption", "clip_sim_mean", "clip_sim_min", "caption_check", "caption_check_reason"]
@@ -119,7 +120,8 @@ class _Committed:
 def _changes(committed: Any, config: PipelineConfig) -> tuple[Any, dict[str, dict[str, Any]]]:
     keys = read_columns(committed, sorted({*key_columns(config.dedup), *_SCORE_COLUMNS}))
     desired = [decide(row, config) for row in keys.select(_SCORE_COLUMNS + ["flag_reasons"]).to_pylist()]
-    return keys, resolve(keys, desired, config.dedup, on_change={"config_hash": config.config_hash()})
+    changes = resolve(keys, desired, config.dedup, on_change={"config_hash": config.config_hash()})
+    return keys, keep_human(changes, committed.location)  # a human decision outranks a threshold
 
 
 def refilter(output: str, config: PipelineConfig) -> RefilterResult:

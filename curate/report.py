@@ -249,6 +249,9 @@ def render(output: str) -> str:
         html.append(f"<h3>{escape(title)} <span class=muted>(showing {len(rows)} of {total:,})</span></h3><div class=sheet>")
         html += [_tile(data, i, thumbs.get(data["clip_id"][i]), decisive(data, i, key, score)) for i in rows]
         html.append("</div>")
+    from curate.review.report_section import review_section
+
+    html.append(review_section(loc, doc))
     html.append(_timings(doc))
     html.append("</body></html>")
     return "\n".join(html)
@@ -290,7 +293,10 @@ def version_rows(doc: dict[str, Any]) -> list[dict[str, str]]:
     seen: dict[str, Any] = {}  # the latest full thresholds: the "before" of records that lack it
     for v in doc.get("versions") or []:
         thr = v.get("thresholds") or {}
-        if v.get("kind") == "dedup":
+        if v.get("kind") == "review":
+            d = v.get("decisions") or {}
+            changed = f"human decisions: {d.get('approve', 0):,} approved, {d.get('reject', 0):,} rejected (thresholds unchanged)"
+        elif v.get("kind") == "dedup":
             d = thr.get("dedup") or {}
             changed = (f"dedup pass: phash ≤ {d.get('phash_max_distance')}, cosine ≥ {d.get('cosine_threshold')}, "
                        f"best {d.get('score')} kept")
