@@ -60,6 +60,7 @@ WINDOW, STEP, CONTEXT = 100, 50, 25  # TransNetV2's windows (see curate.analysis
 LEVEL_HALF = 25  # frames either side for the local change level
 KEEP = 240  # frames of 48x27 images kept for the same-content checks
 REPEAT = 0.3  # mean RGB difference below which a frame repeats the previous one
+FLASH_FRAMES = 4  # a flash lasts at most this many frames
 SIDE = 5  # frames either side of a proposal for the same-content checks
 GAP = 4  # frames of ordinary change that may interrupt one change run (a wipe's slow middle)
 RAMP = 20  # at most this many frames of brightness ramp either side of a flat run
@@ -77,7 +78,7 @@ def shifted_diff(a: np.ndarray, b: np.ndarray, min_overlap: float = 0.35) -> flo
     h, w = a.shape[:2]
     a, b = a.astype(np.float32), b.astype(np.float32)
     best = float(np.abs(a - b).mean())
-    shifts = lambda n: sorted(set(range(-6, 7)) | set(range(-n + 1, n, 2)))  # noqa: E731
+    shifts = lambda n: sorted(set(range(-6, 7)) | set(range(0, n, 2)) | set(range(0, -n, -2)))  # noqa: E731
     for dy in shifts(h):
         oh = h - abs(dy)
         for dx in shifts(w):
@@ -146,6 +147,7 @@ class CombinedShotDetector(ShotDetector):
         self._first: np.ndarray | None = None
         self._last = -1
         self._d: list[float] = []  # change into frame i (0.0 for a repeat)
+        self._line: list[float] = []  # the most changed row or column into frame i (a wipe's edge)
         self._mean: list[float] = []
         self._flat: list[bool] = []
         self._cue = False  # a gradual-detector candidate or a flat frame since the last block
@@ -166,10 +168,16 @@ class CombinedShotDetector(ShotDetector):
         rgb = cv2.cvtColor(cv2.resize(small_bgr, (48, 27), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
         if self._first is None:
             self._first = rgb
-        d = _diff(rgb, self._img[-1]) if self._img else 0.0
+        if self._img:
+            px = cv2.absdiff(rgb, self._img[-1]).mean(axis=2)
+            d = float(px.mean())
+            line = max(float(px.mean(axis=1).max()), float(px.mean(axis=0).max()))
+        else:
+            d = line = 0.0
         self._img.append(rgb)
         self._last = index
         self._d.append(d if d >= REPEAT else 0.0)
+        self._line.append(line if d >= REPEAT else 0.0)
         mean, std = cv2.meanStdDev(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
         self._mean.append(float(mean[0, 0]))
         self._flat.append(float(std[0, 0]) < self.flat_std)
@@ -194,14 +202,44 @@ class CombinedShotDetector(ShotDetector):
         return self._report(final=True)
 
     # --- one block of 50 frames ---------------------------------------------------
-    def _level(self, i: int) -> float:
-        lo, hi = max(i - LEVEL_HALF, 1), min(i + LEVEL_HALF + 1, len(self._d))
-        around = [x for x in self._d[lo:i] + self._d[i + 1 : hi] if x > 0.0]
+    @staticmethod
+    def _level(values: list[float], i: int, calm_side: bool = False) -> float:
+        """Median change of the 50 frames around ``i``; of the calmer 25 with ``calm_side``."""
+        lo, hi = max(i - LEVEL_HALF, 1), min(i + LEVEL_HALF + 1, len(values))
+        sides = [[x for x in side if x > 0.0] for side in (values[lo:i], values[i + 1 : hi])]
+        if calm_side:  # a long wipe fills much of one side, never both
+            return min((float(np.median(side)) for side in sides if side), default=0.0)
+        around = sides[0] + sides[1]
         return float(np.median(around)) if around else 0.0
 
-    def _elevated(self, i: int, ratio: float) -> bool:
-        d = self._d[i]
-        return i > 0 and d >= self.min_change and d >= ratio * self._level(i)
+    def _elevated(self, i: int, ratio: float, calm_side: bool = False) -> bool:
+        """The change into frame ``i``, or its most changed row or column (a wipe), stands out from the 50 frames around."""
+        if i <= 0 or i >= len(self._d):
+            return False
+        d, line = self._d[i], self._line[i]
+        return (d >= self.min_change and d >= ratio * self._level(self._d, i, calm_side)) or (
+            line >= 4 * self.min_change and line >= ratio * self._level(self._line, i, calm_side))
+
+    def _extend(self, b: Boundary) -> Boundary:
+        """Grow an accepted gradual span over the changing frames either side (a wipe's slow start and end).
+
+        Judged against the calmer side's level, at most ``RAMP`` frames each way;
+        repeated frames neither extend nor stop it.
+        """
+        s, e = b.start, b.end
+        lo = max(s - RAMP, 1)
+        k = s - 1
+        while k >= lo and (self._d[k] == 0.0 or self._elevated(k, self.ratio / 2, calm_side=True)):
+            if self._d[k] > 0.0:
+                s = k
+            k -= 1
+        hi = min(b.end + RAMP, len(self._d) - 1)
+        k = e
+        while k <= hi and (self._d[k] == 0.0 or self._elevated(k, self.ratio / 2, calm_side=True)):
+            if self._d[k] > 0.0:
+                e = k + 1
+            k += 1
+        return Boundary(s, max(e, b.end))
 
     def _block(self) -> None:
         b0, b1 = self._next, min(self._next + STEP, self._last + 1)
@@ -299,6 +337,8 @@ class CombinedShotDetector(ShotDetector):
     def _propose(self, b: Boundary, source: str) -> None:
         why = self._same_content(b)
         if why is None:
+            if not b.is_cut:
+                b = self._extend(b)
             self._pending.append(b)
             self.accepted.append((source, b))
         else:
@@ -328,6 +368,12 @@ class CombinedShotDetector(ShotDetector):
         cross = min(_diff(a, x) for a in before for x in after)
         if cross < self.flash * inside:
             return "flash"
+        luma = lambda x: float(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY).mean())  # noqa: E731
+        if e - s <= FLASH_FRAMES and len(after) > 1:  # a few frames far brighter than both sides, which match: a flash
+            lit = max(luma(self._frame(k)) for k in range(s, max(e, s + 1)))
+            sides = luma(pre), luma(after[0])
+            if lit >= max(sides) + 25.0 and abs(sides[0] - sides[1]) < 10.0:
+                return "flash"
         within = max(_diff(x, y) for side in (before, after) for x, y in zip(side, side[1:])) if len(after) > 1 else 0.0
         if cross < self.separation * within:
             return "motion"
@@ -338,29 +384,29 @@ class CombinedShotDetector(ShotDetector):
         plain = float(np.abs(ga - gb).mean())
         if plain <= 0:
             return None
-        # blurred frames at a whip pan's ends: also compare frames further out
-        for x, y in ((pre, after[0]), (before[len(before) // 2], after[len(after) // 2]), (before[0], after[-1])):
-            gx, gy = gray(x), gray(y)
-            if shifted_diff(gx, gy) < self.camera * max(float(np.abs(gx - gy).mean()), 1e-6):
-                return "camera"
-        if b.is_cut:
-            gain = (gb - gb.mean()) * (ga.std() / max(float(gb.std()), 1.0)) + ga.mean()
-            if float(np.abs(ga - gain).mean()) < self.camera * plain:
-                return "exposure"  # the same picture, brighter or darker (automatic exposure)
-            if block_matched_diff(ga, gb) < self.motion * plain:
-                return "motion"
+        # a whip pan (several frames): the same picture shifted far; its end frames are
+        # blurred, so frames further out are compared too. Not for a one-frame change: a
+        # jump cut in hand-held footage also shows the scene shifted.
+        if not b.is_cut:
+            for x, y in ((pre, after[0]), (before[len(before) // 2], after[len(after) // 2]), (before[0], after[-1])):
+                gx, gy = gray(x), gray(y)
+                if shifted_diff(gx, gy) < self.camera * max(float(np.abs(gx - gy).mean()), 1e-6):
+                    return "camera"
+        gain = (gb - gb.mean()) * (ga.std() / max(float(gb.std()), 1.0)) + ga.mean()
+        if float(np.abs(ga - gain).mean()) < self.camera * plain:
+            return "exposure"  # the same picture, brighter or darker (automatic exposure)
+        if block_matched_diff(ga, gb) < self.motion * plain:
+            return "motion"
         return None
 
     # --- reporting ---------------------------------------------------------------------
     def _open_from(self) -> int:
         starts = [self._next - RAMP]  # a flat run yet to come may reach back over its ramp
-        for r in (self._run, self._tn):
+        for r in (self._run, self._tn, self._flat_run):  # an accepted span may grow back by RAMP
             if r is not None:
-                starts.append(r[0])
-        if self._flat_run is not None:
-            starts.append(self._flat_run[0] - RAMP)
+                starts.append(r[0] - RAMP)
         if self._gradual is not None:
-            starts.append(self._gradual.settled())
+            starts.append(self._gradual.settled() - RAMP)
         return min(starts)
 
     def _report(self, final: bool) -> list[Boundary]:
