@@ -66,6 +66,36 @@ GAP = 4  # frames of ordinary change that may interrupt one change run (a wipe's
 RAMP = 20  # at most this many frames of brightness ramp either side of a flat run
 
 
+class _Tail:
+    """Per-frame values indexed by frame number, keeping only the recent ones (memory stays flat on long videos).
+
+    Frames already dropped read as 0.0 (a repeat: no change).
+    """
+
+    def __init__(self) -> None:
+        self.off = 0
+        self.v: list = []
+
+    def append(self, x) -> None:
+        self.v.append(x)
+
+    def __len__(self) -> int:
+        return self.off + len(self.v)
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            start = max((k.start or 0) - self.off, 0)
+            stop = len(self.v) if k.stop is None else max(k.stop - self.off, 0)
+            return self.v[start:stop]
+        return self.v[k - self.off] if k >= self.off else 0.0
+
+    def trim(self, keep_from: int) -> None:
+        drop = keep_from - self.off
+        if drop > 2 * KEEP:
+            del self.v[:drop]
+            self.off = keep_from
+
+
 def _diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(cv2.absdiff(a, b).mean())
 
@@ -146,10 +176,10 @@ class CombinedShotDetector(ShotDetector):
         self._img: deque[np.ndarray] = deque(maxlen=KEEP)  # 48x27 RGB uint8, frame _last - len + 1 ..
         self._first: np.ndarray | None = None
         self._last = -1
-        self._d: list[float] = []  # change into frame i (0.0 for a repeat)
-        self._line: list[float] = []  # the most changed row or column into frame i (a wipe's edge)
-        self._mean: list[float] = []
-        self._flat: list[bool] = []
+        self._d = _Tail()  # change into frame i (0.0 for a repeat)
+        self._line = _Tail()  # the most changed row or column into frame i (a wipe's edge)
+        self._mean = _Tail()
+        self._flat = _Tail()
         self._cue = False  # a gradual-detector candidate or a flat frame since the last block
         self._next = 0  # first frame of the next block to decide
         self._run: list[int] | None = None  # open change run [first, last elevated frame]
@@ -181,7 +211,7 @@ class CombinedShotDetector(ShotDetector):
         mean, std = cv2.meanStdDev(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
         self._mean.append(float(mean[0, 0]))
         self._flat.append(float(std[0, 0]) < self.flat_std)
-        self._cue |= self._flat[-1]
+        self._cue |= bool(self._flat[index])
         if self._gradual is not None:
             for b in self._gradual.process_frame(index, small_bgr):
                 self._propose(b, "gradual")
@@ -203,7 +233,7 @@ class CombinedShotDetector(ShotDetector):
 
     # --- one block of 50 frames ---------------------------------------------------
     @staticmethod
-    def _level(values: list[float], i: int, calm_side: bool = False) -> float:
+    def _level(values: _Tail, i: int, calm_side: bool = False) -> float:
         """Median change of the 50 frames around ``i``; of the calmer 25 with ``calm_side``."""
         lo, hi = max(i - LEVEL_HALF, 1), min(i + LEVEL_HALF + 1, len(values))
         sides = [[x for x in side if x > 0.0] for side in (values[lo:i], values[i + 1 : hi])]
@@ -259,6 +289,9 @@ class CombinedShotDetector(ShotDetector):
             elif self._tn is not None:
                 self._close_tn()
         self._next = b1
+        keep = min([self._open_from()] + [b.start for b in self._pending]) - KEEP
+        for series in (self._d, self._line, self._mean, self._flat):
+            series.trim(keep)
 
     def _predict(self, b0: int, b1: int) -> tuple[list[float], list[float]]:
         import torch
