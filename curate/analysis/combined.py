@@ -7,33 +7,42 @@
   mean absolute RGB difference between frame ``i-1`` and ``i``, is
   *elevated* when it exceeds ``ratio`` times the median change of the 50
   frames around it (repeated frames left out, so 10 fps material shown at
-  25 fps is judged on its real changes) and at least ``min_change`` grey
-  levels. Consecutive elevated frames (gaps of up to two frames allowed) form
-  a run: one frame carrying most of the run's change is a hard cut (a jump
-  cut on a locked-off camera is a small change but a large one *relative* to
-  the people walking); a change spread over the run is a gradual transition
-  (wipes and slides, which neither TransNetV2 nor the linear-mix test sees,
-  and short dissolves);
+  25 fps is judged on its real changes) and at least ``min_change`` levels;
+  so is the most changed row or column (a wipe's or slide's edge changes one
+  line completely while the frame mean moves little). Consecutive elevated
+  frames (gaps of up to ``GAP`` frames) form a run: one frame carrying most
+  of the run's change is a hard cut (a jump cut on a locked-off camera is a
+  small change but a large one *relative* to the people walking); a change
+  spread over the run is a gradual transition (wipes and slides, which
+  neither TransNetV2 nor the linear-mix test sees, and short dissolves);
 * **TransNetV2** per-frame probabilities, folded into regions as
   :class:`~curate.analysis.transnet.TransNetDetector` does; a region needs a
   single-frame probability above ``threshold``;
 * **the gradual detector** (:class:`~curate.analysis.shots.GradualDetector`:
   dissolves by the linear-mix test, fades through black) and **flat runs**:
   frames of nearly one colour (std below ``flat_std``, e.g. the white middle
-  of a fade through white), joined with the brightness ramps around them.
+  of a fade through white), joined with the ramps towards them.
 
-Every proposal then has to pass two "same content" checks, comparing the
-frames just before it with the frames just after it:
+Every proposal then has to pass "same content" checks, comparing the
+``SIDE`` frames before it with the ``SIDE`` frames from its end on
+(:meth:`CombinedShotDetector._same_content`):
 
-* **flash**: the content returns (a couple of overexposed frames, a
-  flash-bulb): the before/after difference is below ``same_content`` times
-  the largest difference inside the proposal;
-* **camera motion**: before and after are the same picture shifted (a whip
-  pan, a fast pan): some translation leaving at least 35 % overlap brings the
-  difference below ``same_content`` times the unshifted difference.
+* **flash**: the content returns (a couple of overexposed frames): the
+  closest before/after pair differs by less than ``flash`` times the largest
+  step into the proposal, or a proposal of at most ``FLASH_FRAMES`` frames is
+  far brighter than both sides, which match each other;
+* **motion**: the closest before/after pair differs by less than
+  ``separation`` times the largest frame-to-frame change on either side (a
+  stream of big changes: fire, a shaking camera), or small per-block shifts
+  (:func:`block_matched_diff`) explain the change (``motion``);
+* **exposure**: the same picture, brighter or darker (gain and offset);
+* **camera** (multi-frame proposals only): before and after are one picture
+  shifted far (:func:`shifted_diff`; a whip pan), ``camera``.
 
-A proposal that fails either is dropped (it is not a boundary); the rest are
-merged (overlapping spans, cuts touching a span) into the answer.
+A proposal that fails a check is dropped (it is not a boundary; ``dropped``
+keeps why); an accepted gradual span grows over the still-changing frames at
+its ends (a wipe's slow start), and all are merged (overlapping spans, cuts
+touching a span) into the answer.
 
 TransNetV2 costs far more than decoding on a CPU, so it is asked only about
 the 50-frame blocks where a cheap cue is active (an elevated change, a
