@@ -5,7 +5,7 @@ Inputs (bench/inputs.py): real 720p and 1080p footage looped with stream copy,
 In one run it prints:
 
   (a) analysis pass: the pipeline's Probe + Analyse stage objects (default
-      detector: adaptive + fades; shots, motion, technical scores, samples)
+      detector of model-free.yaml; shots, motion, technical scores, samples)
       through the Ray runner over the whole set, against
       ``ffmpeg -v error -i X -f null -`` on the same files.
       ratio = ffmpeg time / analysis time (a throughput ratio, aggregate over
@@ -548,7 +548,7 @@ def main() -> int:
         print(f"  TransNetV2: {tn_frames} frames in {u.wall_s:.1f} s = {tn_frames / u.wall_s:.0f} frames/s "
               f"({u.cpu_s:.1f} CPU s, {tn_frames / u.cpu_s:.0f} frames per CPU s), "
               f"{sum(len(r.get('clips') or []) for r in recs)} clips")
-        print(f"  for comparison, default (adaptive) analysis on the 720p inputs: {adaptive_f / adaptive:.0f} frames/s")
+        print(f"  for comparison, model-free analysis on the 720p inputs: {adaptive_f / adaptive:.0f} frames/s")
         res["d"] = {"inputs": [i.name for i in tn_inputs], "frames": tn_frames, "wall_s": u.wall_s, "cpu_s": u.cpu_s,
                     "fps": tn_frames / u.wall_s, "adaptive_720p_fps": adaptive_f / adaptive}
 

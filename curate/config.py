@@ -39,7 +39,7 @@ class ProbeConfig(_Strict):
 class DetectorConfig(_Strict):
     """Shot detector and its parameters (they affect clip ids)."""
 
-    kind: Literal["adaptive", "content", "threshold", "transnetv2"] = "adaptive"
+    kind: Literal["adaptive", "content", "threshold", "transnetv2", "combined"] = "adaptive"
     # Passed to the detector's constructor (PySceneDetect names, e.g. ``threshold``,
     # ``adaptive_threshold``, ``min_scene_len``; for transnetv2 ``threshold``).
     params: dict[str, Any] = Field(default_factory=dict)

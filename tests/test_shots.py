@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from curate.analysis.clips import ClipPlanner, ClipSpan, plan_clips, shot_ranges, split_shot
+from curate.analysis.shot_eval import f1, score
 from curate.analysis.shots import Boundary, build_detector, merge_boundaries
 from curate.config import ClipsConfig
 from curate.media.decode import iter_frames, small_rgb
@@ -29,22 +30,6 @@ def detect(path, kind="adaptive", params=None, fades=True, width=192) -> list[Bo
         found += new
         last = df.index
     return merge_boundaries(found + det.post_process(last), 2)
-
-
-def score(pred: list[Boundary], cuts, spans=(), tol: int = 2) -> tuple[int, int, int]:
-    """(tp, fp, fn): a cut matches a boundary within ``tol`` frames; a transition any overlapping one."""
-    used, tp = set(), 0
-    for s, e in [(c, c) for c in cuts] + [tuple(t) for t in spans]:
-        for j, b in enumerate(pred):
-            if j not in used and b.start - tol <= e and s <= max(b.end - 1, b.start) + tol:
-                used.add(j)
-                tp += 1
-                break
-    return tp, len(pred) - len(used), len(cuts) + len(spans) - tp
-
-
-def f1(tp: int, fp: int, fn: int) -> float:
-    return 2 * tp / max(1, 2 * tp + fp + fn)
 
 
 # --- clip spans (pure) ---------------------------------------------------------

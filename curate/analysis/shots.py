@@ -292,7 +292,7 @@ def check_detector_params(kind: str, params: dict[str, Any]) -> None:
             raise ValueError(f"detector.params.{name} for {kind!r}: {e.errors()[0]['msg']} (got {value!r})") from None
         except Exception:  # noqa: BLE001 - annotation with unresolved references: the constructor decides
             continue
-    if kind != "transnetv2":
+    if kind not in ("transnetv2", "combined"):
         build_detector(kind, params, fades=False, fps=25.0)
 
 
@@ -301,6 +301,10 @@ def _detector_class(kind: str) -> type:
         from curate.analysis.transnet import TransNetDetector
 
         return TransNetDetector
+    if kind == "combined":
+        from curate.analysis.combined import CombinedShotDetector
+
+        return CombinedShotDetector
     from scenedetect.detectors import AdaptiveDetector, ContentDetector, ThresholdDetector
 
     classes = {"adaptive": AdaptiveDetector, "content": ContentDetector, "threshold": ThresholdDetector}
@@ -328,6 +332,10 @@ def build_detector(kind: str, params: dict[str, Any], fades: bool, fps: float) -
             from curate.analysis.transnet import TransNetDetector
 
             primary = TransNetDetector(**params)
+        elif kind == "combined":  # has its own gradual detector: ``fades`` switches it
+            from curate.analysis.combined import CombinedShotDetector
+
+            return CombinedShotDetector(**{"gradual": fades, **params})
         else:
             raise ValueError(f"unknown detector kind {kind!r}; use adaptive, content, threshold or transnetv2")
     except (TypeError, ValueError) as e:  # an unknown or mistyped constructor argument

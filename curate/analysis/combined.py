@@ -1,0 +1,470 @@
+"""One shot detector from several cues, inside the single decode pass (issue 8).
+
+``detector.kind: combined``. Each frame is reduced once to a 48x27 RGB image
+(TransNetV2's input size). Three kinds of evidence propose boundaries:
+
+* **change runs** (the adaptive content score, generalised): ``d[i]``, the
+  mean absolute RGB difference between frame ``i-1`` and ``i``, is
+  *elevated* when it exceeds ``ratio`` times the median change of the 50
+  frames around it (repeated frames left out, so 10 fps material shown at
+  25 fps is judged on its real changes) and at least ``min_change`` levels;
+  so is the most changed row or column (a wipe's or slide's edge changes one
+  line completely while the frame mean moves little). Consecutive elevated
+  frames (gaps of up to ``GAP`` frames) form a run: one frame carrying most
+  of the run's change is a hard cut (a jump cut on a locked-off camera is a
+  small change but a large one *relative* to the people walking); a change
+  spread over the run is a gradual transition (wipes and slides, which
+  neither TransNetV2 nor the linear-mix test sees, and short dissolves);
+* **TransNetV2** per-frame probabilities, folded into regions as
+  :class:`~curate.analysis.transnet.TransNetDetector` does; a region needs a
+  single-frame probability above ``threshold``;
+* **the gradual detector** (:class:`~curate.analysis.shots.GradualDetector`:
+  dissolves by the linear-mix test, fades through black) and **flat runs**:
+  frames of nearly one colour (std below ``flat_std``, e.g. the white middle
+  of a fade through white), joined with the ramps towards them.
+
+Every proposal then has to pass "same content" checks, comparing the
+``SIDE`` frames before it with the ``SIDE`` frames from its end on
+(:meth:`CombinedShotDetector._same_content`):
+
+* **flash**: the content returns (a couple of overexposed frames): the
+  closest before/after pair differs by less than ``flash`` times the largest
+  step into the proposal, or a proposal of at most ``FLASH_FRAMES`` frames is
+  far brighter than both sides, which match each other;
+* **motion**: the closest before/after pair differs by less than
+  ``separation`` times the largest frame-to-frame change on either side (a
+  stream of big changes: fire, a shaking camera), or small per-block shifts
+  (:func:`block_matched_diff`) explain the change (``motion``);
+* **exposure**: the same picture, brighter or darker (gain and offset);
+* **camera** (multi-frame proposals only): before and after are one picture
+  shifted far (:func:`shifted_diff`; a whip pan), ``camera``.
+
+A proposal that fails a check is dropped (it is not a boundary; ``dropped``
+keeps why); an accepted gradual span grows over the still-changing frames at
+its ends (a wipe's slow start), and all are merged (overlapping spans, cuts
+touching a span) into the answer.
+
+TransNetV2 costs far more than decoding on a CPU, so it is asked only about
+the 50-frame blocks where a cheap cue is active (an elevated change, a
+gradual-detector candidate, a flat frame); elsewhere its probabilities count
+as zero. ``transnet: "always"`` runs it on every block, ``"never"`` not at all
+(the detector then needs no model).
+
+Latency: a block is decided once 25 frames past it have been seen
+(TransNetV2's context and the 50-frame median), as in
+:class:`~curate.analysis.transnet.TransNetDetector`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from curate.analysis.shots import Boundary, GradualDetector, ShotDetector, merge_boundaries
+
+WINDOW, STEP, CONTEXT = 100, 50, 25  # TransNetV2's windows (see curate.analysis.transnet)
+LEVEL_HALF = 25  # frames either side for the local change level
+KEEP = 240  # frames of 48x27 images kept for the same-content checks
+REPEAT = 0.3  # mean RGB difference below which a frame repeats the previous one
+FLASH_FRAMES = 4  # a flash lasts at most this many frames
+SIDE = 5  # frames either side of a proposal for the same-content checks
+GAP = 4  # frames of ordinary change that may interrupt one change run (a wipe's slow middle)
+RAMP = 20  # at most this many frames of brightness ramp either side of a flat run
+
+
+class _Tail:
+    """Per-frame values indexed by frame number, keeping only the recent ones (memory stays flat on long videos).
+
+    Frames already dropped read as 0.0 (a repeat: no change).
+    """
+
+    def __init__(self) -> None:
+        self.off = 0
+        self.v: list = []
+
+    def append(self, x) -> None:
+        self.v.append(x)
+
+    def __len__(self) -> int:
+        return self.off + len(self.v)
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            start = max((k.start or 0) - self.off, 0)
+            stop = len(self.v) if k.stop is None else max(k.stop - self.off, 0)
+            return self.v[start:stop]
+        return self.v[k - self.off] if k >= self.off else 0.0
+
+    def trim(self, keep_from: int) -> None:
+        drop = keep_from - self.off
+        if drop > 2 * KEEP:
+            del self.v[:drop]
+            self.off = keep_from
+
+
+def _diff(a: np.ndarray, b: np.ndarray) -> float:
+    return float(cv2.absdiff(a, b).mean())
+
+
+def shifted_diff(a: np.ndarray, b: np.ndarray, min_overlap: float = 0.35) -> float:
+    """Smallest mean difference of ``a`` and ``b`` over translations leaving ``min_overlap`` of the image overlapping.
+
+    Shifts of up to 6 px are tried one by one, larger ones (whip pans) in steps of 2.
+    """
+    h, w = a.shape[:2]
+    a, b = a.astype(np.float32), b.astype(np.float32)
+    best = float(np.abs(a - b).mean())
+    shifts = lambda n: sorted(set(range(-6, 7)) | set(range(0, n, 2)) | set(range(0, -n, -2)))  # noqa: E731
+    for dy in shifts(h):
+        oh = h - abs(dy)
+        for dx in shifts(w):
+            ow = w - abs(dx)
+            if oh * ow < min_overlap * h * w:
+                continue
+            pa = a[max(dy, 0) : max(dy, 0) + oh, max(dx, 0) : max(dx, 0) + ow]
+            pb = b[max(-dy, 0) : max(-dy, 0) + oh, max(-dx, 0) : max(-dx, 0) + ow]
+            best = min(best, float(np.abs(pa - pb).mean()))
+    return best
+
+
+def block_matched_diff(a: np.ndarray, b: np.ndarray, tile: int = 9, reach: int = 4) -> float:
+    """Mean difference of ``b`` and ``a`` after moving each ``tile`` x ``tile`` block of ``b`` by its best shift (<= ``reach`` px).
+
+    Local motion (an animal's head, a shaking hand-held camera, a source that
+    drops frames) is explained by small per-block shifts; new content (a cut,
+    people that walked elsewhere during a jump cut) is not.
+    """
+    h, w = a.shape[:2]
+    pad = cv2.copyMakeBorder(a.astype(np.float32), reach, reach, reach, reach, cv2.BORDER_REPLICATE)
+    b = b.astype(np.float32)
+    th, tw = h // tile, w // tile
+    best = None
+    for dy in range(-reach, reach + 1):
+        for dx in range(-reach, reach + 1):
+            err = np.abs(pad[reach + dy : reach + dy + h, reach + dx : reach + dx + w] - b)
+            per = err[: th * tile, : tw * tile].reshape(th, tile, tw, tile).mean(axis=(1, 3))
+            best = per if best is None else np.minimum(best, per)
+    return float(best.mean()) if best is not None else 0.0
+
+
+class CombinedShotDetector(ShotDetector):
+    """TransNetV2 + change runs + gradual detector, with flash and camera-motion checks (module docstring)."""
+
+    def __init__(
+        self,
+        ratio: float = 3.0,
+        min_change: float = 4.0,
+        threshold: float = 0.5,
+        span_threshold: float = 0.1,
+        concentrated: float = 0.6,
+        flash: float = 0.25,
+        separation: float = 1.2,
+        camera: float = 0.4,
+        motion: float = 0.45,
+        flat_std: float = 6.0,
+        transnet: Literal["gated", "always", "never"] = "gated",
+        gradual: bool = True,
+        threads: int = 2,
+    ):
+        if transnet not in ("gated", "always", "never"):
+            raise ValueError(f"transnet must be gated, always or never, not {transnet!r}")
+        self.ratio, self.min_change, self.threshold, self.span_threshold = ratio, min_change, threshold, span_threshold
+        self.concentrated, self.flat_std = concentrated, flat_std
+        self.flash, self.separation, self.camera, self.motion = flash, separation, camera, motion
+        self.transnet = transnet
+        self.model = None
+        if transnet != "never":
+            from curate.analysis.transnet import load_model
+
+            self.model = load_model(threads)
+        self._gradual = GradualDetector() if gradual else None
+        self.transnet_blocks = [0, 0]  # blocks TransNetV2 ran on, blocks decided (for the benchmark)
+        self._img: deque[np.ndarray] = deque(maxlen=KEEP)  # 48x27 RGB uint8, frame _last - len + 1 ..
+        self._first: np.ndarray | None = None
+        self._last = -1
+        self._d = _Tail()  # change into frame i (0.0 for a repeat)
+        self._line = _Tail()  # the most changed row or column into frame i (a wipe's edge)
+        self._mean = _Tail()
+        self._flat = _Tail()
+        self._cue = False  # a gradual-detector candidate or a flat frame since the last block
+        self._next = 0  # first frame of the next block to decide
+        self._run: list[int] | None = None  # open change run [first, last elevated frame]
+        self._tn: list | None = None  # open TransNetV2 region [first, last, peak]
+        self._flat_run: list[int] | None = None  # open flat run [first, last]
+        self._pending: list[Boundary] = []  # accepted, not yet reported
+        self.dropped: list[tuple[str, Boundary]] = []
+        self.accepted: list[tuple[str, Boundary]] = []  # (source, proposal) before merging  # proposals the checks rejected ("flash" / "camera")
+
+    # --- frames ----------------------------------------------------------------
+    def _frame(self, i: int) -> np.ndarray:
+        lo = self._last - len(self._img) + 1
+        return self._img[min(max(i, lo), self._last) - lo]
+
+    def process_frame(self, index: int, small_bgr: np.ndarray) -> list[Boundary]:
+        rgb = cv2.cvtColor(cv2.resize(small_bgr, (48, 27), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+        if self._first is None:
+            self._first = rgb
+        if self._img:
+            px = cv2.absdiff(rgb, self._img[-1]).mean(axis=2)
+            d = float(px.mean())
+            line = max(float(px.mean(axis=1).max()), float(px.mean(axis=0).max()))
+        else:
+            d = line = 0.0
+        self._img.append(rgb)
+        self._last = index
+        self._d.append(d if d >= REPEAT else 0.0)
+        self._line.append(line if d >= REPEAT else 0.0)
+        mean, std = cv2.meanStdDev(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+        self._mean.append(float(mean[0, 0]))
+        self._flat.append(float(std[0, 0]) < self.flat_std)
+        self._cue |= bool(self._flat[index])
+        if self._gradual is not None:
+            for b in self._gradual.process_frame(index, small_bgr):
+                self._propose(b, "gradual")
+            self._cue |= self._gradual._span is not None or bool(self._gradual._runs)
+        while self._last >= self._next + STEP + CONTEXT - 1:
+            self._block()
+        return self._report(final=False)
+
+    def post_process(self, last_index: int) -> list[Boundary]:
+        while self._next <= self._last:
+            self._block()
+        self._close_run()
+        self._close_tn()
+        self._close_flat()
+        if self._gradual is not None:
+            for b in self._gradual.post_process(last_index):
+                self._propose(b, "gradual")
+        return self._report(final=True)
+
+    # --- one block of 50 frames ---------------------------------------------------
+    @staticmethod
+    def _level(values: _Tail, i: int, calm_side: bool = False) -> float:
+        """Median change of the 50 frames around ``i``; of the calmer 25 with ``calm_side``."""
+        lo, hi = max(i - LEVEL_HALF, 1), min(i + LEVEL_HALF + 1, len(values))
+        sides = [[x for x in side if x > 0.0] for side in (values[lo:i], values[i + 1 : hi])]
+        if calm_side:  # a long wipe fills much of one side, never both
+            return min((float(np.median(side)) for side in sides if side), default=0.0)
+        around = sides[0] + sides[1]
+        return float(np.median(around)) if around else 0.0
+
+    def _elevated(self, i: int, ratio: float, calm_side: bool = False) -> bool:
+        """The change into frame ``i``, or its most changed row or column (a wipe), stands out from the 50 frames around."""
+        if i <= 0 or i >= len(self._d):
+            return False
+        d, line = self._d[i], self._line[i]
+        return (d >= self.min_change and d >= ratio * self._level(self._d, i, calm_side)) or (
+            line >= 4 * self.min_change and line >= ratio * self._level(self._line, i, calm_side))
+
+    def _extend(self, b: Boundary) -> Boundary:
+        """Grow an accepted gradual span over the changing frames either side (a wipe's slow start and end).
+
+        Judged against the calmer side's level, at most ``RAMP`` frames each way;
+        repeated frames neither extend nor stop it.
+        """
+        s, e = b.start, b.end
+        lo = max(s - RAMP, 1)
+        k = s - 1
+        while k >= lo and (self._d[k] == 0.0 or self._elevated(k, self.ratio / 2, calm_side=True)):
+            if self._d[k] > 0.0:
+                s = k
+            k -= 1
+        hi = min(b.end + RAMP, len(self._d) - 1)
+        k = e
+        while k <= hi and (self._d[k] == 0.0 or self._elevated(k, self.ratio / 2, calm_side=True)):
+            if self._d[k] > 0.0:
+                e = k + 1
+            k += 1
+        return Boundary(s, max(e, b.end))
+
+    def _block(self) -> None:
+        b0, b1 = self._next, min(self._next + STEP, self._last + 1)
+        active = self._cue or self._tn is not None or self._run is not None or any(self._elevated(i, self.ratio) for i in range(b0, b1))
+        ps = pm = None
+        run_tn = self.transnet == "always" or (self.transnet == "gated" and active)
+        if self.model is not None and run_tn:
+            ps, pm = self._predict(b0, b1)
+            self.transnet_blocks[0] += 1
+        self.transnet_blocks[1] += 1
+        self._cue = False
+        for j, i in enumerate(range(b0, b1)):
+            self._step_run(i, self._elevated(i, self.ratio))
+            self._step_flat(i)
+            if ps is not None:
+                self._step_tn(i, ps[j], pm[j])
+            elif self._tn is not None:
+                self._close_tn()
+        self._next = b1
+        keep = min([self._open_from()] + [b.start for b in self._pending]) - KEEP
+        for series in (self._d, self._line, self._mean, self._flat):
+            series.trim(keep)
+
+    def _predict(self, b0: int, b1: int) -> tuple[list[float], list[float]]:
+        import torch
+
+        idx = np.clip(np.arange(b0 - CONTEXT, b0 + STEP + CONTEXT), 0, self._last)
+        lo = self._last - len(self._img) + 1
+        window = np.stack([self._first if i < lo else self._img[i - lo] for i in idx])
+        with torch.inference_mode():
+            single, many = self.model.predict_raw(torch.from_numpy(window)[None])
+        n = b1 - b0
+        return single[0, CONTEXT : CONTEXT + n, 0].tolist(), many[0, CONTEXT : CONTEXT + n, 0].tolist()
+
+    # --- proposals -------------------------------------------------------------------
+    def _step_run(self, i: int, elevated: bool) -> None:
+        if elevated:
+            if self._run is None:
+                self._run = [i, i]
+            else:
+                self._run[1] = i
+        elif self._run is not None and self._d[i] > 0.0 and i - self._run[1] > GAP:
+            self._close_run()
+
+    def _close_run(self) -> None:
+        if self._run is None:
+            return
+        s, e = self._run
+        self._run = None
+        if e - s > 60:  # a minute-long stream of big changes is footage, not a transition
+            return
+        c = max(range(s, e + 1), key=lambda k: self._d[k])
+        if s == e or self._d[c] >= self.concentrated * sum(self._d[s : e + 1]):
+            self._propose(Boundary(c, c), "change")
+        else:
+            self._propose(Boundary(s, e), "change")
+
+    def _step_tn(self, i: int, s: float, m: float) -> None:
+        if s > self.threshold or m > self.span_threshold:
+            if self._tn is None:
+                self._tn = [i, i, s]
+            else:
+                self._tn[1], self._tn[2] = i, max(self._tn[2], s)
+        elif self._tn is not None:
+            self._close_tn()
+
+    def _close_tn(self) -> None:
+        if self._tn is None:
+            return
+        s, e, peak = self._tn
+        self._tn = None
+        if peak > self.threshold:  # TransNetV2 flags the last frame of the old shot
+            self._propose(Boundary(s + 1, s + 1) if s == e else Boundary(s, e + 1), "transnet")
+
+    def _step_flat(self, i: int) -> None:
+        if self._flat[i] and self._mean[i] >= 12.0:  # dark runs are the gradual detector's
+            if self._flat_run is None:
+                self._flat_run = [i, i]
+            else:
+                self._flat_run[1] = i
+        elif self._flat_run is not None:
+            self._close_flat()
+
+    def _close_flat(self) -> None:
+        if self._flat_run is None:
+            return
+        s, e = self._flat_run
+        self._flat_run = None
+        # the ramps into and out of the flat frames: each step moves towards the flat picture
+        flat, lo, hi = self._frame(s), max(s - RAMP, self._last - KEEP + 2, 1), min(e + RAMP, self._last)
+        while s > lo and _diff(self._frame(s - 1), flat) > _diff(self._frame(s), flat) + 1.0:
+            s -= 1
+        flat = self._frame(e)
+        while e < hi and _diff(self._frame(e + 1), flat) > _diff(self._frame(e), flat) + 1.0:
+            e += 1
+        self._propose(Boundary(s, e + 1), "flat")
+
+    def _propose(self, b: Boundary, source: str) -> None:
+        why = self._same_content(b)
+        if why is None:
+            if not b.is_cut:
+                b = self._extend(b)
+            self._pending.append(b)
+            self.accepted.append((source, b))
+        else:
+            self.dropped.append((why, b))
+
+    def _same_content(self, b: Boundary) -> str | None:
+        """Why ``b`` is no boundary ("flash", "motion", "camera"), or None when it is one.
+
+        Compares the ``SIDE`` frames before ``b`` with the ``SIDE`` frames from
+        its end on: the closest before/after pair (``cross``) must differ by
+        more than ``separation`` times the largest frame-to-frame difference
+        within either side (so a stream of big changes, fire or a shaking camera, is not a
+        boundary at each big one, while a jump cut on a locked-off camera,
+        small but far above the people's motion, is), and by more than
+        ``flash`` times the largest step into the proposal (the content did
+        not come back after a flash); and the frames either side must not be
+        one picture shifted (``shifted_diff``, camera motion).
+        """
+        lo = self._last - len(self._img) + 1
+        s, e = b.start, max(b.end, b.start)
+        if s - SIDE < lo or s < 1:
+            return None
+        before = [self._frame(k) for k in range(s - SIDE, s)]
+        after = [self._frame(k) for k in range(e, min(e + SIDE, self._last + 1))]
+        pre = before[-1]
+        inside = max(_diff(pre, self._frame(k)) for k in range(s, e + 1))
+        cross = min(_diff(a, x) for a in before for x in after)
+        if cross < self.flash * inside:
+            return "flash"
+        luma = lambda x: float(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY).mean())  # noqa: E731
+        if e - s <= FLASH_FRAMES and len(after) > 1:  # a few frames far brighter than both sides, which match: a flash
+            lit = max(luma(self._frame(k)) for k in range(s, max(e, s + 1)))
+            sides = luma(pre), luma(after[0])
+            if lit >= max(sides) + 25.0 and abs(sides[0] - sides[1]) < 10.0:
+                return "flash"
+        within = max(_diff(x, y) for side in (before, after) for x, y in zip(side, side[1:])) if len(after) > 1 else 0.0
+        if cross < self.separation * within:
+            return "motion"
+        if len(after) < 2:
+            return "edge"  # the video ends within a frame: nothing to split off
+        gray = lambda x: cv2.cvtColor(x, cv2.COLOR_RGB2GRAY).astype(np.float32)  # noqa: E731
+        ga, gb = gray(pre), gray(after[0])
+        plain = float(np.abs(ga - gb).mean())
+        if plain <= 0:
+            return None
+        # a whip pan (several frames): the same picture shifted far; its end frames are
+        # blurred, so frames further out are compared too. Not for a one-frame change: a
+        # jump cut in hand-held footage also shows the scene shifted.
+        if not b.is_cut:
+            for x, y in ((pre, after[0]), (before[len(before) // 2], after[len(after) // 2]), (before[0], after[-1])):
+                gx, gy = gray(x), gray(y)
+                if shifted_diff(gx, gy) < self.camera * max(float(np.abs(gx - gy).mean()), 1e-6):
+                    return "camera"
+        gain = (gb - gb.mean()) * (ga.std() / max(float(gb.std()), 1.0)) + ga.mean()
+        if float(np.abs(ga - gain).mean()) < self.camera * plain:
+            return "exposure"  # the same picture, brighter or darker (automatic exposure)
+        if block_matched_diff(ga, gb) < self.motion * plain:
+            return "motion"
+        return None
+
+    # --- reporting ---------------------------------------------------------------------
+    def _open_from(self) -> int:
+        starts = [self._next - RAMP]  # a flat run yet to come may reach back over its ramp
+        for r in (self._run, self._tn, self._flat_run):  # an accepted span may grow back by RAMP
+            if r is not None:
+                starts.append(r[0] - RAMP)
+        if self._gradual is not None:
+            starts.append(self._gradual.settled() - RAMP)
+        return min(starts)
+
+    def _report(self, final: bool) -> list[Boundary]:
+        if not self._pending:
+            return []
+        merged = merge_boundaries(self._pending, 2)
+        if final:
+            self._pending = []
+            return merged
+        limit = self._open_from() - 3  # a later proposal may still merge with anything closer
+        out = [b for b in merged if max(b.end, b.start) < limit]
+        self._pending = [b for b in merged if max(b.end, b.start) >= limit]
+        return out
+
+    def settled(self) -> int:
+        frontier = min(self._open_from() - 3, self._last + 1)
+        if self._pending:
+            frontier = min(frontier, min(b.start for b in self._pending))
+        return max(frontier, 0)

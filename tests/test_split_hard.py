@@ -1,0 +1,183 @@
+"""Hard split material (issue 8): wipes, short dissolves, white fades, jump cuts, flashes, whip pans.
+
+Composites of the shared real clips (``curate.synth_transitions``) with their
+ground truth; the combined detector (``detector.kind: combined``) on them, on
+the shared ground truth, and inside the analysis stage's one decode pass.
+The fast tests run the combined detector without TransNetV2
+(``transnet: never``: change runs, gradual detector, flat runs and the
+same-content checks); the slow ones with it, on held-out composites.
+"""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from curate.analysis.combined import CombinedShotDetector, block_matched_diff, shifted_diff
+from curate.analysis.shot_eval import SplitQuality, split_quality
+from curate.analysis.shots import Boundary
+from curate.config import DetectorConfig, PipelineConfig
+from curate.media import decode
+from curate.synth_transitions import Segment, build_hard_set, concat_with_transitions, plan_composite
+from tests.test_analyse import analyse, assert_clean
+from tests.test_shots import detect
+
+FAST = {"transnet": "never"}
+
+
+def _quality(comp, pred) -> SplitQuality:
+    return split_quality(pred, comp.cuts, comp.spans, comp.num_frames, comp.fps,
+                         jumps=[e.start for e in comp.events if e.kind == "jump"], flashes=comp.flashes, whips=comp.whips)
+
+
+@pytest.fixture(scope="module")
+def small_set(shared_dir, tmp_path_factory):
+    """Two composites of four transitions each (seeds of their own, not the benchmark's)."""
+    return build_hard_set(tmp_path_factory.mktemp("hard"), [201, 202], shared_dir / "media/videos", n_transitions=4)
+
+
+# --- the material ---------------------------------------------------------------------
+
+def test_plan_is_reproducible_and_mixed():
+    a, b = plan_composite(5), plan_composite(5)
+    assert a == b and plan_composite(6) != a
+    segs, trs = a
+    assert len(segs) == len(trs) + 1 == 9
+    kinds = {t[0] if t else "cut" for t in trs}
+    assert {"cut", "dissolve", "fadewhite"} <= kinds and kinds & {"wipeleft", "wiperight", "wipeup", "wipedown", "slideleft", "slideright", "slideup", "slidedown"}
+    for k, t in enumerate(trs):  # a dissolve is 4-8 frames
+        assert t is None or t[0] != "dissolve" or 4 <= t[1] <= 8
+
+
+@pytest.mark.shared
+def test_composite_ground_truth_matches_the_frames(shared_dir, tmp_path):
+    segs = [Segment("chaplin.mp4", 0.5, 60, flash=(30, 2)), Segment("chaplin.mp4", 6.0, 60),
+            Segment("box.mp4", 3.0, 60, whip=(25, 7, 1)), Segment("cup.mp4", 1.0, 50)]
+    comp = concat_with_transitions(tmp_path / "c.mp4", segs, [None, ("wipeleft", 10), ("fadewhite", 10)], shared_dir / "media/videos")
+    frames = [cv2.cvtColor(decode.small_rgb(df.frame, 96), cv2.COLOR_RGB2GRAY).astype(np.float32) for df in decode.iter_frames(str(comp.path))]
+    assert len(frames) == comp.num_frames == 60 + 60 + 60 + 50 - 10 - 10
+    kinds = {e.kind: (e.start, e.end) for e in comp.events}
+    assert kinds["jump"] == (60, 60) and kinds["wipeleft"] == (110, 119) and kinds["fadewhite"] == (160, 169)
+    assert kinds["flash"] == (30, 31) and kinds["whip"] == (135, 141)
+    # flash frames are brighter than the shot around them; the white fade's middle is white and flat
+    assert frames[30].mean() > frames[28].mean() + 30 and frames[31].mean() > frames[33].mean() + 30
+    mid = frames[164]
+    assert mid.mean() > 240 and mid.std() < 10
+    # the wipe's frames mix the two shots: its middle differs from both ends
+    assert np.abs(frames[114] - frames[109]).mean() > 5 and np.abs(frames[114] - frames[120]).mean() > 5
+    gt = comp.to_gt()
+    assert [t["type"] for t in gt["transitions"]] == ["jump_cut", "wipeleft", "fadewhite"]
+    assert gt["flashes"] == [{"start": 30, "end": 31}]
+
+
+# --- the same-content checks --------------------------------------------------------------
+
+def test_shifted_and_block_matched_differences():
+    rng = np.random.default_rng(0)
+    big = cv2.GaussianBlur(rng.random((60, 120)).astype(np.float32) * 255, (0, 0), 1.5)
+    a, pan = big[10:37, 10:58], big[10:37, 34:82]  # the camera moved 24 px: half the picture
+    other = cv2.GaussianBlur(rng.random((27, 48)).astype(np.float32) * 255, (0, 0), 1.5)
+    assert shifted_diff(a, pan) < 0.1 * np.abs(a - pan).mean()
+    assert shifted_diff(a, other) > 0.5 * np.abs(a - other).mean()
+    wobble = big[12:39, 11:59]  # a small local move
+    assert block_matched_diff(a, wobble) < 0.2 * np.abs(a - wobble).mean()
+    assert block_matched_diff(a, other) > 0.5 * np.abs(a - other).mean()
+
+
+def _feed(det, frames):
+    out = []
+    for i, f in enumerate(frames):
+        out += det.process_frame(i, f)
+    return out + det.post_process(len(frames) - 1)
+
+
+def test_flash_and_exposure_step_are_not_cuts_but_a_cut_is():
+    rng = np.random.default_rng(1)
+    base = cv2.resize(rng.integers(0, 256, (27, 48, 3), dtype=np.uint8), (192, 108), interpolation=cv2.INTER_CUBIC)
+    other = cv2.resize(rng.integers(0, 256, (27, 48, 3), dtype=np.uint8), (192, 108), interpolation=cv2.INTER_CUBIC)
+
+    def jitter(img, k):  # a little sensor noise so no frame repeats exactly
+        return np.clip(img.astype(int) + np.random.default_rng(k).integers(-3, 4, img.shape), 0, 255).astype(np.uint8)
+
+    frames = [jitter(base, k) for k in range(120)]
+    for k in (40, 41):  # a two-frame flash
+        frames[k] = np.clip(frames[k].astype(int) * 1.4 + 90, 0, 255).astype(np.uint8)
+    for k in range(70, 120):  # automatic exposure drops by 12 levels
+        frames[k] = np.clip(frames[k].astype(int) - 12, 0, 255).astype(np.uint8)
+    frames += [jitter(other, k) for k in range(120, 180)]  # and a real cut at 120
+    det = CombinedShotDetector(**FAST)
+    assert _feed(det, frames) == [Boundary(120, 120)]
+    assert {why for why, _ in det.dropped} >= {"flash"}
+
+
+# --- the combined detector ----------------------------------------------------------------
+
+def test_config_selects_combined():
+    assert DetectorConfig(kind="combined", params={"transnet": "never"}).kind == "combined"
+    with pytest.raises(ValueError, match="ratio"):
+        DetectorConfig(kind="combined", params={"ratio": "high"})
+
+
+@pytest.mark.shared
+def test_combined_on_small_hard_composites(small_set):
+    """Without TransNetV2: every hard and jump cut, none at a flash or whip pan.
+
+    Known gaps of this mode (the slow test and the benchmark run TransNetV2):
+    a wipe between two high-motion shots, a flash while the shot's own
+    brightness changes (hard_201).
+    """
+    q = SplitQuality()
+    cut_at_flash = 0
+    for comp in small_set:
+        pred = detect(comp.path, "combined", FAST)  # detect() checks the settled() promise
+        q = q + _quality(comp, pred)
+        cut_at_flash += sum(b.is_cut and s - 2 <= b.start <= e + 2 for b in pred for s, e in comp.flashes + comp.whips)
+    assert q.cut_f1 >= 0.95 and q.jumps_found == q.jumps, q
+    assert cut_at_flash == 0, q
+
+
+@pytest.mark.shared
+def test_combined_shared_ground_truth(shared_dir):
+    gt = json.loads((shared_dir / "media/annotations/bikes.gt.json").read_text())
+    q = split_quality(detect(shared_dir / "media/videos/bikes.mp4", "combined", FAST), gt["cuts"], [], gt["num_frames"], 25)
+    assert q.cut_f1 >= 0.95 and q.bad_clips == 0, q
+    gt = json.loads((shared_dir / "media/annotations/composite_cuts_dissolve_fade.gt.json").read_text())
+    cuts = [t["frame"] for t in gt["transitions"] if t["type"] == "cut"]
+    spans = [(t["start"], t["end"]) for t in gt["transitions"] if t["type"] != "cut"]
+    q = split_quality(detect(shared_dir / "media/videos/composite_cuts_dissolve_fade.mp4", "combined", FAST), cuts, spans, gt["num_frames"], 25)
+    assert q.cut == [2, 0, 0] and q.gradual == [2, 0, 0] and q.bad_clips == 0, q
+
+
+@pytest.mark.shared
+def test_combined_inside_one_decode_pass(small_set):
+    comp = small_set[0]
+    cfg = PipelineConfig(detector=DetectorConfig(kind="combined", params=FAST))
+    before = decode.DECODE_PASSES[str(comp.path)]
+    out = analyse(comp.path, cfg)
+    assert decode.DECODE_PASSES[str(comp.path)] == before + 1
+    assert out["status"] == "pending" and out["clips"]
+    assert_clean(out["clips"], comp.cuts)  # gradual purity: the slow test and bench/bench_split.py
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_combined_with_transnet_on_held_out_composites(shared_dir, tmp_path):
+    """Seeds the detector was not developed on; the issue's targets."""
+    q = SplitQuality()
+    for comp in build_hard_set(tmp_path, [105, 107], shared_dir / "media/videos"):
+        q = q + _quality(comp, detect(comp.path, "combined"))
+    assert q.cut_f1 >= 0.9 and q.gradual_f1 >= 0.85, q
+    assert q.at_flash == 0 and q.bad_clips == 0, q
+
+
+def test_memory_stays_flat_on_long_videos():
+    rng = np.random.default_rng(2)
+    base = cv2.resize(rng.integers(0, 256, (27, 48, 3), dtype=np.uint8), (192, 108), interpolation=cv2.INTER_CUBIC)
+    det = CombinedShotDetector(**FAST)
+    for i in range(3000):  # a still shot with sensor noise
+        det.process_frame(i, np.clip(base.astype(int) + rng.integers(-6, 7, base.shape), 0, 255).astype(np.uint8))
+    det.post_process(2999)
+    assert len(det._d) == 3000 and len(det._d.v) < 1200 and len(det._img) <= 240
