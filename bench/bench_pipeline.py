@@ -287,6 +287,8 @@ def kept_spans(output: str) -> tuple[dict[str, list[tuple[int, int]]], int, int]
     """
     import pyarrow.dataset as ds
 
+    from curate.dedup import DUPLICATE_KEYS
+
     spans: dict[str, list[tuple[int, int]]] = {}
     n = dup = 0
     for table in ("clips", "rejected"):
@@ -300,7 +302,7 @@ def kept_spans(output: str) -> tuple[dict[str, list[tuple[int, int]]], int, int]
         for row in dset.to_table(columns=cols).to_pylist():
             if table == "rejected":
                 reasons = row["reject_reasons"] or []
-                if not reasons or not all(r.startswith("duplicate_of") for r in reasons):
+                if not reasons or not all(r["key"] in DUPLICATE_KEYS for r in reasons):
                     continue
                 dup += 1
             n += 1

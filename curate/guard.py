@@ -22,7 +22,11 @@ SETUP_TIMEOUT_S = 600.0
 
 
 class GuardError(RuntimeError):
-    """The child overran its time limit or died; the message says which."""
+    """The child overran its time limit or died; ``key`` says which (``timeout``), the message how."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -84,11 +88,11 @@ class Guard:
         conn.send(self._blob)
         if not conn.poll(SETUP_TIMEOUT_S):
             proc.kill()
-            raise GuardError(f"worker did not finish setup within {SETUP_TIMEOUT_S:.0f}s")
+            raise GuardError("setup timeout", f"worker did not finish setup within {SETUP_TIMEOUT_S:.0f}s")
         kind, msg = self._recv(conn, proc)
         if kind != "ready":
             proc.wait(5)
-            raise GuardError(f"setup failed: {msg}")
+            raise GuardError("setup failed", f"setup failed: {msg}")
         self._proc, self._conn = proc, conn
 
     def _recv(self, conn: Any, proc: Any) -> tuple[str, Any]:
@@ -97,7 +101,7 @@ class Guard:
         except (EOFError, OSError):
             code = proc.wait(5)
             self._proc = self._conn = None
-            raise GuardError(f"worker process died (exit code {code})") from None
+            raise GuardError("worker process died", f"worker process died (exit code {code})") from None
 
     def call(self, video: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         """Process one video in the child; raise :class:`GuardError` on timeout or crash."""
@@ -107,7 +111,7 @@ class Guard:
         conn.send(video)
         if not conn.poll(timeout_s):
             self.close()
-            raise GuardError(f"timeout: no result within {timeout_s:g}s (limits.video_timeout_s)")
+            raise GuardError("timeout", f"timeout: no result within {timeout_s:g}s (limits.video_timeout_s)")
         kind, out = self._recv(conn, proc)
         return out
 

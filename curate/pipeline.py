@@ -84,7 +84,7 @@ def build_stages(config: PipelineConfig) -> list[Stage]:
         ProbeStage(config=config, timeout_s=timeout, cpus=0.25),
         AnalyseStage(config=config, timeout_s=timeout, cpus=1.0),
         *before,
-        FilterStage(config=config, cpus=0.1),
+        FilterStage(filter=config.filter, cpus=0.1),
         *after,
         EncodeStage(config=config, timeout_s=timeout, cpus=1.0),
     ]

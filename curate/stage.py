@@ -13,7 +13,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-Record = dict[str, Any]
+from curate.records import FAILED, PENDING, REJECTED, Reason, Record
 
 
 @dataclass
@@ -97,7 +97,8 @@ class VideoStage(Stage):
         try:
             return self.process_video(video)
         except Exception as e:  # noqa: BLE001 - recorded on the row, the run goes on
-            out = fail(video, f"{self.name}: {type(e).__name__}: {e}")
+            key = f"{self.name}: {type(e).__name__}"
+            out = fail(video, key, f"{key}: {e}")
             out["traceback"] = traceback.format_exc(limit=8)
             return out
 
@@ -109,7 +110,7 @@ class VideoStage(Stage):
         try:
             return self._guard.call(video, float(self.timeout_s or 0))
         except GuardError as e:
-            return fail(video, f"{self.name}: {e}")
+            return fail(video, f"{self.name}: {e.key}", f"{self.name}: {e}")
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -117,15 +118,19 @@ class VideoStage(Stage):
         return state
 
 
-def fail(video: Record, reason: str) -> Record:
-    """Mark a video failed (it could not be read) and return it."""
+def fail(video: Record, key: str, detail: str | None = None) -> Record:
+    """Mark a video failed (it could not be read) and return it.
+
+    ``key`` is what the funnel counts (``analyse: VideoOpenFailure``: stage and
+    error type); ``detail`` the full sentence, file names and all.
+    """
     out = dict(video)
-    out.update(status="failed", reason=reason)
+    out.update(status=FAILED, reason_key=key, reason=detail if detail is not None else key)
     return out
 
 
-def reject(video: Record, reason: str) -> Record:
-    """Mark a video rejected (readable but does not qualify) and return it."""
+def reject(video: Record, why: Reason) -> Record:
+    """Mark a video rejected (readable but does not qualify, ``why`` from :mod:`curate.decisions`) and return it."""
     out = dict(video)
-    out.update(status="rejected", reason=reason)
+    out.update(status=REJECTED, reason_key=why["key"], reason=why["detail"])
     return out

@@ -94,7 +94,7 @@ def test_clip_embed_stage_batches_across_videos(clip_cfg):
     stage = ClipEmbedStage(clip=clip_cfg, embedding=EmbeddingConfig(dtype="float16"))
     stage.setup()
     videos = [fake_video("v0", 2, 3, seed=0), fake_video("v1", 3, 2, seed=1, size=(90, 160)), fake_video("v2", 1, 3, seed=2)]
-    videos[2]["clips"][0]["reject_reasons"] = ["motion_score 0.01 < min_motion 0.15"]
+    videos[2]["clips"][0]["reject_reasons"] = [{"key": "min_motion", "detail": "motion_score 0.01 < min_motion 0.15"}]
     done = {"uri": "x", "status": "failed", "clips": []}
     out = stage.process([*videos, done])
     assert out[3] is done and "clip_embed" in out[0]["timings"]

@@ -35,6 +35,7 @@ from curate.analysis.phash import phash
 from curate.analysis.shots import Boundary, ShotDetector, build_detector, merge_boundaries
 from curate.analysis.technical import FROZEN_LEVEL, TechnicalStats, sharpness
 from curate.config import PipelineConfig
+from curate.decisions import duration_rejection
 from curate.media.encode import display_size
 from curate.media.decode import DecodedFrame, Timeline, iter_frames, rotate_image, small_luma, small_rgb
 from curate.records import Record, clip_id
@@ -138,7 +139,7 @@ class AnalyseStage(VideoStage):
                 break
             except Exception as e:  # noqa: BLE001 - any decode error: a truncated file keeps what decoded
                 if not st.starts:
-                    return fail(video, f"analyse: nothing decodes: {type(e).__name__}: {e}")
+                    return fail(video, f"analyse: {type(e).__name__}", f"analyse: nothing decodes: {type(e).__name__}: {e}")
                 warning = f"decoding stopped after {len(st.starts)} frames: {type(e).__name__}: {e}"
                 break
             self._consume(st, df, video, rotation)
@@ -264,9 +265,9 @@ class AnalyseStage(VideoStage):
         out["decoded"] = {"num_frames": n, "duration_s": duration, "fps": fps, "irregular": timeline.irregular}
         if warning or errors:
             out["decode_warning"] = warning or f"{len(errors)} undecodable packet(s) skipped: {errors[0]}"
-        min_d = self.config.probe.min_duration_s
-        if duration < min_d:
-            return reject(out, f"too short: {duration:.2f} s < min {min_d:g} s")
+        why = duration_rejection(duration, self.config.probe)
+        if why is not None:
+            return reject(out, why)
         for c in st.clips:
             c["fps"] = c["source_fps"] = fps
         out["clips"] = st.clips

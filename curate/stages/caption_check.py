@@ -2,8 +2,9 @@
 
 Each clip's caption is compared with each of its sampled frames; the mean and
 the minimum cosine similarity are stored raw (``clip_sim_mean``/``clip_sim_min``)
-and the configured statistic decides: pass, flag for human review, or reject.
-Reasons read like the filter's: ``clip_sim_mean 0.180 < pass_min 0.22``.
+and :func:`curate.decisions.caption_verdict` decides on the configured
+statistic: pass, flag for human review, or reject (reason key ``pass_min`` or
+``reject_below``, detail ``clip_sim_mean 0.180 < pass_min 0.22``).
 """
 
 from __future__ import annotations
@@ -12,19 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from curate.decisions import FLAG, REJECT, caption_verdict
 from curate.models.settings import CaptionCheckConfig
 from curate.records import Record
 from curate.stages.batched import ClipModelStage, clips_of, copy_clips
-
-
-def judge(sim_mean: float, sim_min: float, cfg: CaptionCheckConfig) -> tuple[str, str | None]:
-    """``(outcome, reason)`` for one clip's similarities; outcome is pass, flag or reject."""
-    name, value = f"clip_sim_{cfg.statistic}", sim_mean if cfg.statistic == "mean" else sim_min
-    if value < cfg.reject_below:
-        return "reject", f"{name} {value:.3f} < reject_below {cfg.reject_below:g}"
-    if value < cfg.pass_min:
-        return "flag", f"{name} {value:.3f} < pass_min {cfg.pass_min:g}"
-    return "pass", None
 
 
 @dataclass
@@ -55,10 +47,10 @@ class CaptionCheckStage(ClipModelStage):
         for c in todo:
             sims = np.asarray(c["_frame_embeddings"], np.float32) @ emb[c["caption"]]
             c["clip_sim_mean"], c["clip_sim_min"] = float(sims.mean()), float(sims.min())
-            outcome, reason = judge(c["clip_sim_mean"], c["clip_sim_min"], self.check)
-            c["caption_check"], c["caption_check_reason"] = outcome, reason
-            if outcome == "flag":
-                c["flag_reasons"] = [*(c.get("flag_reasons") or []), reason]
-            elif outcome == "reject":
-                c["reject_reasons"] = [*(c.get("reject_reasons") or []), reason]
+            outcome, why = caption_verdict(c["clip_sim_mean"], c["clip_sim_min"], self.check)
+            c["caption_check"], c["caption_check_reason"] = outcome, why["detail"] if why else None
+            if outcome == FLAG:
+                c["flag_reasons"] = [*(c.get("flag_reasons") or []), why]
+            elif outcome == REJECT:
+                c["reject_reasons"] = [*(c.get("reject_reasons") or []), why]
         return out

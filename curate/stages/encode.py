@@ -122,12 +122,12 @@ class EncodeStage(VideoStage):
                 self._encode_run(video["uri"], run, rotation, by_index=bool(irregular))
             except ClipMismatch as e:
                 if irregular:
-                    return fail(video, f"encode: {e}")
+                    return fail(video, "encode: ClipMismatch", f"encode: {e}")
                 log.warning("%s: %s after a seek; cutting by decode index from the start", video["uri"], e)
                 try:
                     self._encode_run(video["uri"], run, rotation, by_index=True)
                 except ClipMismatch as e2:
-                    return fail(video, f"encode: {e2}")
+                    return fail(video, "encode: ClipMismatch", f"encode: {e2}")
         return video
 
     def _encode_run(self, uri: str, run: list[Record], rotation: int, by_index: bool) -> None:
