@@ -18,6 +18,7 @@ import operator
 from typing import Any, Callable
 
 from curate.config import FilterConfig, PipelineConfig, ProbeConfig
+from curate.media.geometry import rotated
 from curate.models.settings import CaptionCheckConfig
 from curate.records import Reason, Record, reason
 
@@ -73,7 +74,7 @@ def source_rejection(info: dict[str, Any], cfg: ProbeConfig) -> Reason | None:
     """Why a probed source does not qualify (no video stream, too small when displayed), or ``None``."""
     if not info["has_video"]:
         return reason("no_video_stream", "no video stream" + (" (audio only)" if info["has_audio"] else ""))
-    w, h = (info["height"], info["width"]) if info["rotation"] % 180 else (info["width"], info["height"])
+    w, h = rotated(info["width"], info["height"], info["rotation"])
     if w < cfg.min_width or h < cfg.min_height:
         return reason("min_width" if w < cfg.min_width else "min_height",
                       f"too small: {w}x{h} < min {cfg.min_width}x{cfg.min_height}")

@@ -19,6 +19,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 SETUP_TIMEOUT_S = 600.0
+TEARDOWN_TIMEOUT_S = 10.0  # a child still busy after this is killed
 
 
 class GuardError(RuntimeError):
@@ -49,7 +50,8 @@ def _serve(conn: Connection, parent_pid: int) -> None:
     while True:
         try:
             video = conn.recv()
-        except EOFError:
+        except EOFError:  # the parent is done with this worker (Guard.close): release, then exit
+            stage.teardown()
             return
         conn.send(("ok", stage.run_captured(video)))
 
@@ -110,22 +112,29 @@ class Guard:
         proc, conn = self._proc, self._conn
         conn.send(video)
         if not conn.poll(timeout_s):
-            self.close()
+            self.close(graceful=False)
             raise GuardError("timeout", f"timeout: no result within {timeout_s:g}s (limits.video_timeout_s)")
         kind, out = self._recv(conn, proc)
         return out
 
-    def close(self) -> None:
-        if self._proc is not None:
-            self._proc.kill()
-            self._proc.wait(5)
+    def close(self, graceful: bool = True) -> None:
+        """End the child: ``graceful`` lets it run the stage's ``teardown()`` first (up to
+        :data:`TEARDOWN_TIMEOUT_S`); otherwise (a hung child) it is killed at once."""
         if self._conn is not None:
-            self._conn.close()
+            self._conn.close()  # the child reads EOF: teardown, exit
+        if self._proc is not None:
+            try:
+                if not graceful:
+                    raise subprocess.TimeoutExpired(self._proc.args, 0)
+                self._proc.wait(TEARDOWN_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(5)
         self._proc = self._conn = None
 
     def __del__(self) -> None:
         try:
-            self.close()
+            self.close(graceful=False)
         except Exception:  # noqa: BLE001 - interpreter shutdown
             pass
 

@@ -24,8 +24,7 @@ from curate.output.legacy import upgrade
 from curate.schema import READABLE, check_schema, check_table, load_schema, schema_versions
 
 _KEYS = ("clip_id", "video_id", "reject_reasons")
-# The ledger column that counts each table's rows per video.
-_LEDGER_COUNT = {fn.ACCEPTED_TABLE: "num_accepted", fn.REJECTED_TABLE: "num_rejected", fn.FLAGGED_TABLE: "num_flagged"}
+_LEDGER_COUNT = fn.LEDGER_COUNT
 
 
 def validate(output: str, deep: bool = True, decode: bool = False) -> list[str]:

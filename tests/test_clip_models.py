@@ -13,7 +13,8 @@ from curate.models.clip import embed_dim, load_clip, preprocess_frames, shared_c
 from curate.models.device import pick_device, pick_precision
 from curate.models.settings import ClipModelConfig, EmbeddingConfig
 from curate.schema import load_schema
-from curate.stages.clip_embed import ClipEmbedStage, manifest_entry
+from curate.models.clip import manifest_entry
+from curate.stages.clip_embed import ClipEmbedStage
 from tests.models_fixtures import fake_video, tiny_clip  # noqa: F401
 
 

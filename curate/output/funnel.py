@@ -23,6 +23,8 @@ from curate.records import DONE, FAILED, REJECTED
 
 # Output tables whose rows the funnel counts as accepted / rejected / flagged clips.
 ACCEPTED_TABLE, REJECTED_TABLE, FLAGGED_TABLE = "clips", "rejected", "review"
+# The ledger column that counts each table's rows per video.
+LEDGER_COUNT = {ACCEPTED_TABLE: "num_accepted", REJECTED_TABLE: "num_rejected", FLAGGED_TABLE: "num_flagged"}
 UNSPECIFIED = "unspecified"  # a rejected or failed video that recorded no key
 
 

@@ -10,13 +10,14 @@ statistic: pass, flag for human review, or reject (reason key ``pass_min`` or
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 
 from curate.decisions import FLAG, REJECT, caption_verdict
 from curate.models.settings import CaptionCheckConfig
 from curate.records import Record
-from curate.stages.batched import ClipModelStage, clips_of, copy_clips
+from curate.stages.batched import ClipModelStage, clips_of, copy_clips, gpus_for
 
 
 @dataclass
@@ -28,8 +29,19 @@ class CaptionCheckStage(ClipModelStage):
     or without frame embeddings are not judged (``caption_check`` stays ``None``).
     """
 
-    name = "caption_check"
+    name: ClassVar[str] = "caption_check"
+    gpu_share: ClassVar[float] = 0.2
+    reads: ClassVar[tuple[str, ...]] = ("clips", "clips.caption")  # and clips._frame_embeddings where present
+    writes: ClassVar[tuple[str, ...]] = ("clips.clip_sim_mean", "clips.clip_sim_min", "clips.caption_check", "clips.caption_check_reason")
     check: CaptionCheckConfig = field(default_factory=CaptionCheckConfig)
+    cpus: float = 0.5
+
+    @classmethod
+    def from_config(cls, config: Any) -> "CaptionCheckStage | None":
+        if config.caption_check is None:
+            return None
+        return cls(check=config.caption_check, clip=config.clip, models=config.models,
+                   gpus=gpus_for(cls.gpu_share, config.clip.device))
 
     def process_videos(self, videos: list[Record]) -> list[Record]:
         assert self._model is not None, "setup() not called"

@@ -10,9 +10,10 @@ reason is ever lost.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from curate.config import FilterConfig
-from curate.decisions import filter_reasons
+from curate.decisions import CHECKS, filter_reasons
 from curate.records import Record
 from curate.stage import VideoStage
 
@@ -21,9 +22,21 @@ from curate.stage import VideoStage
 class FilterStage(VideoStage):
     """Apply the pipeline's thresholds to every clip of a video."""
 
-    name = "filter"
+    name: ClassVar[str] = "filter"
     filter: FilterConfig = field(default_factory=FilterConfig)
     cpus: float = 0.1
+
+    @classmethod
+    def from_config(cls, config: Any) -> "FilterStage":
+        return cls(filter=config.filter)
+
+    def inputs(self) -> tuple[str, ...]:
+        """The clip columns of the checks that are on (``None`` disables a check)."""
+        on = [column for name, (column, _, _) in CHECKS.items() if getattr(self.filter, name) is not None]
+        return ("clips", *(f"clips.{c}" for c in dict.fromkeys(on)), *(("clips.caption",) if self.filter.require_caption else ()))
+
+    def outputs(self) -> tuple[str, ...]:
+        return ("clips.reject_reasons",)
 
     def process_video(self, video: Record) -> Record:
         """Decide every clip; also drop its sampled frames, which no later stage reads.

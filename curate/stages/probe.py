@@ -7,10 +7,10 @@ establishes (the analysis stage rejects "too short" on decoded frames).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
-from curate.config import PipelineConfig
+from curate.config import ProbeConfig
 from curate.decisions import source_rejection
 from curate.media.probe import ProbeError, probe
 from curate.records import Record
@@ -27,7 +27,14 @@ class ProbeStage(VideoStage):
     """
 
     name: ClassVar[str] = "probe"
-    config: PipelineConfig = PipelineConfig()
+    reads: ClassVar[tuple[str, ...]] = ("uri",)
+    writes: ClassVar[tuple[str, ...]] = ("probe",)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    cpus: float = 0.25
+
+    @classmethod
+    def from_config(cls, config: Any) -> "ProbeStage":
+        return cls(probe=config.probe, timeout_s=config.limits.video_timeout_s)
 
     def process_video(self, video: Record) -> Record:
         try:
@@ -35,7 +42,7 @@ class ProbeStage(VideoStage):
         except ProbeError as e:
             return fail(video, f"probe: {e.key}", f"probe: {e}")
         out = dict(video, probe=info)
-        why = source_rejection(info, self.config.probe)
+        why = source_rejection(info, self.probe)
         if why is not None:
             return reject(out, why)
         # No duration check here: the header's duration is the only evidence at this point, and headers
