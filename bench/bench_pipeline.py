@@ -527,7 +527,7 @@ def main() -> int:
         from curate.discover import discover
 
         # The stages run guarded: their child process starts and loads the weights on the first
-        # video. A warm-up on the 5 s source keeps that out of the timing (run_local would close
+        # video. A warm-up on the 5 s source keeps that out of the timing (run_local would stop
         # the children after each call, so the videos are pushed through the stages here).
         def push(videos: list[dict]) -> list[dict]:
             out = []
@@ -543,7 +543,7 @@ def main() -> int:
             recs, u = in_tree(lambda: push(discover_all(tn_inputs)), ray_tmp)
         finally:
             for s in tstages:
-                s.close()
+                s.stop()
         tn_frames = sum(r["decoded"]["num_frames"] for r in recs)
         adaptive = sum(loc[i.name] for i in inputs if i.height == 720) / args.rounds
         adaptive_f = sum(i.frames for i in inputs if i.height == 720)

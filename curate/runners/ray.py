@@ -148,17 +148,25 @@ def quiet_ray() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _no_progress_bars() -> Iterator[None]:
-    """Ray Data's progress bars off for this run (curate draws its own); the context's setting is put back."""
+def _run_context() -> Iterator[None]:
+    """Ray Data settings for this run, put back after: no progress bars (curate draws its own),
+    and UDF cleanup on actor exit (the stages' teardown)."""
     import ray.data
 
     ctx = ray.data.DataContext.get_current()
     before = ctx.enable_progress_bars
     ctx.enable_progress_bars = False
+    # Ray 2.42 - 2.5x delete the UDF (so _StageActor.__del__ runs the stages' teardown) only with
+    # this flag; later versions always do (__ray_shutdown__) and have no flag.
+    hook = getattr(ctx, "_enable_actor_pool_on_exit_hook", None)
+    if hook is not None:
+        ctx._enable_actor_pool_on_exit_hook = True
     try:
         yield
     finally:
         ctx.enable_progress_bars = before
+        if hook is not None:
+            ctx._enable_actor_pool_on_exit_hook = hook
 
 
 @contextlib.contextmanager
@@ -214,7 +222,7 @@ def run_ray(stages: list[Stage], videos: Iterable[Record], address: str | None =
     items = [{"video_id": v["video_id"], "payload": pickle.dumps(v, protocol=5)} for v in videos]
     if not items:
         return
-    with quiet_ray(), _no_progress_bars():
+    with quiet_ray(), _run_context():
         yield from _stream(stages, items)
 
 
