@@ -53,7 +53,10 @@ def _serve(conn: Connection, parent_pid: int) -> None:
         except EOFError:  # the parent is done with this worker (Guard.close): release, then exit
             stage.teardown()
             return
-        conn.send(("ok", stage.run_captured(video)))
+        try:
+            conn.send(("ok", stage.run_captured(video)))
+        except OSError:  # the parent gave up on this video (interrupted, or timed out): just exit
+            return
 
 
 class Guard:
@@ -64,6 +67,7 @@ class Guard:
         self._name = stage.name
         self._proc: subprocess.Popen[bytes] | None = None
         self._conn: _Duplex | None = None
+        self._busy = False  # a video was sent and its result not read (the call was cut short)
 
     def start(self) -> None:
         """Start the child and wait until its ``setup()`` is done."""
@@ -110,16 +114,21 @@ class Guard:
         if self._proc is None or self._proc.poll() is not None:
             self.start()
         proc, conn = self._proc, self._conn
+        self._busy = True
         conn.send(video)
         if not conn.poll(timeout_s):
             self.close(graceful=False)
             raise GuardError("timeout", f"timeout: no result within {timeout_s:g}s (limits.video_timeout_s)")
         kind, out = self._recv(conn, proc)
+        self._busy = False
         return out
 
     def close(self, graceful: bool = True) -> None:
         """End the child: ``graceful`` lets it run the stage's ``teardown()`` first (up to
-        :data:`TEARDOWN_TIMEOUT_S`); otherwise (a hung child) it is killed at once."""
+        :data:`TEARDOWN_TIMEOUT_S`); otherwise, or when a call was cut short (Ctrl-C while the
+        child works on a video), it is killed at once."""
+        graceful = graceful and not self._busy
+        self._busy = False
         if self._conn is not None:
             self._conn.close()  # the child reads EOF: teardown, exit
         if self._proc is not None:
