@@ -7,7 +7,7 @@ DEMO_OUTPUT ?= demo-output
 PIPELINE ?= pipelines/model-free.yaml
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps demo demo-input test test-all bench clean
+.PHONY: install system-deps demo demo-input test test-all test-lowest bench clean
 
 system-deps:  ## ffmpeg (CLI and libraries used by the tests and benchmarks); chromium and postgresql for the review tests
 	@command -v ffmpeg >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg; }
@@ -33,6 +33,9 @@ test: install  ## the default suite (slow tests excluded)
 
 test-all: install  ## everything, slow tests included
 	$(PY) -m pytest -q -m "slow or not slow" $(PYTEST_ARGS)
+
+test-lowest: system-deps  ## the fast tests on the declared minimum versions (uv --resolution=lowest-direct; torch as installed)
+	PY=$(PY) .ci/lowest-deps $(PYTEST_ARGS)
 
 bench: install  ## speed/memory benchmarks (prints ratios)
 	$(PY) bench/run.py

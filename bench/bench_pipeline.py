@@ -287,6 +287,8 @@ def kept_spans(output: str) -> tuple[dict[str, list[tuple[int, int]]], int, int]
     """
     import pyarrow.dataset as ds
 
+    from curate.dedup import DUPLICATE_KEYS
+
     spans: dict[str, list[tuple[int, int]]] = {}
     n = dup = 0
     for table in ("clips", "rejected"):
@@ -300,7 +302,7 @@ def kept_spans(output: str) -> tuple[dict[str, list[tuple[int, int]]], int, int]
         for row in dset.to_table(columns=cols).to_pylist():
             if table == "rejected":
                 reasons = row["reject_reasons"] or []
-                if not reasons or not all(r.startswith("duplicate_of") for r in reasons):
+                if not reasons or not all(r["key"] in DUPLICATE_KEYS for r in reasons):
                     continue
                 dup += 1
             n += 1
@@ -525,7 +527,7 @@ def main() -> int:
         from curate.discover import discover
 
         # The stages run guarded: their child process starts and loads the weights on the first
-        # video. A warm-up on the 5 s source keeps that out of the timing (run_local would close
+        # video. A warm-up on the 5 s source keeps that out of the timing (run_local would stop
         # the children after each call, so the videos are pushed through the stages here).
         def push(videos: list[dict]) -> list[dict]:
             out = []
@@ -541,7 +543,7 @@ def main() -> int:
             recs, u = in_tree(lambda: push(discover_all(tn_inputs)), ray_tmp)
         finally:
             for s in tstages:
-                s.close()
+                s.stop()
         tn_frames = sum(r["decoded"]["num_frames"] for r in recs)
         adaptive = sum(loc[i.name] for i in inputs if i.height == 720) / args.rounds
         adaptive_f = sum(i.frames for i in inputs if i.height == 720)

@@ -42,13 +42,34 @@ class Runner(str, enum.Enum):
     local = "local"
 
 
-def _mount_models() -> None:
-    from curate.models.download import models_app
-
-    app.add_typer(models_app(), name="models")
+models_app = typer.Typer(help="Model weights: download them for offline runs.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 
 
-_mount_models()
+@models_app.command("download")
+def models_download(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML whose models to fetch."),
+    to: Path = typer.Option(..., "--output", "-o", "--to", metavar="DIR", help="Directory to fill; pass it as --models-dir (models.dir) offline."),
+) -> None:
+    """Download every model PIPELINE uses into DIR (run on a connected machine)."""
+    from curate.config import ConfigError, load_pipeline
+    from curate.models.download import download_models, offline_advice
+    from curate.models.hub import ModelUnavailable
+
+    try:
+        config = load_pipeline(pipeline)
+    except ConfigError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+    try:
+        download_models(config, to, log=typer.echo)
+    except ModelUnavailable as e:
+        if e.no_network:
+            typer.echo(offline_advice(pipeline, config, to, e.detail), err=True)
+        else:
+            typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+    typer.echo(f"done; on the offline machine set models.dir: {to} or pass --models-dir {to}")
 
 
 def _mount_review() -> None:

@@ -43,7 +43,8 @@ class DetectorConfig(_Strict):
     # Passed to the detector's constructor (PySceneDetect names, e.g. ``threshold``,
     # ``adaptive_threshold``, ``min_scene_len``; for transnetv2 ``threshold``).
     params: dict[str, Any] = Field(default_factory=dict)
-    # Also run PySceneDetect's threshold detector to catch fades to black.
+    # Also run curate's GradualDetector (curate/analysis/shots.py), which reports fades
+    # through black and dissolves as whole spans (PySceneDetect reports one cut in their middle).
     fades: bool = True
 
     @model_validator(mode="after")
@@ -195,10 +196,15 @@ class PipelineConfig(_Strict):
 
     def split_settings(self) -> dict[str, Any]:
         """Settings that decide where clips start and end (hence clip ids)."""
-        return {"detector": self.detector.model_dump(), "clips": self.clips.model_dump(), "analysis_width": self.analysis.width}
+        return split_settings(self.detector, self.clips, self.analysis)
 
     def config_hash(self) -> str:
         return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def split_settings(detector: DetectorConfig, clips: ClipsConfig, analysis: AnalysisConfig) -> dict[str, Any]:
+    """Settings that decide where clips start and end (hence clip ids), from the sections that hold them."""
+    return {"detector": detector.model_dump(), "clips": clips.model_dump(), "analysis_width": analysis.width}
 
 
 class ConfigError(ValueError):

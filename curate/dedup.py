@@ -29,9 +29,11 @@ import pyarrow as pa
 from curate.config import DedupConfig
 from curate.output.rewrite import Changes, apply_changes, read_columns
 from curate.output.store import OutputStore
+from curate.records import Reason, reason
 from curate.review.outrank import keep_human
 
-DUPLICATE = "duplicate_of "  # prefix of the reject reason
+DUPLICATE = "duplicate_of "  # how a duplicate's reject reason detail starts
+DUPLICATE_KEYS = ("phash_max_distance", "cosine_threshold")  # reason keys: the test that matched
 _BLOCK = 256  # candidates compared with all better ones per matrix product
 
 
@@ -72,8 +74,11 @@ def embedding_matrix(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np
 
 
 def find_duplicates(ids: list[str], phash: list[str], embedding: np.ndarray, has: np.ndarray, score: list[float | None],
-                    rank: list[int], cfg: DedupConfig) -> dict[int, tuple[int, str]]:
+                    rank: list[int], cfg: DedupConfig) -> dict[int, tuple[int, Reason]]:
     """Greedy over (rank, score desc, clip id): index -> (index of the kept clip it duplicates, reason).
+
+    The reason's key is the test that matched (``phash_max_distance`` or
+    ``cosine_threshold``), its detail the measure (``phash distance 1 <= phash_max_distance 2``).
 
     Args:
         embedding, has: ``(n, D)`` embeddings (any scale; normalised here) and which rows have one.
@@ -85,7 +90,7 @@ def find_duplicates(ids: list[str], phash: list[str], embedding: np.ndarray, has
     has = np.asarray(has, bool)[order] & (cfg.cosine_threshold is not None) if n else np.zeros(0, bool)
     emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
     kept = np.zeros(n, bool)
-    out: dict[int, tuple[int, str]] = {}
+    out: dict[int, tuple[int, Reason]] = {}
     for a in range(0, n, _BLOCK):
         b = min(n, a + _BLOCK)
         dist = np.bitwise_count(hashes[a:b, None] ^ hashes[None, :b]) if cfg.phash_max_distance is not None else None
@@ -95,11 +100,12 @@ def find_duplicates(ids: list[str], phash: list[str], embedding: np.ndarray, has
             if dist is not None:
                 js = np.flatnonzero(kept[:k] & (dist[r, :k] <= cfg.phash_max_distance))
                 if js.size:
-                    found = (js[0], f"phash distance {int(dist[r, js[0]])} <= phash_max_distance {cfg.phash_max_distance}")
+                    found = (js[0], reason("phash_max_distance",
+                                            f"phash distance {int(dist[r, js[0]])} <= phash_max_distance {cfg.phash_max_distance}"))
             if found is None and cos is not None and has[k]:
                 js = np.flatnonzero(kept[:k] & has[:k] & (cos[r, :k] >= cfg.cosine_threshold))
                 if js.size:
-                    found = (js[0], f"cosine {float(cos[r, js[0]]):.3f} >= cosine_threshold {cfg.cosine_threshold:g}")
+                    found = (js[0], reason("cosine_threshold", f"cosine {float(cos[r, js[0]]):.3f} >= cosine_threshold {cfg.cosine_threshold:g}"))
             if found is None:
                 kept[k] = True
             else:
@@ -123,7 +129,7 @@ def resolve(keys: pa.Table, desired: list[dict[str, Any]], cfg: DedupConfig, on_
     """
     ids = keys.column("clip_id").to_pylist()
     cand = [i for i, d in enumerate(desired) if not d["reject_reasons"]]
-    dups: dict[int, tuple[int, str]] = {}
+    dups: dict[int, tuple[int, Reason]] = {}
     if cfg.enabled and cand:
         emb, has = embedding_matrix(keys.column("embedding"))
         score = keys.column(cfg.score).to_pylist()
@@ -136,7 +142,8 @@ def resolve(keys: pa.Table, desired: list[dict[str, Any]], cfg: DedupConfig, on_
         want = dict(want, duplicate_of=None)
         if i in dups:
             j, why = dups[i]
-            want.update(reject_reasons=[*want["reject_reasons"], f"{DUPLICATE}{ids[j]} ({why})"], duplicate_of=ids[j])
+            dup = reason(why["key"], f"{DUPLICATE}{ids[j]} ({why['detail']})")
+            want.update(reject_reasons=[*want["reject_reasons"], dup], duplicate_of=ids[j])
         have = {k: _plain(current[k][i]) for k in want}
         for k in ("reject_reasons", "flag_reasons"):
             have[k] = have[k] or []
@@ -148,7 +155,7 @@ def resolve(keys: pa.Table, desired: list[dict[str, Any]], cfg: DedupConfig, on_
 
 def stored_decisions(keys: pa.Table) -> list[dict[str, Any]]:
     """Each row's committed decision without its duplicate reason (what dedup starts from)."""
-    return [{"reject_reasons": [r for r in (rr or []) if not r.startswith(DUPLICATE)], "flag_reasons": list(fr or [])}
+    return [{"reject_reasons": [r for r in (rr or []) if r["key"] not in DUPLICATE_KEYS], "flag_reasons": list(fr or [])}
             for rr, fr in zip(keys.column("reject_reasons").to_pylist(), keys.column("flag_reasons").to_pylist())]
 
 

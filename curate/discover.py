@@ -22,7 +22,7 @@ import fsspec
 
 from curate.input_manifest import MANIFEST_EXTENSIONS, ROW_ERROR, ManifestError, json_safe, read_rows
 from curate.media.uri import is_remote, local_path, local_uri
-from curate.records import PENDING, Record
+from curate.records import FAILED, PENDING, Record
 
 log = logging.getLogger(__name__)
 
@@ -191,16 +191,17 @@ def _record(uri: str, entry: dict[str, Any]) -> Record:
         log.warning("%s: caption %r is a %s; stored as text", uri, caption, type(caption).__name__)
         caption = None if isinstance(caption, float) and caption != caption else str(caption)
     source = "manifest" if caption else None
-    video: Record = {"uri": uri, "status": PENDING, "reason": None, "timings": {}}
+    video: Record = {"uri": uri, "status": PENDING, "reason_key": None, "reason": None, "timings": {}}
     if error:
-        video.update(video_id=hashlib.sha256(uri.encode()).hexdigest()[:24], size_bytes=None, status="failed", reason=f"discover: {error}")
+        video.update(video_id=hashlib.sha256(uri.encode()).hexdigest()[:24], size_bytes=None, status=FAILED,
+                     reason_key="discover: bad manifest row", reason=f"discover: {error}")
     else:
         try:
             video["video_id"], video["size_bytes"] = video_identity(uri)
         except (OSError, ValueError) as e:
             video["video_id"] = hashlib.sha256(uri.encode()).hexdigest()[:24]
             video["size_bytes"] = None
-            video.update(status="failed", reason=f"discover: cannot read input: {e}")
+            video.update(status=FAILED, reason_key="discover: cannot read input", reason=f"discover: cannot read input: {e}")
         if not caption:
             caption = _sidecar_caption(uri)
             source = "sidecar" if caption else None

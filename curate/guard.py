@@ -19,10 +19,15 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 SETUP_TIMEOUT_S = 600.0
+TEARDOWN_TIMEOUT_S = 10.0  # a child still busy after this is killed
 
 
 class GuardError(RuntimeError):
-    """The child overran its time limit or died; the message says which."""
+    """The child overran its time limit or died; ``key`` says which (``timeout``), the message how."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -45,9 +50,13 @@ def _serve(conn: Connection, parent_pid: int) -> None:
     while True:
         try:
             video = conn.recv()
-        except EOFError:
+        except EOFError:  # the parent is done with this worker (Guard.close): release, then exit
+            stage.teardown()
             return
-        conn.send(("ok", stage.run_captured(video)))
+        try:
+            conn.send(("ok", stage.run_captured(video)))
+        except OSError:  # the parent gave up on this video (interrupted, or timed out): just exit
+            return
 
 
 class Guard:
@@ -58,6 +67,7 @@ class Guard:
         self._name = stage.name
         self._proc: subprocess.Popen[bytes] | None = None
         self._conn: _Duplex | None = None
+        self._busy = False  # a video was sent and its result not read (the call was cut short)
 
     def start(self) -> None:
         """Start the child and wait until its ``setup()`` is done."""
@@ -84,11 +94,11 @@ class Guard:
         conn.send(self._blob)
         if not conn.poll(SETUP_TIMEOUT_S):
             proc.kill()
-            raise GuardError(f"worker did not finish setup within {SETUP_TIMEOUT_S:.0f}s")
+            raise GuardError("setup timeout", f"worker did not finish setup within {SETUP_TIMEOUT_S:.0f}s")
         kind, msg = self._recv(conn, proc)
         if kind != "ready":
             proc.wait(5)
-            raise GuardError(f"setup failed: {msg}")
+            raise GuardError("setup failed", f"setup failed: {msg}")
         self._proc, self._conn = proc, conn
 
     def _recv(self, conn: Any, proc: Any) -> tuple[str, Any]:
@@ -97,31 +107,43 @@ class Guard:
         except (EOFError, OSError):
             code = proc.wait(5)
             self._proc = self._conn = None
-            raise GuardError(f"worker process died (exit code {code})") from None
+            raise GuardError("worker process died", f"worker process died (exit code {code})") from None
 
     def call(self, video: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         """Process one video in the child; raise :class:`GuardError` on timeout or crash."""
         if self._proc is None or self._proc.poll() is not None:
             self.start()
         proc, conn = self._proc, self._conn
+        self._busy = True
         conn.send(video)
         if not conn.poll(timeout_s):
-            self.close()
-            raise GuardError(f"timeout: no result within {timeout_s:g}s (limits.video_timeout_s)")
+            self.close(graceful=False)
+            raise GuardError("timeout", f"timeout: no result within {timeout_s:g}s (limits.video_timeout_s)")
         kind, out = self._recv(conn, proc)
+        self._busy = False
         return out
 
-    def close(self) -> None:
-        if self._proc is not None:
-            self._proc.kill()
-            self._proc.wait(5)
+    def close(self, graceful: bool = True) -> None:
+        """End the child: ``graceful`` lets it run the stage's ``teardown()`` first (up to
+        :data:`TEARDOWN_TIMEOUT_S`); otherwise, or when a call was cut short (Ctrl-C while the
+        child works on a video), it is killed at once."""
+        graceful = graceful and not self._busy
+        self._busy = False
         if self._conn is not None:
-            self._conn.close()
+            self._conn.close()  # the child reads EOF: teardown, exit
+        if self._proc is not None:
+            try:
+                if not graceful:
+                    raise subprocess.TimeoutExpired(self._proc.args, 0)
+                self._proc.wait(TEARDOWN_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(5)
         self._proc = self._conn = None
 
     def __del__(self) -> None:
         try:
-            self.close()
+            self.close(graceful=False)
         except Exception:  # noqa: BLE001 - interpreter shutdown
             pass
 

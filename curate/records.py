@@ -6,7 +6,9 @@ per video (see ``curate/output/store.py``).
 
 Video record keys (set by the stage named):
     uri, video_id, size_bytes, input_meta, caption, caption_source   discover
-    status ("pending" | "done" | "rejected" | "failed"), reason        any stage
+    status (PENDING | DONE | REJECTED | FAILED), reason_key, reason    any stage
+        (``reason_key`` is what the funnel counts, e.g. ``min_duration_s``
+        or ``analyse: VideoOpenFailure``; ``reason`` the sentence for people)
     probe: dict                                                        probe
         container, codec, pix_fmt, width, height, rotation, sar,
         fps, duration_s (header), has_audio, bit_depth
@@ -20,8 +22,9 @@ Video record keys (set by the stage named):
     timings: dict[stage name, seconds]                                 every stage
 
 Clip dict keys are the columns of ``schemas/clip`` (see that file for units),
-plus ``reject_reasons: list[str]`` (filter), ``flag_reasons`` (caption
-stages; a flagged clip goes to ``review/``) and transient keys starting with
+plus ``reject_reasons`` (filter, caption check, dedup) and ``flag_reasons``
+(caption stages; a flagged clip goes to ``review/``), each a list of
+:func:`reason` dicts ``{"key", "detail"}``, and transient keys starting with
 ``_`` that are never written, e.g. ``_frames``: list of HxWx3 uint8 RGB frames
 sampled in the decode pass at ``analysis.sample_width`` for scorers and CLIP
 (dropped by the filter, after the last stage that reads them), and
@@ -36,6 +39,22 @@ from typing import Any
 Record = dict[str, Any]
 
 PENDING, DONE, REJECTED, FAILED = "pending", "done", "rejected", "failed"
+
+Reason = dict[str, str]  # {"key": what is counted, "detail": what a person reads}
+
+
+def reason(key: str, detail: str | None = None) -> Reason:
+    """A reason to drop or flag a clip: ``key`` is counted (``min_motion``), ``detail`` is read.
+
+    The key is a stable name (a threshold, a check) that the funnel, inspect,
+    the report and refilter group by; the detail is never parsed back.
+    """
+    return {"key": key, "detail": detail if detail is not None else key}
+
+
+def reason_keys(reasons: list[Reason] | None) -> list[str]:
+    """The keys of ``reasons`` (``None`` or empty gives ``[]``)."""
+    return [r["key"] for r in reasons or []]
 
 
 def clip_id(video_id: str, split_key: str, start_frame: int, end_frame: int) -> str:

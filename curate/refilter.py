@@ -2,8 +2,9 @@
 
 Every clip the run produced has its scores stored (clips, review and
 rejected alike), so a new pipeline whose thresholds differ decides again
-from those columns: the filter's checks, the caption check's bands on the
-raw similarity, then run-wide dedup. Clips keep their ids; only clips that
+from those columns with the stages' own checks (:func:`curate.decisions.decide`:
+the filter's thresholds, the caption check's bands on the raw similarity),
+then run-wide dedup. Clips keep their ids; only clips that
 become accepted or flagged are encoded from their source, clips that become
 rejected lose their bytes, and the result is a new version of the shards,
 committed like dedup (:mod:`curate.output.rewrite`) and listed under
@@ -21,6 +22,7 @@ from typing import Any
 
 from curate.config import ConfigError, PipelineConfig
 from curate.config_diff import differences, listed, of_kind
+from curate.decisions import decide
 from curate.dedup import count_duplicates, key_columns, resolve
 from curate.output import manifest as mf
 from curate.output.lock import acquire
@@ -88,24 +90,6 @@ def describe_changes(changes: list[tuple[str, Any, Any]]) -> str:
         return "off" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
 
     return ", ".join(f"{k} {fmt(x)} → {fmt(y)}" for k, x, y in changes)
-
-
-def decide(row: dict[str, Any], config: PipelineConfig) -> dict[str, Any]:
-    """A clip's decision before dedup under ``config``, from its stored columns."""
-    from curate.stages.caption_check import judge
-    from curate.stages.filter import reject_reasons
-
-    reject = reject_reasons(row, config.filter)
-    outcome, reason = row["caption_check"], row["caption_check_reason"]
-    # Flags other than the caption check's own (e.g. caption hygiene) do not depend on thresholds.
-    flags = [f for f in row["flag_reasons"] or [] if not (outcome == "flag" and f == reason)]
-    if config.caption_check is not None and row["clip_sim_mean"] is not None:
-        outcome, reason = judge(row["clip_sim_mean"], row["clip_sim_min"], config.caption_check)
-        if outcome == "flag":
-            flags.append(reason)
-        elif outcome == "reject":
-            reject.append(reason)
-    return {"reject_reasons": reject, "flag_reasons": flags, "caption_check": outcome, "caption_check_reason": reason}
 
 
 @dataclass(frozen=True)

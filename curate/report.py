@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from curate.output import manifest as mf
-from curate.output.funnel import threshold_key
+from curate.decisions import CHECKS, thresholds_by_column
 from curate.output.shards import TABLES, Location, read_table
 from curate.report_svg import COLOURS, bars, histogram
 from curate.schema import load_schema
@@ -61,7 +61,7 @@ def load_rows(loc: Location, doc: dict[str, Any], columns: list[str]) -> dict[st
     data: dict[str, list[Any]] = defaultdict(list)
     for table, entries in (doc.get("shards") or {}).items():
         names = load_schema(TABLES.get(table, "clip")).names
-        keys = ["clip_id", "caption", "flag_reasons", "reject_reasons", "duplicate_of", "source_uri", "start_s", "end_s"]
+        keys = ["clip_id", "caption", "flag_reasons", "reject_reasons", "duplicate_of", "phash", "source_uri", "start_s", "end_s"]
         want = [c for c in [*keys, *columns] if c in names]
         for e in entries:
             t = read_table(loc, e["path"], want)
@@ -74,18 +74,7 @@ def load_rows(loc: Location, doc: dict[str, Any], columns: list[str]) -> dict[st
 
 def thresholds(config: dict[str, Any]) -> dict[str, list[tuple[str, float]]]:
     """Score column -> the ``(name, value)`` thresholds the pipeline applies to it."""
-    from curate.stages.filter import CHECKS
-
-    out: dict[str, list[tuple[str, float]]] = defaultdict(list)
-    for name, (column, _, _) in CHECKS.items():
-        value = (config.get("filter") or {}).get(name)
-        if value is not None:
-            out[column].append((name, float(value)))
-    cc = config.get("caption_check")
-    if cc:
-        for name in ("reject_below", "pass_min"):
-            out[f"clip_sim_{cc.get('statistic', 'mean')}"].append((name, float(cc[name])))
-    return out
+    return thresholds_by_column(config)
 
 
 def _sheets(data: dict[str, Any]) -> dict[str, tuple[str, list[int], int]]:
@@ -96,7 +85,7 @@ def _sheets(data: dict[str, Any]) -> dict[str, tuple[str, list[int], int]]:
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)
     for i, outcome in enumerate(data["outcome"]):
         if outcome == "dropped":
-            for key in sorted({threshold_key(r) for r in data["reject_reasons"][i] or []}):
+            for key in sorted({r["key"] for r in data["reject_reasons"][i] or []}):
                 groups[(f"dropped: {_KEY_LABEL.get(key, key)}", key)].append(i)
         else:
             groups[(outcome, outcome)].append(i)
@@ -106,10 +95,6 @@ def _sheets(data: dict[str, Any]) -> dict[str, tuple[str, list[int], int]]:
             for title, key in order}
 
 
-# "motion_score 0.02 < min_motion 0.15": the column and value a threshold reason names.
-_REASON_VALUE = re.compile(r"^([A-Za-z_]\w*) (-?\d[\d.]*(?:e[-+]?\d+)?) [<>]")
-# "duplicate_of c1 (phash distance 2 <= phash_max_distance 4)": the measure of a dedup reason.
-_DUP_VALUE = re.compile(r"\((phash distance \d+|cosine -?[\d.]+)")
 _SHORT = {"motion_score": "motion", "aesthetic_score": "aesthetic"}
 
 
@@ -117,26 +102,40 @@ def _fmt_score(column: str, value: float) -> str:
     return f"{_SHORT.get(column, column)} {value:.3g}"
 
 
-def decisive(data: dict[str, Any], i: int, key: str, score: str | None) -> str:
+def _column_of(key: str, sim: str) -> str | None:
+    """The score column a reason key judges (``min_motion`` -> ``motion_score``), if any."""
+    if key in CHECKS:
+        return CHECKS[key][0]
+    return sim if key in ("reject_below", "pass_min") else None
+
+
+def _phash_distance(data: dict[str, Any], i: int) -> str | None:
+    """``phash distance N`` between clip ``i`` and the clip it duplicates, when both are held."""
+    dup = data["duplicate_of"][i]
+    j = data["clip_id"].index(dup) if dup and dup in data["clip_id"] else None  # a sheet shows at most SHEET_CAP clips
+    a, b = data["phash"][i], data["phash"][j] if j is not None else None
+    return f"phash distance {bin(int(a, 16) ^ int(b, 16)).count('1')}" if a and b else None
+
+
+def decisive(data: dict[str, Any], i: int, key: str, score: str | None, sim: str = "clip_sim_mean") -> str:
     """The label of clip ``i`` on sheet ``key``: the score that put it there (``motion 0.02`` under min_motion).
 
     Kept clips show the dedup ranking score; flagged ones their flag's score;
-    duplicates the pHash distance or cosine that matched.
+    duplicates the pHash distance to the clip they duplicate (or the reason's
+    detail). Found from the reason keys and the stored columns, never by
+    reading a reason's sentence.
     """
     if key not in ("kept", "flagged"):
-        reasons = [r for r in data["reject_reasons"][i] or [] if threshold_key(r) == key]
+        reasons = [r for r in data["reject_reasons"][i] or [] if r["key"] == key]
     else:
         reasons = list(data["flag_reasons"][i] or []) if key == "flagged" else []
     for r in reasons:
-        m = _DUP_VALUE.search(r)
-        if m:
-            return m.group(1)
-        m = _REASON_VALUE.match(r)
-        if m:
-            col, text = m.groups()
-            value = data[col][i] if col in data and data[col][i] is not None else float(text)
-            return _fmt_score(col, value)
-        return r
+        if r["key"] == "phash_max_distance" and (label := _phash_distance(data, i)):
+            return label
+        col = _column_of(r["key"], sim)
+        if col in data and data[col][i] is not None:
+            return _fmt_score(col, data[col][i])
+        return r["detail"]
     if score and data[score][i] is not None:
         return _fmt_score(score, data[score][i])
     return data["clip_id"][i][:12]
@@ -157,7 +156,7 @@ def _tile(data: dict[str, Any], i: int, thumb: bytes | None, label: str) -> str:
     reasons = data["reject_reasons"][i] or data["flag_reasons"][i] or []
     uri, start, end = data["source_uri"][i], data["start_s"][i], data["end_s"][i]
     where = f"{str(uri or '?').rsplit('/', 1)[-1]}  {start:.2f}–{end:.2f} s" if start is not None and end is not None else str(uri)
-    tip = "\n".join([where, str(uri), f"clip {data['clip_id'][i]}", data["caption"][i] or "(no caption)", *reasons])
+    tip = "\n".join([where, str(uri), f"clip {data['clip_id'][i]}", data["caption"][i] or "(no caption)", *(r["detail"] for r in reasons)])
     img = (f'<img src="data:image/jpeg;base64,{base64.b64encode(thumb).decode()}" alt="">' if thumb
            else "<div class=noimg>(no thumbnail)</div>")
     return (f'<div class="tile" title="{escape(tip)}">{img}<div class=score>{escape(label)}</div>'
@@ -247,7 +246,8 @@ def render(output: str) -> str:
     thumbs = _thumbnails(loc, data, {i for _, rows, _ in sheets.values() for i in rows})
     for title, (key, rows, total) in sheets.items():
         html.append(f"<h3>{escape(title)} <span class=muted>(showing {len(rows)} of {total:,})</span></h3><div class=sheet>")
-        html += [_tile(data, i, thumbs.get(data["clip_id"][i]), decisive(data, i, key, score)) for i in rows]
+        sim = f"clip_sim_{(config.get('caption_check') or {}).get('statistic', 'mean')}"
+        html += [_tile(data, i, thumbs.get(data["clip_id"][i]), decisive(data, i, key, score, sim)) for i in rows]
         html.append("</div>")
     from curate.review.report_section import review_section
 

@@ -65,9 +65,8 @@ def model_record(config: PipelineConfig) -> tuple[dict[str, Any] | None, dict[st
     """
     if config.clip is None:
         return None, {}
-    from curate.models.clip import resolve
+    from curate.models.clip import manifest_entry, resolve
     from curate.models.hub import snapshot_revision
-    from curate.stages.clip_embed import manifest_entry
 
     clip = manifest_entry(config.clip, config.models, config.embedding)
     found = None if config.clip.random_init else resolve(config.clip, config.models, download=False)

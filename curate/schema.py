@@ -20,7 +20,14 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 # Every table is written at its current version; v2 adds the model columns
 # (nullable, so a model-free run writes valid v2 rows with them null), the
 # ``review`` table (clip schema), ``duplicate_of`` and the ledger's ``num_flagged``.
-CURRENT = {"clip": 2, "rejected": 2, "videos": 2}
+# v3 stores every reason as a key (counted) plus a detail (read): ``reject_reasons`` and
+# ``flag_reasons`` are lists of ``reason`` structs and the ledger has ``reason_key``;
+# :mod:`curate.output.legacy` reads v2 files into that shape.
+CURRENT = {"clip": 3, "rejected": 3, "videos": 3}
+# Versions whose files curate still reads (older ones through :mod:`curate.output.legacy`).
+READABLE = {"clip": (2, 3), "rejected": (2, 3), "videos": (2, 3)}
+# A reason: ``key`` is what is counted (a threshold name), ``detail`` the sentence for people.
+REASON = pa.struct([("key", pa.string()), ("detail", pa.string())])
 _PLACEHOLDER = re.compile(r"\b[A-Z][A-Z0-9_]*\b")
 
 _SCALARS: dict[str, pa.DataType] = {
@@ -38,6 +45,8 @@ _SCALARS: dict[str, pa.DataType] = {
 def _type(spec: str) -> pa.DataType:
     if spec in _SCALARS:
         return _SCALARS[spec]
+    if spec == "reason":
+        return REASON
     if spec.startswith("list<") and spec.endswith(">"):
         inner = spec[5:-1]
         if "," in inner:  # fixed-size list: list<float32,512>
@@ -88,9 +97,10 @@ def to_table(rows: list[dict[str, Any]], name: str, params: Mapping[str, int | s
     return pa.Table.from_pydict(cols, schema=schema)
 
 
-def check_schema(schema: pa.Schema, name: str, params: Mapping[str, int | str] | None = None) -> list[str]:
-    """Column names and types of ``schema`` vs schema ``name`` (e.g. a shard's footer, no data read)."""
-    expected = load_schema(name, params=params)
+def check_schema(schema: pa.Schema, name: str, params: Mapping[str, int | str] | None = None,
+                 version: int | None = None) -> list[str]:
+    """Column names and types of ``schema`` vs schema ``name`` at ``version`` (e.g. a shard's footer, no data read)."""
+    expected = load_schema(name, version, params=params)
     problems = []
     have = {f.name: f for f in schema}
     for f in expected:

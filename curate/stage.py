@@ -4,6 +4,19 @@ Records flowing between stages are plain dicts, one per *source video*
 (see ``curate/records.py``); its clips travel nested under ``"clips"`` so a
 video's clips and its ledger row always reach the writer together. Keys that
 start with ``_`` are transient (e.g. sampled frames) and are never written.
+
+Lifecycle. A stage author overrides three verbs: :meth:`Stage.setup` (load
+models once per worker), :meth:`Stage.process` (a batch of records) and
+:meth:`Stage.teardown` (release them). Runners never call ``setup`` or
+``teardown`` directly but :meth:`Stage.start` and :meth:`Stage.stop`, which
+run them here or, for a guarded :class:`VideoStage`, in its child process.
+Both runners call ``start`` once per worker before the first batch and
+``stop`` once after the last, also when the run fails.
+
+Contract. :meth:`Stage.inputs` and :meth:`Stage.outputs` name the record
+keys a stage reads and writes (``"probe"``; clip keys as ``"clips.motion_score"``);
+``tests/test_structure.py`` walks the shipped pipelines and checks every key
+a stage reads was written before it.
 """
 
 from __future__ import annotations
@@ -13,32 +26,58 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-Record = dict[str, Any]
+from curate.records import FAILED, PENDING, REJECTED, Reason, Record
 
 
 @dataclass
 class Stage:
     """A step of a pipeline.
 
-    Subclasses set ``name`` and implement :meth:`process`. Resources are plain
-    fields so a pipeline file can override them; runners translate them
-    (the Ray runner into actor options, the local runner ignores them).
+    Subclasses set ``name``, implement :meth:`process` and declare their keys
+    (``reads``/``writes``, or :meth:`inputs`/:meth:`outputs` when they depend
+    on the config). Resources are plain fields whose defaults each stage class
+    declares (the one place they are set; ``resources:`` in a pipeline file
+    overrides them); runners translate them (the Ray runner into actor
+    options, the local runner ignores them).
     """
 
     name: ClassVar[str] = "stage"
+    # Record keys read and written; clip keys as "clips.<key>" (see curate/records.py).
+    reads: ClassVar[tuple[str, ...]] = ()
+    writes: ClassVar[tuple[str, ...]] = ()
     cpus: float = 1.0
     gpus: float = 0.0
     batch_size: int = 1
 
+    @classmethod
+    def from_config(cls, config: Any) -> Stage | None:
+        """This stage built from its own section(s) of a ``PipelineConfig``; ``None`` when the pipeline has none."""
+        return cls()
+
     def setup(self) -> None:
         """Load models/codecs once per worker, before the first batch."""
+
+    def process(self, batch: list[Record]) -> list[Record]:
+        raise NotImplementedError
+
+    def teardown(self) -> None:
+        """Release what :meth:`setup` loaded, once per worker, after the last batch."""
 
     def start(self) -> None:
         """What a runner calls once per worker before the first batch (runs :meth:`setup`)."""
         self.setup()
 
-    def process(self, batch: list[Record]) -> list[Record]:
-        raise NotImplementedError
+    def stop(self) -> None:
+        """What a runner calls once per worker after the last batch, also on failure (runs :meth:`teardown`)."""
+        self.teardown()
+
+    def inputs(self) -> tuple[str, ...]:
+        """Record keys this stage reads (``"clips.<key>"`` for clip keys)."""
+        return self.reads
+
+    def outputs(self) -> tuple[str, ...]:
+        """Record keys this stage writes (``"clips.<key>"`` for clip keys)."""
+        return self.writes
 
 
 @dataclass
@@ -46,8 +85,8 @@ class VideoStage(Stage):
     """A stage that maps each pending video record on its own.
 
     Records that are already ``rejected``/``failed`` pass through untouched.
-    An exception becomes ``status="failed"`` with the stage and error as the
-    reason, so one bad video never stops the run. With ``timeout_s`` set the
+    An exception becomes ``status=FAILED`` with the stage and error type as
+    the reason key, so one bad video never stops the run. With ``timeout_s`` set the
     work runs in a supervised child process (:mod:`curate.guard`) that is
     killed when it overruns, which also catches hangs and crashes inside
     native decoders.
@@ -77,13 +116,16 @@ class VideoStage(Stage):
         self._guard = Guard(self)
         self._guard.start()
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """Tear down where the work ran: here, or in the guard's child (which then exits)."""
         if self._guard is not None:
             self._guard.close()
             self._guard = None
+        elif self.timeout_s is None:
+            self.teardown()
 
     def _one(self, video: Record) -> Record:
-        if video.get("status", "pending") != "pending":
+        if video.get("status", PENDING) != PENDING:
             return video
         t0 = time.perf_counter()
         out = self.run_captured(video) if self.timeout_s is None else self._guarded(video)
@@ -97,7 +139,8 @@ class VideoStage(Stage):
         try:
             return self.process_video(video)
         except Exception as e:  # noqa: BLE001 - recorded on the row, the run goes on
-            out = fail(video, f"{self.name}: {type(e).__name__}: {e}")
+            key = f"{self.name}: {type(e).__name__}"
+            out = fail(video, key, f"{key}: {e}")
             out["traceback"] = traceback.format_exc(limit=8)
             return out
 
@@ -109,7 +152,7 @@ class VideoStage(Stage):
         try:
             return self._guard.call(video, float(self.timeout_s or 0))
         except GuardError as e:
-            return fail(video, f"{self.name}: {e}")
+            return fail(video, f"{self.name}: {e.key}", f"{self.name}: {e}")
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -117,15 +160,19 @@ class VideoStage(Stage):
         return state
 
 
-def fail(video: Record, reason: str) -> Record:
-    """Mark a video failed (it could not be read) and return it."""
+def fail(video: Record, key: str, detail: str | None = None) -> Record:
+    """Mark a video failed (it could not be read) and return it.
+
+    ``key`` is what the funnel counts (``analyse: VideoOpenFailure``: stage and
+    error type); ``detail`` the full sentence, file names and all.
+    """
     out = dict(video)
-    out.update(status="failed", reason=reason)
+    out.update(status=FAILED, reason_key=key, reason=detail if detail is not None else key)
     return out
 
 
-def reject(video: Record, reason: str) -> Record:
-    """Mark a video rejected (readable but does not qualify) and return it."""
+def reject(video: Record, why: Reason) -> Record:
+    """Mark a video rejected (readable but does not qualify, ``why`` from :mod:`curate.decisions`) and return it."""
     out = dict(video)
-    out.update(status="rejected", reason=reason)
+    out.update(status=REJECTED, reason_key=why["key"], reason=why["detail"])
     return out

@@ -20,11 +20,11 @@ from curate.output import manifest as mf
 from curate.output.ledger import VideoState, committed_parts, latest, read_parts, read_sidecars
 from curate.output.shards import LEDGER_DIR, Location, parse_part, read_table
 from curate.output.store import VIDEOS_FILE
-from curate.schema import check_schema, check_table, load_schema, schema_versions
+from curate.output.legacy import upgrade
+from curate.schema import READABLE, check_schema, check_table, load_schema, schema_versions
 
 _KEYS = ("clip_id", "video_id", "reject_reasons")
-# The ledger column that counts each table's rows per video.
-_LEDGER_COUNT = {fn.ACCEPTED_TABLE: "num_accepted", fn.REJECTED_TABLE: "num_rejected", fn.FLAGGED_TABLE: "num_flagged"}
+_LEDGER_COUNT = fn.LEDGER_COUNT
 
 
 def validate(output: str, deep: bool = True, decode: bool = False) -> list[str]:
@@ -168,8 +168,10 @@ def _check_header(doc: dict[str, Any]) -> list[str]:
                                                          "tables", "shards", "ledger", "funnel") if k not in doc]
     if "config" in doc and mf.config_hash(doc["config"]) != doc.get("config_hash"):
         problems.append(f"manifest: config_hash {doc.get('config_hash')} does not match its config ({mf.config_hash(doc['config'])})")
-    if doc.get("schema_versions") != schema_versions():
-        problems.append(f"manifest: written with schema versions {doc.get('schema_versions')}, this curate reads {schema_versions()}")
+    have = doc.get("schema_versions") or {}
+    if have != schema_versions() and not all(READABLE.get(t, ()) and v in READABLE[t] for t, v in have.items()):
+        problems.append(f"manifest: written with schema versions {have}, this curate reads {schema_versions()} "
+                        f"(and {READABLE} through its legacy reader)")
     last = (doc.get("runs") or [{}])[-1]
     if last.get("status") not in mf.END_STATUSES:
         problems.append(f"run {last.get('run_id')} did not close (status {last.get('status')}): it is still running, "
@@ -234,11 +236,12 @@ def _check_table_dir(loc: Location, table: str, schema: _Schema, entries: list[d
 def _check_shard(loc: Location, rel: str, schema: _Schema, cols: list[str], deep: bool) -> tuple[list[str], pa.Table | None]:
     with loc.fs.open(loc.path(rel), "rb") as f:
         pf = pq.ParquetFile(f)
-        problems = [f"{rel}: {p}" for p in check_schema(pf.schema_arrow, schema.name, schema.params)]
+        version = _version(pf.schema_arrow, schema.name)  # an older file is checked against its own version
+        problems = [f"{rel}: {p}" for p in check_schema(pf.schema_arrow, schema.name, schema.params, version)]
         if problems:
             return problems, None
         nulls: Counter[str] = Counter()
-        required = [fld.name for fld in load_schema(schema.name, params=schema.params) if not fld.nullable]
+        required = [fld.name for fld in load_schema(schema.name, version, params=schema.params) if not fld.nullable]
         batches = []
         for batch in pf.iter_batches(columns=None if deep else cols):
             for name in required:
@@ -246,8 +249,18 @@ def _check_shard(loc: Location, rel: str, schema: _Schema, cols: list[str], deep
                     nulls[name] += batch.column(name).null_count
             batches.append(batch.select(cols))
         table = pa.Table.from_batches(batches, schema=pa.schema([pf.schema_arrow.field(c) for c in cols]))
+    table = upgrade(table, cols)
     problems += [f"{rel}: column {c}: {n} nulls in a non-nullable column" for c, n in nulls.items() if n]
     return problems, table
+
+
+def _version(schema: pa.Schema, name: str) -> int | None:
+    """The version a shard's footer declares when it is one this curate reads, else ``None`` (the current one)."""
+    try:
+        version = int((schema.metadata or {}).get(b"curate.schema_version", b""))
+    except ValueError:
+        return None
+    return version if version in READABLE.get(name, ()) else None
 
 
 def _check_ids(keys: dict[str, pa.Table]) -> list[str]:
@@ -276,7 +289,8 @@ def _check_counts(keys: dict[str, pa.Table], videos: pa.Table) -> list[str]:
 
 
 def _check_funnel(doc: dict[str, Any], keys: dict[str, pa.Table], videos: pa.Table) -> list[str]:
-    states = [VideoState(r["status"], r["reason"], r["num_clips"]) for r in videos.select(["status", "reason", "num_clips"]).to_pylist()]
+    states = [VideoState(r["status"], r["reason_key"], r["num_clips"])
+              for r in videos.select(["status", "reason_key", "num_clips"]).to_pylist()]
     reasons = fn.reason_counts(keys[fn.REJECTED_TABLE]) if fn.REJECTED_TABLE in keys else {}
     funnel = fn.compute(states, {t: k.num_rows for t, k in keys.items()}, reasons)
     problems = [f"funnel check failed: {name}" for name, ok in funnel["checks"].items() if not ok]

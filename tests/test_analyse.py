@@ -23,8 +23,9 @@ LATER_COLUMNS = {"video", "video_format", "run_id", "config_hash"}  # encode sta
 def analyse(path, config: PipelineConfig | None = None, **record) -> dict:
     config = config or PipelineConfig()
     video = {"uri": str(path), "video_id": "vid", "status": "pending", "caption": "a caption", "caption_source": "manifest", **record}
-    video = ProbeStage(config=config).process([video])[0]
-    return AnalyseStage(config=config).process([video])[0]
+    video = ProbeStage(probe=config.probe).process([video])[0]
+    stage = AnalyseStage(detector=config.detector, clips=config.clips, analysis=config.analysis, probe=config.probe)
+    return stage.process([video])[0]
 
 
 def assert_clean(clips, cuts=(), spans=()):
@@ -39,9 +40,9 @@ def assert_clean(clips, cuts=(), spans=()):
 def test_one_decode_pass_and_complete_clip_rows(tmp_path):
     path = tmp_path / "v.mp4"
     truth = synth.make_video(path, [(60, "moving"), (80, "pan_left"), (40, "static"), (300, "tilt_up")])
-    before = decode.DECODE_PASSES[str(path)]
-    out = analyse(path, input_meta='{"k": 1}')
-    assert decode.DECODE_PASSES[str(path)] == before + 1
+    with decode.count_decode_passes() as passes:
+        out = analyse(path, input_meta='{"k": 1}')
+    assert passes[str(path)] == 1
     assert out["status"] == "pending"
     assert out["decoded"] == {"num_frames": 480, "duration_s": pytest.approx(19.2), "fps": pytest.approx(25.0), "irregular": None}
     assert [b[0] for b in out["boundaries"]] == list(truth)
@@ -132,7 +133,7 @@ def test_truncated_source_keeps_what_decoded(tmp_path):
 def test_decoded_duration_rechecked(tmp_path):
     path = tmp_path / "short.mp4"
     synth.make_video(path, [(10, "moving")])
-    stage = AnalyseStage(config=PipelineConfig(probe=ProbeConfig(min_duration_s=1.0)))
+    stage = AnalyseStage(probe=ProbeConfig(min_duration_s=1.0))
     out = stage.process([{"uri": str(path), "video_id": "v", "status": "pending", "probe": {"fps": 25.0}}])[0]
     assert out["status"] == "rejected" and out["reason"] == "too short: 0.40 s < min 1 s"
 

@@ -14,6 +14,7 @@ from curate.models.captioners import (
 )
 from curate.models.clip import shared_clip
 from curate.models.hygiene import RepeatTracker, clean_caption, degenerate_reason
+from curate.records import reason
 from curate.models.settings import CaptionConfig, ClipModelConfig
 from curate.models.sidecars import (
     SidecarReader,
@@ -70,19 +71,19 @@ def test_clean_caption(raw, clean):
 
 
 def test_degenerate_captions():
-    assert degenerate_reason("") == "caption empty"
-    assert "too short" in degenerate_reason("A cat")
-    assert "too long" in degenerate_reason("word " * 200)
-    assert "repeats 'the'" in degenerate_reason("the the the the cat sat there")
-    assert "repeats 'a red car'" in degenerate_reason("a red car a red car a red car")
-    assert "repetitive" in degenerate_reason(" ".join(["a man walks on a road and"] * 3 + ["then stops"]))
+    assert degenerate_reason("") == {"key": "caption_empty", "detail": "caption empty"}
+    assert "too short" in degenerate_reason("A cat")["detail"]
+    assert "too long" in degenerate_reason("word " * 200)["detail"]
+    assert "repeats 'the'" in degenerate_reason("the the the the cat sat there")["detail"]
+    assert "repeats 'a red car'" in degenerate_reason("a red car a red car a red car")["detail"]
+    assert "repetitive" in degenerate_reason(" ".join(["a man walks on a road and"] * 3 + ["then stops"]))["detail"]
     assert degenerate_reason("A man riding a bike down a hill at sunset") is None
 
 
 def test_repeat_tracker_counts_distinct_videos():
     t = RepeatTracker(max_videos=3)
     assert [t.add("A cat.", v) for v in ("a", "a", "a", "b")] == [None] * 4  # clips of one video may share it
-    assert "repeated on 3+ videos" in t.add("a CAT", "c")  # case and punctuation do not hide a repeat
+    assert "repeated on 3+ videos" in t.add("a CAT", "c")["detail"]  # case and punctuation do not hide a repeat
     assert t.add("A dog", "d") is None
 
 
@@ -173,7 +174,7 @@ def test_caption_stage_provenance_hygiene_and_repeats():
     stage.setup = lambda: None  # no model load; the generator is injected
     stage._gen, stage._reader, stage._repeats = _Fixed(), SidecarReader(), RepeatTracker(2)
     videos = [fake_video("v0", 2, 1, caption="Manifest caption here", caption_source="manifest"), fake_video("v1", 1, 1), fake_video("v2", 2, 1)]
-    videos[2]["clips"][1]["reject_reasons"] = ["too dark"]
+    videos[2]["clips"][1]["reject_reasons"] = [reason("min_brightness", "too dark")]
     out = stage.process(videos)
     kept = out[0]["clips"][0]
     assert kept["caption"] == "Manifest caption here" and kept["caption_source"] == "manifest" and kept["caption_model"] is None
@@ -181,7 +182,7 @@ def test_caption_stage_provenance_hygiene_and_repeats():
     assert gen["caption"] == "A cat sitting on a red sofa" and gen["caption_source"] == "transformers"
     assert (gen["caption_model"], gen["caption_prompt"], gen["caption_version"]) == ("fake/model", "Describe.", "fake 1")
     assert not gen.get("flag_reasons")
-    assert "repeated on 2+ videos" in out[2]["clips"][0]["flag_reasons"][0]
+    assert "repeated on 2+ videos" in out[2]["clips"][0]["flag_reasons"][0]["detail"]
     assert out[2]["clips"][1]["caption"] is None  # rejected clips are not captioned
 
 

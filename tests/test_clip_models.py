@@ -13,7 +13,8 @@ from curate.models.clip import embed_dim, load_clip, preprocess_frames, shared_c
 from curate.models.device import pick_device, pick_precision
 from curate.models.settings import ClipModelConfig, EmbeddingConfig
 from curate.schema import load_schema
-from curate.stages.clip_embed import ClipEmbedStage, manifest_entry
+from curate.models.clip import manifest_entry
+from curate.stages.clip_embed import ClipEmbedStage
 from tests.models_fixtures import fake_video, tiny_clip  # noqa: F401
 
 
@@ -94,7 +95,7 @@ def test_clip_embed_stage_batches_across_videos(clip_cfg):
     stage = ClipEmbedStage(clip=clip_cfg, embedding=EmbeddingConfig(dtype="float16"))
     stage.setup()
     videos = [fake_video("v0", 2, 3, seed=0), fake_video("v1", 3, 2, seed=1, size=(90, 160)), fake_video("v2", 1, 3, seed=2)]
-    videos[2]["clips"][0]["reject_reasons"] = ["motion_score 0.01 < min_motion 0.15"]
+    videos[2]["clips"][0]["reject_reasons"] = [{"key": "min_motion", "detail": "motion_score 0.01 < min_motion 0.15"}]
     done = {"uri": "x", "status": "failed", "clips": []}
     out = stage.process([*videos, done])
     assert out[3] is done and "clip_embed" in out[0]["timings"]

@@ -18,6 +18,7 @@ from curate.dedup import dedup_output, embedding_matrix, find_duplicates
 from curate.output import OutputStore, shards
 from curate.output import manifest as mf
 from curate.output.rewrite import apply_changes
+from curate.records import reason
 from curate.run import run_pipeline
 from curate.synth import make_video
 from curate.validate import validate
@@ -45,9 +46,9 @@ def test_exact_near_rank_and_score_order() -> None:
     rank = [0, 0, 0, 0, 1, 1, 0]  # e and f are flagged
     dups = find_duplicates(ids, phash, emb, np.ones(7, bool), score, rank, cfg)
     assert {ids[i]: (ids[j], why) for i, (j, why) in dups.items()} == {
-        "a": ("b", "phash distance 1 <= phash_max_distance 2"),  # b scores higher
-        "d": ("c", "cosine 0.990 >= cosine_threshold 0.9"),  # near duplicate by embedding only
-        "f": ("g", "phash distance 0 <= phash_max_distance 2"),  # an accepted twin beats a better-scored flagged one
+        "a": ("b", reason("phash_max_distance", "phash distance 1 <= phash_max_distance 2")),  # b scores higher
+        "d": ("c", reason("cosine_threshold", "cosine 0.990 >= cosine_threshold 0.9")),  # near duplicate by embedding only
+        "f": ("g", reason("phash_max_distance", "phash distance 0 <= phash_max_distance 2")),  # an accepted twin beats a better-scored flagged one
     }  # e has d's pHash, but d is dropped: a dropped clip keeps no one out
     assert find_duplicates(ids, phash, emb, np.ones(7, bool), score, rank, DedupConfig(phash_max_distance=None, cosine_threshold=None)) == {}
     assert find_duplicates(ids, phash, emb, np.zeros(7, bool), score, rank, DedupConfig(phash_max_distance=None)) == {}
@@ -128,7 +129,8 @@ def test_copies_are_exact_duplicates(one_shot: Path) -> None:
     assert len(dups) > 0
     assert set(dups["duplicate_of"]) <= set(kept["clip_id"])
     for reasons in dups["reject_reasons"]:
-        assert len(reasons) == 1 and reasons[0].startswith("duplicate_of ") and "<= phash_max_distance 4" in reasons[0]
+        assert len(reasons) == 1 and reasons[0]["key"] == "phash_max_distance"
+        assert reasons[0]["detail"].startswith("duplicate_of ") and "<= phash_max_distance 4" in reasons[0]["detail"]
     hashes = [int(h, 16) for h in kept["phash"]]
     assert all((a ^ b).bit_count() > 4 for i, a in enumerate(hashes) for b in hashes[i + 1:])
     m = json.loads((one_shot / "manifest.json").read_text())
@@ -167,7 +169,7 @@ def test_a_clip_that_stops_being_a_duplicate_is_encoded_again(one_shot: Path, tm
     clips = read_table(out, "clips")
     victim, other = clips["clip_id"][0], clips["clip_id"][1]
     with OutputStore.open(str(out), model_free()) as store:  # pretend an earlier decision made it a duplicate
-        apply_changes(store, {victim: {"reject_reasons": [f"duplicate_of {other} (test)"], "flag_reasons": None,
+        apply_changes(store, {victim: {"reject_reasons": [reason("phash_max_distance", f"duplicate_of {other} (test)")], "flag_reasons": None,
                                        "duplicate_of": other}}, {"kind": "test"})
     assert victim in set(read_table(out, "rejected")["clip_id"])
     with OutputStore.open(str(out), model_free()) as store:
@@ -217,7 +219,7 @@ def test_near_duplicates_by_embedding(tmp_path: Path, tiny_clip) -> None:  # noq
     run_pipeline(config, [str(tmp_path / "in")], str(tmp_path / "out"), runner="local")
     rejected = read_table(tmp_path / "out", "rejected")
     dups = rejected[rejected["duplicate_of"].notna()]
-    assert len(dups) > 0 and all("cosine_threshold 0.999" in r[0] for r in dups["reject_reasons"])
+    assert len(dups) > 0 and all("cosine_threshold 0.999" in r[0]["detail"] for r in dups["reject_reasons"])
     assert validate(str(tmp_path / "out")) == []
 
 

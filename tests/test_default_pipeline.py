@@ -105,7 +105,7 @@ def test_flagged_clips_go_to_review_with_bytes(local_run) -> None:
     assert (clips["caption_check"] == "pass").all()
     assert rejected["reject_reasons"].map(len).gt(0).all()
     check = rejected[rejected["caption_check"] == "reject"]
-    assert all(any("reject_below" in r for r in rr) for rr in check["reject_reasons"])
+    assert all(any(r["key"] == "reject_below" for r in rr) for rr in check["reject_reasons"])
 
 
 def test_manifest_funnel_and_report(local_run) -> None:
@@ -114,7 +114,7 @@ def test_manifest_funnel_and_report(local_run) -> None:
     c = m["funnel"]["clips"]
     assert c["accepted"] + c["flagged"] + c["rejected"] == c["produced"] == len(_all(out))
     assert m["funnel"]["checks"]["produced = accepted + rejected + flagged"]
-    assert m["schema_versions"] == {"clip": 2, "rejected": 2, "videos": 2}
+    assert m["schema_versions"] == {"clip": 3, "rejected": 3, "videos": 3}
     assert m["schema_params"]["clip"] == {"EMBED_DIM": 32, "EMBED_DTYPE": "float16"}
     assert m["models"]["clip"]["dim"] == 32 and m["random_init"] is False
     assert {"clip_embed", "aesthetic", "caption", "caption_check", "filter", "encode"} <= set(m["timings"])

@@ -257,11 +257,12 @@ def test_motion_flow_size_keeps_a_minimum_side():
 
 def test_nan_score_is_a_clear_reason():
     from curate.config import FilterConfig
-    from curate.stages.filter import reject_reasons
+    from curate.decisions import filter_reasons as reject_reasons
+    from curate.records import reason
 
     reasons = reject_reasons({"motion_score": float("nan"), "sharpness": 50.0, "brightness": 0.5, "black_fraction": 0.0,
                               "frozen_fraction": 0.0}, FilterConfig())
-    assert reasons == ["motion_score not measurable (nan) for min_motion"]
+    assert reasons == [reason("min_motion", "motion_score not measurable (nan) for min_motion")]
 
 
 # --- display aspect ---------------------------------------------------------

@@ -117,7 +117,7 @@ def test_offline_load_from_models_dir_hub_layout(offline, tiny_clip):  # noqa: F
 def test_models_cli_mounts():
     from typer.testing import CliRunner
 
-    from curate.models.download import models_app
+    from curate.cli import models_app
 
-    result = CliRunner().invoke(models_app(), ["download", "--help"])
+    result = CliRunner().invoke(models_app, ["download", "--help"])
     assert result.exit_code == 0 and "--to" in result.output

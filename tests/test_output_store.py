@@ -26,9 +26,9 @@ import pytest
 
 from curate.config import OutputConfig, PipelineConfig
 from curate.output import LockedError, OutputStore
-from curate.output.funnel import failure_key, threshold_key
+from curate.output.legacy import failure_key, threshold_key
 from curate.output.shards import chunks, parse_part
-from curate.records import clip_id
+from curate.records import clip_id, reason
 from curate.schema import schema_versions
 from curate.validate import validate
 
@@ -52,7 +52,7 @@ def fake_video(i: int, status: str = "done", n_clips: int = 3, video_bytes: int 
             camera_zoom=0.0, sharpness=rng.uniform(0, 100), brightness=rng.random(), contrast=rng.random() / 4,
             black_fraction=0.0, frozen_fraction=rng.random() / 10, phash=f"{rng.getrandbits(64):016x}",
             thumbnail=rng.randbytes(200), _frames=[object()],
-            reject_reasons=[f"motion_score {motion:.2f} < min_motion 0.15"] if rng.random() < 0.33 else [],
+            reject_reasons=[reason("min_motion", f"motion_score {motion:.2f} < min_motion 0.15")] if rng.random() < 0.33 else [],
         ))
     record = dict(
         uri=f"/data/v{i}.mp4", video_id=vid, size_bytes=10_000 + i, status=status, reason=None, clips=clips,
@@ -61,9 +61,9 @@ def fake_video(i: int, status: str = "done", n_clips: int = 3, video_bytes: int 
         timings={"probe": 0.01, "analyse": 0.5}, input_meta={"split": "train"},
     )
     if status == "failed":
-        record["reason"] = f"analyse: VideoOpenFailure: cannot open /data/v{i}.mp4"
+        record.update(reason_key="analyse: VideoOpenFailure", reason=f"analyse: VideoOpenFailure: cannot open /data/v{i}.mp4")
     elif status == "rejected":
-        record.update(reason="duration_s 0.5 < min_duration_s 1", clips=[])
+        record.update(reason_key="min_duration_s", reason="duration_s 0.5 < min_duration_s 1", clips=[])
     return record
 
 
@@ -263,6 +263,7 @@ def test_chunks_split_near_the_target() -> None:
     assert list(chunks([], 10)) == [] and list(chunks([0, 0], 10)) == [(0, 2)]
 
 
+# The keys the v2 reader (curate.output.legacy) derives from v2 sentences.
 @pytest.mark.parametrize("reason,key", [
     ("motion_score 0.02 < min_motion 0.15", "min_motion"),
     ("black_fraction 0.7 > max_black_fraction 0.5", "max_black_fraction"),

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from curate.config import PipelineConfig
-from curate.media.decode import DECODE_PASSES
+from curate.media.decode import count_decode_passes
 from curate.run import run_pipeline
 from curate.validate import validate
 from tests.pipeline_helpers import assert_same_rows, make_inputs, read_table
@@ -152,7 +152,7 @@ def test_analysis_decodes_each_source_once(corpus: Path, tmp_path: Path):
     from curate.discover import discover
 
     (video,) = discover([str(corpus / "v2.mp4")])
-    DECODE_PASSES.clear()
-    out = analyse.process(probe.process([video]))[0]
+    with count_decode_passes() as passes:
+        out = analyse.process(probe.process([video]))[0]
     assert out["clips"], out.get("reason")
-    assert DECODE_PASSES[video["uri"]] == 1
+    assert passes[video["uri"]] == 1

@@ -11,7 +11,7 @@ from curate import synth
 
 
 def run(path, **probe_cfg) -> dict:
-    stage = ProbeStage(config=PipelineConfig(probe=ProbeConfig(**probe_cfg)))
+    stage = ProbeStage(probe=ProbeConfig(**probe_cfg))
     return stage.process([{"uri": str(path), "video_id": "v", "status": "pending"}])[0]
 
 
@@ -83,7 +83,7 @@ def test_header_duration_is_not_trusted(tmp_path, ext):
     out = run(tmp_path / f"lie.{ext}", min_duration_s=1.0)
     assert out["status"] == "pending", out.get("reason")
     cfg = PipelineConfig.model_validate({"probe": {"min_duration_s": 1.0}, "clips": {"min_s": 1.0, "max_s": 4.0}})
-    out = AnalyseStage(config=cfg).process([out])[0]
+    out = AnalyseStage(clips=cfg.clips, probe=cfg.probe).process([out])[0]
     assert out["status"] == "pending" and out["decoded"]["num_frames"] == 125
     assert out["decoded"]["duration_s"] == pytest.approx(5.0) and out["clips"]
 
@@ -95,7 +95,7 @@ def test_short_is_rejected_on_the_decoded_duration(tmp_path):
     cfg = PipelineConfig(probe=ProbeConfig(min_duration_s=1.0))
     out = run(tmp_path / "short.mp4", min_duration_s=1.0)
     assert out["status"] == "pending"  # the header's 0.4 s alone is no evidence
-    out = AnalyseStage(config=cfg).process([out])[0]
+    out = AnalyseStage(probe=cfg.probe).process([out])[0]
     assert out["status"] == "rejected" and out["reason"].startswith("too short: 0.40 s")
 
 

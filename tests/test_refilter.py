@@ -79,7 +79,7 @@ def test_tighter_threshold_keeps_fewer_and_encodes_nothing(out: Path, run_out: P
     for cid in after.index:  # kept clips keep their bytes
         assert after.loc[cid, "video"] == before.loc[cid, "video"]
     dropped = read_table(out, "rejected").set_index("clip_id").loc[sorted(set(before.index) - set(after.index))]
-    assert all(any("min_sharpness" in r for r in rr) for rr in dropped["reject_reasons"])
+    assert all(any(r["key"] == "min_sharpness" for r in rr) for rr in dropped["reject_reasons"])
     assert "video" not in dropped.columns
     assert validate(str(out)) == []
     m = json.loads((out / "manifest.json").read_text())
@@ -203,5 +203,5 @@ def test_summary_counts_real_moves_and_reads_well(out: Path, run_out: Path, tmp_
     assert m["moves"] == {"clips->rejected": moved} and sum(m["moves"].values()) == moved
     # dropped clips that stay dropped (their reasons now name min_sharpness too) are not moves
     rows = read_table(out, "rejected").set_index("clip_id").loc[sorted(stayed_rejected)]
-    gained = sum(any("min_sharpness" in r for r in rr) for rr in rows["reject_reasons"])
+    gained = sum(any(r["key"] == "min_sharpness" for r in rr) for rr in rows["reject_reasons"])
     assert gained and m["updated"] == gained and f"updated:    {gained} clip{'' if gained == 1 else 's'} with other reasons, not moved" in text

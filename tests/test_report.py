@@ -10,6 +10,7 @@ import pytest
 from curate.config import PipelineConfig
 from curate.dedup import dedup_output
 from curate.output import OutputStore
+from curate.records import reason
 from curate.report import SHEET_CAP, render, thresholds, write_report
 from tests.test_output_store import fake_video
 
@@ -24,7 +25,7 @@ def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
             video = fake_video(i)
             for k, clip in enumerate(video["clips"]):
                 if not clip["reject_reasons"] and (i + k) % 4 == 0:
-                    clip["flag_reasons"] = ["clip_sim_mean 0.180 < pass_min 0.22"]
+                    clip["flag_reasons"] = [reason("pass_min", "clip_sim_mean 0.180 < pass_min 0.22")]
             if i == 1:  # a kept clip of video 1 becomes an exact copy of a kept clip of video 0
                 twin = next(c for c in fake_video(0)["clips"] if not c["reject_reasons"])
                 next(c for c in video["clips"] if not c["reject_reasons"])["phash"] = twin["phash"]

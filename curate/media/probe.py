@@ -19,7 +19,11 @@ _FIRST_FRAME_PACKETS = 500  # packets to read before concluding nothing decodes
 
 
 class ProbeError(Exception):
-    """The source cannot be read; the message is the reason recorded on the row."""
+    """The source cannot be read; ``key`` names the kind (``unreadable``), the message is the detail."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 def _seconds(value: int | None, tb: Fraction | None) -> float | None:
@@ -62,10 +66,10 @@ def probe(uri: str) -> dict[str, Any]:
                 return info
             cc = stream.codec_context
             if cc is None:
-                raise ProbeError(f"unsupported codec: no decoder for video stream #{stream.index}")
+                raise ProbeError("unsupported codec", f"unsupported codec: no decoder for video stream #{stream.index}")
             first = _first_frame(container, stream)
             if first is None:
-                raise ProbeError(f"no decodable video frame ({cc.name})")
+                raise ProbeError("no decodable video frame", f"no decodable video frame ({cc.name})")
             pix_fmt = first.format.name
             sar = stream.sample_aspect_ratio or cc.sample_aspect_ratio
             duration = _seconds(stream.duration, stream.time_base)
@@ -87,6 +91,6 @@ def probe(uri: str) -> dict[str, Any]:
     except ProbeError:
         raise
     except av.error.DecoderNotFoundError as e:
-        raise ProbeError(f"unsupported codec: {e}") from e
+        raise ProbeError("unsupported codec", f"unsupported codec: {e}") from e
     except (av.error.FFmpegError, OSError, ValueError) as e:
-        raise ProbeError(f"unreadable: {type(e).__name__}: {e}") from e
+        raise ProbeError("unreadable", f"unreadable: {type(e).__name__}: {e}") from e

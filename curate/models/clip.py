@@ -29,7 +29,7 @@ from curate.models.hub import (
     snapshot_revision,
     url_file,
 )
-from curate.models.settings import DEFAULT_MODELS, ClipModelConfig, ModelsConfig
+from curate.models.settings import DEFAULT_MODELS, ClipModelConfig, EmbeddingConfig, ModelsConfig
 
 __all__ = ["ClipModel", "ModelUnavailable", "check_available", "embed_dim", "load_clip", "preprocess_frames", "shared_clip"]
 
@@ -135,6 +135,17 @@ def embed_dim(cfg: ClipModelConfig, models: ModelsConfig = DEFAULT_MODELS) -> in
         conf = json.loads((Path(res.arch[len("local-dir:"):]) / "open_clip_config.json").read_text())
         return int(conf["model_cfg"]["embed_dim"])
     return int(open_clip.get_model_config(cfg.model.replace("/", "-"))["embed_dim"])
+
+
+def manifest_entry(clip: ClipModelConfig, models: ModelsConfig, embedding: EmbeddingConfig) -> dict[str, Any]:
+    """What the run manifest records about the stored embedding (no weights loaded)."""
+    import open_clip
+
+    return {
+        "model": clip.model, "pretrained": clip.weights, "random_init": clip.random_init,
+        "library": f"open_clip {open_clip.__version__}", "dim": embed_dim(clip, models), "dtype": embedding.dtype,
+        "normalised": True, "aggregate": "mean of frame embeddings, L2-normalised",
+    }
 
 
 def preprocess_frames(frames: Sequence[np.ndarray], size: int | tuple[int, int], resize_mode: str = "shortest", fill: int = 0) -> np.ndarray:

@@ -216,34 +216,3 @@ def download_models(config: Any, to: Path, log: Callable[[str], None] = print) -
         log(f"  -> {got}")
     return done
 
-
-def models_app() -> Any:
-    """The ``curate models`` Typer sub-app (the CLI mounts it with ``add_typer(..., name="models")``)."""
-    import typer
-
-    app = typer.Typer(help="Model weights: download them for offline runs.", no_args_is_help=True)
-
-    @app.command()
-    def download(
-        pipeline: Path = typer.Argument(..., help="Pipeline YAML whose models to fetch."),
-        to: Path = typer.Option(..., "--output", "-o", "--to", metavar="DIR", help="Directory to fill; pass it as --models-dir (models.dir) offline."),
-    ) -> None:
-        """Download every model PIPELINE uses into DIR (run on a connected machine)."""
-        from curate.config import ConfigError, load_pipeline
-
-        try:
-            config = load_pipeline(pipeline)
-        except ConfigError as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(2) from e
-        try:
-            download_models(config, to, log=typer.echo)
-        except ModelUnavailable as e:
-            if e.no_network:
-                typer.echo(offline_advice(pipeline, config, to, e.detail), err=True)
-            else:
-                typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(2) from e
-        typer.echo(f"done; on the offline machine set models.dir: {to} or pass --models-dir {to}")
-
-    return app

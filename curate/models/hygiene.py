@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from curate.records import Reason, reason
+
 _BOILERPLATE = [
     re.compile(p, re.IGNORECASE)
     for p in (
@@ -49,21 +51,21 @@ def _repeated_run(words: list[str]) -> str | None:
     return None
 
 
-def degenerate_reason(text: str, min_words: int = 3, max_words: int = 120) -> str | None:
-    """Why a (cleaned) caption is unusable, or ``None`` when it looks sane."""
+def degenerate_reason(text: str, min_words: int = 3, max_words: int = 120) -> Reason | None:
+    """Why a (cleaned) caption is unusable (a flag reason), or ``None`` when it looks sane."""
     words = _WORD.findall(text.lower())
     if not words:
-        return "caption empty"
+        return reason("caption_empty", "caption empty")
     if len(words) < min_words:
-        return f"caption too short ({len(words)} words < min_words {min_words})"
+        return reason("min_words", f"caption too short ({len(words)} words < min_words {min_words})")
     if len(words) > max_words:
-        return f"caption too long ({len(words)} words > max_words {max_words})"
+        return reason("max_words", f"caption too long ({len(words)} words > max_words {max_words})")
     run = _repeated_run(words)
     if run:
-        return f"caption repeats {run!r}"
+        return reason("caption_repeats", f"caption repeats {run!r}")
     grams = [tuple(words[i : i + 3]) for i in range(len(words) - 2)]
     if len(grams) >= 12 and len(set(grams)) < 0.5 * len(grams):
-        return f"caption repetitive ({len(set(grams))} distinct of {len(grams)} word triples)"
+        return reason("caption_repetitive", f"caption repetitive ({len(set(grams))} distinct of {len(grams)} word triples)")
     return None
 
 
@@ -86,7 +88,7 @@ class RepeatTracker:
         self.max_videos = max_videos
         self._videos: dict[str, set[str]] = {}
 
-    def add(self, text: str, video_id: str) -> str | None:
+    def add(self, text: str, video_id: str) -> Reason | None:
         """Record ``text`` for ``video_id``; a reason when it has now been seen on too many videos."""
         key = caption_key(text)
         if not key:
@@ -95,5 +97,5 @@ class RepeatTracker:
         if len(seen) < self.max_videos:  # enough to decide; bounded memory per caption
             seen.add(video_id)
         if len(seen) >= self.max_videos:
-            return f"caption repeated on {len(seen)}+ videos (max_same_caption_videos {self.max_videos})"
+            return reason("max_same_caption_videos", f"caption repeated on {len(seen)}+ videos (max_same_caption_videos {self.max_videos})")
         return None

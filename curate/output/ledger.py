@@ -24,12 +24,12 @@ from curate.output.shards import LEDGER_DIR, Location, parse_part, read_table, s
 from curate.records import DONE, REJECTED
 from curate.schema import to_table
 
-_STATE_COLUMNS = ["video_id", "status", "reason", "num_clips", "timings"]
+_STATE_COLUMNS = ["video_id", "status", "reason_key", "num_clips", "timings"]
 
 
 class VideoState(NamedTuple):
     status: str
-    reason: str | None
+    reason_key: str | None  # what the funnel counts a rejected or failed video under
     num_clips: int
 
 
@@ -50,6 +50,7 @@ def video_row(record: dict[str, Any], run_id: str, num_accepted: int, num_reject
         "uri": record.get("uri"),
         "size_bytes": record.get("size_bytes"),
         "status": record.get("status"),
+        "reason_key": record.get("reason_key"),
         "reason": record.get("reason"),
         "num_clips": num_accepted + num_rejected + num_flagged,
         "num_accepted": num_accepted,
@@ -138,7 +139,7 @@ class Ledger:
             self._fold(r, timed=sidecar is None)
 
     def _fold(self, r: dict[str, Any], timed: bool) -> None:
-        self.states[r["video_id"]] = VideoState(r["status"], r["reason"], int(r["num_clips"]))
+        self.states[r["video_id"]] = VideoState(r["status"], r["reason_key"], int(r["num_clips"]))
         if not timed:
             return
         for stage, seconds in json.loads(r["timings"] or "{}").items():

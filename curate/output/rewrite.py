@@ -18,20 +18,22 @@ import logging
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.media.encode import display_size
+from curate.config import EncodeConfig
+from curate.media.encode import encode_spans, reference_spans
+from curate.media.geometry import display_size
 from curate.output import manifest as mf
-from curate.output.funnel import ACCEPTED_TABLE, FLAGGED_TABLE, REJECTED_TABLE
+from curate.output.funnel import ACCEPTED_TABLE, FLAGGED_TABLE, LEDGER_COUNT, REJECTED_TABLE
 from curate.output.shards import TABLES, chunks, read_table, stage_file, unstage
 from curate.output.store import OutputStore, table_of
+from curate.records import FAILED
 from curate.schema import load_schema, to_table
 
 log = logging.getLogger(__name__)
-_COUNT = {ACCEPTED_TABLE: "num_accepted", REJECTED_TABLE: "num_rejected", FLAGGED_TABLE: "num_flagged"}
 Changes = dict[str, dict[str, Any]]  # clip_id -> new column values
 
 
@@ -118,30 +120,65 @@ def unencoded(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+@dataclass
+class _EncodeJob:
+    """What the guard's child process runs for a rewrite: the encode stage's span encoding, no stage.
+
+    A rewrite has no analysis record, so the timeline is unknown and clips are
+    cut by decode index (:func:`curate.media.encode.encode_spans`).
+    """
+
+    encode: EncodeConfig
+    name: ClassVar[str] = "encode"
+
+    def setup(self) -> None:
+        """Nothing to load (the guard's protocol)."""
+
+    def teardown(self) -> None:
+        """Nothing to release (the guard's protocol)."""
+
+    def run_captured(self, video: dict[str, Any]) -> dict[str, Any]:
+        rotation = int(video["clips"][0]["source_rotation"] or 0)
+        try:
+            if self.encode.mode == "reference":
+                reference_spans(video["clips"], rotation)
+            else:
+                encode_spans(video["uri"], video["clips"], self.encode, rotation, "timeline unknown (no analysis record)")
+        except Exception as e:  # noqa: BLE001 - reported by encode_rows, nothing is committed
+            return dict(video, status=FAILED, reason=f"encode: {type(e).__name__}: {e}")
+        return video
+
+
 def encode_rows(config: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``rows`` with bytes (or references) from their sources, as the encode stage stores them.
+
+    Each source is encoded in a supervised child process (:mod:`curate.guard`),
+    so a hang or a native crash ends in :class:`RewriteError` under
+    ``limits.video_timeout_s``, as in a run.
 
     Raises:
         RewriteError: a source cannot be read (moved, deleted, changed).
     """
-    from curate.stages.encode import EncodeStage
+    from curate.guard import Guard, GuardError
 
     by_source: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         by_source[r["source_uri"]].append(r)
-    stage = EncodeStage(config=config, timeout_s=config.limits.video_timeout_s)
+    guard = Guard(_EncodeJob(config.encode))
     out = []
     try:
         for uri, clips in sorted(by_source.items()):
-            video = {"uri": uri, "video_id": clips[0]["video_id"], "status": "pending",
-                     "probe": {"rotation": clips[0]["source_rotation"]}, "clips": clips}
-            done = stage.process([video])[0]
-            if done.get("status") == "failed":
+            video = {"uri": uri, "video_id": clips[0]["video_id"], "clips": clips}
+            try:
+                done = guard.call(video, float(config.limits.video_timeout_s))
+            except GuardError as e:
+                done = dict(video, status=FAILED, reason=f"encode: {e}")
+            if done.get("status") == FAILED:
                 raise RewriteError(f"cannot encode {len(clips)} newly kept clip(s) of {uri} ({done.get('reason')}); "
                                    "nothing was changed: restore the source or re-run the pipeline")
             out.extend(done["clips"])
     finally:
-        stage.close()
+        guard.close()
     return out
 
 
@@ -167,7 +204,7 @@ def apply_changes(store: OutputStore, changes: Changes, info: dict[str, Any]) ->
     ledger_rows = []
     for row in store.latest_rows({v for v, d in delta.items() if any(d.values())}):
         d = delta[row["video_id"]]
-        ledger_rows.append(dict(row, **{col: int(row[col]) + d[t] for t, col in _COUNT.items()}))
+        ledger_rows.append(dict(row, **{col: int(row[col]) + d[t] for t, col in LEDGER_COUNT.items()}))
     updated = moves.pop("updated", 0)
     record = dict(info, moves=dict(sorted(moves.items())), updated=updated, encoded=encoded,
                   seconds=round(time.perf_counter() - t0, 3))

@@ -191,8 +191,21 @@ def table_bytes(table: pa.Table) -> bytes:
 
 
 def read_table(loc: Location, rel: str, columns: list[str] | None = None) -> pa.Table:
+    """``columns`` (``None``: all) of the file ``rel``, in the current schema's shape.
+
+    Files of an older schema version are upgraded as they are read
+    (:func:`curate.output.legacy.upgrade`), so every reader sees one shape.
+    """
+    from curate.output import legacy
+
     with loc.fs.open(loc.path(rel), "rb") as f:
-        return pq.read_table(f, columns=columns)
+        pf = pq.ParquetFile(f)
+        names = pf.schema_arrow.names
+        want = None if columns is None else [c for c in columns if c in names]
+        if want is not None:
+            want += legacy.extra_columns(columns, names)
+        table = pf.read(columns=want)
+    return legacy.upgrade(table, columns)
 
 
 def metadata(loc: Location, rel: str) -> pq.FileMetaData:

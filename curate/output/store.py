@@ -73,7 +73,7 @@ from curate.output.shards import (
     write_bytes,
 )
 from curate.records import DONE, FAILED, REJECTED, public
-from curate.schema import check_table, load_schema, to_table
+from curate.schema import check_table, load_schema, schema_versions, to_table
 
 PARAM_SCHEMAS = ("clip", "rejected")  # the schemas whose types take the embedding params
 
@@ -126,6 +126,11 @@ class OutputStore:
 
     def __init__(self, loc: Location, config: PipelineConfig, run_id: str, lock: Lock, previous: dict[str, Any],
                  schema_params: dict[str, Any] | None = None, models: dict[str, Any] | None = None, command: str = "run"):
+        held = previous.get("schema_versions")
+        if held and held != schema_versions() and (previous.get("ledger") or {}).get("parts"):
+            raise ConfigError(f"OUTPUT {loc.root} was written with schema versions {held}; this curate reads them "
+                              f"(inspect, report, validate, the loader) but writes {schema_versions()} only, and one "
+                              "OUTPUT holds one version: run into a new OUTPUT")
         self.run_id, self._loc, self._lock, self.config = run_id, loc, lock, config
         self._tag = hashlib.sha1(run_id.encode()).hexdigest()[:8]
         self.schema_params = _params(loc.root, previous, schema_params)

@@ -13,17 +13,21 @@ from curate.stage import Stage
 
 
 def run_local(stages: list[Stage], videos: Iterable[Record]) -> Iterator[Record]:
-    """Push each video through every stage in order and yield it finished."""
-    for stage in stages:
-        stage.start()
+    """Push each video through every stage in order and yield it finished.
+
+    Every stage started is stopped (its ``teardown`` runs) when the videos
+    are done, the caller stops iterating, or a stage raises.
+    """
+    started: list[Stage] = []
     try:
+        for stage in stages:
+            stage.start()
+            started.append(stage)
         for video in videos:
             batch = [video]
             for stage in stages:
                 batch = stage.process(batch)
             yield from batch
     finally:
-        for stage in stages:
-            close = getattr(stage, "close", None)
-            if close is not None:
-                close()
+        for stage in reversed(started):
+            stage.stop()

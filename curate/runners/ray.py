@@ -72,12 +72,29 @@ def group_stages(stages: list[Stage]) -> list[_Group]:
 
 
 class _StageActor:
-    """Callable class Ray Data instantiates once per actor: start the stages, then map."""
+    """Callable class Ray Data instantiates once per actor: start the stages, map, stop them.
+
+    Ray Data deletes the callable when the actor exits gracefully (the pool
+    is done; ``__ray_shutdown__`` drops its reference), so ``__del__`` is where
+    the stages' ``teardown`` runs, as the local runner runs it after the last
+    video. An actor that is killed or crashes gets no teardown; a guarded
+    stage's child then notices its parent is gone and exits.
+    """
 
     def __init__(self, stages_blob: bytes) -> None:
         self.stages: list[Stage] = pickle.loads(stages_blob)
+        self._started: list[Stage] = []
         for stage in self.stages:
             stage.start()
+            self._started.append(stage)
+
+    def __del__(self) -> None:
+        started, self._started = getattr(self, "_started", []), []
+        for stage in reversed(started):
+            try:
+                stage.stop()
+            except Exception:  # noqa: BLE001 - one stage's failed teardown must not skip the others'
+                log.exception("%s: teardown failed", stage.name)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         records = [pickle.loads(b) for b in batch["payload"]]
@@ -93,8 +110,7 @@ def init_ray(address: str | None = None) -> float:
     t0 = time.perf_counter()
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS") or None
-        _quiet_ray_loggers()
-        with _stdin_from_devnull():
+        with _stdin_from_devnull(), quiet_ray():
             ray.init(
                 address=address,
                 include_dashboard=False,
@@ -103,21 +119,54 @@ def init_ray(address: str | None = None) -> float:
                 ignore_reinit_error=True,
                 runtime_env=None if address is None else {"py_modules": [_package_dir()]},
             )
-    # Ray's INFO chatter would drown the per-video log; its warnings still show.
-    for name in ("ray", "ray.data"):
-        logging.getLogger(name).setLevel(logging.WARNING)
     return time.perf_counter() - t0
 
 
-# Loggers whose one message per run says nothing a curate user acts on: the
-# embedded cluster's token-auth notice (Ray picks its secure default either
-# way) and Ray Data's "progress bars disabled" (curate draws its own).
-_NOTICE_LOGGERS = ("ray._private.authentication.authentication_token_setup", "ray.data._internal.progress")
+# Logger -> level while curate drives Ray. Ray's INFO chatter would drown the
+# per-video log (its warnings still show); two notices say nothing a curate
+# user acts on: the embedded cluster's token-auth notice (Ray picks its secure
+# default either way) and Ray Data's "progress bars disabled" (curate draws its own).
+_RAY_LOG_LEVELS = {
+    "ray": logging.WARNING,
+    "ray.data": logging.WARNING,
+    "ray._private.authentication.authentication_token_setup": logging.ERROR,
+    "ray.data._internal.progress": logging.ERROR,
+}
 
 
-def _quiet_ray_loggers() -> None:
-    for name in _NOTICE_LOGGERS:
-        logging.getLogger(name).setLevel(logging.ERROR)
+@contextlib.contextmanager
+def quiet_ray() -> Iterator[None]:
+    """Ray's loggers at :data:`_RAY_LOG_LEVELS` while the block runs; their levels are put back after."""
+    before = {name: logging.getLogger(name).level for name in _RAY_LOG_LEVELS}
+    for name, level in _RAY_LOG_LEVELS.items():
+        logging.getLogger(name).setLevel(level)
+    try:
+        yield
+    finally:
+        for name, level in before.items():
+            logging.getLogger(name).setLevel(level)
+
+
+@contextlib.contextmanager
+def _run_context() -> Iterator[None]:
+    """Ray Data settings for this run, put back after: no progress bars (curate draws its own),
+    and UDF cleanup on actor exit (the stages' teardown)."""
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    before = ctx.enable_progress_bars
+    ctx.enable_progress_bars = False
+    # Ray 2.42 - 2.5x delete the UDF (so _StageActor.__del__ runs the stages' teardown) only with
+    # this flag; later versions always do (__ray_shutdown__) and have no flag.
+    hook = getattr(ctx, "_enable_actor_pool_on_exit_hook", None)
+    if hook is not None:
+        ctx._enable_actor_pool_on_exit_hook = True
+    try:
+        yield
+    finally:
+        ctx.enable_progress_bars = before
+        if hook is not None:
+            ctx._enable_actor_pool_on_exit_hook = hook
 
 
 @contextlib.contextmanager
@@ -169,15 +218,18 @@ def plan_pools(stages: list[Stage], total_cpus: float) -> list[tuple[float, int]
 
 def run_ray(stages: list[Stage], videos: Iterable[Record], address: str | None = None) -> Iterator[Record]:
     """Stream videos through the stages on Ray and yield each finished video record."""
-    import ray
-    import ray.data
-
     init_ray(address)
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False  # curate draws its own progress of videos and clips
     items = [{"video_id": v["video_id"], "payload": pickle.dumps(v, protocol=5)} for v in videos]
     if not items:
         return
+    with quiet_ray(), _run_context():
+        yield from _stream(stages, items)
+
+
+def _stream(stages: list[Stage], items: list[dict[str, Any]]) -> Iterator[Record]:
+    import ray
+    import ray.data
+
     total_cpus = float(ray.cluster_resources().get("CPU", 1.0))
     groups = group_stages(stages)
     pools = plan_pools(groups, total_cpus)  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from curate.models.aesthetic import AestheticHead, aggregate, load_head
 from curate.models.clip import embed_dim
@@ -19,13 +20,21 @@ class AestheticStage(BatchedVideoStage):
     ``clip`` is only used to check at setup that the head fits the embedding size.
     """
 
-    name = "aesthetic"
+    name: ClassVar[str] = "aesthetic"
+    reads: ClassVar[tuple[str, ...]] = ("clips",)  # and clips._frame_embeddings where clip_embed wrote them
+    writes: ClassVar[tuple[str, ...]] = ("clips.aesthetic_score",)
     aesthetic: AestheticConfig = field(default_factory=AestheticConfig)
     clip: ClipModelConfig | None = None
     models: ModelsConfig = field(default_factory=ModelsConfig)
     cpus: float = 0.25
     batch_size: int = 8
     _head: AestheticHead | None = field(default=None, init=False, repr=False, compare=False)
+
+    @classmethod
+    def from_config(cls, config: Any) -> "AestheticStage | None":
+        if config.aesthetic is None:
+            return None
+        return cls(aesthetic=config.aesthetic, clip=config.clip, models=config.models)
 
     def setup(self) -> None:
         head = load_head(self.aesthetic, self.models)

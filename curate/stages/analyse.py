@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
@@ -34,13 +34,15 @@ from curate.analysis.motion import MIN_SIDE, MotionStats, flow_size
 from curate.analysis.phash import phash
 from curate.analysis.shots import Boundary, ShotDetector, build_detector, merge_boundaries
 from curate.analysis.technical import FROZEN_LEVEL, TechnicalStats, sharpness
-from curate.config import PipelineConfig
-from curate.media.encode import display_size
-from curate.media.decode import DecodedFrame, Timeline, iter_frames, rotate_image, small_luma, small_rgb
+from curate.config import AnalysisConfig, ClipsConfig, DetectorConfig, ProbeConfig, split_settings
+from curate.decisions import duration_rejection
+from curate.media.geometry import display_size, rotated
+from curate.media.decode import FALLBACK_FPS, DecodedFrame, Timeline, iter_frames, rotate_image, small_luma, small_rgb
 from curate.records import Record, clip_id
 from curate.stage import VideoStage, fail, reject
 
 MAX_GRID = 8  # sample candidates at least every 8th frame
+THUMBNAIL_JPEG_QUALITY = 85
 
 
 class FrameSampler:
@@ -55,7 +57,8 @@ class FrameSampler:
         if df.index % self.grid == 0:
             f = df.frame
             # ``width`` is the displayed width: a quarter turn makes it the coded height
-            coded_w = round(self.width * f.width / f.height) if self.rotation % 180 else self.width
+            disp_w = rotated(f.width, f.height, self.rotation)[0]
+            coded_w = self.width if disp_w == f.width else round(self.width * f.width / disp_w)
             self._latest = (df.index, rotate_image(small_rgb(f, coded_w), self.rotation))
             self._buf.append(self._latest)
 
@@ -101,31 +104,56 @@ class _Pass:
     moved: bool = True  # a frame changed since the last optical-flow frame
 
 
+# Clip keys the analysis writes (the columns of ``schemas/clip`` it measures, see ``_clip``).
+CLIP_KEYS = (
+    "clip_id", "video_id", "source_uri", "shot_index", "window_index", "start_frame", "end_frame", "num_frames",
+    "start_s", "end_s", "duration_s", "width", "height", "fps", "source_fps", "source_width", "source_height",
+    "source_rotation", "source_codec", "source_pix_fmt", "caption", "caption_source", "motion_score", "camera_motion",
+    "camera_pan", "camera_tilt", "camera_zoom", "brightness", "contrast", "black_fraction", "frozen_fraction",
+    "sharpness", "phash", "thumbnail", "input_meta", "_frames",
+)
+
+
 @dataclass
 class AnalyseStage(VideoStage):
-    """Decode each source once: shots, clip spans, motion, quality, samples (see module docstring)."""
+    """Decode each source once: shots, clip spans, motion, quality, samples (see module docstring).
+
+    Its sections: ``detector``, ``clips`` and ``analysis`` (they decide the
+    clips), and ``probe`` for ``min_duration_s`` (judged on decoded frames).
+    """
 
     name: ClassVar[str] = "analyse"
-    config: PipelineConfig = PipelineConfig()
+    reads: ClassVar[tuple[str, ...]] = ("uri", "video_id", "probe")
+    writes: ClassVar[tuple[str, ...]] = ("decoded", "boundaries", "shots_too_short", "clips", *(f"clips.{k}" for k in CLIP_KEYS))
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    clips: ClipsConfig = field(default_factory=ClipsConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    cpus: float = 1.0
+
+    @classmethod
+    def from_config(cls, config: Any) -> "AnalyseStage":
+        return cls(detector=config.detector, clips=config.clips, analysis=config.analysis, probe=config.probe,
+                   timeout_s=config.limits.video_timeout_s)
 
     def setup(self) -> None:
         """Import and build the detector once (TransNetV2 loads its weights here)."""
-        build_detector(self.config.detector.kind, dict(self.config.detector.params), self.config.detector.fades, 25.0)
+        build_detector(self.detector.kind, dict(self.detector.params), self.detector.fades, FALLBACK_FPS)
 
     def process_video(self, video: Record) -> Record:
         probe = video.get("probe") or {}
         rotation = int(probe.get("rotation") or 0)
-        fps = float(probe.get("fps") or 25.0)
-        a = self.config.analysis
-        grid = max(1, min(MAX_GRID, int(self.config.clips.min_s * fps / (2 * a.sample_frames))))
+        fps = float(probe.get("fps") or FALLBACK_FPS)
+        a = self.analysis
+        grid = max(1, min(MAX_GRID, int(self.clips.min_s * fps / (2 * a.sample_frames))))
         st = _Pass(
-            detector=build_detector(self.config.detector.kind, dict(self.config.detector.params), self.config.detector.fades, fps),
-            planner=ClipPlanner(self.config.clips),
+            detector=build_detector(self.detector.kind, dict(self.detector.params), self.detector.fades, fps),
+            planner=ClipPlanner(self.clips),
             tech=TechnicalStats(),
             motion=MotionStats(a.motion_width, a.motion_every),
             sampler=FrameSampler(grid, a.sample_width, rotation),
             starts=[], ends=[], boundaries=[], clips=[],
-            split_key=json.dumps(self.config.split_settings(), sort_keys=True),
+            split_key=json.dumps(split_settings(self.detector, self.clips, self.analysis), sort_keys=True),
         )
         errors: list[str] = []
         warning = None
@@ -138,7 +166,7 @@ class AnalyseStage(VideoStage):
                 break
             except Exception as e:  # noqa: BLE001 - any decode error: a truncated file keeps what decoded
                 if not st.starts:
-                    return fail(video, f"analyse: nothing decodes: {type(e).__name__}: {e}")
+                    return fail(video, f"analyse: {type(e).__name__}", f"analyse: nothing decodes: {type(e).__name__}: {e}")
                 warning = f"decoding stopped after {len(st.starts)} frames: {type(e).__name__}: {e}"
                 break
             self._consume(st, df, video, rotation)
@@ -180,7 +208,7 @@ class AnalyseStage(VideoStage):
         st.key = key
         if repeat:
             return False
-        rgb = small_rgb(df.frame, self.config.analysis.width)
+        rgb = small_rgb(df.frame, self.analysis.width)
         if st.size is None:
             st.size = (rgb.shape[1], rgb.shape[0])
         elif (rgb.shape[1], rgb.shape[0]) != st.size:  # resolution changed mid-stream
@@ -199,8 +227,8 @@ class AnalyseStage(VideoStage):
         g = rotate_image(gray, rotation)
         if min(g.shape) >= MIN_SIDE:  # every ordinary aspect (portrait too): as always
             return g
-        need_w, need_h = flow_size(g.shape[1], g.shape[0], self.config.analysis.motion_width)
-        return rotate_image(small_luma(df.frame, need_h if rotation % 180 else need_w), rotation)
+        need_w, need_h = flow_size(g.shape[1], g.shape[0], self.analysis.motion_width)
+        return rotate_image(small_luma(df.frame, rotated(need_w, need_h, rotation)[0]), rotation)
 
     @staticmethod
     def _found(st: _Pass, boundaries: list[Boundary]) -> None:
@@ -216,7 +244,7 @@ class AnalyseStage(VideoStage):
             st.motion.drop_before(keep)
 
     def _clip(self, st: _Pass, span: ClipSpan, video: Record, rotation: int) -> Record:
-        a = self.config.analysis
+        a = self.analysis
         probe = video.get("probe") or {}
         frames, middle = st.sampler.pick(span.start, span.end, a.sample_frames)
         start_s, end_s = st.starts[span.start], st.ends[span.end - 1]
@@ -224,7 +252,7 @@ class AnalyseStage(VideoStage):
         disp_w, disp_h = display_size(w, h, rotation, probe.get("sar"))  # what the encode stage stores, before max_height
         thumb_h = max(1, round(middle.shape[0] * a.thumbnail_width / middle.shape[1]))
         thumb = cv2.resize(middle, (a.thumbnail_width, thumb_h), interpolation=cv2.INTER_AREA)
-        ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(thumb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+        ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(thumb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, THUMBNAIL_JPEG_QUALITY])
         return {
             "clip_id": clip_id(video["video_id"], st.split_key, span.start, span.end),
             "video_id": video["video_id"],
@@ -264,12 +292,12 @@ class AnalyseStage(VideoStage):
         out["decoded"] = {"num_frames": n, "duration_s": duration, "fps": fps, "irregular": timeline.irregular}
         if warning or errors:
             out["decode_warning"] = warning or f"{len(errors)} undecodable packet(s) skipped: {errors[0]}"
-        min_d = self.config.probe.min_duration_s
-        if duration < min_d:
-            return reject(out, f"too short: {duration:.2f} s < min {min_d:g} s")
+        why = duration_rejection(duration, self.probe)
+        if why is not None:
+            return reject(out, why)
         for c in st.clips:
             c["fps"] = c["source_fps"] = fps
         out["clips"] = st.clips
-        out["boundaries"] = [[b.start, b.end] for b in merge_boundaries(st.boundaries, self.config.clips.trim_frames)]
+        out["boundaries"] = [[b.start, b.end] for b in merge_boundaries(st.boundaries, self.clips.trim_frames)]
         out["shots_too_short"] = st.planner.too_short
         return out

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-from curate.records import Record
+from curate.records import PENDING, Record
 from curate.stage import VideoStage
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ class BatchedVideoStage(VideoStage):
         return self.process_videos([video])[0]
 
     def process(self, batch: list[Record]) -> list[Record]:
-        pending = [i for i, v in enumerate(batch) if v.get("status", "pending") == "pending"]
+        pending = [i for i, v in enumerate(batch) if v.get("status", PENDING) == PENDING]
         if len(pending) < 2 or self.timeout_s is not None:
             return super().process(batch)
         t0 = time.perf_counter()
@@ -55,6 +55,9 @@ class BatchedVideoStage(VideoStage):
 class ClipModelStage(BatchedVideoStage):
     """A batched stage that runs the pipeline's CLIP model (loaded once per worker)."""
 
+    # Share of a GPU the stage asks Ray for where CUDA is present: fractions, so
+    # the CLIP stages and a captioner can share one GPU.
+    gpu_share: ClassVar[float] = 0.0
     clip: Any = None  # ClipModelConfig; typed loosely so this module imports no model code
     models: Any = None  # ModelsConfig
     batch_size: int = 8
@@ -65,6 +68,15 @@ class ClipModelStage(BatchedVideoStage):
         from curate.models.settings import ClipModelConfig, ModelsConfig
 
         self._model = shared_clip(self.clip or ClipModelConfig(), self.models or ModelsConfig())
+
+
+def gpus_for(share: float, device: str) -> float:
+    """The GPU fraction a model stage declares: ``share`` where it may run on CUDA, else 0 (see ``GPU_SHARE``)."""
+    if device == "cpu":
+        return 0.0
+    from curate.models.device import default_gpus
+
+    return default_gpus(share)
 
 
 def clips_of(videos: list[Record]) -> list[Record]:

@@ -10,7 +10,7 @@ caption is kept for a person to look at and the clip gets a ``flag_reasons`` ent
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from curate.models.captioners import (
     RetrievalCaptioner,
@@ -22,7 +22,7 @@ from curate.models.hygiene import RepeatTracker, clean_caption, degenerate_reaso
 from curate.models.settings import CaptionConfig, ClipModelConfig, ModelsConfig
 from curate.models.sidecars import SidecarReader, source_caption
 from curate.records import Record
-from curate.stages.batched import BatchedVideoStage, copy_clips
+from curate.stages.batched import BatchedVideoStage, copy_clips, gpus_for
 
 _PROVENANCE = ("caption_model", "caption_prompt", "caption_version")
 
@@ -36,7 +36,8 @@ class CaptionStage(BatchedVideoStage):
     holding ``reject_reasons`` are not sent to a model when ``skip_rejected``.
     """
 
-    name = "caption"
+    name: ClassVar[str] = "caption"
+    gpu_share: ClassVar[float] = 0.4
     caption: CaptionConfig = field(default_factory=CaptionConfig)
     clip: ClipModelConfig | None = None
     models: ModelsConfig = field(default_factory=ModelsConfig)
@@ -45,6 +46,23 @@ class CaptionStage(BatchedVideoStage):
     _gen: RetrievalCaptioner | TransformersCaptioner | None = field(default=None, init=False, repr=False, compare=False)
     _reader: SidecarReader | None = field(default=None, init=False, repr=False, compare=False)
     _repeats: RepeatTracker | None = field(default=None, init=False, repr=False, compare=False)
+
+    @classmethod
+    def from_config(cls, config: Any) -> "CaptionStage | None":
+        cap = config.caption
+        if cap is None:
+            return None
+        model = cap.kind == "transformers"
+        device = cap.device if model else config.clip.device if config.clip else "cpu"
+        return cls(caption=cap, clip=config.clip, models=config.models, cpus=1.0 if model else 0.5,
+                   gpus=gpus_for(cls.gpu_share, device) if cap.kind != "source" else 0.0)
+
+    def inputs(self) -> tuple[str, ...]:
+        """``clip-retrieval`` reads the frame embeddings, ``transformers`` the sampled frames (where present)."""
+        return ("uri", "video_id", "clips", "clips.start_s", "clips.end_s")
+
+    def outputs(self) -> tuple[str, ...]:
+        return ("clips.caption", "clips.caption_source", *(f"clips.{k}" for k in _PROVENANCE))
 
     def setup(self) -> None:
         clip = shared_clip(self.clip, self.models) if self.caption.kind == "clip-retrieval" and self.clip else None

@@ -2,29 +2,22 @@
 
 Each clip's caption is compared with each of its sampled frames; the mean and
 the minimum cosine similarity are stored raw (``clip_sim_mean``/``clip_sim_min``)
-and the configured statistic decides: pass, flag for human review, or reject.
-Reasons read like the filter's: ``clip_sim_mean 0.180 < pass_min 0.22``.
+and :func:`curate.decisions.caption_verdict` decides on the configured
+statistic: pass, flag for human review, or reject (reason key ``pass_min`` or
+``reject_below``, detail ``clip_sim_mean 0.180 < pass_min 0.22``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 
+from curate.decisions import FLAG, REJECT, caption_verdict
 from curate.models.settings import CaptionCheckConfig
 from curate.records import Record
-from curate.stages.batched import ClipModelStage, clips_of, copy_clips
-
-
-def judge(sim_mean: float, sim_min: float, cfg: CaptionCheckConfig) -> tuple[str, str | None]:
-    """``(outcome, reason)`` for one clip's similarities; outcome is pass, flag or reject."""
-    name, value = f"clip_sim_{cfg.statistic}", sim_mean if cfg.statistic == "mean" else sim_min
-    if value < cfg.reject_below:
-        return "reject", f"{name} {value:.3f} < reject_below {cfg.reject_below:g}"
-    if value < cfg.pass_min:
-        return "flag", f"{name} {value:.3f} < pass_min {cfg.pass_min:g}"
-    return "pass", None
+from curate.stages.batched import ClipModelStage, clips_of, copy_clips, gpus_for
 
 
 @dataclass
@@ -36,8 +29,19 @@ class CaptionCheckStage(ClipModelStage):
     or without frame embeddings are not judged (``caption_check`` stays ``None``).
     """
 
-    name = "caption_check"
+    name: ClassVar[str] = "caption_check"
+    gpu_share: ClassVar[float] = 0.2
+    reads: ClassVar[tuple[str, ...]] = ("clips", "clips.caption")  # and clips._frame_embeddings where present
+    writes: ClassVar[tuple[str, ...]] = ("clips.clip_sim_mean", "clips.clip_sim_min", "clips.caption_check", "clips.caption_check_reason")
     check: CaptionCheckConfig = field(default_factory=CaptionCheckConfig)
+    cpus: float = 0.5
+
+    @classmethod
+    def from_config(cls, config: Any) -> "CaptionCheckStage | None":
+        if config.caption_check is None:
+            return None
+        return cls(check=config.caption_check, clip=config.clip, models=config.models,
+                   gpus=gpus_for(cls.gpu_share, config.clip.device))
 
     def process_videos(self, videos: list[Record]) -> list[Record]:
         assert self._model is not None, "setup() not called"
@@ -55,10 +59,10 @@ class CaptionCheckStage(ClipModelStage):
         for c in todo:
             sims = np.asarray(c["_frame_embeddings"], np.float32) @ emb[c["caption"]]
             c["clip_sim_mean"], c["clip_sim_min"] = float(sims.mean()), float(sims.min())
-            outcome, reason = judge(c["clip_sim_mean"], c["clip_sim_min"], self.check)
-            c["caption_check"], c["caption_check_reason"] = outcome, reason
-            if outcome == "flag":
-                c["flag_reasons"] = [*(c.get("flag_reasons") or []), reason]
-            elif outcome == "reject":
-                c["reject_reasons"] = [*(c.get("reject_reasons") or []), reason]
+            outcome, why = caption_verdict(c["clip_sim_mean"], c["clip_sim_min"], self.check)
+            c["caption_check"], c["caption_check_reason"] = outcome, why["detail"] if why else None
+            if outcome == FLAG:
+                c["flag_reasons"] = [*(c.get("flag_reasons") or []), why]
+            elif outcome == REJECT:
+                c["reject_reasons"] = [*(c.get("reject_reasons") or []), why]
         return out

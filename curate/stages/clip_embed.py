@@ -8,25 +8,13 @@ clips of all videos in a batch go through the model together.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from curate.models.clip import embed_dim
-from curate.models.settings import ClipModelConfig, EmbeddingConfig, ModelsConfig
+from curate.models.settings import EmbeddingConfig
 from curate.records import Record
-from curate.stages.batched import ClipModelStage, clips_of, copy_clips
-
-
-def manifest_entry(clip: ClipModelConfig, models: ModelsConfig, embedding: EmbeddingConfig) -> dict[str, Any]:
-    """What the run manifest records about the stored embedding (no weights loaded)."""
-    import open_clip
-
-    return {
-        "model": clip.model, "pretrained": clip.weights, "random_init": clip.random_init,
-        "library": f"open_clip {open_clip.__version__}", "dim": embed_dim(clip, models), "dtype": embedding.dtype,
-        "normalised": True, "aggregate": "mean of frame embeddings, L2-normalised",
-    }
+from curate.stages.batched import ClipModelStage, clips_of, copy_clips, gpus_for
 
 
 @dataclass
@@ -37,9 +25,20 @@ class ClipEmbedStage(ClipModelStage):
     (their columns stay null), so no model time goes to clips that are dropped.
     """
 
-    name = "clip_embed"
+    name: ClassVar[str] = "clip_embed"
+    gpu_share: ClassVar[float] = 0.4
+    reads: ClassVar[tuple[str, ...]] = ("clips", "clips._frames")
+    writes: ClassVar[tuple[str, ...]] = ("clips.embedding", "clips._frame_embeddings")
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     skip_rejected: bool = True
+    cpus: float = 1.0
+
+    @classmethod
+    def from_config(cls, config: Any) -> "ClipEmbedStage | None":
+        if config.clip is None:
+            return None
+        return cls(clip=config.clip, models=config.models, embedding=config.embedding,
+                   gpus=gpus_for(cls.gpu_share, config.clip.device))
 
     def process_videos(self, videos: list[Record]) -> list[Record]:
         assert self._model is not None, "setup() not called"

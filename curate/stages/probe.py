@@ -7,10 +7,11 @@ establishes (the analysis stage rejects "too short" on decoded frames).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
-from curate.config import PipelineConfig
+from curate.config import ProbeConfig
+from curate.decisions import source_rejection
 from curate.media.probe import ProbeError, probe
 from curate.records import Record
 from curate.stage import VideoStage, fail, reject
@@ -26,20 +27,24 @@ class ProbeStage(VideoStage):
     """
 
     name: ClassVar[str] = "probe"
-    config: PipelineConfig = PipelineConfig()
+    reads: ClassVar[tuple[str, ...]] = ("uri",)
+    writes: ClassVar[tuple[str, ...]] = ("probe",)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    cpus: float = 0.25
+
+    @classmethod
+    def from_config(cls, config: Any) -> "ProbeStage":
+        return cls(probe=config.probe, timeout_s=config.limits.video_timeout_s)
 
     def process_video(self, video: Record) -> Record:
         try:
             info = probe(video["uri"])
         except ProbeError as e:
-            return fail(video, f"probe: {e}")
+            return fail(video, f"probe: {e.key}", f"probe: {e}")
         out = dict(video, probe=info)
-        if not info["has_video"]:
-            return reject(out, "no video stream" + (" (audio only)" if info["has_audio"] else ""))
-        cfg = self.config.probe
-        w, h = (info["height"], info["width"]) if info["rotation"] % 180 else (info["width"], info["height"])
-        if w < cfg.min_width or h < cfg.min_height:
-            return reject(out, f"too small: {w}x{h} < min {cfg.min_width}x{cfg.min_height}")
+        why = source_rejection(info, self.probe)
+        if why is not None:
+            return reject(out, why)
         # No duration check here: the header's duration is the only evidence at this point, and headers
         # lie (an MP4/MKV may claim 0.3 s and decode 5 s). The analysis stage rejects on the decoded span,
         # which for a source that really is short costs the decode of a few frames.
