@@ -93,7 +93,8 @@ def spec(name: str) -> tuple[str, dict]:
 
 
 def detect(name: str, frames: list[np.ndarray], fps: float, cache: CachedModel | None):
-    from curate.analysis.shots import build_detector, merge_boundaries
+    from curate.analysis.detectors import build_detector
+    from curate.analysis.shots import merge_boundaries
 
     kind, params = spec(name)
     det = build_detector(kind, params, True, fps)

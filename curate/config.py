@@ -50,7 +50,7 @@ class DetectorConfig(_Strict):
     @model_validator(mode="after")
     def _params_fit_the_detector(self) -> "DetectorConfig":
         """Unknown or invalid ``params`` fail at load, not in the first video's analysis."""
-        from curate.analysis.shots import check_detector_params
+        from curate.analysis.detectors import check_detector_params
 
         check_detector_params(self.kind, self.params)
         return self

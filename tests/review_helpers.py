@@ -7,10 +7,12 @@ from pathlib import Path
 from curate.config import PipelineConfig
 from curate.output.rewrite import apply_changes, read_columns
 from curate.output.store import OutputStore
+from curate.records import reason
 from curate.run import run_pipeline
 from tests.pipeline_helpers import make_inputs
 
-FLAG = "clip_sim_mean 0.180 < pass_min 0.22"
+FLAG_DETAIL = "clip_sim_mean 0.180 < pass_min 0.22"
+FLAG = reason("pass_min", FLAG_DETAIL)
 
 
 def config() -> PipelineConfig:
@@ -27,7 +29,7 @@ def make_output(root: Path, flagged: int = 3) -> Path:
     run_pipeline(config(), [str(root / "in")], str(out), runner="local")
     with OutputStore.open(str(out), config(), command="refilter") as store:
         ids = sorted(read_columns(store, ["clip_id"]).filter([t == "clips" for t in read_columns(store, ["clip_id"]).column("_table").to_pylist()]).column("clip_id").to_pylist())
-        changes = {cid: {"flag_reasons": [FLAG], "caption_check": "flag", "caption_check_reason": FLAG} for cid in ids[:flagged]}
+        changes = {cid: {"flag_reasons": [FLAG], "caption_check": "flag", "caption_check_reason": FLAG_DETAIL} for cid in ids[:flagged]}
         apply_changes(store, changes, {"kind": "test-flag"})
     return out
 

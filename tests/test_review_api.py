@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from curate.review.clips import parse_range
 from curate.review.db import default_url
-from tests.review_helpers import FLAG, app_for
+from tests.review_helpers import FLAG_DETAIL, app_for
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def test_queue_holds_flagged_and_qa_samples_and_counts_add_up(client: TestClient
     clips = lease(client, "ann", 8)
     assert len({c["clip_id"] for c in clips}) == 8
     assert "kind" not in clips[0] and "table" not in clips[0]["info"]  # a QA sample looks like any other clip
-    flagged = [c for c in clips if FLAG in c["info"]["reasons"]]
+    flagged = [c for c in clips if FLAG_DETAIL in c["info"]["reasons"]]
     assert len(flagged) == 3
     for k, c in enumerate(clips):
         assert decide(client, "ann", c, "approve" if k % 2 else "reject", reason="bad quality").status_code == 200
@@ -187,7 +187,7 @@ def test_queue_filters_by_reason_video_and_score(client: TestClient, review_out:
         return got
 
     flagged = only("ann", reason="pass_min")
-    assert len(flagged) == 3 and all(FLAG in c["info"]["reasons"] for c in flagged)
+    assert len(flagged) == 3 and all(FLAG_DETAIL in c["info"]["reasons"] for c in flagged)
     in_v1 = only("bob", video="v1.mp4")
     assert in_v1 and len(in_v1) < 8 and all(c["info"]["source"] == "v1.mp4" for c in in_v1)
     sharp = only("cid", scores={"sharpness": [1000, None]})

@@ -66,7 +66,7 @@ def test_apply_moves_clips_records_the_version_and_is_idempotent(review_out: Pat
     assert list(human["caption"]) == ["A red square drifts."] and human["clip_sim_mean"].isna().all()
     rejected = read_table(review_out, "rejected")
     assert len(rejected) == 2 + sum(1 for t in before.values() if t == "clips")
-    assert all(any(r.startswith("human_review bad quality (by ann)") for r in rs) for rs in rejected["reject_reasons"])
+    assert all({"key": "human_review", "detail": "bad quality (by ann)"} in list(rs) for rs in rejected["reject_reasons"])
     assert validate(str(review_out)) == []
     doc = json.loads((review_out / "manifest.json").read_text())
     v = doc["versions"][-1]

@@ -131,7 +131,7 @@ def test_review_in_the_browser_then_apply(review_out: Path, browser, tmp_path: P
     rows = ClipSource(str(review_out)).rows
     assert {c: ("approve" if r["_table"] == "clips" else "reject") for c, r in rows.items()} == decided
     assert rows[b]["caption"] == "A hand-written caption." and rows[b]["caption_source"] == "human"
-    assert [x for x in rows[c]["reject_reasons"] if x.startswith("human_review")] == ["human_review bad quality (by alice)"]
-    assert "human_review blurry (by alice)" in rows[e]["reject_reasons"]
+    assert [x["detail"] for x in rows[c]["reject_reasons"] if x["key"] == "human_review"] == ["bad quality (by alice)"]
+    assert {"key": "human_review", "detail": "blurry (by alice)"} in list(rows[e]["reject_reasons"])
     r = CliRunner().invoke(app, ["validate", str(review_out)])
     assert r.exit_code == 0 and "is valid" in r.output, r.output

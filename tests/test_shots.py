@@ -12,7 +12,8 @@ import pytest
 
 from curate.analysis.clips import ClipPlanner, ClipSpan, plan_clips, shot_ranges, split_shot
 from curate.analysis.shot_eval import f1, score
-from curate.analysis.shots import Boundary, build_detector, merge_boundaries
+from curate.analysis.detectors import build_detector
+from curate.analysis.shots import Boundary, merge_boundaries
 from curate.config import ClipsConfig
 from curate.media.decode import iter_frames, small_rgb
 from curate import synth

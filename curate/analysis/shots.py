@@ -28,7 +28,7 @@ import numpy as np
 
 from curate.analysis.detector import TINY_SIZE, Boundary, ShotDetector
 
-__all__ = ["Boundary", "ShotDetector", "TinyGray", "build_detector", "check_detector_params", "merge_boundaries"]
+__all__ = ["Boundary", "ShotDetector", "TinyGray", "merge_boundaries"]
 
 # PySceneDetect's defaults except min_scene_len: 15 frames lost every cut after
 # a shot shorter than 0.6 s on composites of 8-30 frame segments of the shared
@@ -243,90 +243,3 @@ def merge_boundaries(boundaries: Iterable[Boundary], tolerance: int = 0) -> list
         else:
             out.append(b)
     return out
-
-
-def check_detector_params(kind: str, params: dict[str, Any]) -> None:
-    """Raise ``ValueError`` naming the parameter unless ``params`` fit ``kind``'s constructor.
-
-    Names are bound to the constructor's signature and values checked against
-    its type annotations (PySceneDetect does not check them itself, so
-    ``threshold: banana`` would fail only inside the first video); the
-    PySceneDetect detectors are then built once. TransNetV2 is not built here:
-    that loads its weights.
-    """
-    import inspect
-    import sys
-
-    from pydantic import TypeAdapter, ValidationError
-
-    cls = _detector_class(kind)
-    signature = inspect.signature(cls)
-    try:
-        signature.bind(**params)
-    except TypeError as e:
-        raise ValueError(f"detector.params for {kind!r}: {e}") from None
-    namespace = vars(sys.modules[cls.__module__])
-    for name, value in params.items():
-        annotation = signature.parameters[name].annotation
-        try:
-            adapter = TypeAdapter(eval(annotation, namespace) if isinstance(annotation, str) else annotation)  # noqa: S307 - the library's own annotation
-        except Exception:  # noqa: BLE001 - an annotation pydantic cannot check: the constructor decides
-            continue
-        try:
-            adapter.validate_python(value)
-        except ValidationError as e:
-            raise ValueError(f"detector.params.{name} for {kind!r}: {e.errors()[0]['msg']} (got {value!r})") from None
-        except Exception:  # noqa: BLE001 - annotation with unresolved references: the constructor decides
-            continue
-    if kind not in ("transnetv2", "combined"):
-        from curate.media.decode import FALLBACK_FPS
-
-        build_detector(kind, params, fades=False, fps=FALLBACK_FPS)
-
-
-def _detector_class(kind: str) -> type:
-    if kind == "transnetv2":
-        from curate.analysis.transnet import TransNetDetector
-
-        return TransNetDetector
-    if kind == "combined":
-        from curate.analysis.combined import CombinedShotDetector
-
-        return CombinedShotDetector
-    from scenedetect.detectors import AdaptiveDetector, ContentDetector, ThresholdDetector
-
-    classes = {"adaptive": AdaptiveDetector, "content": ContentDetector, "threshold": ThresholdDetector}
-    if kind not in classes:
-        raise ValueError(f"unknown detector kind {kind!r}; use adaptive, content, threshold or transnetv2")
-    return classes[kind]
-
-
-def build_detector(kind: str, params: dict[str, Any], fades: bool, fps: float) -> ShotDetector:
-    """The configured detector (``DetectorConfig``), plus :class:`GradualDetector` when ``fades``.
-
-    ``params`` go to the detector's constructor unchanged; for ``adaptive``
-    they override :data:`ADAPTIVE_DEFAULTS`.
-    """
-    from scenedetect.detectors import AdaptiveDetector, ContentDetector, ThresholdDetector
-
-    tiny = TinyGray()  # one small grey frame per frame, for every detector of this set
-    try:
-        if kind == "adaptive":
-            primary: ShotDetector = SceneDetectAdapter(AdaptiveDetector(**{**ADAPTIVE_DEFAULTS, **params}), fps, tiny=tiny)
-        elif kind == "content":
-            primary = SceneDetectAdapter(ContentDetector(**params), fps, tiny=tiny)
-        elif kind == "threshold":
-            primary = SceneDetectAdapter(ThresholdDetector(**params), fps, tiny=tiny)
-        elif kind == "transnetv2":
-            from curate.analysis.transnet import TransNetDetector
-
-            primary = TransNetDetector(**params)
-        elif kind == "combined":  # has its own gradual detector: ``fades`` switches it
-            from curate.analysis.combined import CombinedShotDetector
-
-            return CombinedShotDetector(**{"gradual": fades, **params})
-        else:
-            raise ValueError(f"unknown detector kind {kind!r}; use adaptive, content, threshold or transnetv2")
-    except (TypeError, ValueError) as e:  # an unknown or mistyped constructor argument
-        raise ValueError(f"detector.params for {kind!r}: {e}") from None
-    return CombinedDetector([primary, GradualDetector(tiny=tiny)]) if fades else primary

@@ -1,14 +1,15 @@
 """The one place the review loop reads and writes drop/flag reasons.
 
-Today ``reject_reasons`` / ``flag_reasons`` are lists of sentences such as
-``motion_score 0.02 < min_motion 0.15``; they are about to become keyed data
-(key + detail). Everything in :mod:`curate.review` goes through these functions,
-so that change is made here only.
+``reject_reasons`` / ``flag_reasons`` are lists of ``{key, detail}`` structs
+(:func:`curate.records.reason`): the key is what is counted, the detail what a
+person reads. Everything in :mod:`curate.review` goes through these functions.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from curate.records import Reason, reason
 
 HUMAN = "human_review"  # key of the reason an annotator's rejection adds
 
@@ -17,35 +18,24 @@ def reasons(row: dict[str, Any], column: str) -> list[Any]:
     return list(row.get(column) or [])
 
 
-def reason_text(reason: Any) -> str:
-    """A reason as words for the page and exports."""
-    if isinstance(reason, dict):  # keyed form: {"key": ..., "detail": ...}
-        return f"{reason.get('key', '')} {reason.get('detail', '')}".strip()
-    return str(reason)
+def reason_text(r: Reason) -> str:
+    """A reason as words for the page and exports: its detail."""
+    return str(r.get("detail") or r.get("key") or "")
 
 
-def reason_key(reason: Any) -> str:
+def reason_key(r: Reason) -> str:
     """What a reason is about (``min_motion``, ``pass_min``, ``duplicate_of``, ``human_review``)."""
-    if isinstance(reason, dict):
-        return str(reason.get("key", ""))
-    words = str(reason).split()
-    if not words:
-        return ""
-    if words[0] == HUMAN or words[0] == "duplicate_of":
-        return words[0]
-    if len(words) >= 4 and words[2] in ("<", ">", "<=", ">="):
-        return words[3]  # "<column> <value> <op> <threshold name> <threshold>"
-    return words[-1] if "missing for" in str(reason) else words[0]
+    return str(r.get("key", ""))
 
 
 def texts(row: dict[str, Any], column: str) -> list[str]:
     return [reason_text(r) for r in reasons(row, column)]
 
 
-def human_reason(reason: str, annotator: str) -> str:
+def human_reason(why: str, annotator: str) -> Reason:
     """The reject reason an annotator's rejection adds (kept with the pipeline's own reasons)."""
-    return f"{HUMAN} {reason.strip() or 'rejected'} (by {annotator})"
+    return reason(HUMAN, f"{why.strip() or 'rejected'} (by {annotator})")
 
 
-def is_human(reason: Any) -> bool:
-    return reason_key(reason) == HUMAN
+def is_human(r: Reason) -> bool:
+    return reason_key(r) == HUMAN

@@ -32,7 +32,8 @@ import numpy as np
 from curate.analysis.clips import ClipPlanner, ClipSpan
 from curate.analysis.motion import MIN_SIDE, MotionStats, flow_size
 from curate.analysis.phash import phash
-from curate.analysis.shots import Boundary, ShotDetector, build_detector, merge_boundaries
+from curate.analysis.detectors import build_detector
+from curate.analysis.shots import Boundary, ShotDetector, merge_boundaries
 from curate.analysis.technical import FROZEN_LEVEL, TechnicalStats, sharpness
 from curate.config import AnalysisConfig, ClipsConfig, DetectorConfig, ProbeConfig, split_settings
 from curate.decisions import duration_rejection
