@@ -149,24 +149,16 @@ def quiet_ray() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _run_context() -> Iterator[None]:
-    """Ray Data settings for this run, put back after: no progress bars (curate draws its own),
-    and UDF cleanup on actor exit (the stages' teardown)."""
+    """Ray Data's progress bars off for this run (curate draws its own); the context's setting is put back."""
     import ray.data
 
     ctx = ray.data.DataContext.get_current()
     before = ctx.enable_progress_bars
     ctx.enable_progress_bars = False
-    # Ray 2.42 - 2.5x delete the UDF (so _StageActor.__del__ runs the stages' teardown) only with
-    # this flag; later versions always do (__ray_shutdown__) and have no flag.
-    hook = getattr(ctx, "_enable_actor_pool_on_exit_hook", None)
-    if hook is not None:
-        ctx._enable_actor_pool_on_exit_hook = True
     try:
         yield
     finally:
         ctx.enable_progress_bars = before
-        if hook is not None:
-            ctx._enable_actor_pool_on_exit_hook = hook
 
 
 @contextlib.contextmanager
