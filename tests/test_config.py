@@ -98,3 +98,12 @@ def test_config_errors_exit_2_before_anything_is_written(tmp_path: Path):
                            capture_output=True, text=True, timeout=120, cwd=PIPELINES.parent, stdin=subprocess.DEVNULL)
         assert r.returncode == 2 and field in r.stderr and "Traceback" not in r.stderr, r.stderr
         assert not out.exists()
+
+
+@pytest.mark.parametrize("path", sorted(PIPELINES.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_pipelines_build_their_shot_detector(path: Path):
+    """check_detector_params cannot build every kind at load (TransNetV2 loads weights): build it here."""
+    from curate.analysis.detectors import build_detector
+
+    d = load_pipeline(path).detector
+    assert build_detector(d.kind, dict(d.params), d.fades, 25.0) is not None

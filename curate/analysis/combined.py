@@ -174,12 +174,12 @@ class CombinedShotDetector(ShotDetector):
         self.ratio, self.min_change, self.threshold, self.span_threshold = ratio, min_change, threshold, span_threshold
         self.concentrated, self.flat_std = concentrated, flat_std
         self.flash, self.separation, self.camera, self.motion = flash, separation, camera, motion
-        self.transnet = transnet
+        self.transnet, self.threads = transnet, threads
         self.model = None
         if transnet != "never":
             from curate.analysis.transnet import load_model
 
-            self.model = load_model(threads)
+            self.model = load_model()
         self._gradual = GradualDetector() if gradual else None
         self.transnet_blocks = [0, 0]  # blocks TransNetV2 ran on, blocks decided (for the benchmark)
         self._img: deque[np.ndarray] = deque(maxlen=KEEP)  # 48x27 RGB uint8, frame _last - len + 1 ..
@@ -308,7 +308,9 @@ class CombinedShotDetector(ShotDetector):
         idx = np.clip(np.arange(b0 - CONTEXT, b0 + STEP + CONTEXT), 0, self._last)
         lo = self._last - len(self._img) + 1
         window = np.stack([self._first if i < lo else self._img[i - lo] for i in idx])
-        with torch.inference_mode():
+        from curate.analysis.transnet import torch_threads
+
+        with torch.inference_mode(), torch_threads(self.threads):
             single, many = self.model.predict_raw(torch.from_numpy(window)[None])
         n = b1 - b0
         return single[0, CONTEXT : CONTEXT + n, 0].tolist(), many[0, CONTEXT : CONTEXT + n, 0].tolist()
