@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
+from curate import synth
 from curate.analysis.combined import CombinedShotDetector, block_matched_diff, shifted_diff
 from curate.analysis.shot_eval import SplitQuality, split_quality
 from curate.analysis.shots import Boundary
@@ -181,3 +182,15 @@ def test_memory_stays_flat_on_long_videos():
         det.process_frame(i, np.clip(base.astype(int) + rng.integers(-6, 7, base.shape), 0, 255).astype(np.uint8))
     det.post_process(2999)
     assert len(det._d) == 3000 and len(det._d.v) < 1200 and len(det._img) <= 240
+
+
+def test_combined_keeps_a_transition_that_runs_to_the_last_frame(tmp_path):
+    """A fade-out to the very end (sintel_30s.mp4 ends so) has no frames after it to compare: kept, no crash."""
+    import subprocess
+
+    raw, faded = tmp_path / "raw.mp4", tmp_path / "faded.mp4"
+    synth.make_video(raw, [(60, "pan_left"), (40, "moving")], size=(192, 144))
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(raw), "-vf", "fade=t=out:st=3.4:d=0.6", "-c:v", "libx264", "-preset", "ultrafast", str(faded)],
+                   check=True, stdin=subprocess.DEVNULL)
+    found = detect(faded, "combined", {"transnet": "never"})
+    assert found and max(b.end for b in found) >= 90, found

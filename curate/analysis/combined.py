@@ -407,6 +407,8 @@ class CombinedShotDetector(ShotDetector):
             return None
         before = [self._frame(k) for k in range(s - SIDE, s)]
         after = [self._frame(k) for k in range(e, min(e + SIDE, self._last + 1))]
+        if not after:  # the video ends inside the proposal (a fade-out): nothing after it to match, so keep it
+            return None
         pre = before[-1]
         inside = max(_diff(pre, self._frame(k)) for k in range(s, e + 1))
         cross = min(_diff(a, x) for a in before for x in after)
