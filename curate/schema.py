@@ -23,11 +23,19 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 # v3 stores every reason as a key (counted) plus a detail (read): ``reject_reasons`` and
 # ``flag_reasons`` are lists of ``reason`` structs and the ledger has ``reason_key``;
 # :mod:`curate.output.legacy` reads v2 files into that shape.
-CURRENT = {"clip": 3, "rejected": 3, "videos": 3}
+# v4 adds nullable columns only (the text-overlay score, the per-video shots and
+# transitions); older files read with them null.
+CURRENT = {"clip": 4, "rejected": 4, "videos": 4}
 # Versions whose files curate still reads (older ones through :mod:`curate.output.legacy`).
-READABLE = {"clip": (2, 3), "rejected": (2, 3), "videos": (2, 3)}
+READABLE = {"clip": (2, 3, 4), "rejected": (2, 3, 4), "videos": (2, 3, 4)}
 # A reason: ``key`` is what is counted (a threshold name), ``detail`` the sentence for people.
 REASON = pa.struct([("key", pa.string()), ("detail", pa.string())])
+# A shot of a video: [start_frame, end_frame) in source frames.
+SHOT = pa.struct([("start_frame", pa.int64()), ("end_frame", pa.int64())])
+# A transition the detector found (``cut``, ``gradual``) or suppressed (``flash_suppressed``), with its score.
+TRANSITION = pa.struct([("start_frame", pa.int64()), ("end_frame", pa.int64()), ("kind", pa.string()),
+                        ("score", pa.float32())])
+_STRUCTS = {"reason": REASON, "shot": SHOT, "transition": TRANSITION}
 _PLACEHOLDER = re.compile(r"\b[A-Z][A-Z0-9_]*\b")
 
 _SCALARS: dict[str, pa.DataType] = {
@@ -45,8 +53,8 @@ _SCALARS: dict[str, pa.DataType] = {
 def _type(spec: str) -> pa.DataType:
     if spec in _SCALARS:
         return _SCALARS[spec]
-    if spec == "reason":
-        return REASON
+    if spec in _STRUCTS:
+        return _STRUCTS[spec]
     if spec.startswith("list<") and spec.endswith(">"):
         inner = spec[5:-1]
         if "," in inner:  # fixed-size list: list<float32,512>

@@ -205,7 +205,8 @@ def read_table(loc: Location, rel: str, columns: list[str] | None = None) -> pa.
         if want is not None:
             want += legacy.extra_columns(columns, names)
         table = pf.read(columns=want)
-    return legacy.upgrade(table, columns)
+        name = (pf.schema_arrow.metadata or {}).get(b"curate.schema", b"").decode()
+    return legacy.upgrade(table, columns, name)
 
 
 def metadata(loc: Location, rel: str) -> pq.FileMetaData:
