@@ -28,7 +28,7 @@ from . import state as st
 from .buckets import BucketConfig
 from .collate import LOADER_KEYS, Collate, Transform, apply_hooks
 from .columns import check_tensor_columns, to_tensor
-from .decode import DecodeError, DecodeOptions, decode_clip
+from .decode import DecodeError, DecodeOptions, decode_clip, normalize
 from .index import ReadFilter, RowIndex, build_index
 from .order import DEFAULT_BLOCK
 from .plan import EpochPlan, Policy, plan_epoch
@@ -281,8 +281,7 @@ class ClipDataset(IterableDataset):
             rows[slot] = rows[ok[n % len(ok)]]
             repeated[slot] = True
         if self.options.output == "float":
-            mean = torch.tensor(self.options.mean).view(3, 1, 1)
-            video = (video.float().div_(255) - mean) / torch.tensor(self.options.std).view(3, 1, 1)
+            video = normalize(video, self.options)
         out: dict[str, Any] = {
             "video": video,
             "caption": [r["caption"] for r in rows],
