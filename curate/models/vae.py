@@ -129,10 +129,10 @@ def load_vae(cfg: VaeConfig, models: ModelsConfig = DEFAULT_MODELS, device: str 
     if not _is_local(cfg.model):
         kw.update(cache_dir=cache_dir(cfg.cache_dir, models), revision=cfg.revision, local_files_only=True)
     if cfg.random_init:
-        model = cls.from_config(cls.load_config(source, **kw))
-    else:
-        model = cls.from_pretrained(source, **kw)
-    model = model.to(device=device, dtype=dtype).eval()
+        model = cls.from_config(cls.load_config(source, **kw)).to(dtype=dtype)
+    else:  # torch_dtype here, not .to(): diffusers keeps the modules a class wants in fp32 so
+        model = cls.from_pretrained(source, torch_dtype=dtype, **kw)
+    model = model.to(device=device).eval()
     conf = dict(model.config)
     info = {"id": cfg.id, "class": cfg.kind, "model": cfg.model, "subfolder": cfg.subfolder, "revision": revision,
             "random_init": cfg.random_init, "diffusers_version": diffusers.__version__,
