@@ -119,6 +119,7 @@ class Vae:
 def load_vae(cfg: VaeConfig, models: ModelsConfig = DEFAULT_MODELS, device: str = "cpu", precision: str = "fp32") -> Vae:
     """The VAE of ``cfg`` in eval mode on ``device``; random weights only with ``cfg.random_init``."""
     import diffusers
+    import torch
 
     from curate.models.device import torch_dtype
 
@@ -129,7 +130,8 @@ def load_vae(cfg: VaeConfig, models: ModelsConfig = DEFAULT_MODELS, device: str 
     if not _is_local(cfg.model):
         kw.update(cache_dir=cache_dir(cfg.cache_dir, models), revision=cfg.revision, local_files_only=True)
     if cfg.random_init:
-        model = cls.from_config(cls.load_config(source, **kw)).to(dtype=dtype)
+        model = cls.from_config(cls.load_config(source, **kw))
+        model = model if dtype == torch.float32 else model.to(dtype=dtype)
     else:  # torch_dtype here, not .to(): diffusers keeps the modules a class wants in fp32 so
         model = cls.from_pretrained(source, torch_dtype=dtype, **kw)
     model = model.to(device=device).eval()
