@@ -43,8 +43,10 @@ log = logging.getLogger(__name__)
 TABLE = "latents"
 _ROW_COLUMNS = ["clip_id", "video_id", "video", "video_format", "fps", "num_frames", "width", "height", "source_uri",
                 "start_s", "end_s", "source_rotation"]
-# What must stay the same for one VAE id: otherwise two kinds of tensor would share a name.
-_IDENTITY = ("class", "model", "subfolder", "revision", "random_init", "frames", "dtype", "posterior")
+# What must stay the same for one VAE id: otherwise two kinds of tensor would share a name. Where the weights
+# lie (model, subfolder) counts only without a revision: a copied models dir holds the same weights.
+_IDENTITY = ("class", "revision", "random_init", "frames", "dtype", "posterior")
+_WHERE = ("model", "subfolder")
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,8 @@ def _earlier_sets(store: OutputStore, vae_id: str) -> dict[str, dict[str, Any]]:
 
 def _check_same_vae(vae_id: str, earlier: dict[str, dict[str, Any]], now: dict[str, Any]) -> None:
     for bucket, info in earlier.items():
-        diff = [f"{k}: {info.get(k)!r} -> {now.get(k)!r}" for k in _IDENTITY if info.get(k) != now.get(k)]
+        keys = _IDENTITY + (_WHERE if info.get("revision") is None or now.get("revision") is None else ())
+        diff = [f"{k}: {info.get(k)!r} -> {now.get(k)!r}" for k in keys if info.get(k) != now.get(k)]
         if diff:
             raise ConfigError(f"OUTPUT already holds latents named {vae_id!r} ({bucket}) made differently ({'; '.join(diff)}); "
                               "give this VAE or these settings another latents.vae.id")

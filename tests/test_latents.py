@@ -8,6 +8,7 @@ VAE applied to the loader's own pixel batch of the same bucket.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -132,6 +133,10 @@ def test_a_vae_id_cannot_name_other_latents(made, tmp_path: Path):
         add_latents(str(out), with_latents(out, _vae(made, "kl"), dtype="bfloat16"))
     with pytest.raises(ConfigError, match="another latents.vae.id"):
         add_latents(str(out), with_latents(out, _vae(made, "cog", id="kl")))
+    # the same weights copied elsewhere (a models dir moved to another machine) are the same VAE
+    moved = tmp_path / "moved-vae"
+    shutil.copytree(made["kl"], moved)
+    assert add_latents(str(out), with_latents(out, _vae(made, "kl", model=str(moved)))).computed == 0
 
 
 def test_each_clip_is_decoded_once_for_all_its_buckets(made, tmp_path: Path, monkeypatch):
@@ -200,6 +205,9 @@ def test_random_weights_only_when_asked_and_then_marked(made, tmp_path: Path):
     doc = json.loads((out / "manifest.json").read_text())
     assert doc["random_init"] is True and doc["latents"]["sets"]["kl/9x64x64"]["random_init"] is True
     assert doc["models"]["vae"]["kl"]["random_init"] is True
+    # the same config gives the same random weights, so a later pass adds latents that belong with these
+    a, b = (load_vae(VaeConfig(id="kl", model=str(empty), random_init=True)) for _ in range(2))
+    assert all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values()))
 
 
 def test_pipeline_rules(made, tmp_path: Path):
@@ -237,3 +245,30 @@ def test_vae_config_names_a_real_diffusers_class():
 
     for kind in VaeConfig.model_fields["kind"].annotation.__args__:
         assert hasattr(diffusers, kind), kind
+
+
+def test_an_output_written_before_the_latents_table_takes_latents(made, tmp_path: Path):
+    out = copy_output(made["out"], tmp_path / "out")
+    doc = json.loads((out / "manifest.json").read_text())
+    doc["schema_versions"].pop("latents")  # what a manifest of the previous curate says
+    (out / "manifest.json").write_text(json.dumps(doc))
+    assert add_latents(str(out), with_latents(out, _vae(made, "kl"))).computed > 0
+    assert json.loads((out / "manifest.json").read_text())["schema_versions"]["latents"] == 1
+    assert validate(str(out)) == []
+
+
+def test_refilter_after_latents_keeps_them_and_the_loader_follows_the_kept_clips(made, tmp_path: Path):
+    from curate.refilter import refilter
+
+    out = copy_output(made["out"], tmp_path / "out")
+    config = with_latents(out, _vae(made, "kl"))
+    n = add_latents(str(out), config).computed
+    motion = pd.read_parquet(out / "clips")["motion_score"].sort_values()
+    strict = config.model_copy(update={"filter": config.filter.model_copy(update={"min_motion": float(motion.iloc[1]) + 1e-6})})
+    assert refilter(str(out), strict).changed == 2
+    doc = json.loads((out / "manifest.json").read_text())
+    assert doc["latents"]["rows"] == n and len(_latent_rows(out)) == n  # rewrites of clip tables leave latents alone
+    assert validate(str(out)) == []
+    kept = set(pd.read_parquet(out / "clips")["clip_id"])
+    seen = {c for b in ClipDataset(out, BucketConfig.single(64, 64, 9, 1), latents="kl") for c in b["clip_id"]}
+    assert seen == kept

@@ -26,6 +26,7 @@ IMAGE_VAES = frozenset({"AutoencoderKL"})
 WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 # Config keys that say how a trainer maps latents to the model's scale (whichever the class has).
 FACTORS = ("scaling_factor", "shift_factor", "latents_mean", "latents_std")
+RANDOM_SEED = 0  # random_init weights: the same on every load
 
 
 def _label(cfg: VaeConfig) -> str:
@@ -129,8 +130,10 @@ def load_vae(cfg: VaeConfig, models: ModelsConfig = DEFAULT_MODELS, device: str 
     kw: dict[str, Any] = {"subfolder": cfg.subfolder} if cfg.subfolder else {}
     if not _is_local(cfg.model):
         kw.update(cache_dir=cache_dir(cfg.cache_dir, models), revision=cfg.revision, local_files_only=True)
-    if cfg.random_init:
-        model = cls.from_config(cls.load_config(source, **kw))
+    if cfg.random_init:  # seeded, so every pass of one config makes the same (random) latents; global RNG untouched
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_SEED)
+            model = cls.from_config(cls.load_config(source, **kw))
         model = model if dtype == torch.float32 else model.to(dtype=dtype)
     else:  # torch_dtype here, not .to(): diffusers keeps the modules a class wants in fp32 so
         model = cls.from_pretrained(source, torch_dtype=dtype, **kw)
