@@ -224,6 +224,7 @@ def add_latents(output: str, config: PipelineConfig, on_clip: Callable[[int, int
         earlier = _earlier_sets(store, cfg.vae.id)
         _check_same_vae(cfg.vae.id, earlier, dict(vae.info, frames=frames, dtype=cfg.dtype, posterior=cfg.posterior))
         have = _existing(store, cfg.vae.id)
+        loc.fs.makedirs(loc.path(TABLE), exist_ok=True)
         work = _Pass(store, cfg, vae, earlier)
         opts = _options(cfg)
         files = [e["path"] for e in store.shards.get(ACCEPTED_TABLE, [])]

@@ -175,7 +175,7 @@ class OutputStore:
             ConfigError: ``schema_params`` differ from those ``output`` was written with.
         """
         loc = Location.of(output)
-        for d in ("", LEDGER_DIR, *TABLES, *DERIVED):
+        for d in ("", LEDGER_DIR, *TABLES):  # a derived table's directory is made by what writes it
             loc.fs.makedirs(loc.path(d), exist_ok=True)
         run_id = run_id or new_run_id()
         lock = acquire(loc, run_id)
