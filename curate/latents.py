@@ -87,8 +87,9 @@ class _Pass:
 
     store: OutputStore
     cfg: LatentsConfig
-    vae: Any
+    load: Callable[[], Any]  # the VAE, loaded on the first batch: a pass with nothing to do loads nothing
     sets: dict[str, dict[str, Any]]  # bucket key -> what the manifest records (from earlier commits)
+    vae: Any = None
     pending: dict[str, list[tuple[dict[str, Any], Any]]] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
     added: dict[str, int] = field(default_factory=dict)
@@ -112,6 +113,7 @@ class _Pass:
         if not batch:
             return
         pixels = normalize(torch.stack([p for _, p in batch]), _options(self.cfg))
+        self.vae = self.vae or self.load()
         mean, logvar = self.vae.encode(pixels)
         info = self.sets.get(key)
         set_info = dict(self.vae.info, bucket=key, frames=frames_setting(self.cfg), shape=list(mean.shape[1:]), dtype=self.cfg.dtype,
@@ -204,7 +206,7 @@ def add_latents(output: str, config: PipelineConfig, on_clip: Callable[[int, int
     import torch
 
     from curate.models.device import pick_device, pick_precision
-    from curate.models.vae import load_vae, resolve
+    from curate.models.vae import load_vae, vae_info
 
     t0 = time.perf_counter()
     loc = Location.of(output)
@@ -214,18 +216,18 @@ def add_latents(output: str, config: PipelineConfig, on_clip: Callable[[int, int
     check_compatible(PipelineConfig.model_validate(doc["config"]), config)
     cfg = config.latents
     assert cfg is not None
-    resolve(cfg.vae, config.models)  # the weights before any input: ModelUnavailable names the VAE and the fix
+    info = vae_info(cfg.vae, config.models)  # the weights before any input: ModelUnavailable names the VAE and the fix
     device = pick_device(cfg.device)
-    vae = load_vae(cfg.vae, config.models, device, pick_precision(device, cfg.precision))
+    precision = pick_precision(device, cfg.precision)
     frames = frames_setting(cfg)
     failed: list[str] = []
     skipped = unfit = 0
-    with OutputStore.open(output, config, run_id=new_run_id(), command="latents", models=_vae_record(doc, vae.info)) as store:
+    with OutputStore.open(output, config, run_id=new_run_id(), command="latents", models=_vae_record(doc, info)) as store:
         earlier = _earlier_sets(store, cfg.vae.id)
-        _check_same_vae(cfg.vae.id, earlier, dict(vae.info, frames=frames, dtype=cfg.dtype, posterior=cfg.posterior))
+        _check_same_vae(cfg.vae.id, earlier, dict(info, frames=frames, dtype=cfg.dtype, posterior=cfg.posterior))
         have = _existing(store, cfg.vae.id)
         loc.fs.makedirs(loc.path(TABLE), exist_ok=True)
-        work = _Pass(store, cfg, vae, earlier)
+        work = _Pass(store, cfg, lambda: load_vae(cfg.vae, config.models, device, precision), earlier)
         opts = _options(cfg)
         files = [e["path"] for e in store.shards.get(ACCEPTED_TABLE, [])]
         meta = [read_table(loc, rel, ["clip_id", "width", "height", "num_frames", "fps"]) for rel in files]

@@ -114,10 +114,14 @@ def test_manifest_records_the_vae_and_every_reader_reads_the_table(made, tmp_pat
     assert lat["latents"].dtype == torch.bfloat16 and "logvar" not in lat
 
 
-def test_a_second_pass_computes_nothing_and_a_new_vae_only_its_own(made, tmp_path: Path):
+def test_a_second_pass_computes_nothing_and_a_new_vae_only_its_own(made, tmp_path: Path, monkeypatch):
+    import curate.models.vae
+
     out = copy_output(made["out"], tmp_path / "out")
     first = add_latents(str(out), with_latents(out, _vae(made, "kl")))
-    again = add_latents(str(out), with_latents(out, _vae(made, "kl")))
+    with monkeypatch.context() as m:  # nothing to do: the VAE is not even loaded
+        m.setattr(curate.models.vae, "load_vae", lambda *a, **k: pytest.fail("loaded the VAE for a pass with nothing to do"))
+        again = add_latents(str(out), with_latents(out, _vae(made, "kl")))
     assert (again.computed, again.skipped, again.commits) == (0, first.computed, 0)
     cog = add_latents(str(out), with_latents(out, _vae(made, "cog")))
     assert cog.computed == first.computed

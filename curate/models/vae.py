@@ -117,6 +117,31 @@ class Vae:
         return x.float().cpu()
 
 
+def _load_kwargs(cfg: VaeConfig, models: ModelsConfig) -> dict[str, Any]:
+    kw: dict[str, Any] = {"subfolder": cfg.subfolder} if cfg.subfolder else {}
+    if not _is_local(cfg.model):
+        kw.update(cache_dir=cache_dir(cfg.cache_dir, models), revision=cfg.revision, local_files_only=True)
+    return kw
+
+
+def vae_info(cfg: VaeConfig, models: ModelsConfig = DEFAULT_MODELS) -> dict[str, Any]:
+    """What the manifest records about the VAE (class, weights revision, scaling/shift factors), without loading it.
+
+    Raises :class:`ModelUnavailable` like :func:`resolve`: this is the weights check.
+    """
+    import inspect
+
+    import diffusers
+
+    source, revision = resolve(cfg, models)
+    cls = getattr(diffusers, cfg.kind)
+    conf = cls.load_config(source, **_load_kwargs(cfg, models))
+    defaults = inspect.signature(cls.__init__).parameters
+    factors = {k: _plain(conf[k] if k in conf else defaults[k].default if k in defaults else None) for k in FACTORS}
+    return {"id": cfg.id, "class": cfg.kind, "model": cfg.model, "subfolder": cfg.subfolder, "revision": revision,
+            "random_init": cfg.random_init, "diffusers_version": diffusers.__version__, **factors}
+
+
 def load_vae(cfg: VaeConfig, models: ModelsConfig = DEFAULT_MODELS, device: str = "cpu", precision: str = "fp32") -> Vae:
     """The VAE of ``cfg`` in eval mode on ``device``; random weights only with ``cfg.random_init``."""
     import diffusers
@@ -124,12 +149,11 @@ def load_vae(cfg: VaeConfig, models: ModelsConfig = DEFAULT_MODELS, device: str 
 
     from curate.models.device import torch_dtype
 
-    source, revision = resolve(cfg, models)
+    info = vae_info(cfg, models)
+    source, _ = resolve(cfg, models)
     cls = getattr(diffusers, cfg.kind)
     dtype = torch_dtype(precision)
-    kw: dict[str, Any] = {"subfolder": cfg.subfolder} if cfg.subfolder else {}
-    if not _is_local(cfg.model):
-        kw.update(cache_dir=cache_dir(cfg.cache_dir, models), revision=cfg.revision, local_files_only=True)
+    kw = _load_kwargs(cfg, models)
     if cfg.random_init:  # seeded, so every pass of one config makes the same (random) latents; global RNG untouched
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_SEED)
@@ -137,12 +161,7 @@ def load_vae(cfg: VaeConfig, models: ModelsConfig = DEFAULT_MODELS, device: str 
         model = model if dtype == torch.float32 else model.to(dtype=dtype)
     else:  # torch_dtype here, not .to(): diffusers keeps the modules a class wants in fp32 so
         model = cls.from_pretrained(source, torch_dtype=dtype, **kw)
-    model = model.to(device=device).eval()
-    conf = dict(model.config)
-    info = {"id": cfg.id, "class": cfg.kind, "model": cfg.model, "subfolder": cfg.subfolder, "revision": revision,
-            "random_init": cfg.random_init, "diffusers_version": diffusers.__version__,
-            **{k: _plain(conf.get(k)) for k in FACTORS}}
-    return Vae(model, cfg.kind, device, dtype, info)
+    return Vae(model.to(device=device).eval(), cfg.kind, device, dtype, info)
 
 
 def _plain(v: Any) -> Any:
