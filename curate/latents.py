@@ -192,10 +192,8 @@ def _check_same_vae(vae_id: str, earlier: dict[str, dict[str, Any]], now: dict[s
                               "give this VAE or these settings another latents.vae.id")
 
 
-def add_latents(output: str, config: PipelineConfig, on_clip: Callable[[int, int], None] | None = None) -> LatentsResult:
+def add_latents(output: str, config: PipelineConfig) -> LatentsResult:
     """Compute the latents ``config.latents`` asks for that ``output`` lacks, and commit them.
-
-    ``on_clip(done, total)`` is called after each file of accepted clips (progress, in clips).
 
     Raises:
         ConfigError: not a curate output, no latents section, a pipeline that differs in more
@@ -231,7 +229,6 @@ def add_latents(output: str, config: PipelineConfig, on_clip: Callable[[int, int
         opts = _options(cfg)
         files = [e["path"] for e in store.shards.get(ACCEPTED_TABLE, [])]
         meta = [read_table(loc, rel, ["clip_id", "width", "height", "num_frames", "fps"]) for rel in files]
-        total, done = sum(m.num_rows for m in meta), 0
         for rel, m in zip(files, meta):
             todo: dict[int, list[LatentBucketConfig]] = {}
             ok = fits([(b.num_frames, b.height, b.width) for b in cfg.buckets], cfg.fps, cfg.stride, cfg.allow_upscale,
@@ -257,9 +254,6 @@ def add_latents(output: str, config: PipelineConfig, on_clip: Callable[[int, int
                         continue
                     for b, o in zip(buckets, outs):
                         work.add(row, b, o)
-            done += m.num_rows
-            if on_clip is not None:
-                on_clip(done, total)
         work.commit(final=True)
     return LatentsResult(vae=cfg.vae.id, computed=work.computed, skipped=skipped, unfit=unfit, failed=failed,
                          commits=work.commits, seconds=round(time.perf_counter() - t0, 3))
