@@ -1,4 +1,4 @@
-"""Command line: a thin typer layer over ``run_pipeline``, ``inspect``, ``validate``, ``report``, ``refilter``, ``models`` and ``review``."""
+"""Command line: a thin typer layer over ``run_pipeline``, ``inspect``, ``validate``, ``report``, ``refilter``, ``latents``, ``models`` and ``review``."""
 
 from __future__ import annotations
 
@@ -370,6 +370,37 @@ def refilter(
                  f" ({result.duplicates:,} as duplicates)")
     if "://" not in output and (Path(output) / "report.html").is_file():
         lines.append(f"  {output}/report.html is now stale: curate report {output}")
+    typer.echo("\n".join(lines))
+
+
+@app.command()
+def latents(
+    output: str = typer.Argument(..., help="OUTPUT of a run."),
+    pipeline: Path = typer.Argument(..., help="The run's pipeline plus a latents section (VAE, buckets)."),
+    models_dir: Optional[Path] = typer.Option(None, "--models-dir", metavar="DIR", help="VAE weights fetched with `curate models download` (overrides models.dir)."),
+) -> None:
+    """Add VAE latents of the kept clips as a new version (resumable: clips that have them for this VAE and bucket are skipped)."""
+    from curate.config import ConfigError
+    from curate.latents import add_latents
+    from curate.models.hub import ModelUnavailable
+    from curate.output.lock import LockedError
+
+    config = _load(pipeline, models_dir)
+    _setup_logging(False, None)
+    try:
+        r = add_latents(output, config)
+    except ModelUnavailable as e:
+        _fail(f"{e}\n  curate models download {pipeline} --output DIR   # then: --models-dir DIR")
+    except (ConfigError, LockedError) as e:
+        _fail(e)
+    except KeyboardInterrupt:
+        _fail(f"interrupted. Latents committed so far are safe in {output}; rerun the same command to resume.", code=130)
+    lines = [f"latents of VAE {r.vae} in {output}: {r.computed:,} computed, {r.skipped:,} already there, "
+             f"{r.commits} commit(s), {r.seconds:.1f}s"]
+    if r.unfit:
+        lines.append(f"  {r.unfit:,} kept clip(s) fit no bucket (too short or too small)")
+    if r.failed:
+        lines.append(f"  {len(r.failed):,} clip(s) did not decode (rerun to retry): {', '.join(r.failed[:5])}")
     typer.echo("\n".join(lines))
 
 

@@ -14,7 +14,16 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from curate.models.settings import AestheticConfig, CaptionCheckConfig, CaptionConfig, ClipModelConfig, EmbeddingConfig, ModelsConfig
+from curate.models.settings import (
+    AestheticConfig,
+    CaptionCheckConfig,
+    CaptionConfig,
+    ClipModelConfig,
+    EmbeddingConfig,
+    ModelsConfig,
+    Precision,
+    VaeConfig,
+)
 from curate.review.settings import ReviewConfig
 
 
@@ -148,6 +157,53 @@ class OutputConfig(_Strict):
     row_group_rows: int = Field(64, ge=1)
 
 
+class LatentBucketConfig(_Strict):
+    """One pixel shape latents are computed at: ``num_frames`` x ``height`` x ``width`` (a loader bucket's shape)."""
+
+    num_frames: int = Field(ge=1)
+    height: int = Field(ge=8)
+    width: int = Field(ge=8)
+
+    @property
+    def key(self) -> str:
+        """How the ``bucket`` column names it: ``FRAMESxHEIGHTxWIDTH``."""
+        return f"{self.num_frames}x{self.height}x{self.width}"
+
+
+class LatentsConfig(_Strict):
+    """VAE latents of the accepted clips, computed once per clip, VAE and bucket (``curate latents``).
+
+    Frames go through exactly what the loader does for a bucket
+    (:class:`curate.data.BucketConfig` with ``fps``/``stride``/``allow_upscale``
+    and :class:`curate.data.DecodeOptions` with ``resize``/``crop``/``temporal``/
+    ``interpolation``); a clip gets latents for every listed bucket it fits.
+    """
+
+    vae: VaeConfig
+    buckets: list[LatentBucketConfig] = Field(min_length=1)
+    fps: float | None = Field(None, gt=0, description="frame rate clips are resampled to; null keeps each clip's")
+    stride: int | None = Field(None, ge=1, description="take every stride-th frame instead (exclusive with fps)")
+    allow_upscale: bool = True
+    resize: Literal["cover", "stretch"] = "cover"
+    crop: Literal["center"] = "center"
+    temporal: Literal["start", "center"] = "center"
+    interpolation: Literal["area", "bilinear", "bicubic", "fast_bilinear", "lanczos"] = "area"
+    dtype: Literal["float16", "bfloat16"] = Field("float16", description="how the tensors are stored")
+    posterior: bool = Field(False, description="also store the posterior log-variance, so trainers can sample")
+    batch_size: int = Field(8, ge=1, description="clips per VAE forward pass")
+    device: str = Field("auto", description="auto (CUDA when present), cpu, cuda or cuda:N")
+    precision: Precision = "auto"
+
+    @model_validator(mode="after")
+    def _frames(self) -> "LatentsConfig":
+        if self.fps is not None and self.stride is not None:
+            raise ValueError("latents: fps and stride are exclusive")
+        keys = [b.key for b in self.buckets]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"latents.buckets lists a shape twice: {keys}")
+        return self
+
+
 class LimitsConfig(_Strict):
     video_timeout_s: float = Field(600.0, gt=0, description="per video and stage; a hang becomes `failed`")
 
@@ -173,6 +229,7 @@ class PipelineConfig(_Strict):
     caption: CaptionConfig | None = None
     caption_check: CaptionCheckConfig | None = None
     embedding: EmbeddingConfig = EmbeddingConfig()
+    latents: LatentsConfig | None = None  # VAE latents of accepted clips; computed by `curate latents`
     review: ReviewConfig = ReviewConfig()  # the annotator review queue (curate review serve); operational
     # Per-stage overrides of declared resources, e.g. {"analyse": {"cpus": 0.5}}.
     resources: dict[str, dict[str, float]] = Field(default_factory=dict)

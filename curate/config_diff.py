@@ -9,6 +9,10 @@ which. Settings fall in four kinds, by what a change would do to the clips:
   embeddings): stored scores, bytes or captions would change — a new OUTPUT too;
 * **thresholds** (filter, caption-check bands, dedup): decisions only —
   ``curate refilter`` applies them to the stored scores without re-analysis;
+* **derived** (``latents``): tables computed from the committed clips, not
+  the clips — ``curate latents`` adds them as a new version; a run neither
+  computes nor removes them, so it may differ (new clips get latents at the
+  next ``curate latents``, which skips clips that have them);
 * **operational** (name, description, shard sizes, limits, model directory,
   resources, the review queue): how a run works, not what it produces — free to change.
 """
@@ -22,6 +26,7 @@ from curate.config import ConfigError
 
 SPLIT = ("detector", "clips", "analysis.width")
 THRESHOLDS = ("filter", "caption_check", "dedup")
+DERIVED = ("latents",)
 OPERATIONAL = ("name", "description", "output", "limits", "models", "resources", "review")
 
 
@@ -30,7 +35,7 @@ class Difference:
     path: str  # dotted setting name, e.g. ``filter.min_motion``
     old: Any
     new: Any
-    kind: str  # split | computed | thresholds | operational
+    kind: str  # split | computed | thresholds | derived | operational
 
     def __str__(self) -> str:
         return f"{self.path}: {_show(self.old)} -> {_show(self.new)}"
@@ -53,6 +58,8 @@ def _kind(path: str, old: Any, new: Any) -> str:
         return "computed"  # adding or removing the check changes what the run computes
     if under(THRESHOLDS):
         return "thresholds"
+    if under(DERIVED):
+        return "derived"
     if under(OPERATIONAL):
         return "operational"
     return "computed"

@@ -86,7 +86,22 @@ def summarize(output: str) -> dict[str, Any]:
                     "config_hash": doc.get("config_hash")},
         "thresholds": thresholds_in_force(doc.get("config") or {}),
         "report": None if fresh is None else {"stale": fresh[0], "message": fresh[1]},
+        "latents": latents_summary(doc),
     }
+
+
+def latents_summary(doc: dict[str, Any]) -> dict[str, Any]:
+    """Per ``VAE/bucket`` set of the manifest's latents: rows, class, latent shape and dtype, random weights; files and bytes."""
+    section = doc.get("latents") or {}
+    if not section:
+        return {}
+    accepted = (doc.get("funnel") or {}).get("clips", {}).get("accepted", 0)
+    sets = {key: {"rows": s["rows"], "class": s["class"], "shape": s["shape"], "dtype": s["dtype"],
+                  "posterior": s["posterior"], "random_init": s["random_init"], "scaling_factor": s.get("scaling_factor"),
+                  "of_accepted": accepted}
+            for key, s in sorted((section.get("sets") or {}).items())}
+    entries = section.get("shards") or []
+    return {"files": len(entries), "bytes": sum(e["bytes"] for e in entries), "rows": section.get("rows", 0), "sets": sets}
 
 
 def thresholds_in_force(config: dict[str, Any]) -> dict[str, Any]:
@@ -213,6 +228,14 @@ def render(summary: dict[str, Any]) -> Group:
         for col, unit in units.items():
             by_unit.setdefault(unit, []).append(col)
         parts.append(Text("units: " + "; ".join(f"{', '.join(cols)}: {unit}" for unit, cols in by_unit.items()), style="dim"))
+    lat = summary.get("latents") or {}
+    if lat:
+        t = _table(f"latents (latents/: {lat['files']} files, {lat['bytes'] / 2**20:.1f} MiB)", "VAE/bucket", "clips", "class",
+                   "shape", "dtype")
+        for key, st in lat["sets"].items():
+            t.add_row(key + (" [red](random weights)[/red]" if st["random_init"] else ""), _fmt(st["rows"]), st["class"],
+                      "x".join(map(str, st["shape"])), st["dtype"] + (" +logvar" if st["posterior"] else ""))
+        parts.append(t)
     if summary["timings"]:
         from curate.pipeline import in_pipeline_order
 

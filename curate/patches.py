@@ -2,7 +2,8 @@
 
 Diffusion transformers see a clip as a sequence of spatio-temporal patches.
 ``patchify`` cuts a ``(T, C, H, W)`` tensor (pixels or VAE latents, with
-optional leading batch dims) into ``pt x ph x pw`` patches, padding T, H and
+optional leading batch dims; ``layout="CTHW"`` for the ``(C, T, H, W)``
+latents diffusers VAEs and ``ClipDataset(latents=...)`` give) into ``pt x ph x pw`` patches, padding T, H and
 W up to multiples of the patch and recording that padding, so ``unpatchify``
 restores the exact input.  Token order is time, then rows, then columns;
 each token's features are laid out ``(pt, ph, pw, C)``.
@@ -24,9 +25,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
+
+
+Layout = Literal["TCHW", "CTHW"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,7 @@ class Patches:
         patch: ``(pt, ph, pw)``.
         shape: the input's ``(T, C, H, W)``.
         pad: frames, rows and columns appended (zeros) to reach the grid.
+        layout: the input's axis order, ``"TCHW"`` or ``"CTHW"``; :func:`unpatchify` returns the same.
     """
 
     tokens: torch.Tensor
@@ -48,10 +54,16 @@ class Patches:
     patch: tuple[int, int, int]
     shape: tuple[int, int, int, int]
     pad: tuple[int, int, int]
+    layout: Layout = "TCHW"
 
 
-def patchify(x: torch.Tensor, patch: tuple[int, int, int] = (1, 2, 2)) -> Patches:
-    """Cut ``x`` (``(*lead, T, C, H, W)``) into tokens, zero-padding what the patch does not divide."""
+def patchify(x: torch.Tensor, patch: tuple[int, int, int] = (1, 2, 2), layout: Layout = "TCHW") -> Patches:
+    """Cut ``x`` (``(*lead, T, C, H, W)``, or ``(*lead, C, T, H, W)`` with ``layout="CTHW"``) into tokens,
+    zero-padding what the patch does not divide. Tokens are the same for both layouts."""
+    if layout not in ("TCHW", "CTHW"):
+        raise ValueError(f"layout must be 'TCHW' or 'CTHW', not {layout!r}")
+    if layout == "CTHW":
+        x = x.movedim(-4, -3)
     *lead, T, C, H, W = x.shape
     pt, ph, pw = patch
     pad = (-T % pt, -H % ph, -W % pw)
@@ -64,7 +76,7 @@ def patchify(x: torch.Tensor, patch: tuple[int, int, int] = (1, 2, 2)) -> Patche
     tokens = x.reshape(*lead, t * h * w, pt * ph * pw * C)
     ar = [torch.arange(n, device=x.device) for n in (t, h, w)]
     pos = torch.stack(torch.meshgrid(*ar, indexing="ij"), dim=-1).reshape(-1, 3)
-    return Patches(tokens, pos, (t, h, w), (pt, ph, pw), (T, C, H, W), pad)
+    return Patches(tokens, pos, (t, h, w), (pt, ph, pw), (T, C, H, W), pad, layout)
 
 
 def unpatchify(p: Patches, tokens: torch.Tensor | None = None) -> torch.Tensor:
@@ -83,7 +95,8 @@ def unpatchify(p: Patches, tokens: torch.Tensor | None = None) -> torch.Tensor:
     x = x.permute(*range(n), n, n + 3, n + 6, n + 1, n + 4, n + 2, n + 5)  # (*lead, t, pt, C, h, ph, w, pw)
     x = x.reshape(*lead, t * pt, C, h * ph, w * pw)
     T, _, H, W = p.shape
-    return x[..., :T, :, :H, :W]
+    x = x[..., :T, :, :H, :W]
+    return x.movedim(-3, -4) if p.layout == "CTHW" else x
 
 
 @dataclass(frozen=True)

@@ -296,6 +296,8 @@ def version_rows(doc: dict[str, Any]) -> list[dict[str, str]]:
         if v.get("kind") == "review":
             d = v.get("decisions") or {}
             changed = f"human decisions: {d.get('approve', 0):,} approved, {d.get('reject', 0):,} rejected (thresholds unchanged)"
+        elif v.get("kind") == "latents":
+            changed = f"latents added: VAE {v.get('vae')}, {v.get('computed', 0):,} clip × bucket tensors (thresholds unchanged)"
         elif v.get("kind") == "dedup":
             d = thr.get("dedup") or {}
             changed = (f"dedup pass: phash ≤ {d.get('phash_max_distance')}, cosine ≥ {d.get('cosine_threshold')}, "

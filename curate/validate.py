@@ -11,6 +11,7 @@ import json
 from collections import Counter
 from typing import Any, NamedTuple
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -63,6 +64,7 @@ def validate(output: str, deep: bool = True, decode: bool = False) -> list[str]:
         p, keys[table] = _check_table_dir(loc, table, _Schema(schema, params), doc.get("shards", {}).get(table, []), set(parts),
                                           superseded, deep)
         problems += p
+    problems += _check_latents(loc, doc, keys, set(parts), superseded, deep)
     problems += _check_ids(keys)
     problems += _check_counts(keys, videos)
     problems += _check_funnel(doc, keys, videos)
@@ -261,6 +263,53 @@ def _version(schema: pa.Schema, name: str) -> int | None:
     except ValueError:
         return None
     return version if version in READABLE.get(name, ()) else None
+
+
+def _check_latents(loc: Location, doc: dict[str, Any], keys: dict[str, pa.Table], parts: set[str],
+                   superseded: dict[str, str], deep: bool) -> list[str]:
+    """The latents table vs its manifest section: files, schema, one row per (clip, VAE, bucket),
+    clips the output holds, byte sizes of the recorded shape and dtype, rows per set."""
+    section = doc.get("latents") or {}
+    if not section and not any(n.endswith(".parquet") for n in loc.names("latents")):
+        return []
+    problems, _ = _check_table_dir(loc, "latents", _Schema("latents", None), section.get("shards") or [], parts, superseded, deep)
+    sets = section.get("sets") or {}
+    tables = []
+    for e in section.get("shards") or []:
+        try:
+            t = read_table(loc, e["path"], ["clip_id", "vae", "bucket", "latent", "logvar"])
+        except Exception:  # noqa: BLE001 - reported by _check_table_dir
+            continue
+        tables.append(pa.table({"clip_id": t["clip_id"], "key": pc.binary_join_element_wise(t["vae"], t["bucket"], "/"),
+                                "size": pc.binary_length(t["latent"]), "logvar": pc.binary_length(t["logvar"])}))
+    if not tables:
+        return problems + ([f"manifest latents lists {section.get('rows')} rows, the files none"] if section.get("rows") else [])
+    rows = pa.concat_tables(tables)
+    ids = pc.binary_join_element_wise(rows["clip_id"], rows["key"], "/")
+    dups = [v["values"] for v in pc.value_counts(ids).to_pylist() if v["counts"] > 1]
+    if dups:
+        problems.append(f"latents: {len(dups)} (clip, VAE, bucket) have more than one row, e.g. {dups[:3]}")
+    held = set().union(*(set(k.column("clip_id").to_pylist()) for k in keys.values())) if keys else set()
+    orphans = set(rows["clip_id"].to_pylist()) - held
+    if orphans:
+        problems.append(f"latents: rows of {len(orphans)} clips the output does not hold, e.g. {sorted(orphans)[:3]}")
+    counts = {v["values"]: v["counts"] for v in pc.value_counts(rows["key"]).to_pylist()}
+    for key in sorted(set(counts) | set(sets)):
+        info = sets.get(key)
+        if info is None:
+            problems.append(f"latents: {counts[key]} rows of {key}, which the manifest's latents.sets does not describe")
+            continue
+        if counts.get(key, 0) != info.get("rows"):
+            problems.append(f"latents: {key} has {counts.get(key, 0)} rows, the manifest says {info.get('rows')}")
+        mask = pc.equal(rows["key"], key)
+        nbytes = int(np.prod(info["shape"])) * 2  # float16 and bfloat16 both
+        sizes = set(rows["size"].filter(mask).to_pylist())
+        if sizes - {nbytes}:
+            problems.append(f"latents: {key} holds tensors of {sorted(sizes)} bytes, shape {info['shape']} {info['dtype']} is {nbytes}")
+        logvar = set(rows["logvar"].filter(mask).to_pylist())
+        if logvar != ({nbytes} if info.get("posterior") else {None}):
+            problems.append(f"latents: {key} logvar sizes {sorted(logvar, key=str)} do not fit posterior={info.get('posterior')}")
+    return problems
 
 
 def _check_ids(keys: dict[str, pa.Table]) -> list[str]:

@@ -15,6 +15,7 @@ the rest of the epoch is planned again for the new ranks.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,9 @@ from . import state as st
 from .buckets import BucketConfig
 from .collate import LOADER_KEYS, Collate, Transform, apply_hooks
 from .columns import check_tensor_columns, to_tensor
-from .decode import DecodeError, DecodeOptions, decode_clip
+from .decode import DecodeError, DecodeOptions, decode_clip, normalize
 from .index import ReadFilter, RowIndex, build_index
+from .latents import bucket_key, from_bytes, latent_index
 from .order import DEFAULT_BLOCK
 from .plan import EpochPlan, Policy, plan_epoch
 from .rows import RowCache
@@ -37,7 +39,8 @@ from .world import World, worker_batches
 
 DECODE_COLUMNS = ("clip_id", "caption", "video", "video_format", "fps", "num_frames", "width", "height", "source_uri", "start_s", "end_s", "source_rotation")
 DEFAULT_META = ("video_id", "start_s", "end_s", "fps", "num_frames", "width", "height", "motion_score", "sharpness", "camera_motion", "aesthetic_score")
-BATCH_KEYS = ("video", "caption", "clip_id", "meta", *LOADER_KEYS)
+BATCH_KEYS = ("video", "latents", "logvar", "caption", "clip_id", "meta", *LOADER_KEYS)
+LATENT_COLUMNS = ("clip_id", "caption")  # what a latent batch reads of the clip rows (no video bytes)
 IDENTITY = ("seed", "fingerprint")
 
 
@@ -59,6 +62,12 @@ class ClipDataset(IterableDataset):
         transform: per-sample hook run where the batch is built (in workers).
         collate: joins the (transformed) samples; default stacks tensors.
         rank, num_ranks: override the detected distributed world (construct after init_process_group).
+        latents: a VAE id (``latents.vae.id`` of ``curate latents``): batches hold ``latents``
+            ``(B, C, T', H', W')`` as stored (fp16/bf16, unscaled; ``latent_sets`` has each
+            bucket's scaling/shift factors), plus ``logvar`` when stored, instead of ``video``:
+            nothing is decoded. ``source`` must be the OUTPUT dir; the buckets' ``fps``/``stride``
+            must be those the latents were made with. Clips without latents for their bucket are
+            left out (with a warning), like clips that fit no bucket.
     """
 
     def __init__(
@@ -79,6 +88,7 @@ class ClipDataset(IterableDataset):
         collate: Collate | None = None,
         rank: int | None = None,
         num_ranks: int | None = None,
+        latents: str | None = None,
     ) -> None:
         world = World.detect(rank, num_ranks)
         self.rank, self.num_ranks = world.rank, world.num_ranks
@@ -94,6 +104,12 @@ class ClipDataset(IterableDataset):
         self._resume: tuple[st.Position, int] | None = None  # in a worker: restored by StatefulDataLoader
         self._plan: tuple[tuple[int, tuple[tuple[int, int], ...]], EpochPlan] | None = None
         self.bucket_of_row = buckets.assign(self.index.width, self.index.height, self.index.num_frames, self.index.fps)
+        self.latents = latents
+        self.latent_sets: dict[str, dict[str, Any]] = {}  # bucket key (TxHxW) -> the manifest's record of its latents
+        self._latent_index: RowIndex | None = None
+        self.latent_of_row = np.zeros(0, np.int64)
+        if latents is not None:
+            self._join_latents(source, latents)
         if len(self.index) and not (self.bucket_of_row >= 0).any():
             raise ValueError(f"none of the {len(self.index)} clips fits a bucket (too short for their frames at the fps/stride, or smaller than every bucket)")
         if len(self.index) and self.plan(0).num_batches == 0:  # only policy="drop" gets here
@@ -104,6 +120,23 @@ class ClipDataset(IterableDataset):
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_plan": None}
+
+    def _join_latents(self, source: Any, vae: str) -> None:
+        """Find each row's latent row for its bucket; rows without one fit no bucket."""
+        self._latent_index, self.latent_sets, where = latent_index(source, vae)
+        for key, info in self.latent_sets.items():
+            made = (info["frames"]["fps"], info["frames"]["stride"])
+            if made != (self.buckets.fps, self.buckets.stride):
+                raise ValueError(f"latents of VAE {vae!r} ({key}) were made at fps={made[0]}, stride={made[1]}; "
+                                 f"these buckets ask for fps={self.buckets.fps}, stride={self.buckets.stride}")
+        keys = [bucket_key(b.shape) for b in self.buckets.buckets]
+        self.latent_of_row = np.array([where.get((cid, keys[b]), -1) if b >= 0 else -1
+                                       for cid, b in zip(self.index.clip_id.tolist(), self.bucket_of_row.tolist())], np.int64)
+        missing = int(((self.bucket_of_row >= 0) & (self.latent_of_row < 0)).sum())
+        if missing:
+            warnings.warn(f"{missing} clips have no latents of VAE {vae!r} for their bucket and are left out; "
+                          "compute them with `curate latents OUTPUT PIPELINE.yaml`", UserWarning, stacklevel=3)
+        self.bucket_of_row = np.where(self.latent_of_row >= 0, self.bucket_of_row, -1)
 
     # -- plan -----------------------------------------------------------------------------------
     @property
@@ -174,7 +207,8 @@ class ClipDataset(IterableDataset):
     @property
     def fingerprint(self) -> str:
         """The rows plus every setting that shapes the plan: resuming with other ones would skip the wrong batches."""
-        settings = repr((self.index.fingerprint, self.buckets, self.shuffle, self.shuffle_buffer, self.shuffle_block, self.policy))
+        settings = repr((self.index.fingerprint, self.buckets, self.shuffle, self.shuffle_buffer, self.shuffle_block, self.policy)
+                        + ((self.latents, self._latent_index.fingerprint) if self._latent_index is not None else ()))
         return hashlib.sha256(settings.encode()).hexdigest()[:16]
 
     def state_dict(self) -> dict[str, Any]:
@@ -252,10 +286,20 @@ class ClipDataset(IterableDataset):
 
     def _generate(self, start: st.Position, ks: range, main: bool, num_workers: int) -> Iterator[dict[str, Any]]:
         plan = self.plan(start.epoch, start.history).ranks[self.rank]
-        columns = (*DECODE_COLUMNS, *self.columns, *self.tensors)
-        rows = RowCache(self.index, columns, [r for k in ks for r in plan.batches[k].tolist()])
+        needed = [r for k in ks for r in plan.batches[k].tolist()]
+        if self._latent_index is not None:
+            rows = RowCache(self.index, (*LATENT_COLUMNS, *self.columns, *self.tensors), needed)
+            posterior = any(s.get("posterior") for s in self.latent_sets.values())
+            latents = RowCache(self._latent_index, ("clip_id", "latent", *(("logvar",) if posterior else ())),
+                               self.latent_of_row[needed].tolist())
+        else:
+            rows, latents = RowCache(self.index, (*DECODE_COLUMNS, *self.columns, *self.tensors), needed), None
         for k in ks:
-            batch = self._batch(start.epoch, len(start.history), k, rows, plan.batches[k].tolist(), plan.repeated[k].copy(), plan.buckets[k])
+            ids, repeated, bucket = plan.batches[k].tolist(), plan.repeated[k].copy(), plan.buckets[k]
+            if latents is None:
+                batch = self._batch(start.epoch, len(start.history), k, rows, ids, repeated, bucket)
+            else:
+                batch = self._latent_batch(start.epoch, k, rows, latents, ids, repeated, bucket)
             if main:
                 self._consume(start.epoch, k)
             else:
@@ -281,8 +325,7 @@ class ClipDataset(IterableDataset):
             rows[slot] = rows[ok[n % len(ok)]]
             repeated[slot] = True
         if self.options.output == "float":
-            mean = torch.tensor(self.options.mean).view(3, 1, 1)
-            video = (video.float().div_(255) - mean) / torch.tensor(self.options.std).view(3, 1, 1)
+            video = normalize(video, self.options)
         out: dict[str, Any] = {
             "video": video,
             "caption": [r["caption"] for r in rows],
@@ -294,6 +337,26 @@ class ClipDataset(IterableDataset):
         if self.transform is not None or self.collate is not None:
             out = apply_hooks(out, self.tensors, self.transform, self.collate)
         out.update(repeated=torch.from_numpy(repeated), errors=errors, shape=bucket.shape, epoch=epoch, batch_index=k)
+        return out
+
+
+    def _latent_batch(self, epoch: int, k: int, cache: RowCache, latents: RowCache, ids: list[int], repeated: np.ndarray,
+                      bucket_id: int) -> dict[str, Any]:
+        """A batch of stored latents (no decode): ``latents`` ``(B, C, T', H', W')`` and ``logvar`` when stored."""
+        rows = [cache.take(r) for r in ids]
+        stored = [latents.take(int(self.latent_of_row[r])) for r in ids]
+        bucket = self.buckets.buckets[bucket_id]
+        info = self.latent_sets[bucket_key(bucket.shape)]
+        out: dict[str, Any] = {"latents": torch.stack([from_bytes(s["latent"], info["shape"], info["dtype"]) for s in stored])}
+        if info.get("posterior"):
+            out["logvar"] = torch.stack([from_bytes(s["logvar"], info["shape"], info["dtype"]) for s in stored])
+        out.update(caption=[r["caption"] for r in rows], clip_id=[r["clip_id"] for r in rows],
+                   meta=[{c: r[c] for c in self.columns if c in r} for r in rows])
+        for name in self.tensors:
+            out[name] = to_tensor(name, [r[name] for r in rows], cache.types[name])
+        if self.transform is not None or self.collate is not None:
+            out = apply_hooks(out, self.tensors, self.transform, self.collate)
+        out.update(repeated=torch.from_numpy(repeated), errors=[], shape=bucket.shape, epoch=epoch, batch_index=k)
         return out
 
 

@@ -50,6 +50,14 @@ class DecodeOptions:
     interpolation: Literal["area", "bilinear", "bicubic", "fast_bilinear", "lanczos"] = "area"
 
 
+def normalize(video: torch.Tensor, opts: DecodeOptions) -> torch.Tensor:
+    """uint8 frames ``(..., 3, H, W)`` as float ``(x / 255 - mean) / std`` (what ``output="float"`` yields)."""
+    import torch
+
+    mean = torch.tensor(opts.mean).view(3, 1, 1)
+    return (video.float().div_(255) - mean) / torch.tensor(opts.std).view(3, 1, 1)
+
+
 def geometry(w: int, h: int, width: int, height: int, opts: DecodeOptions, rng: np.random.Generator) -> tuple[int, int, int, int]:
     """Resized size ``(rw, rh)`` and crop offset ``(x, y)`` taking a ``w x h`` frame to ``width x height``."""
     if opts.resize == "stretch":
@@ -76,6 +84,17 @@ def target_times(num_frames: int, clip_fps: float, T: int, fps: float | None, op
     return offset + np.arange(T) * step
 
 
+@dataclass
+class Target:
+    """One shape to decode a clip into: ``out`` (uint8 ``(T, C, H, W)``) and how its frames are chosen."""
+
+    out: torch.Tensor
+    fps: float | None
+    opts: DecodeOptions
+    rng: np.random.Generator
+    stride: int | None = None
+
+
 def decode_clip(row: dict[str, Any], out: torch.Tensor, fps: float | None, opts: DecodeOptions, rng: np.random.Generator, stride: int | None = None) -> None:
     """Decode ``row`` into ``out`` (uint8, ``(T, C, H, W)``), sampling frames nearest to the target times.
 
@@ -86,17 +105,29 @@ def decode_clip(row: dict[str, Any], out: torch.Tensor, fps: float | None, opts:
     ``height`` and, for reference rows, ``source_uri``, ``start_s``, ``end_s``
     and ``source_rotation``. Frames missing at the end repeat the last frame.
     """
+    decode_targets(row, [Target(out, fps, opts, rng, stride)])
+
+
+def decode_targets(row: dict[str, Any], targets: list[Target]) -> None:
+    """Decode ``row`` once into every target's ``out`` (several buckets of one clip share one decode pass).
+
+    Each target gets exactly the frames and pixels :func:`decode_clip` would give it alone.
+    """
     import av
 
-    T, _, H, W = out.shape
+    clip_fps = float(row["fps"])
     rot = int(row.get("source_rotation") or 0) % 360 if row["video"] is None else 0
-    rw, rh, x, y = geometry(int(row["width"]), int(row["height"]), W, H, opts, rng)
-    if stride:
-        idx = target_indices(int(row["num_frames"]), T, stride, opts, rng)
-        times = idx / float(row["fps"])  # where the reference-mode seek goes
-    else:
-        times = target_times(int(row["num_frames"]), float(row["fps"]), T, fps, opts, rng)
-    arr = out.numpy()  # frames are written in place, plane by plane
+    pickers = []
+    for tg in targets:
+        T, _, H, W = tg.out.shape
+        geo = geometry(int(row["width"]), int(row["height"]), W, H, tg.opts, tg.rng)
+        if tg.stride:
+            idx = target_indices(int(row["num_frames"]), T, tg.stride, tg.opts, tg.rng)
+            picker: _Picker = _Every(idx, idx / clip_fps)  # times: where the reference-mode seek goes
+        else:
+            picker = _Nearest(target_times(int(row["num_frames"]), clip_fps, T, tg.fps, tg.opts, tg.rng))
+        picker.sink = _Writer(tg.out.numpy(), geo, rot, tg.opts.interpolation.upper())  # frames written in place
+        pickers.append(picker)
     try:
         with _open(row) as container:
             stream = container.streams.video[0]
@@ -104,23 +135,119 @@ def decode_clip(row: dict[str, Any], out: torch.Tensor, fps: float | None, opts:
             origin, end = None, None
             if row["video"] is None:  # reference mode: seek to the span in the source
                 origin, end = float(row["start_s"]), float(row["end_s"]) - float(row["start_s"])
-                container.seek(int((origin + times[0]) / stream.time_base), stream=stream, backward=True, any_frame=False)
-            last = None
-            frames = container.decode(stream)
-            picked = _pick_every(frames, idx, float(row["fps"]), origin, end) if stride else _pick(frames, times, float(row["fps"]), origin, end)
-            for i, frame in enumerate(picked):
-                if frame is last:  # fps upsampling: the same frame again
-                    arr[i] = arr[i - 1]
-                    continue
-                last = frame
-                sw, sh = (rh, rw) if rot in (90, 270) else (rw, rh)
-                planar = frame.reformat(width=sw, height=sh, format="gbrp", interpolation=opts.interpolation.upper())
-                for c, p in ((0, 2), (1, 0), (2, 1)):  # gbrp planes are G, B, R
-                    plane = planar.planes[p]
-                    a = np.frombuffer(plane, np.uint8, count=sh * plane.line_size).reshape(sh, plane.line_size)[:, :sw]
-                    arr[i, c] = (np.rot90(a, rot // 90) if rot else a)[y : y + H, x : x + W]
+                first = min(p.first_time for p in pickers)
+                container.seek(int((origin + first) / stream.time_base), stream=stream, backward=True, any_frame=False)
+            _feed(container.decode(stream), pickers, clip_fps, origin, end)
     except (av.error.FFmpegError, OSError, ValueError, DecodeError) as e:
         raise DecodeError(f"{row.get('clip_id')}: {e}") from e
+
+
+@dataclass
+class _Writer:
+    """Converts each picked frame into the next ``(C, H, W)`` slot: one swscale resize to planar RGB, then the crop."""
+
+    arr: np.ndarray
+    geo: tuple[int, int, int, int]
+    rot: int
+    interpolation: str
+    i: int = 0
+    last: Any = None
+
+    def __call__(self, frame: Any) -> None:
+        arr, i, rot = self.arr, self.i, self.rot
+        self.i += 1
+        if frame is self.last:  # fps upsampling: the same frame again
+            arr[i] = arr[i - 1]
+            return
+        self.last = frame
+        rw, rh, x, y = self.geo
+        _, _, H, W = arr.shape
+        sw, sh = (rh, rw) if rot in (90, 270) else (rw, rh)
+        planar = frame.reformat(width=sw, height=sh, format="gbrp", interpolation=self.interpolation)
+        for c, p in ((0, 2), (1, 0), (2, 1)):  # gbrp planes are G, B, R
+            plane = planar.planes[p]
+            a = np.frombuffer(plane, np.uint8, count=sh * plane.line_size).reshape(sh, plane.line_size)[:, :sw]
+            arr[i, c] = (np.rot90(a, rot // 90) if rot else a)[y : y + H, x : x + W]
+
+
+class _Picker:
+    """Chooses a target's frames from the decoded stream, handing each to ``sink`` as soon as it is chosen."""
+
+    sink: Any
+    wanted: int
+    done: int = 0
+    prev: Any = None
+
+    @property
+    def first_time(self) -> float:
+        raise NotImplementedError
+
+    def feed(self, frame: Any, t: float, j: int) -> bool:
+        """Offer the ``j``-th frame of the span (at ``t`` s from its start); True once every frame is chosen."""
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """The span ended: the last frame stands in for any frame still missing."""
+        if self.prev is None:
+            raise DecodeError("no frame decoded in the clip's span")
+        for _ in range(self.wanted - self.done):
+            self.sink(self.prev)
+
+
+class _Nearest(_Picker):
+    """For each target time, the decoded frame nearest to it."""
+
+    def __init__(self, times: np.ndarray) -> None:
+        self.times, self.wanted, self.t_prev = times.tolist(), len(times), 0.0
+
+    @property
+    def first_time(self) -> float:
+        return float(self.times[0])
+
+    def feed(self, frame: Any, t: float, j: int) -> bool:
+        while self.done < self.wanted and self.times[self.done] <= t:
+            self.sink(self.prev if self.prev is not None and self.times[self.done] - self.t_prev < t - self.times[self.done] else frame)
+            self.done += 1
+        self.prev, self.t_prev = frame, t
+        return self.done == self.wanted
+
+
+class _Every(_Picker):
+    """The decoded frames at ``indices`` (counted from the span start)."""
+
+    def __init__(self, indices: np.ndarray, times: np.ndarray) -> None:
+        self.indices, self.wanted, self.seek = indices.tolist(), len(indices), float(times[0])
+
+    @property
+    def first_time(self) -> float:
+        return self.seek
+
+    def feed(self, frame: Any, t: float, j: int) -> bool:
+        while self.done < self.wanted and self.indices[self.done] == j:
+            self.sink(frame)
+            self.done += 1
+        self.prev = frame
+        return self.done == self.wanted
+
+
+def _feed(frames: Iterable[Any], pickers: list[_Picker], clip_fps: float, origin: float | None, end: float | None) -> None:
+    """Offer each frame of the span to every picker still choosing; stops decoding once all have chosen."""
+    active, j = list(pickers), 0
+    for n, frame in enumerate(frames):
+        t = frame.time if frame.time is not None else n / clip_fps
+        if origin is None:
+            origin = t  # embedded clips start at their first frame
+        t -= origin
+        if end is not None and t >= end - 0.5 / clip_fps:
+            break
+        if t < -0.5 / clip_fps:  # pre-roll from the keyframe before a reference span
+            continue
+        active = [p for p in active if not p.feed(frame, t, j)]
+        if not active:
+            return
+        j += 1
+    for p in active:
+        p.finish()
 
 
 @contextmanager
@@ -139,51 +266,3 @@ def _open(row: dict[str, Any]) -> Iterator[Any]:
         return
     with av.open(src, "r") as container:
         yield container
-
-
-def _pick(frames: Iterable[Any], times: np.ndarray, clip_fps: float, origin: float | None, end: float | None) -> Iterator[Any]:
-    """For each target time, the decoded frame nearest to it; stops decoding once all are chosen."""
-    done, prev, t_prev = 0, None, 0.0
-    for n, frame in enumerate(frames):
-        t = frame.time if frame.time is not None else n / clip_fps
-        if origin is None:
-            origin = t  # embedded clips start at their first frame
-        t -= origin
-        if end is not None and t >= end - 0.5 / clip_fps:
-            break
-        if t < -0.5 / clip_fps:  # pre-roll from the keyframe before a reference span
-            continue
-        while done < len(times) and times[done] <= t:
-            yield prev if prev is not None and times[done] - t_prev < t - times[done] else frame
-            done += 1
-        if done == len(times):
-            return
-        prev, t_prev = frame, t
-    if prev is None:
-        raise DecodeError("no frame decoded in the clip's span")
-    for _ in range(len(times) - done):
-        yield prev
-
-
-def _pick_every(frames: Iterable[Any], indices: np.ndarray, clip_fps: float, origin: float | None, end: float | None) -> Iterator[Any]:
-    """The decoded frames at ``indices`` (counted from the span start); the last frame repeats past the end."""
-    wanted, done, prev, j = indices.tolist(), 0, None, 0
-    for n, frame in enumerate(frames):
-        t = frame.time if frame.time is not None else n / clip_fps
-        if origin is None:
-            origin = t
-        t -= origin
-        if end is not None and t >= end - 0.5 / clip_fps:
-            break
-        if t < -0.5 / clip_fps:  # pre-roll from the keyframe before a reference span
-            continue
-        while done < len(wanted) and wanted[done] == j:
-            yield frame
-            done += 1
-        if done == len(wanted):
-            return
-        prev, j = frame, j + 1
-    if prev is None:
-        raise DecodeError("no frame decoded in the clip's span")
-    for _ in range(len(wanted) - done):
-        yield prev

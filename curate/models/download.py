@@ -78,6 +78,14 @@ def layout(config: Any) -> list[tuple[str, str]]:
             out.append(("aesthetic/" + Path(a.head.split("?")[0]).name, f"aesthetic head, from {a.head}"))
         else:
             out.append((str(Path(a.head).resolve()), "aesthetic head"))
+    lat = getattr(config, "latents", None)
+    if lat is not None and not lat.vae.random_init:
+        v = lat.vae
+        sub = f"{v.subfolder}/" if v.subfolder else ""
+        if Path(v.model).expanduser().exists() or v.model.startswith((".", "/", "~")):
+            out.append((str(Path(v.model).expanduser().resolve()), f"VAE {v.id}: {sub}config.json and weights (save_pretrained)"))
+        else:
+            out.append((_hub_folder(v.model) + "/", f"VAE {v.id} ({v.kind}): {sub}config.json and weights"))
     if cap is not None and cap.kind == "transformers" and cap.model:
         local = Path(cap.model).expanduser()
         if local.exists() or cap.model.startswith((".", "/", "~")):
@@ -107,13 +115,14 @@ def _clip_tokenizer(clip_cfg: Any, arch: str) -> str | None:
     return conf.get("text_cfg", {}).get("hf_tokenizer_name")
 
 
-def required(config: Any) -> list[Check]:
+def required(config: Any, latents: bool = True) -> list[Check]:
     """``(name, fetch(models, download))`` for every model ``config`` uses.
 
     ``config`` is a ``PipelineConfig``; its optional sections ``clip``,
-    ``aesthetic`` and ``caption`` decide which models are needed.
+    ``aesthetic``, ``caption`` and ``latents`` decide which models are needed.
+    ``latents=False`` leaves out the VAE (``curate run`` does not compute latents).
     """
-    from curate.models import aesthetic, captioners, clip
+    from curate.models import aesthetic, captioners, clip, vae
 
     out: list[Check] = []
     c, a, cap = getattr(config, "clip", None), getattr(config, "aesthetic", None), getattr(config, "caption", None)
@@ -123,14 +132,17 @@ def required(config: Any) -> list[Check]:
         out.append((f"aesthetic head {a.head}", lambda m, d: aesthetic.resolve_head(a, m, download=d)))
     if cap is not None and cap.kind == "transformers":
         out.append((f"captioner {cap.model}", lambda m, d: captioners.transformers_source(cap, m, download=d)))
+    lat = getattr(config, "latents", None)
+    if latents and lat is not None:
+        out.append((f"vae {lat.vae.id}", lambda m, d: vae.resolve(lat.vae, m, download=d)))
     return out
 
 
 def check_models(config: Any) -> None:
-    """Raise one :class:`ModelUnavailable` naming every model that cannot be had; loads nothing."""
+    """Raise one :class:`ModelUnavailable` naming every model a run needs that cannot be had; loads nothing."""
     models = getattr(config, "models", None) or ModelsConfig()
     failures = []
-    for _, fetch in required(config):
+    for _, fetch in required(config, latents=False):
         try:
             fetch(models, False)
         except ModelUnavailable as e:
@@ -212,6 +224,8 @@ def download_models(config: Any, to: Path, log: Callable[[str], None] = print) -
         elif name.startswith("captioner ") and not Path(got).is_dir():
             cap = config.caption
             got = snapshot_download(got, cache_dir=str(to), revision=cap.revision)
+        elif name.startswith("vae "):
+            got = f"{got[0]} (revision {got[1]})"
         done.append(f"{name}: {got}")
         log(f"  -> {got}")
     return done

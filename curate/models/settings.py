@@ -142,3 +142,27 @@ class EmbeddingConfig(_Strict):
     """How the clip embedding column is stored."""
 
     dtype: Literal["float16", "float32"] = "float16"
+
+
+VaeClass = Literal["AutoencoderKL", "AutoencoderKLCogVideoX", "AutoencoderKLWan", "AutoencoderKLLTXVideo",
+                   "AutoencoderKLHunyuanVideo"]
+
+
+class VaeConfig(_Strict):
+    """A diffusers VAE: its class and where its weights are.
+
+    ``id`` names the latents in the output (``ClipDataset(latents=ID)``).
+    ``model``: a local directory saved with ``save_pretrained`` or a hub id
+    (with ``subfolder: vae`` for a whole pipeline repo). ``kind`` is the diffusers
+    class: ``AutoencoderKL`` encodes each frame on its own, the others encode the
+    clip as a video. ``random_init: true`` builds the VAE from its config with
+    random weights and marks the latents so (tests, benchmarks only).
+    """
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    kind: VaeClass = "AutoencoderKL"
+    model: str
+    subfolder: str | None = None
+    revision: str | None = None
+    cache_dir: Path | None = None
+    random_init: bool = False

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import socket
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -82,14 +83,14 @@ def shard_entry(rel: str, nbytes: int, data: pa.Table) -> dict[str, Any]:
 
 
 def scan_shards(loc: Location, committed: set[str], cached: dict[str, list[dict[str, Any]]],
-                superseded: set[str] = frozenset()) -> dict[str, list[dict[str, Any]]]:
-    """Entries of the committed, not superseded shards per table, in commit order.
+                superseded: set[str] = frozenset(), tables: Iterable[str] = TABLES) -> dict[str, list[dict[str, Any]]]:
+    """Entries of the committed, not superseded shards per table (of ``tables``), in commit order.
 
     Entries of the previous manifest are reused while the file size matches;
     shards it does not know (committed just before a crash) are read.
     """
     shards: dict[str, list[dict[str, Any]]] = {}
-    for table in TABLES:
+    for table in tables:
         known = {e["path"]: e for e in cached.get(table, [])}
         found = []
         for name, size in loc.names(table).items():
@@ -136,14 +137,17 @@ def build(
     schema_params: dict[str, dict[str, Any]] | None = None,
     models: dict[str, Any] | None = None,
     versions: list[dict[str, Any]] | None = None,
+    derived: dict[str, list[dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """The manifest document. ``shards`` maps table -> entries ``{path, part, rows, bytes, ...}``.
 
     ``models`` describes the models whose output the shards hold (``random_init``
     true when any ran on random weights); ``versions`` lists the rewrite
     commits (the sidecars of dedup and refilter passes) in commit order.
+    ``derived`` holds the shards of derived tables (``latents``); each gets its
+    own section (:func:`latents_section`), so readers of clip tables never see them.
     """
-    return {
+    doc = {
         "format": FORMAT,
         "curate_version": curate_version(),
         "run_id": run_id,
@@ -165,3 +169,24 @@ def build(
         "random_init": bool((models or {}).get("random_init")),
         "versions": [dict(v, version=i + 1) for i, v in enumerate(versions or [])],
     }
+    if (derived or {}).get("latents"):
+        doc["latents"] = latents_section(derived["latents"], versions or [])
+        # latents of a random-weights VAE mark the output like any other model's output
+        doc["random_init"] = doc["random_init"] or any(s.get("random_init") for s in doc["latents"]["sets"].values())
+    return doc
+
+
+def latents_section(shards: list[dict[str, Any]], versions: list[dict[str, Any]]) -> dict[str, Any]:
+    """The manifest's ``latents``: its shards and, per ``VAE/bucket`` set, what a trainer needs to use the tensors.
+
+    Sets (VAE class, weights, scaling/shift factors, latent shape and dtype) are
+    recorded by each ``curate latents`` commit's sidecar; rows add up over commits
+    (latent rows are only ever appended).
+    """
+    sets: dict[str, dict[str, Any]] = {}
+    for v in versions:
+        for key, info in (v.get("sets") or {}).items() if v.get("kind") == "latents" else ():
+            have = sets.setdefault(key, dict(info, rows=0))
+            have["rows"] += info["rows"]
+    return {"table": "latents", "schema": "latents", "shards": shards,
+            "rows": sum(e["rows"] for e in shards), "sets": sets}

@@ -30,6 +30,8 @@ from fsspec.implementations.local import LocalFileSystem
 
 # Output table directory -> schema name. ``review`` holds flagged clips (with their bytes).
 TABLES: dict[str, str] = {"clips": "clip", "review": "clip", "rejected": "rejected"}
+# Tables derived from committed clips (not clip rows: no funnel, no rewrite moves them), directory -> schema.
+DERIVED: dict[str, str] = {"latents": "latents"}
 LEDGER_DIR = "_ledger"
 _PART = re.compile(r"^(part-(\d{6,})-[0-9a-f]{8})(?:-\d{3,})?\.parquet$")
 
@@ -226,10 +228,10 @@ def recover(loc: Location, committed_parts: set[str], superseded: set[str] = fro
     Must run under the output lock, after reading which ledger parts exist.
     """
     removed = []
-    for d in ["", LEDGER_DIR, *TABLES]:
+    for d in ["", LEDGER_DIR, *TABLES, *DERIVED]:
         for name in loc.names(d):
             parsed = parse_part(name)
-            orphan = d in TABLES and parsed is not None and parsed[0] not in committed_parts
+            orphan = (d in TABLES or d in DERIVED) and parsed is not None and parsed[0] not in committed_parts
             stray_sidecar = d == LEDGER_DIR and name.endswith(".json") and name[:-5] not in committed_parts
             if name.endswith(".tmp") or orphan or stray_sidecar or f"{d}/{name}" in superseded:
                 rel = posixpath.join(d, name) if d else name

@@ -60,6 +60,7 @@ from curate.output import manifest as mf
 from curate.output.ledger import Ledger, latest, read_parts, video_row
 from curate.output.lock import Lock, acquire
 from curate.output.shards import (
+    DERIVED,
     LEDGER_DIR,
     TABLES,
     Location,
@@ -127,7 +128,8 @@ class OutputStore:
     def __init__(self, loc: Location, config: PipelineConfig, run_id: str, lock: Lock, previous: dict[str, Any],
                  schema_params: dict[str, Any] | None = None, models: dict[str, Any] | None = None, command: str = "run"):
         held = previous.get("schema_versions")
-        if held and held != schema_versions() and (previous.get("ledger") or {}).get("parts"):
+        # a table added since (``latents``) is absent from an older manifest, which is no mismatch
+        if held and any(held.get(t, v) != v for t, v in schema_versions().items()) and (previous.get("ledger") or {}).get("parts"):
             raise ConfigError(f"OUTPUT {loc.root} was written with schema versions {held}; this curate reads them "
                               f"(inspect, report, validate, the loader) but writes {schema_versions()} only, and one "
                               "OUTPUT holds one version: run into a new OUTPUT")
@@ -147,6 +149,8 @@ class OutputStore:
         if command == "run":
             check_run_fits(loc.root, previous.get("config"), self._config)
         self._shards = mf.scan_shards(loc, set(self._ledger.parts), previous.get("shards") or {}, self._ledger.superseded)
+        cached = {t: (previous.get(t) or {}).get("shards") or [] for t in DERIVED}
+        self._derived = mf.scan_shards(loc, set(self._ledger.parts), cached, self._ledger.superseded, tables=DERIVED)
         self._created = previous.get("created") or mf.now()
         self._runs = mf.start_run(previous.get("runs") or [], run_id, self._config_hash, command)
         self._videos_file: str | None = None
@@ -171,7 +175,7 @@ class OutputStore:
             ConfigError: ``schema_params`` differ from those ``output`` was written with.
         """
         loc = Location.of(output)
-        for d in ("", LEDGER_DIR, *TABLES):
+        for d in ("", LEDGER_DIR, *TABLES):  # a derived table's directory is made by what writes it
             loc.fs.makedirs(loc.path(d), exist_ok=True)
         run_id = run_id or new_run_id()
         lock = acquire(loc, run_id)
@@ -281,8 +285,18 @@ class OutputStore:
 
     @property
     def shards(self) -> dict[str, list[dict[str, Any]]]:
-        """Manifest entries of the committed shards per table (do not modify)."""
+        """Manifest entries of the committed shards per clip table (do not modify)."""
         return self._shards
+
+    @property
+    def derived(self) -> dict[str, list[dict[str, Any]]]:
+        """Manifest entries of the committed shards per derived table, e.g. ``latents`` (do not modify)."""
+        return self._derived
+
+    @property
+    def versions(self) -> list[dict[str, Any]]:
+        """The sidecars of the committed rewrites, in commit order (do not modify)."""
+        return self._ledger.rewrites
 
     def next_part(self) -> str:
         """The part id the next commit gets; a rewrite names its staged files with it."""
@@ -298,7 +312,8 @@ class OutputStore:
         """Commit staged data files that replace the committed files ``supersedes``; returns the sidecar.
 
         Args:
-            part: :meth:`next_part` at staging time; ``entries`` are manifest entries of its staged files.
+            part: :meth:`next_part` at staging time; ``entries`` are manifest entries of its staged files
+                per table (clip tables or derived ones such as ``latents``).
             ledger_rows: the new latest rows (new counts) of every video whose rows moved.
             info: what the sidecar and the manifest's ``versions`` record (kind, thresholds...).
         """
@@ -315,6 +330,8 @@ class OutputStore:
         gone = set(supersedes)
         for table in TABLES:
             self._shards[table] = [e for e in self._shards[table] if e["path"] not in gone] + entries.get(table, [])
+        for table in DERIVED:
+            self._derived[table] = [e for e in self._derived[table] if e["path"] not in gone] + entries.get(table, [])
         self._ledger.apply(rows, part, sidecar)
         self._write_manifest()
         for rel in sorted(gone):  # after the commit; recovery deletes them if this is cut short
@@ -327,6 +344,7 @@ class OutputStore:
             shards=self._shards, tables=dict(TABLES), ledger_parts=self._ledger.parts,
             funnel=self.funnel(), timings=self._ledger.timings_summary(), videos_file=self._videos_file,
             schema_params={s: self.schema_params for s in PARAM_SCHEMAS}, models=self._models, versions=self._ledger.rewrites,
+            derived=self._derived,
         ))
 
     def close(self, status: str = "completed") -> None:

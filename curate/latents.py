@@ -1,0 +1,259 @@
+"""Add VAE latents of the accepted clips to a finished OUTPUT (``curate latents OUTPUT PIPELINE``).
+
+The trainer works on latents; computing them once here, instead of
+decoding and encoding every clip on every epoch, is the point. For each
+accepted clip (``clips/``) and each bucket of the pipeline's ``latents:``
+section it fits, the stored clip bytes are decoded once (all its buckets from
+one pass, with exactly the loader's resize/crop/frame choice,
+:func:`curate.data.decode.decode_targets`), batched per bucket through the VAE,
+and the posterior mean (optionally the log-variance) is stored as fp16/bf16
+bytes in ``latents/part-*.parquet``.
+
+Commits go through the store like a rewrite (:meth:`OutputStore.commit_rewrite`):
+staged files, a sidecar naming the VAE and the sets it adds (class, weights
+revision, factors, latent shape, dtype), the ledger rename last. Nothing is
+superseded: latent rows are only appended, and a pass first reads which
+``(clip, bucket)`` already have latents for the VAE and skips them, so a crash
+at any point followed by the same command ends with exactly one row per clip,
+VAE and bucket.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from curate.config import ConfigError, LatentBucketConfig, LatentsConfig, PipelineConfig
+from curate.config_diff import differences, listed, of_kind
+from curate.data.decode import DecodeError, DecodeOptions, Target, decode_targets, normalize
+from curate.data.latents import fits, to_bytes
+from curate.output import manifest as mf
+from curate.output.funnel import ACCEPTED_TABLE
+from curate.output.shards import Location, read_table, stage_file, unstage
+from curate.output.store import MAX_BUFFER_AGE_S, OutputStore, new_run_id
+from curate.schema import to_table
+
+log = logging.getLogger(__name__)
+TABLE = "latents"
+_ROW_COLUMNS = ["clip_id", "video_id", "video", "video_format", "fps", "num_frames", "width", "height", "source_uri",
+                "start_s", "end_s", "source_rotation"]
+# What must stay the same for one VAE id: otherwise two kinds of tensor would share a name. Where the weights
+# lie (model, subfolder) counts only without a revision: a copied models dir holds the same weights.
+_IDENTITY = ("class", "revision", "random_init", "frames", "dtype", "posterior")
+_WHERE = ("model", "subfolder")
+
+
+@dataclass(frozen=True)
+class LatentsResult:
+    vae: str
+    computed: int  # latent rows written (clip x bucket)
+    skipped: int  # clip x bucket pairs that had latents already
+    unfit: int  # accepted clips that fit no bucket
+    failed: list[str]  # clips whose bytes did not decode (retried by the next pass)
+    commits: int
+    seconds: float
+
+
+def check_compatible(run: PipelineConfig, new: PipelineConfig) -> None:
+    """Raise :class:`ConfigError` unless ``new`` differs from ``run`` in latents (or operational settings) only.
+
+    The manifest then keeps describing the clips it holds; other changes need a run or a refilter first.
+    """
+    if new.latents is None:
+        raise ConfigError("the pipeline has no latents section (which VAE, which buckets); add one")
+    diffs = of_kind(differences(run.model_dump(mode="json"), new.model_dump(mode="json")), "split", "computed", "thresholds")
+    if diffs:
+        raise ConfigError(f"curate latents adds latents to the clips an OUTPUT holds, so the pipeline must be the one it was "
+                          f"written with plus a latents section; these settings differ: {listed(diffs)}")
+
+
+def _vae_record(previous: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's models record with this VAE added (``random_init`` marks the whole output)."""
+    models = dict(previous.get("models") or {})
+    models.setdefault("vae", {})[info["id"]] = info
+    models["random_init"] = bool(models.get("random_init")) or bool(info["random_init"])
+    return models
+
+
+@dataclass
+class _Pass:
+    """One ``curate latents`` pass: pending clips per bucket, staged files, commits."""
+
+    store: OutputStore
+    cfg: LatentsConfig
+    load: Callable[[], Any]  # the VAE, loaded on the first batch: a pass with nothing to do loads nothing
+    sets: dict[str, dict[str, Any]]  # bucket key -> what the manifest records (from earlier commits)
+    vae: Any = None
+    pending: dict[str, list[tuple[dict[str, Any], Any]]] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    added: dict[str, int] = field(default_factory=dict)
+    nbytes: int = 0
+    since: float = field(default_factory=time.monotonic)
+    commits: int = 0
+    computed: int = 0
+
+    def add(self, row: dict[str, Any], bucket: LatentBucketConfig, pixels: Any) -> None:
+        queue = self.pending.setdefault(bucket.key, [])
+        queue.append((row, pixels))
+        if len(queue) >= self.cfg.batch_size:
+            self._encode(bucket.key)
+        if self.nbytes >= self.store.target_bytes or time.monotonic() - self.since >= MAX_BUFFER_AGE_S:
+            self.commit()
+
+    def _encode(self, key: str) -> None:
+        import torch
+
+        batch = self.pending.pop(key, [])
+        if not batch:
+            return
+        pixels = normalize(torch.stack([p for _, p in batch]), _options(self.cfg))
+        self.vae = self.vae or self.load()
+        mean, logvar = self.vae.encode(pixels)
+        info = self.sets.get(key)
+        set_info = dict(self.vae.info, bucket=key, frames=frames_setting(self.cfg), shape=list(mean.shape[1:]), dtype=self.cfg.dtype,
+                        posterior=self.cfg.posterior)
+        if info is not None and info["shape"] != set_info["shape"]:
+            raise RuntimeError(f"VAE {self.cfg.vae.id} bucket {key}: latents of shape {set_info['shape']}, earlier ones {info['shape']}")
+        self.sets[key] = {k: v for k, v in set_info.items() if k != "rows"}
+        for i, (row, _) in enumerate(batch):
+            self.rows.append({"clip_id": row["clip_id"], "video_id": row["video_id"], "vae": self.cfg.vae.id, "bucket": key,
+                              "latent": to_bytes(mean[i], self.cfg.dtype),
+                              "logvar": to_bytes(logvar[i], self.cfg.dtype) if self.cfg.posterior else None,
+                              "run_id": self.store.run_id})
+            self.nbytes += len(self.rows[-1]["latent"]) * (2 if self.cfg.posterior else 1)
+        self.added[key] = self.added.get(key, 0) + len(batch)
+
+    def commit(self, final: bool = False) -> None:
+        """Encode what waits (all of it when ``final``), then commit the rows as one version."""
+        if final:
+            for key in list(self.pending):
+                self._encode(key)
+        if not self.rows:
+            return
+        store, part = self.store, self.store.next_part()
+        table = to_table(self.rows, TABLE)
+        rel = f"{TABLE}/{part}-000.parquet"
+        try:
+            size = stage_file(store.location, rel, table, store.row_group_rows)
+            sets = {f"{self.cfg.vae.id}/{k}": dict(self.sets[k], rows=n) for k, n in sorted(self.added.items())}
+            store.commit_rewrite(part, {TABLE: [mf.shard_entry(rel, size, table)]}, [], [],
+                                 {"kind": "latents", "vae": self.cfg.vae.id, "computed": len(self.rows), "sets": sets})
+        except BaseException:
+            unstage(store.location, rel)
+            raise
+        log.info("latents: committed %d rows of VAE %s as part %s", len(self.rows), self.cfg.vae.id, part)
+        self.computed += len(self.rows)
+        self.commits += 1
+        self.rows, self.added, self.nbytes, self.since = [], {}, 0, time.monotonic()
+
+
+def frames_setting(cfg: LatentsConfig) -> dict[str, Any]:
+    """How frames were chosen and resized: the loader must ask for the same (``fps``/``stride``) to use the latents."""
+    return {k: getattr(cfg, k) for k in ("fps", "stride", "allow_upscale", "resize", "crop", "temporal", "interpolation")}
+
+
+def _options(cfg: LatentsConfig) -> DecodeOptions:
+    return DecodeOptions(resize=cfg.resize, crop=cfg.crop, temporal=cfg.temporal, output="float", interpolation=cfg.interpolation)
+
+
+def _existing(store: OutputStore, vae_id: str) -> set[tuple[str, str]]:
+    """``(clip_id, bucket)`` pairs that have committed latents of ``vae_id``."""
+    have: set[tuple[str, str]] = set()
+    for e in store.derived.get(TABLE, []):
+        t = read_table(store.location, e["path"], ["clip_id", "vae", "bucket"])
+        for cid, v, b in zip(*(t.column(c).to_pylist() for c in ("clip_id", "vae", "bucket"))):
+            if v == vae_id:
+                have.add((cid, b))
+    return have
+
+
+def _earlier_sets(store: OutputStore, vae_id: str) -> dict[str, dict[str, Any]]:
+    """Bucket key -> set record of earlier commits of ``vae_id``."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, info in mf.latents_section([], store.versions)["sets"].items():
+        vid, _, bucket = key.partition("/")
+        if vid == vae_id:
+            out[bucket] = {k: v for k, v in info.items() if k != "rows"}
+    return out
+
+
+def _check_same_vae(vae_id: str, earlier: dict[str, dict[str, Any]], now: dict[str, Any]) -> None:
+    for bucket, info in earlier.items():
+        keys = _IDENTITY + (_WHERE if info.get("revision") is None or now.get("revision") is None else ())
+        diff = [f"{k}: {info.get(k)!r} -> {now.get(k)!r}" for k in keys if info.get(k) != now.get(k)]
+        if diff:
+            raise ConfigError(f"OUTPUT already holds latents named {vae_id!r} ({bucket}) made differently ({'; '.join(diff)}); "
+                              "give this VAE or these settings another latents.vae.id")
+
+
+def add_latents(output: str, config: PipelineConfig) -> LatentsResult:
+    """Compute the latents ``config.latents`` asks for that ``output`` lacks, and commit them.
+
+    Raises:
+        ConfigError: not a curate output, no latents section, a pipeline that differs in more
+            than latents, or a VAE id already used for other latents.
+        ModelUnavailable: the VAE weights cannot be had (raised before any clip is read).
+        LockedError: another process writes to ``output``.
+    """
+    import torch
+
+    from curate.models.device import pick_device, pick_precision
+    from curate.models.vae import load_vae, vae_info
+
+    t0 = time.perf_counter()
+    loc = Location.of(output)
+    doc = mf.read(loc)
+    if doc is None:
+        raise ConfigError(f"{output}: no {mf.MANIFEST}; not a curate output")
+    check_compatible(PipelineConfig.model_validate(doc["config"]), config)
+    cfg = config.latents
+    assert cfg is not None
+    info = vae_info(cfg.vae, config.models)  # the weights before any input: ModelUnavailable names the VAE and the fix
+    device = pick_device(cfg.device)
+    precision = pick_precision(device, cfg.precision)
+    frames = frames_setting(cfg)
+    failed: list[str] = []
+    skipped = unfit = 0
+    with OutputStore.open(output, config, run_id=new_run_id(), command="latents", models=_vae_record(doc, info)) as store:
+        earlier = _earlier_sets(store, cfg.vae.id)
+        _check_same_vae(cfg.vae.id, earlier, dict(info, frames=frames, dtype=cfg.dtype, posterior=cfg.posterior))
+        have = _existing(store, cfg.vae.id)
+        loc.fs.makedirs(loc.path(TABLE), exist_ok=True)
+        work = _Pass(store, cfg, lambda: load_vae(cfg.vae, config.models, device, precision), earlier)
+        opts = _options(cfg)
+        files = [e["path"] for e in store.shards.get(ACCEPTED_TABLE, [])]
+        meta = [read_table(loc, rel, ["clip_id", "width", "height", "num_frames", "fps"]) for rel in files]
+        for rel, m in zip(files, meta):
+            todo: dict[int, list[LatentBucketConfig]] = {}
+            ok = fits([(b.num_frames, b.height, b.width) for b in cfg.buckets], cfg.fps, cfg.stride, cfg.allow_upscale,
+                      *(m.column(c).to_numpy(zero_copy_only=False) for c in ("width", "height", "num_frames", "fps")))
+            for i, cid in enumerate(m.column("clip_id").to_pylist()):
+                buckets = [b for j, b in enumerate(cfg.buckets) if ok[i, j]]
+                unfit += not buckets
+                missing = [b for b in buckets if (cid, b.key) not in have]
+                skipped += len(buckets) - len(missing)
+                if missing:
+                    todo[i] = missing
+            if todo:
+                rows = read_table(loc, rel, _ROW_COLUMNS).take(pa.array(sorted(todo), pa.int64())).to_pylist()
+                for row, buckets in zip(rows, (todo[i] for i in sorted(todo))):
+                    outs = [torch.empty((b.num_frames, 3, b.height, b.width), dtype=torch.uint8) for b in buckets]
+                    # temporal start/center and centre crops draw nothing; the generator only fills the signature
+                    rng = np.random.default_rng(0)
+                    try:
+                        decode_targets(row, [Target(o, cfg.fps, opts, rng, cfg.stride) for o in outs])
+                    except DecodeError as e:
+                        log.warning("latents: clip %s does not decode, skipped (the next pass retries it): %s", row["clip_id"], e)
+                        failed.append(row["clip_id"])
+                        continue
+                    for b, o in zip(buckets, outs):
+                        work.add(row, b, o)
+        work.commit(final=True)
+    return LatentsResult(vae=cfg.vae.id, computed=work.computed, skipped=skipped, unfit=unfit, failed=failed,
+                         commits=work.commits, seconds=round(time.perf_counter() - t0, 3))
