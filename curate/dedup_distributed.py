@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 COSINE_SLACK = 1e-3  # searched below the cosine threshold: covers FAISS's float32 inner products
 BOUND_SLACK = 1e-3  # added to the search radius in the bisector bound: covers float32 cell assignment
+FLAT_FROM = 0.25  # probes covering more of the cells than this: a flat (matrix product) search is faster
 QUERY_BLOCK = 256  # queries per range search: bounds a task's result lists when many clips are alike
 TASKS_PER_CPU = 2
 Edges = tuple[np.ndarray, np.ndarray]
@@ -160,8 +161,9 @@ def phash_pairs(uniq: np.ndarray, groups: list[np.ndarray], d: int) -> Edges:
 # -- embeddings: FAISS IVF range search with exact probing ----------------------------------------
 
 def cells(m: int) -> int:
-    """IVF cells for ``m`` vectors: about sqrt(m), at least 39 training points each, at most 1024."""
-    return max(1, min(1024, int(math.isqrt(m)), m // 39))
+    """IVF cells for ``m`` vectors: 2 sqrt(m) (at 10k-100k about the number of topics a collection
+    clusters into, where the exact probing prunes most cells), at least 39 training points each, at most 1024."""
+    return max(1, min(1024, 2 * math.isqrt(m), m // 39))
 
 
 def _cosine_edges(c: Candidates, ref: Any, cfg: DedupConfig, tasks: int) -> list[Edges]:
@@ -182,7 +184,7 @@ def build_index(c: Candidates, rows: np.ndarray) -> np.ndarray:
 
     x = c.emb[rows]
     nlist = cells(len(rows))
-    km = faiss.Kmeans(x.shape[1], nlist, niter=10, seed=1234, max_points_per_centroid=64, verbose=False)
+    km = faiss.Kmeans(x.shape[1], nlist, niter=6, seed=1234, max_points_per_centroid=39, verbose=False)
     km.train(x)
     quantizer = faiss.IndexFlatL2(x.shape[1])
     quantizer.add(km.centroids)
@@ -216,7 +218,12 @@ def probes(q: np.ndarray, centroids: np.ndarray, gaps: np.ndarray, radius: float
 
 
 def range_pairs(c: Candidates, index_bytes: np.ndarray, queries: np.ndarray, thr: float) -> Edges:
-    """Pairs ``(query, neighbour)`` with inner product above ``thr - COSINE_SLACK``, exactly, as a forest."""
+    """Pairs ``(query, neighbour)`` with inner product above ``thr - COSINE_SLACK``, exactly, as a forest.
+
+    Queries whose probes cover more than :data:`FLAT_FROM` of the cells (data
+    without cluster structure) search a flat index instead: the same exact
+    answer through a matrix product, faster than scanning nearly every list.
+    """
     import faiss
 
     faiss.omp_set_num_threads(1)  # one task, one CPU
@@ -224,13 +231,21 @@ def range_pairs(c: Candidates, index_bytes: np.ndarray, queries: np.ndarray, thr
     centroids = index.quantizer.reconstruct_n(0, index.nlist)
     gaps = centroid_gaps(centroids)
     radius = math.sqrt(max(0.0, 2.0 - 2.0 * (thr - COSINE_SLACK)))  # |u - v| of unit vectors at that cosine
+    flat = None
     ii, jj = [], []
     for a in range(0, len(queries), QUERY_BLOCK):
         rows = queries[a:a + QUERY_BLOCK]
         q = c.emb[rows]
         keys = probes(q, centroids, gaps, radius)
-        index.nprobe = keys.shape[1]  # the wrapper checks the probe lists against it
-        lims, _, found = index.range_search_preassigned(q, thr - COSINE_SLACK, keys, np.zeros(keys.shape, np.float32))
+        if (keys >= 0).sum() > FLAT_FROM * index.nlist * len(rows):
+            if flat is None:
+                flat = faiss.IndexIDMap(faiss.IndexFlatIP(c.emb.shape[1]))
+                indexed = np.flatnonzero(c.has)
+                flat.add_with_ids(c.emb[indexed], indexed.astype(np.int64))
+            lims, _, found = flat.range_search(q, thr - COSINE_SLACK)
+        else:
+            index.nprobe = keys.shape[1]  # the wrapper checks the probe lists against it
+            lims, _, found = index.range_search_preassigned(q, thr - COSINE_SLACK, keys, np.zeros(keys.shape, np.float32))
         src = np.repeat(rows, np.diff(lims).astype(np.int64))
         other = found != src
         ii.append(src[other])
