@@ -9,6 +9,7 @@ import os
 import posixpath
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -100,14 +101,15 @@ def test_lease_refuses_a_live_holder_and_takes_over_a_dead_one(s3_server: S3) ->
     # A holder on this host that died without releasing (kill -9): its lease is taken over at once.
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    lease = {"run_id": "killed", "pid": dead.pid, "host": os.uname().nodename, "since": "then", "token": "t",
-             "heartbeat": time.time()}
+    lease = {"run_id": "killed", "pid": dead.pid, "host": socket.gethostname(), "pidns": os.readlink("/proc/self/ns/pid"),
+             "since": "then", "token": "t", "heartbeat": time.time()}
     loc.fs.pipe_file(loc.path(LOCK), json.dumps(lease).encode())
     acquire(loc, "third").release()
-    # A holder on another host is judged by its heartbeat alone.
-    loc.fs.pipe_file(loc.path(LOCK), json.dumps(dict(lease, host="elsewhere")).encode())
-    with pytest.raises(LockedError, match="killed"):
-        acquire(loc, "fourth")
+    # A holder on another host, or in another container with this host name, is judged by its heartbeat alone.
+    for elsewhere in ({"host": "elsewhere"}, {"pidns": "pid:[1]"}, {"pidns": None}):
+        loc.fs.pipe_file(loc.path(LOCK), json.dumps(dict(lease, **elsewhere)).encode())
+        with pytest.raises(LockedError, match="killed"):
+            acquire(loc, "fourth")
 
 
 # -- the pipeline ---------------------------------------------------------------------------------
@@ -158,5 +160,24 @@ def test_kill_the_driver_then_resume_on_s3(s3_server: S3, inputs: Path, referenc
         proc.wait(timeout=60)
     assert interrupted, "no kill landed while the run was working"
     _ok(*cmd)  # the dead driver's lease is taken over at once: it ran on this host
+    assert clip_sets(out) == reference["run"]
+    assert validate(out) == []
+
+
+@pytest.mark.slow
+def test_kill_the_ray_driver_after_its_first_commit_then_resume_on_s3(s3_server: S3, inputs: Path, reference) -> None:  # noqa: F811
+    """Work committed and work pending in the bucket when the driver dies; Ray's processes follow it down."""
+    bucket = _upload(s3_server, inputs)
+    out = f"{bucket}/out"
+    loc = Location.of(out)
+    cmd = ("run", str(inputs / "p.yaml"), "--input", f"{bucket}/in", "--output", out)
+    proc = _curate(*cmd)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None and not [n for n in loc.names("_ledger") if n.endswith(".parquet")]:
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    _ok(*cmd)
     assert clip_sets(out) == reference["run"]
     assert validate(out) == []

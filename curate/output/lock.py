@@ -10,7 +10,8 @@ Object stores have no locks, so there ``OUTPUT/.lock`` is a lease: JSON with
 run id, pid, host, a random token and a heartbeat timestamp that a daemon
 thread refreshes every ``stale_after_s / 4``. A lease whose heartbeat is older
 than ``stale_after_s`` (10 minutes by default) counts as abandoned and is
-taken over, and so does one whose holder ran on this host and is gone (a
+taken over, and so does one whose holder ran on this host, in this PID
+namespace, and is gone (a
 driver killed with ``kill -9`` is resumed at once, not after the lease runs
 out); a holder on another host is only ever judged by its heartbeat. This is best effort: without a compare-and-swap two writers
 starting within the same instant could both win; the read-back after writing
@@ -47,7 +48,15 @@ def _holder(root: str, info: dict[str, Any] | None) -> str:
 
 
 def _info(run_id: str) -> dict[str, Any]:
-    return {"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(), "since": now()}
+    return {"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(), "pidns": _pid_namespace(), "since": now()}
+
+
+def _pid_namespace() -> str | None:
+    """This process's PID namespace (Linux): containers sharing a host name do not share their pids."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
 
 
 class Lock:
@@ -118,8 +127,9 @@ class LeaseLock(Lock):
 
 
 def _gone(held: dict[str, Any]) -> bool:
-    """Whether the lease's holder ran on this host and its process no longer exists."""
-    if held.get("host") != socket.gethostname() or not isinstance(held.get("pid"), int) or held["pid"] == os.getpid():
+    """Whether the lease's holder ran on this host (and PID namespace) and its process no longer exists."""
+    here = held.get("host") == socket.gethostname() and held.get("pidns") is not None and held.get("pidns") == _pid_namespace()
+    if not here or not isinstance(held.get("pid"), int) or held["pid"] == os.getpid():
         return False
     try:
         os.kill(held["pid"], 0)
