@@ -60,8 +60,8 @@ def distributed_greedy(c: Candidates, cfg: DedupConfig) -> dict[int, tuple[int, 
         return {}
     tasks = max(1, int(ray.cluster_resources().get("CPU", 1)) * TASKS_PER_CPU)
     ref = ray.put(c)
-    edges = [*_phash_edges(c, ref, cfg, tasks), *_cosine_edges(c, ref, cfg, tasks)]
-    comps = components(n, edges)
+    parts = [*_phash_edges(c, cfg, tasks), *_cosine_edges(c, ref, cfg, tasks)]  # every task submitted before any wait
+    comps = components(n, [p if isinstance(p, tuple) else ray.get(p) for p in parts])
     log.info("dedup: %d candidates, %d components of 2 or more (largest %d)", n, len(comps), max(map(len, comps), default=0))
     out: dict[int, tuple[int, Reason]] = {}
     for part in ray.get([_task(resolve_components).remote(ref, chunk, cfg) for chunk in _balance(comps, tasks, lambda g: len(g) ** 2)]):
@@ -118,7 +118,8 @@ def bands(d: int) -> list[tuple[int, int]]:
     return [(sum(widths[:b]), w) for b, w in enumerate(widths)]
 
 
-def _phash_edges(c: Candidates, ref: Any, cfg: DedupConfig, tasks: int) -> list[Edges]:
+def _phash_edges(c: Candidates, cfg: DedupConfig, tasks: int) -> list[Any]:
+    """Edges joining equal hashes, and Ray tasks (object refs) finding the pairs in each band group."""
     d = cfg.phash_max_distance
     if d is None:
         return []
@@ -138,14 +139,13 @@ def _phash_edges(c: Candidates, ref: Any, cfg: DedupConfig, tasks: int) -> list[
         return [same]
     import ray
 
-    chunks = _balance(groups, tasks, lambda g: len(g) ** 2)
-    uniq_ref = ray.put(uniq)
-    found = ray.get([_task(phash_pairs).remote(uniq_ref, chunk, d) for chunk in chunks])
-    return [same, *((first[a], first[b]) for a, b in found)]
+    uniq_ref, first_ref = ray.put(uniq), ray.put(first)
+    return [same, *(_task(phash_pairs).remote(uniq_ref, first_ref, chunk, d) for chunk in _balance(groups, tasks, lambda g: len(g) ** 2))]
 
 
-def phash_pairs(uniq: np.ndarray, groups: list[np.ndarray], d: int) -> Edges:
-    """Pairs of distinct hashes (indices into ``uniq``) within ``d`` bits inside each group, as a forest."""
+def phash_pairs(uniq: np.ndarray, first: np.ndarray, groups: list[np.ndarray], d: int) -> Edges:
+    """Pairs of distinct hashes within ``d`` bits inside each group (of indices into ``uniq``), as a forest
+    over positions (``first``: the first position holding each hash)."""
     ii, jj = [], []
     for g in groups:
         h = uniq[g]
@@ -153,8 +153,8 @@ def phash_pairs(uniq: np.ndarray, groups: list[np.ndarray], d: int) -> Edges:
             near = np.bitwise_count(h[a:a + 1024, None] ^ h[None, :]) <= d
             r, s = np.nonzero(near)
             keep = s > r + a
-            ii.append(g[r[keep] + a])
-            jj.append(g[s[keep]])
+            ii.append(first[g[r[keep] + a]])
+            jj.append(first[g[s[keep]]])
     return forest(np.concatenate(ii), np.concatenate(jj))
 
 
@@ -166,7 +166,8 @@ def cells(m: int) -> int:
     return max(1, min(1024, 2 * math.isqrt(m), m // 39))
 
 
-def _cosine_edges(c: Candidates, ref: Any, cfg: DedupConfig, tasks: int) -> list[Edges]:
+def _cosine_edges(c: Candidates, ref: Any, cfg: DedupConfig, tasks: int) -> list[Any]:
+    """Ray tasks (object refs) finding the pairs over the cosine threshold, a block of queries each."""
     thr = cfg.cosine_threshold
     rows = np.flatnonzero(c.has)
     if thr is None or len(rows) < 2:
@@ -175,7 +176,7 @@ def _cosine_edges(c: Candidates, ref: Any, cfg: DedupConfig, tasks: int) -> list
 
     index = _task(build_index).remote(ref, rows)
     blocks = np.array_split(rows, min(tasks, len(rows)))
-    return ray.get([_task(range_pairs).remote(ref, index, b, thr) for b in blocks if len(b)])
+    return [_task(range_pairs).remote(ref, index, b, thr) for b in blocks if len(b)]
 
 
 def build_index(c: Candidates, rows: np.ndarray) -> np.ndarray:
