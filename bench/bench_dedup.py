@@ -2,10 +2,10 @@
 
 Synthetic candidates shaped like a run's: ``n / 5`` source videos of 5 clips
 each, grouped under 200 topics (CLIP embeddings of unrelated footage are far
-apart, clips of one video close: within-video cosine ~0.97, so many are near
-duplicates at the default 0.95), 512-dimensional; each video's pHashes are
-one base hash with 0-8 bits flipped per clip; 20 % of clips flagged, scores
-uniform. Both passes run ``curate.dedup.find_duplicates`` (visiting order,
+apart, clips of one video close: within-video cosine ~0.95, about a third of
+the clips are duplicates at the defaults), 512-dimensional; each video's
+pHashes are one base hash with 1-8 bits flipped per clip; 20 % of clips
+flagged, scores uniform. Both passes run ``curate.dedup.find_duplicates`` (visiting order,
 normalisation and all) with ``dedup.engine`` set, on the embedded Ray the
 benchmark starts first (its start-up is printed, not timed). The two results
 must be identical (every duplicate, the clip it names and the reason).
@@ -46,7 +46,7 @@ def synthetic(n: int, seed: int, topics: int | None = 200) -> dict:
     else:
         centres = rng.standard_normal((topics, DIM), dtype=np.float32)[rng.integers(0, topics, videos)]
         centres += 0.7 * rng.standard_normal((videos, DIM), dtype=np.float32)
-        scale = 0.18 * np.sqrt((centres**2).sum(1, keepdims=True) / DIM)
+        scale = 0.235 * np.sqrt((centres**2).sum(1, keepdims=True) / DIM)  # about a third of the clips are duplicates
         emb = centres[video] + scale[video] * rng.standard_normal((n, DIM), dtype=np.float32)
     base = rng.integers(0, 2**63, videos, dtype=np.int64).astype(np.uint64)[video]
     flips = np.zeros(n, np.uint64)

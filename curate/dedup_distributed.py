@@ -172,8 +172,6 @@ def _cosine_edges(c: Candidates, ref: Any, cfg: DedupConfig, tasks: int) -> list
     rows = np.flatnonzero(c.has)
     if thr is None or len(rows) < 2:
         return []
-    import ray
-
     index = _task(build_index).remote(ref, rows)
     blocks = np.array_split(rows, min(tasks, len(rows)))
     return [_task(range_pairs).remote(ref, index, b, thr) for b in blocks if len(b)]
