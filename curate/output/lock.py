@@ -11,9 +11,9 @@ run id, pid, host, a random token and a heartbeat timestamp that a daemon
 thread refreshes every ``stale_after_s / 4``. A lease whose heartbeat is older
 than ``stale_after_s`` (10 minutes by default) counts as abandoned and is
 taken over, and so does one whose holder ran on this host, in this PID
-namespace, and is gone (a
-driver killed with ``kill -9`` is resumed at once, not after the lease runs
-out); a holder on another host is only ever judged by its heartbeat. This is best effort: without a compare-and-swap two writers
+namespace, and is gone: a driver killed with ``kill -9`` is resumed at once,
+not after the lease runs out (a holder elsewhere is judged by its heartbeat
+alone). This is best effort: without a compare-and-swap two writers
 starting within the same instant could both win; the read-back after writing
 and the token check before every commit (:meth:`Lock.check`) narrow that window.
 """
@@ -132,11 +132,11 @@ def _gone(held: dict[str, Any]) -> bool:
     if not here or not isinstance(held.get("pid"), int) or held["pid"] == os.getpid():
         return False
     try:
-        os.kill(held["pid"], 0)
+        os.kill(held["pid"], 0)  # signal 0 only asks whether the process exists
     except ProcessLookupError:
         return True
-    except PermissionError:  # alive, another user's
-        return False
+    except PermissionError:  # it exists, another user's
+        pass
     return False
 
 
