@@ -18,7 +18,7 @@ system-deps:  ## ffmpeg (CLI and libraries used by the tests and benchmarks); ch
 
 install: system-deps  ## torch from the local wheels, then curate with its test extras
 	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
-	$(PIP) install -q -e ".[test]"
+	$(PIP) install -q -e ".[test,s3]"
 
 demo-input:
 	@[ -d "$(DEMO_INPUT)" ] || $(PY) -m curate.samples $(DEMO_INPUT)

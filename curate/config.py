@@ -131,10 +131,13 @@ class DedupConfig(_Strict):
     first kept clip whose pHash is within ``phash_max_distance`` bits (exact
     duplicate) or whose embedding cosine is at least ``cosine_threshold``
     (near duplicate; needs the ``clip`` section). ``None`` disables a test.
-    Changing these keeps clip ids.
+    Changing these keeps clip ids. ``engine`` is operational: both engines
+    keep the same clips (``greedy`` on one machine, ``distributed`` as Ray
+    tasks per connected component; ``auto`` picks by the number of candidates).
     """
 
     enabled: bool = True
+    engine: Literal["auto", "greedy", "distributed"] = "auto"
     phash_max_distance: int | None = Field(4, ge=0, le=64)
     cosine_threshold: float | None = Field(0.95, gt=-1, le=1)
     score: str = Field("aesthetic_score", description="float clip column ranking duplicates: the highest is kept")

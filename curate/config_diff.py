@@ -14,7 +14,7 @@ which. Settings fall in four kinds, by what a change would do to the clips:
   computes nor removes them, so it may differ (new clips get latents at the
   next ``curate latents``, which skips clips that have them);
 * **operational** (name, description, shard sizes, limits, model directory,
-  resources, the review queue): how a run works, not what it produces — free to change.
+  resources, the review queue, the dedup engine): how a run works, not what it produces — free to change.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from curate.config import ConfigError
 SPLIT = ("detector", "clips", "analysis.width")
 THRESHOLDS = ("filter", "caption_check", "dedup")
 DERIVED = ("latents",)
-OPERATIONAL = ("name", "description", "output", "limits", "models", "resources", "review")
+OPERATIONAL = ("name", "description", "output", "limits", "models", "resources", "review", "dedup.engine")
 
 
 @dataclass(frozen=True)
@@ -56,12 +56,12 @@ def _kind(path: str, old: Any, new: Any) -> str:
         return "split"
     if path == "caption_check" and (old is None or new is None):
         return "computed"  # adding or removing the check changes what the run computes
+    if under(OPERATIONAL):  # before thresholds: dedup.engine is operational within the dedup section
+        return "operational"
     if under(THRESHOLDS):
         return "thresholds"
     if under(DERIVED):
         return "derived"
-    if under(OPERATIONAL):
-        return "operational"
     return "computed"
 
 

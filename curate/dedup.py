@@ -10,6 +10,11 @@ then ``clip_id`` — and a clip is dropped when it is within
 embedding cosine to a kept clip is at least ``cosine_threshold`` (near
 duplicate); it then names the best such kept clip in ``duplicate_of``.
 
+The decision runs on one machine (:mod:`curate.dedup_greedy`) or, past
+:data:`DISTRIBUTED_FROM` candidates or with ``dedup.engine: distributed``, as
+Ray tasks per connected component of the neighbour graph
+(:mod:`curate.dedup_distributed`); both keep the same clips.
+
 Clips dropped earlier stay candidates (their only reject reason is the
 duplicate one), so the decision is a function of the committed clips alone:
 the same for both runners, for a run resumed any number of times, and for a
@@ -27,6 +32,8 @@ import numpy as np
 import pyarrow as pa
 
 from curate.config import DedupConfig
+from curate.dedup_distributed import distributed_greedy
+from curate.dedup_greedy import candidates, greedy, visiting_order
 from curate.output.rewrite import Changes, apply_changes, read_columns
 from curate.output.store import OutputStore
 from curate.records import Reason, reason
@@ -34,7 +41,9 @@ from curate.review.outrank import keep_human
 
 DUPLICATE = "duplicate_of "  # how a duplicate's reject reason detail starts
 DUPLICATE_KEYS = ("phash_max_distance", "cosine_threshold")  # reason keys: the test that matched
-_BLOCK = 256  # candidates compared with all better ones per matrix product
+# From this many candidates ``dedup.engine: auto`` runs the distributed pass (bench/bench_dedup.py:
+# where it overtakes the single-machine one on two cores).
+DISTRIBUTED_FROM = 20_000
 
 
 @dataclass(frozen=True)
@@ -42,17 +51,6 @@ class DedupResult:
     duplicates: int  # clips marked duplicate after the pass
     changed: int  # clips whose decision this pass changed
     record: dict[str, Any] | None  # the rewrite's sidecar, None when nothing changed
-
-
-def _order(ids: list[str], rank: list[int], score: list[float | None]) -> list[int]:
-    """Best first. Scores count to 6 significant digits, so float noise between runners
-    (threaded kernels, batch composition) cannot reorder equal scores: they fall to the clip id."""
-    def key(i: int) -> tuple[int, int, float, str]:
-        s = score[i]
-        ok = s is not None and np.isfinite(s)
-        return rank[i], 0 if ok else 1, -float(f"{s:.6g}") if ok else 0.0, ids[i]
-
-    return sorted(range(len(ids)), key=key)
 
 
 def embedding_matrix(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -79,38 +77,22 @@ def find_duplicates(ids: list[str], phash: list[str], embedding: np.ndarray, has
 
     The reason's key is the test that matched (``phash_max_distance`` or
     ``cosine_threshold``), its detail the measure (``phash distance 1 <= phash_max_distance 2``).
+    :func:`engine` picks the single-machine pass or the distributed one; both decide the same.
 
     Args:
         embedding, has: ``(n, D)`` embeddings (any scale; normalised here) and which rows have one.
     """
-    order = _order(ids, rank, score)
-    n = len(order)
-    hashes = np.array([int(phash[i], 16) for i in order], np.uint64)
-    emb = np.asarray(embedding, np.float32)[order] if n else np.zeros((0, 1), np.float32)
-    has = np.asarray(has, bool)[order] & (cfg.cosine_threshold is not None) if n else np.zeros(0, bool)
-    emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-    kept = np.zeros(n, bool)
-    out: dict[int, tuple[int, Reason]] = {}
-    for a in range(0, n, _BLOCK):
-        b = min(n, a + _BLOCK)
-        dist = np.bitwise_count(hashes[a:b, None] ^ hashes[None, :b]) if cfg.phash_max_distance is not None else None
-        cos = emb[a:b] @ emb[:b].T if has[a:b].any() else None
-        for r, k in enumerate(range(a, b)):
-            found = None
-            if dist is not None:
-                js = np.flatnonzero(kept[:k] & (dist[r, :k] <= cfg.phash_max_distance))
-                if js.size:
-                    found = (js[0], reason("phash_max_distance",
-                                            f"phash distance {int(dist[r, js[0]])} <= phash_max_distance {cfg.phash_max_distance}"))
-            if found is None and cos is not None and has[k]:
-                js = np.flatnonzero(kept[:k] & has[:k] & (cos[r, :k] >= cfg.cosine_threshold))
-                if js.size:
-                    found = (js[0], reason("cosine_threshold", f"cosine {float(cos[r, js[0]]):.3f} >= cosine_threshold {cfg.cosine_threshold:g}"))
-            if found is None:
-                kept[k] = True
-            else:
-                out[order[k]] = (order[int(found[0])], found[1])
-    return out
+    order = visiting_order(ids, rank, score)
+    c = candidates(phash, embedding, has, order, cfg)
+    found = distributed_greedy(c, cfg) if engine(cfg, len(c)) == "distributed" else greedy(c, cfg)
+    return {order[k]: (order[j], why) for k, (j, why) in found.items()}
+
+
+def engine(cfg: DedupConfig, n: int) -> str:
+    """``greedy`` or ``distributed``: ``dedup.engine``, where ``auto`` means distributed from :data:`DISTRIBUTED_FROM` candidates."""
+    if cfg.engine != "auto":
+        return cfg.engine
+    return "distributed" if n >= DISTRIBUTED_FROM else "greedy"
 
 
 def _plain(v: Any) -> Any:
@@ -169,7 +151,7 @@ def dedup_output(store: OutputStore) -> DedupResult:
     keys = read_columns(store, key_columns(cfg))
     changes = keep_human(resolve(keys, stored_decisions(keys), cfg), store.location) if cfg.enabled else {}
     record = apply_changes(store, changes, {"kind": "dedup", "config_hash": store.config.config_hash(),
-                                            "thresholds": {"dedup": cfg.model_dump(mode="json")}})
+                                            "thresholds": {"dedup": cfg.model_dump(mode="json", exclude={"engine"})}})
     return DedupResult(duplicates=count_duplicates(keys, changes), changed=len(changes), record=record)
 
 

@@ -4,7 +4,7 @@ A stage is one class in ``curate/stages/`` and one section of the pipeline
 YAML: :data:`STAGES` lists the classes in the order they run, and each
 class's ``from_config`` picks its own section(s) (``None`` when the pipeline
 has none, e.g. the model stages of ``model-free.yaml``). Resource defaults
-(``cpus``, ``gpus``, ``batch_size``) are fields of each stage class;
+(``cpus``, ``gpus``, ``batch_size``, ``gpu_batch_size``) are fields of each stage class;
 ``resources:`` in the YAML overrides them per stage.
 """
 
@@ -48,6 +48,10 @@ def in_pipeline_order(names: list[str] | dict[str, object]) -> list[str]:
     return sorted(names, key=lambda n: (STAGE_ORDER.index(n) if n in STAGE_ORDER else len(STAGE_ORDER), n))
 
 
+# What ``resources.<stage>`` may set, and its type (YAML numbers arrive as floats).
+RESOURCE_KEYS = {"cpus": float, "gpus": float, "batch_size": int, "gpu_batch_size": int}
+
+
 def build_stages(config: PipelineConfig) -> list[Stage]:
     """The stages ``config`` has, in order, with its per-stage resource overrides applied.
 
@@ -62,8 +66,8 @@ def build_stages(config: PipelineConfig) -> list[Stage]:
     out = []
     for s in stages:
         override = config.resources.get(s.name, {})
-        bad = set(override) - {"cpus", "gpus", "batch_size"}
+        bad = set(override) - set(RESOURCE_KEYS)
         if bad:
-            raise ConfigError(f"resources.{s.name}: unknown key(s) {sorted(bad)}; allowed: cpus, gpus, batch_size")
-        out.append(dataclasses.replace(s, **override) if override else s)
+            raise ConfigError(f"resources.{s.name}: unknown key(s) {sorted(bad)}; allowed: {', '.join(RESOURCE_KEYS)}")
+        out.append(dataclasses.replace(s, **{k: RESOURCE_KEYS[k](v) for k, v in override.items()}) if override else s)
     return out

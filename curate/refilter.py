@@ -60,7 +60,7 @@ def thresholds(config: PipelineConfig) -> dict[str, Any]:
     """What a refilter version records: every setting it decides with."""
     cc = config.caption_check
     return {"filter": config.filter.model_dump(mode="json"), "caption_check": cc.model_dump(mode="json") if cc else None,
-            "dedup": config.dedup.model_dump(mode="json")}
+            "dedup": config.dedup.model_dump(mode="json", exclude={"engine"})}  # the engine decides nothing
 
 
 def _flat(thr: dict[str, Any] | None) -> dict[str, Any]:

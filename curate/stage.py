@@ -38,7 +38,7 @@ class Stage:
     on the config). Resources are plain fields whose defaults each stage class
     declares (the one place they are set; ``resources:`` in a pipeline file
     overrides them); runners translate them (the Ray runner into actor
-    options, the local runner ignores them).
+    pools sized by :func:`curate.runners.pools.plan_pools`, the local runner ignores them).
     """
 
     name: ClassVar[str] = "stage"
@@ -46,8 +46,9 @@ class Stage:
     reads: ClassVar[tuple[str, ...]] = ()
     writes: ClassVar[tuple[str, ...]] = ()
     cpus: float = 1.0
-    gpus: float = 0.0
-    batch_size: int = 1
+    gpus: float = 0.0  # GPU fraction per actor wherever the cluster has GPUs (curate/runners/pools.py)
+    batch_size: int = 1  # videos per batch
+    gpu_batch_size: int | None = None  # videos per batch in a GPU pool (None: batch_size)
 
     @classmethod
     def from_config(cls, config: Any) -> Stage | None:

@@ -45,6 +45,8 @@ def resolve_shards(source: str | Path | Sequence[str | Path]) -> tuple[Any, list
     fs, paths = None, []
     for src in map(str, sources):
         src_fs, path = fsspec.core.url_to_fs(src)
+        if not isinstance(src_fs, LocalFileSystem):  # a cached listing would hide shards committed since
+            src_fs, path = fsspec.core.url_to_fs(src, use_listings_cache=False)
         if fs is not None and src_fs.protocol != fs.protocol:
             raise ValueError(f"all sources must share one filesystem; {src} is on {src_fs.protocol}")
         fs = src_fs

@@ -44,13 +44,3 @@ def torch_dtype(precision: str) -> torch.dtype:
     import torch
 
     return getattr(torch, _DTYPES[precision])
-
-
-def default_gpus(share: float) -> float:
-    """GPU fraction a model stage declares: ``share`` where this machine has CUDA, else 0.
-
-    Fractions below 1 let Ray place several model stages on one GPU.
-    """
-    import torch
-
-    return share if torch.cuda.is_available() else 0.0

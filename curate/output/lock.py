@@ -10,7 +10,10 @@ Object stores have no locks, so there ``OUTPUT/.lock`` is a lease: JSON with
 run id, pid, host, a random token and a heartbeat timestamp that a daemon
 thread refreshes every ``stale_after_s / 4``. A lease whose heartbeat is older
 than ``stale_after_s`` (10 minutes by default) counts as abandoned and is
-taken over. This is best effort: without a compare-and-swap two writers
+taken over, and so does one whose holder ran on this host, in this PID
+namespace, and is gone: a driver killed with ``kill -9`` is resumed at once,
+not after the lease runs out (a holder elsewhere is judged by its heartbeat
+alone). This is best effort: without a compare-and-swap two writers
 starting within the same instant could both win; the read-back after writing
 and the token check before every commit (:meth:`Lock.check`) narrow that window.
 """
@@ -45,7 +48,15 @@ def _holder(root: str, info: dict[str, Any] | None) -> str:
 
 
 def _info(run_id: str) -> dict[str, Any]:
-    return {"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(), "since": now()}
+    return {"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(), "pidns": _pid_namespace(), "since": now()}
+
+
+def _pid_namespace() -> str | None:
+    """This process's PID namespace (Linux): containers sharing a host name do not share their pids."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
 
 
 class Lock:
@@ -82,7 +93,7 @@ class LeaseLock(Lock):
     def __init__(self, loc: Location, run_id: str, stale_after_s: float = STALE_AFTER_S):
         self._loc, self._path = loc, loc.path(LOCK)
         held = self._read()
-        if held and time.time() - float(held.get("heartbeat", 0)) < stale_after_s:
+        if held and time.time() - float(held.get("heartbeat", 0)) < stale_after_s and not _gone(held):
             raise LockedError(_holder(loc.root, held))
         self._info = dict(_info(run_id), token=uuid.uuid4().hex, heartbeat=time.time())
         loc.fs.pipe_file(self._path, json.dumps(self._info).encode())
@@ -113,6 +124,20 @@ class LeaseLock(Lock):
         self._stop.set()
         if (self._read() or {}).get("token") == self._info["token"]:
             self._loc.fs.rm_file(self._path)
+
+
+def _gone(held: dict[str, Any]) -> bool:
+    """Whether the lease's holder ran on this host (and PID namespace) and its process no longer exists."""
+    here = held.get("host") == socket.gethostname() and held.get("pidns") is not None and held.get("pidns") == _pid_namespace()
+    if not here or not isinstance(held.get("pid"), int) or held["pid"] == os.getpid():
+        return False
+    try:
+        os.kill(held["pid"], 0)  # signal 0 only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it exists, another user's
+        pass
+    return False
 
 
 def _parse(data: bytes) -> dict[str, Any] | None:

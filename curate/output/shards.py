@@ -47,6 +47,10 @@ class Location:
     @classmethod
     def of(cls, output: str) -> "Location":
         fs, root = fsspec.core.url_to_fs(output)
+        if not isinstance(fs, LocalFileSystem):
+            # Other processes (a resumed run, refilter, dedup) add and delete files here: a listing
+            # cached by this process would hide them (opening a new shard raised FileNotFoundError).
+            fs, root = fsspec.core.url_to_fs(output, use_listings_cache=False)
         return cls(fs, root.rstrip("/") or "/", isinstance(fs, LocalFileSystem))
 
     def path(self, *rel: str) -> str:

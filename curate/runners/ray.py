@@ -2,9 +2,8 @@
 
 Rows are video records pickled into one binary cell, so stages keep working
 on plain dicts with nested clips and numpy frames, and Arrow typing happens
-once, at the writer, against ``schemas/``. Pool sizes come from the CPUs Ray
-reports, keeping headroom: pools that claim every CPU can deadlock the
-streaming executor (seen on 2-CPU machines).
+once, at the writer, against ``schemas/``. Pool sizes come from the nodes' CPUs
+and GPUs (:mod:`curate.runners.pools`).
 """
 
 from __future__ import annotations
@@ -18,14 +17,10 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
 from curate.records import Record
+from curate.runners.pools import plan_pools
 from curate.stage import Stage
 
 log = logging.getLogger(__name__)
-
-# Fraction of the cluster's CPUs that actor pools may claim together; the rest
-# stays free for Ray Data's own tasks and the driver.
-CPU_BUDGET = 0.75
-
 
 # Stages declaring fewer CPUs than this share an actor with a neighbour: an
 # actor of its own costs a worker process (~1.5 CPU-s to start) and a copy of
@@ -54,6 +49,10 @@ class _Group:
     @property
     def batch_size(self) -> int:
         return max(s.batch_size for s in self.stages)
+
+    @property
+    def gpu_batch_size(self) -> int | None:
+        return max((s.gpu_batch_size for s in self.stages if s.gpu_batch_size), default=None)
 
 
 def group_stages(stages: list[Stage]) -> list[_Group]:
@@ -186,28 +185,6 @@ def _package_dir() -> str:
     return os.path.dirname(os.path.abspath(curate.__file__))
 
 
-def plan_pools(stages: list[Stage], total_cpus: float) -> list[tuple[float, int]]:
-    """``(num_cpus per actor, max actors)`` per stage, claiming at most ``CPU_BUDGET`` of the CPUs.
-
-    Declared CPUs are scaled down when one actor per stage would already
-    exceed the budget (every pool must be able to run at once, or the
-    streaming executor can wait forever); spare budget then adds actors to
-    the stages that declare the most CPUs (the decode and encode steps).
-    """
-    budget = total_cpus * CPU_BUDGET
-    declared = sum(s.cpus for s in stages) or 1.0
-    scale = min(1.0, budget / declared)
-    cpus = [s.cpus * scale for s in stages]
-    sizes = [1] * len(stages)
-    spare = budget - sum(cpus)
-    for i in sorted(range(len(stages)), key=lambda i: -cpus[i]):
-        if cpus[i] > 0 and spare >= cpus[i]:
-            extra = int(spare // cpus[i])
-            sizes[i] += extra
-            spare -= extra * cpus[i]
-    return list(zip(cpus, sizes))
-
-
 def run_ray(stages: list[Stage], videos: Iterable[Record], address: str | None = None) -> Iterator[Record]:
     """Stream videos through the stages on Ray and yield each finished video record."""
     init_ray(address)
@@ -222,19 +199,18 @@ def _stream(stages: list[Stage], items: list[dict[str, Any]]) -> Iterator[Record
     import ray
     import ray.data
 
-    total_cpus = float(ray.cluster_resources().get("CPU", 1.0))
     groups = group_stages(stages)
-    pools = plan_pools(groups, total_cpus)  # type: ignore[arg-type]
-    log.info("ray: %g CPUs, pools (cpus, actors) %s", total_cpus, dict(zip((g.name for g in groups), pools)))
+    pools = plan_pools(groups, [n["Resources"] for n in ray.nodes() if n.get("Alive")])
+    log.info("ray: pools %s", dict(zip((g.name for g in groups), pools)))
     ds = ray.data.from_items(items, override_num_blocks=len(items))
-    for group, (cpus, size) in zip(groups, pools):
+    for group, pool in zip(groups, pools):
         ds = ds.map_batches(
             _StageActor,
             fn_constructor_args=(pickle.dumps(group.stages),),
-            batch_size=group.batch_size,
-            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=size),
-            num_cpus=cpus,
-            num_gpus=group.gpus or None,
+            batch_size=pool.batch_size,
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=pool.actors),
+            num_cpus=pool.cpus,
+            num_gpus=pool.gpus or None,
             batch_format="default",
             zero_copy_batch=False,
         )

@@ -55,12 +55,13 @@ class BatchedVideoStage(VideoStage):
 class ClipModelStage(BatchedVideoStage):
     """A batched stage that runs the pipeline's CLIP model (loaded once per worker)."""
 
-    # Share of a GPU the stage asks Ray for where CUDA is present: fractions, so
+    # Share of a GPU the stage asks Ray for where the cluster has GPUs: fractions, so
     # the CLIP stages and a captioner can share one GPU.
     gpu_share: ClassVar[float] = 0.0
     clip: Any = None  # ClipModelConfig; typed loosely so this module imports no model code
     models: Any = None  # ModelsConfig
     batch_size: int = 8
+    gpu_batch_size: int | None = 32  # a GPU forward pass takes the sampled frames of 32 videos at little more cost
     _model: Any = field(default=None, init=False, repr=False, compare=False)
 
     def setup(self) -> None:
@@ -71,12 +72,12 @@ class ClipModelStage(BatchedVideoStage):
 
 
 def gpus_for(share: float, device: str) -> float:
-    """The GPU fraction a model stage declares: ``share`` where it may run on CUDA, else 0 (see ``GPU_SHARE``)."""
-    if device == "cpu":
-        return 0.0
-    from curate.models.device import default_gpus
+    """The GPU fraction a model stage declares: ``share`` unless its model is pinned to the CPU.
 
-    return default_gpus(share)
+    Declared whatever the driver has: the GPUs are on the cluster's nodes, and
+    the Ray runner's pool planning gives them only where the cluster has some.
+    """
+    return 0.0 if device == "cpu" else share
 
 
 def clips_of(videos: list[Record]) -> list[Record]:

@@ -43,6 +43,7 @@ class CaptionStage(BatchedVideoStage):
     models: ModelsConfig = field(default_factory=ModelsConfig)
     skip_rejected: bool = True
     batch_size: int = 8
+    gpu_batch_size: int | None = 32
     _gen: RetrievalCaptioner | TransformersCaptioner | None = field(default=None, init=False, repr=False, compare=False)
     _reader: SidecarReader | None = field(default=None, init=False, repr=False, compare=False)
     _repeats: RepeatTracker | None = field(default=None, init=False, repr=False, compare=False)
