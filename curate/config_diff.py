@@ -6,11 +6,13 @@ which. Settings fall in four kinds, by what a change would do to the clips:
 * **split** (detector, clip lengths and trims, ``analysis.width``): clip
   boundaries, hence clip ids, would change — only a new OUTPUT can hold them;
 * **computed** (probe, other analysis sizes, encoding, models, captions,
-  embeddings): stored scores, bytes or captions would change — a new OUTPUT too;
+  embeddings, the text section and its detector width): stored scores, bytes
+  or captions would change — a new OUTPUT too;
 * **thresholds** (filter, caption-check bands, dedup): decisions only —
   ``curate refilter`` applies them to the stored scores without re-analysis;
 * **operational** (name, description, shard sizes, limits, model directory,
-  resources, the review queue): how a run works, not what it produces — free to change.
+  resources, the review queue, the text detector's frames per forward pass):
+  how a run works, not what it produces — free to change.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from curate.config import ConfigError
 
 SPLIT = ("detector", "clips", "analysis.width")
 THRESHOLDS = ("filter", "caption_check", "dedup")
-OPERATIONAL = ("name", "description", "output", "limits", "models", "resources", "review")
+OPERATIONAL = ("name", "description", "output", "limits", "models", "resources", "review", "text.batch_frames")
 
 
 @dataclass(frozen=True)
