@@ -5,7 +5,7 @@ never leak from one into the next; its output streams through as it comes.
 The exit status is non-zero only when a benchmark failed to run (crashed or
 exited non-zero); a ratio that misses its target is printed, not an error.
 
-    python bench/run.py                 # pipeline, loader, clip, split
+    python bench/run.py                 # pipeline, loader, clip, split, text
     python bench/run.py --only loader   # one of them; extra args go to it:
     python bench/run.py --only pipeline -- --rounds 1 --skip-memory
 """
@@ -24,6 +24,7 @@ BENCHES = {
     "loader": "bench_loader.py",  # trainer loader vs raw PyAV and torchcodec decode
     "clip": "bench_clip.py",  # CLIP embedding stage vs a bare forward pass
     "split": "bench_split.py",  # issue 8: split quality on hard composites, detectors' analysis fps
+    "text": "bench_text.py",  # issue 15: text score accuracy per detector width, frames/s, cost in the analysis pass
 }
 
 
