@@ -177,3 +177,15 @@ def test_batches_give_the_areas_of_single_frames(videos: dict[str, Path]) -> Non
     frames.append(frames[0][:100, :200].copy())  # a second shape in the same call
     one, batched = TextDetector(batch_frames=1).detect(frames), TextDetector(batch_frames=5).detect(frames)
     assert one == batched and any(t.boxes for t in one)
+
+
+def test_review_calibrate_proposes_max_text_area() -> None:
+    """Annotators rejecting texty clips move the threshold (review calibrate walks the filter checks)."""
+    from curate.review.calibrate import curves
+    from curate.review.clips import META, SCORES
+
+    assert {"text_area_max", "text_area_mean", "text_boxes"} <= set(META) and "text_area_max" in SCORES
+    cfg = PipelineConfig.model_validate({"text": {}, "filter": {"max_text_area": 0.2}})
+    rows = [{"text_area_max": a, "good": a < 0.01, "weight": 1.0} for a in (0.0, 0.005, 0.03, 0.06, 0.15)]
+    (c,) = [c for c in curves(rows, cfg, 1.0) if c.threshold == "max_text_area"]
+    assert c.column == "text_area_max" and not c.keep_above and c.proposed == 0.005
