@@ -21,10 +21,15 @@ Needs ``../shared`` (real footage; prints SKIP otherwise). In one run it prints:
   (d) share of a whole pipeline's stage time: the text stage's seconds over
       all stage seconds (``timings`` of every video) of the model-free
       pipeline with text, local runner.
+  (e) the same for ``pipelines/default.yaml`` (TransNetV2, CLIP ViT-B-32,
+      aesthetic head, captions, caption check) on the CPU: CLIP randomly
+      initialised (the same compute as the real weights, which are not
+      redistributable), the shared LAION head, and the aesthetic threshold and
+      caption-check bands opened so clips are encoded as a real run would.
 
 Figures go to ``bench/out/text.json``.
 
-    python bench/bench_text.py [--rounds 1] [--widths 256,320,384,448,512,640] [--skip-pass]
+    python bench/bench_text.py [--rounds 1] [--widths 256,320,384,448,512,640] [--skip-pass] [--skip-default]
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import cv2
 import numpy as np
-from bench_pipeline import Usage, analysis_ray, ffmpeg_decode, in_tree, load
+from bench_pipeline import Usage, analysis_ray, by_kind, ffmpeg_decode, in_tree, load
 from inputs import MEDIA, SharedMissing, looped
 
 PIPELINE = ROOT / "pipelines" / "model-free.yaml"
@@ -152,11 +157,42 @@ def stage_speed(records: list[dict], width: int) -> dict[str, float]:
     return {"frames": n, "wall_s": wall, "cpu_s": cpu, "fps": n / wall}
 
 
+def _share(label: str, stages: list, inputs: list) -> dict[str, Any]:
+    """Stage seconds (the videos' ``timings``) of ``stages`` over ``inputs``, local runner, and the text stage's share."""
+    from bench_pipeline import discover_all
+
+    from curate.runners.local import run_local
+
+    per: dict[str, float] = {}
+    for r in run_local(stages, discover_all(inputs)):
+        for k, v in (r.get("timings") or {}).items():
+            per[k] = per.get(k, 0.0) + v
+    share = per.get("text", 0.0) / sum(per.values())
+    print(f"\n{label}, stage seconds (local runner): " + ", ".join(f"{k} {v:.1f}" for k, v in per.items())
+          + f"; text share {share:.1%}", flush=True)
+    return {"stage_s": per, "text_share": share}
+
+
+def _default_on_cpu() -> Any:
+    """``pipelines/default.yaml`` runnable here: see (e) in the module docstring."""
+    from curate.config import load_pipeline
+
+    cfg = load_pipeline(ROOT / "pipelines" / "default.yaml")
+    head = MEDIA.parents[1] / "weights" / "laion-aesthetic" / "sa_0_4_vit_b_32_linear.pth"
+    return cfg.model_copy(update={
+        "clip": cfg.clip.model_copy(update={"random_init": True, "pretrained": None, "device": "cpu"}),
+        "aesthetic": cfg.aesthetic.model_copy(update={"head": str(head)}),
+        "filter": cfg.filter.model_copy(update={"min_aesthetic": None}),
+        "caption_check": cfg.caption_check.model_copy(update={"reject_below": -1.0, "pass_min": -1.0}),
+    })
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--widths", default="256,320,384,448,512,640")
     ap.add_argument("--skip-pass", action="store_true", help="leave out (c) and (d), the Ray and whole-pipeline timings")
+    ap.add_argument("--skip-default", action="store_true", help="leave out (e), the default pipeline's stage times")
     ap.add_argument("--json", default=str(OUT / "text.json"))
     args = ap.parse_args()
     try:
@@ -242,21 +278,16 @@ def main() -> int:
     print(f"  {'ffmpeg decode':<24}{dec.wall_s:8.1f}{frames / dec.wall_s:10.0f}{dec.cpu_s:8.1f}")
     for label, u in (("probe+analyse", plain), ("probe+analyse+text", text)):
         print(f"  {label:<24}{u.wall_s:8.1f}{frames / u.wall_s:10.0f}{u.cpu_s:8.1f}{dec.wall_s / u.wall_s:13.2f}{dec.cpu_s / u.cpu_s:12.2f}")
+        print(f"    CPU s by process: {by_kind(u)}")
     res["c"] = {"rounds": args.rounds, "frames": frames, "ray_init_s": ray_init_s,
                 **{k: {"wall_s": u.wall_s, "cpu_s": u.cpu_s} for k, u in (("ffmpeg", dec), ("analysis", plain), ("analysis_text", text))},
                 "ratio": dec.wall_s / text.wall_s, "ratio_cpu": dec.cpu_s / text.cpu_s,
                 "ratio_without_text": dec.wall_s / plain.wall_s}
 
     # (d) the text stage's share of a whole pipeline's stage time
-    done = list(run_local(stages, discover_all(inputs)))
-    per: dict[str, float] = {}
-    for r in done:
-        for k, v in (r.get("timings") or {}).items():
-            per[k] = per.get(k, 0.0) + v
-    share = per.get("text", 0.0) / sum(per.values())
-    print("\n(d) stage seconds of the model-free pipeline with text (local runner): "
-          + ", ".join(f"{k} {v:.1f}" for k, v in per.items()) + f"; text share {share:.1%}")
-    res["d"] = {"stage_s": per, "text_share": share}
+    res["d"] = _share("(d) model-free pipeline", stages, inputs)
+    if not args.skip_default:
+        res["e"] = _share("(e) default pipeline (CPU, CLIP random init)", build_stages(_default_on_cpu()), inputs)
 
     print("\nsummary")
     print(f"  text stage at {width} px: {sp['fps']:.0f} frames/s on 1 CPU ({sp['frames'] / sp['cpu_s']:.0f} per CPU s); "
