@@ -1,19 +1,19 @@
-"""Issue-15 benchmark: the text-overlay score's accuracy per detector width, its speed, and its cost in the pipeline.
+"""Issue-15 benchmark: the text-overlay score's accuracy per detector input size, its speed, and its cost in the pipeline.
 
 Needs ``../shared`` (real footage; prints SKIP otherwise). In one run it prints:
 
-  (a) accuracy vs width: frames made with ``ffmpeg drawtext`` over real
+  (a) accuracy vs detector size: frames made with ``ffmpeg drawtext`` over real
       footage (no text, a small corner word, bottom subtitles at 3.5/5/6.5 %
       of the frame height, a full-frame slide) plus frames of
       ``slides_talk_1080p.mp4``, each scored (1) at full size (the decoded
-      frame, detector input = source width) and (2) as the pipeline scores it:
+      frame, detector input = source size) and (2) as the pipeline scores it:
       shrunk to ``analysis.sample_width`` (256 px, INTER_AREA), then resized to
-      the detector width W. Per W: CPU ms per frame (a clip's 3 frames per call, 1 thread), mean
+      the detector size S (longer side; every frame here is landscape). Per S: CPU ms per frame (a clip's 3 frames per call, 1 thread), mean
       |area(W) - area(full size)|, and at ``max_text_area`` the share of
       text frames (subtitles, slides) caught and of clean frames (none,
       corner word) dropped. Full size is printed as its own row.
   (b) stage speed: frames/s of ``TextStage`` (the pipeline's stage object,
-      1 CPU) on the sampled frames of real clips, at the configured width.
+      1 CPU) on the sampled frames of real clips, at the configured size.
   (c) analysis pass: Probe + Analyse, and Probe + Analyse + Text, through the
       Ray runner, against ``ffmpeg -v error -i X -f null -`` on the same
       files (``ratio = ffmpeg seconds / pass seconds``; target >= 0.8 with
@@ -29,7 +29,7 @@ Needs ``../shared`` (real footage; prints SKIP otherwise). In one run it prints:
 
 Figures go to ``bench/out/text.json``.
 
-    python bench/bench_text.py [--rounds 1] [--widths 256,320,384,448,512,640] [--skip-pass] [--skip-default]
+    python bench/bench_text.py [--rounds 1] [--sizes 256,320,384,448,512,640] [--skip-pass] [--skip-default]
 """
 
 from __future__ import annotations
@@ -101,13 +101,13 @@ def frame_set() -> list[tuple[str, str, np.ndarray]]:
     return out
 
 
-def accuracy(frames: list[tuple[str, str, np.ndarray]], widths: list[int], threshold: float) -> dict[str, Any]:
-    """Part (a): every width against full-size detection, and against the construction labels."""
+def accuracy(frames: list[tuple[str, str, np.ndarray]], sizes: list[int], threshold: float) -> dict[str, Any]:
+    """Part (a): every detector size against full-size detection, and against the construction labels."""
     from curate.models.text_detector import TextDetector
 
     full, full_cpu = {}, 0.0
-    for name, _, f in frames:  # the detector input = the frame's own width (rounded to 32)
-        det = TextDetector(width=f.shape[1])
+    for name, _, f in frames:  # the detector input = the frame's own size (rounded to 32)
+        det = TextDetector(size=max(f.shape[:2]))
         t0 = time.process_time()
         full[name] = det.detect([f])[0].area
         full_cpu += time.process_time() - t0
@@ -122,8 +122,8 @@ def accuracy(frames: list[tuple[str, str, np.ndarray]], widths: list[int], thres
         return float(np.mean(text)), float(np.mean(clean))
 
     rows = {"full size": {"ms_per_frame": full_ms, "mean_abs_diff": 0.0, "text_caught": caught(full)[0], "clean_dropped": caught(full)[1]}}
-    for w in widths:
-        det = TextDetector(width=w)
+    for w in sizes:
+        det = TextDetector(size=w)
         det.detect([small[frames[0][0]]] * 3)  # warm-up
         areas, t0 = {}, time.process_time()
         names = list(small)
@@ -138,12 +138,12 @@ def accuracy(frames: list[tuple[str, str, np.ndarray]], widths: list[int], thres
     return rows
 
 
-def stage_speed(records: list[dict], width: int) -> dict[str, float]:
+def stage_speed(records: list[dict], size: int) -> dict[str, float]:
     """Part (b): frames/s of the TextStage object over the sampled frames of ``records``."""
     from curate.config import TextConfig
     from curate.stages.text import TextStage
 
-    stage = TextStage(text=TextConfig(width=width))
+    stage = TextStage(text=TextConfig(size=size))
     stage.start()
     try:
         stage.process(records[:1])  # warm-up
@@ -190,7 +190,7 @@ def _default_on_cpu() -> Any:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=1)
-    ap.add_argument("--widths", default="256,320,384,448,512,640")
+    ap.add_argument("--sizes", default="256,320,384,448,512,640")
     ap.add_argument("--skip-pass", action="store_true", help="leave out (c) and (d), the Ray and whole-pipeline timings")
     ap.add_argument("--skip-default", action="store_true", help="leave out (e), the default pipeline's stage times")
     ap.add_argument("--json", default=str(OUT / "text.json"))
@@ -208,19 +208,19 @@ def main() -> int:
 
     base = load_pipeline(PIPELINE)
     cfg = base if base.text is not None else base.model_copy(update={"text": TextConfig()})
-    width = cfg.text.width
+    size = cfg.text.size
     threshold = cfg.filter.max_text_area if cfg.filter.max_text_area is not None else 0.02
-    res: dict[str, Any] = {"cpus": os.cpu_count(), "load_start": load(), "width": width, "threshold": threshold}
+    res: dict[str, Any] = {"cpus": os.cpu_count(), "load_start": load(), "size": size, "threshold": threshold}
     print(f"== text-overlay benchmark (issue 15) — {os.cpu_count()} CPUs, load average {load()} ==")
 
-    widths = [int(w) for w in args.widths.split(",")]
-    print(f"\n(a) accuracy vs detector width: {len(frames)} frames ({sum(l == 'text' for _, l, _ in frames)} with text: "
+    sizes = [int(w) for w in args.sizes.split(",")]
+    print(f"\n(a) accuracy vs detector size: {len(frames)} frames ({sum(l == 'text' for _, l, _ in frames)} with text: "
           f"subtitles 3.5/5/6.5 % of the height, slides, slide talk; {sum(l == 'clean' for _, l, _ in frames)} clean: "
           f"none or a corner word), threshold max_text_area {threshold:g}", flush=True)
-    rows = accuracy(frames, widths, threshold)
+    rows = accuracy(frames, sizes, threshold)
     print(f"  {'detector input':<18}{'CPU ms/fr':>9}{'|Δarea| vs full':>17}{'text caught':>13}{'clean dropped':>15}")
     for k, r in rows.items():
-        mark = "  <- configured" if k == f"256 px -> {width}" else ""
+        mark = "  <- configured" if k == f"256 px -> {size}" else ""
         print(f"  {k:<18}{r['ms_per_frame']:9.1f}{r['mean_abs_diff']:17.4f}{r['text_caught']:13.0%}{r['clean_dropped']:15.0%}{mark}")
     res["a"] = rows
     if args.skip_pass:
@@ -244,8 +244,8 @@ def main() -> int:
     from bench_pipeline import discover_all
 
     records = [r for r in run_local(analysis, discover_all(inputs))]
-    sp = stage_speed(records, width)
-    print(f"\n(b) TextStage at width {width} on the sampled frames of {sum(len(r['clips']) for r in records)} clips: "
+    sp = stage_speed(records, size)
+    print(f"\n(b) TextStage at size {size} on the sampled frames of {sum(len(r['clips']) for r in records)} clips: "
           f"{sp['frames']} frames in {sp['wall_s']:.2f} s = {sp['fps']:.0f} frames/s; {sp['cpu_s']:.2f} CPU s = "
           f"{sp['frames'] / sp['cpu_s']:.0f} frames per CPU second")
     res["b"] = sp
@@ -290,7 +290,7 @@ def main() -> int:
         res["e"] = _share("(e) default pipeline (CPU, CLIP random init)", build_stages(_default_on_cpu()), inputs)
 
     print("\nsummary")
-    print(f"  text stage at {width} px: {sp['fps']:.0f} frames/s on 1 CPU ({sp['frames'] / sp['cpu_s']:.0f} per CPU s); "
+    print(f"  text stage at {size} px: {sp['fps']:.0f} frames/s on 1 CPU ({sp['frames'] / sp['cpu_s']:.0f} per CPU s); "
           f"analysis pass with text / ffmpeg decode {res['c']['ratio']:.2f} (target >= {TARGET}) "
           f"{'PASS' if res['c']['ratio'] >= TARGET else 'FAIL'}; without text {res['c']['ratio_without_text']:.2f}")
     return _save(res, args.json)

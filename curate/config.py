@@ -109,15 +109,15 @@ class FilterConfig(_Strict):
 class TextConfig(_Strict):
     """The text-overlay score: PP-OCRv4 text detection on the frames the decode pass sampled.
 
-    ``width`` is the detector's input width; the sampled frames
-    (``analysis.sample_width``) are resized to it. Wider finds smaller text
+    ``size`` is the longer side of the detector's input; the sampled frames
+    (``analysis.sample_width``) are resized to it. Larger finds smaller text
     and costs more: ``bench/bench_text.py`` measures both against full-size
     detection (512 catches 5 %-high subtitles that 448 misses). On the CPU,
     onnxruntime is fastest one frame per forward pass (``batch_frames`` 1:
     larger batches cost more per frame there).
     """
 
-    width: int = Field(512, ge=64, le=4096, multiple_of=32, description="detector input width (px)")
+    size: int = Field(512, ge=64, le=4096, multiple_of=32, description="longer side of the detector input (px)")
     batch_frames: int = Field(1, ge=1, description="frames per forward pass")
 
 

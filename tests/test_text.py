@@ -157,13 +157,20 @@ def test_config_rules() -> None:
     with pytest.raises(ValueError, match="max_text_area needs the text section"):
         PipelineConfig.model_validate({"filter": {"max_text_area": 0.02}})
     with pytest.raises(ValueError, match="multiple of 32"):
-        PipelineConfig.model_validate({"text": {"width": 300}})
+        PipelineConfig.model_validate({"text": {"size": 300}})
     kinds = {d.path: d.kind for d in differences(_config().model_dump(mode="json"),
                                                  _config().model_copy(update={"text": None}).model_dump(mode="json"))}
     assert kinds == {"text": "computed"}  # adding or removing the score needs a re-run, not a refilter
-    other = _config().model_copy(update={"text": TextConfig(width=448, batch_frames=4)})
+    other = _config().model_copy(update={"text": TextConfig(size=448, batch_frames=4)})
     kinds = {d.path: d.kind for d in differences(_config().model_dump(mode="json"), other.model_dump(mode="json"))}
-    assert kinds == {"text.width": "computed", "text.batch_frames": "operational"}
+    assert kinds == {"text.size": "computed", "text.batch_frames": "operational"}
+
+
+def test_detector_input_keeps_the_cost_of_portrait_frames() -> None:
+    from curate.models.text_detector import input_size
+
+    assert input_size(256, 144, 512) == (512, 288) and input_size(144, 256, 512) == (288, 512)
+    assert input_size(256, 256, 512) == (512, 512) and input_size(4000, 10, 512) == (512, 32)
 
 
 def test_batches_give_the_areas_of_single_frames(videos: dict[str, Path]) -> None:

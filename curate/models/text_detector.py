@@ -6,7 +6,7 @@ no download), onnxruntime runs it on the CPU, and the library's own
 :class:`~rapidocr_onnxruntime.ch_ppocr_det.utils.DBPostProcess` turns the
 probability map into boxes with the thresholds rapidocr ships in its
 ``config.yaml``. What curate adds over rapidocr's ``TextDetector`` (one
-image per call, sized by its shorter side): a fixed input width, so the cost
+image per call, sized by its shorter side): a fixed input size, so the cost
 per frame does not grow with the source, and batches of frames of equal
 shape (a clip's samples share one).
 """
@@ -46,23 +46,23 @@ def _rapidocr_det_settings() -> dict[str, Any]:
     return read_yaml(Path(rapidocr_onnxruntime.__file__).parent / "config.yaml")["Det"]
 
 
-def input_size(width: int, height: int, target_width: int) -> tuple[int, int]:
-    """The network input ``(w, h)`` for a ``width`` x ``height`` frame: ``target_width`` wide, aspect kept, both sides multiples of 32."""
-    w = max(STRIDE, round(target_width / STRIDE) * STRIDE)
-    h = max(STRIDE, round(height * w / width / STRIDE) * STRIDE)
-    return w, h
+def input_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """The network input ``(w, h)`` for a ``width`` x ``height`` frame: longer side ``size``, aspect kept, sides multiples of 32."""
+    scale = size / max(width, height)
+    return (max(STRIDE, round(width * scale / STRIDE) * STRIDE), max(STRIDE, round(height * scale / STRIDE) * STRIDE))
 
 
 class TextDetector:
-    """PP-OCRv4 text detection on RGB frames at a fixed input width, batched by frame shape.
+    """PP-OCRv4 text detection on RGB frames at a fixed input size, batched by frame shape.
 
-    ``width`` is the network input width in pixels: frames are resized to it
-    (up or down), so its cost per frame is fixed whatever the source size.
+    ``size`` is the longer side of the network input in pixels: frames are
+    resized to it (up or down), so the cost per frame is the same for every
+    source, portrait ones included.
     ``threads`` bounds onnxruntime's intra-op pool (a stage's CPU share);
     ``batch_frames`` is how many frames of one shape share a forward pass.
     """
 
-    def __init__(self, width: int = 512, threads: int = 1, batch_frames: int = 1) -> None:
+    def __init__(self, size: int = 512, threads: int = 1, batch_frames: int = 1) -> None:
         import onnxruntime as ort
         from rapidocr_onnxruntime.ch_ppocr_det.utils import DBPostProcess
 
@@ -77,7 +77,7 @@ class TextDetector:
         self._post = DBPostProcess(thresh=settings["thresh"], box_thresh=settings["box_thresh"],
                                    max_candidates=settings["max_candidates"], unclip_ratio=settings["unclip_ratio"],
                                    score_mode=settings["score_mode"], use_dilation=settings["use_dilation"])
-        self.width, self.batch_frames = width, batch_frames
+        self.size, self.batch_frames = size, batch_frames
 
     def detect(self, frames: list[np.ndarray]) -> list[FrameText]:
         """One :class:`FrameText` per HxWx3 uint8 RGB frame, in order."""
@@ -86,7 +86,7 @@ class TextDetector:
         for i, f in enumerate(frames):
             by_shape.setdefault(f.shape[:2], []).append(i)
         for (h, w), idx in by_shape.items():
-            size = input_size(w, h, self.width)
+            size = input_size(w, h, self.size)
             for start in range(0, len(idx), self.batch_frames):
                 chunk = idx[start : start + self.batch_frames]
                 for i, found in zip(chunk, self._batch([frames[i] for i in chunk], size)):

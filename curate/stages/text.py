@@ -44,7 +44,7 @@ class TextStage(BatchedVideoStage):
 
     def setup(self) -> None:
         """Load the ONNX model once per worker, with onnxruntime threads to match the stage's CPUs."""
-        self._detector = TextDetector(self.text.width, threads=max(1, math.floor(self.cpus)), batch_frames=self.text.batch_frames)
+        self._detector = TextDetector(self.text.size, threads=max(1, math.floor(self.cpus)), batch_frames=self.text.batch_frames)
 
     def teardown(self) -> None:
         self._detector = None
