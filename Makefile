@@ -6,6 +6,7 @@ DEMO_INPUT ?= $(if $(wildcard $(SHARED)/media/videos),$(SHARED)/media/videos,dem
 DEMO_OUTPUT ?= demo-output
 PIPELINE ?= pipelines/model-free.yaml
 PYTEST_ARGS ?=
+RAPIDOCR ?= 1.4.4
 
 .PHONY: install system-deps demo demo-input test test-all test-lowest bench clean
 
@@ -15,9 +16,13 @@ system-deps:  ## ffmpeg (CLI and libraries used by the tests and benchmarks); ch
 	@[ -x /usr/bin/chromium ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 	@# the decisions database tests start a throwaway PostgreSQL server with initdb/pg_ctl
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+	@# the text-overlay tests and benchmark draw subtitles and slides with ffmpeg drawtext in DejaVu Sans
+	@[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-dejavu-core; }
 
-install: system-deps  ## torch from the local wheels, then curate with its test extras
+install: system-deps  ## torch from the local wheels, the text detector's wheel, then curate with its test extras
 	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
+	@# PP-OCRv4 text detection model and its post-processing; --no-deps: see pyproject.toml
+	$(PIP) install -q --no-deps rapidocr-onnxruntime==$(RAPIDOCR)
 	$(PIP) install -q -e ".[test,s3]"
 
 demo-input:

@@ -103,6 +103,9 @@ class FilterConfig(_Strict):
     max_frozen_fraction: float | None = Field(0.9, ge=0, le=1)
     # LAION aesthetic score (needs the ``aesthetic`` section).
     min_aesthetic: float | None = None
+    # Burnt-in text (needs the ``text`` section): judged on ``text_area_max``, the worst sampled
+    # frame, so subtitles or a title card on part of a clip drop it as surely as text throughout.
+    max_text_area: float | None = Field(None, ge=0, le=1, description="fraction of frame area")
     require_caption: bool = False
 
     @model_validator(mode="after")
@@ -110,6 +113,21 @@ class FilterConfig(_Strict):
         _ordered(self.min_motion, self.max_motion, "filter.min_motion", "filter.max_motion")
         _ordered(self.min_brightness, self.max_brightness, "filter.min_brightness", "filter.max_brightness")
         return self
+
+
+class TextConfig(_Strict):
+    """The text-overlay score: PP-OCRv4 text detection on the frames the decode pass sampled.
+
+    ``size`` is the longer side of the detector's input; the sampled frames
+    (``analysis.sample_width``) are resized to it. Larger finds smaller text
+    and costs more: ``bench/bench_text.py`` measures both against full-size
+    detection (512 catches 5 %-high subtitles that 448 misses). On the CPU,
+    onnxruntime is fastest one frame per forward pass (``batch_frames`` 1:
+    larger batches cost more per frame there).
+    """
+
+    size: int = Field(512, ge=64, le=4096, multiple_of=32, description="longer side of the detector input (px)")
+    batch_frames: int = Field(1, ge=1, description="frames per forward pass")
 
 
 class EncodeConfig(_Strict):
@@ -231,6 +249,7 @@ class PipelineConfig(_Strict):
     aesthetic: AestheticConfig | None = None
     caption: CaptionConfig | None = None
     caption_check: CaptionCheckConfig | None = None
+    text: TextConfig | None = None  # the text-overlay score (text_area_max/mean, text_boxes)
     embedding: EmbeddingConfig = EmbeddingConfig()
     latents: LatentsConfig | None = None  # VAE latents of accepted clips; computed by `curate latents`
     review: ReviewConfig = ReviewConfig()  # the annotator review queue (curate review serve); operational
@@ -247,6 +266,8 @@ class PipelineConfig(_Strict):
             raise ValueError(f"{', '.join(needs_clip)} need(s) the clip section (the CLIP model whose embeddings they read)")
         if self.filter.min_aesthetic is not None and self.aesthetic is None:
             raise ValueError("filter.min_aesthetic needs the aesthetic section")
+        if self.filter.max_text_area is not None and self.text is None:
+            raise ValueError("filter.max_text_area needs the text section")
         return self
 
     @property

@@ -6,7 +6,8 @@ which. Settings fall in four kinds, by what a change would do to the clips:
 * **split** (detector, clip lengths and trims, ``analysis.width``): clip
   boundaries, hence clip ids, would change — only a new OUTPUT can hold them;
 * **computed** (probe, other analysis sizes, encoding, models, captions,
-  embeddings): stored scores, bytes or captions would change — a new OUTPUT too;
+  embeddings, the text section and its detector width): stored scores, bytes
+  or captions would change — a new OUTPUT too;
 * **thresholds** (filter, caption-check bands, dedup): decisions only —
   ``curate refilter`` applies them to the stored scores without re-analysis;
 * **derived** (``latents``): tables computed from the committed clips, not
@@ -14,7 +15,8 @@ which. Settings fall in four kinds, by what a change would do to the clips:
   computes nor removes them, so it may differ (new clips get latents at the
   next ``curate latents``, which skips clips that have them);
 * **operational** (name, description, shard sizes, limits, model directory,
-  resources, the review queue, the dedup engine): how a run works, not what it produces — free to change.
+  resources, the review queue, the dedup engine, the text detector's frames per
+  forward pass): how a run works, not what it produces — free to change.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from curate.config import ConfigError
 
 SPLIT = ("detector", "clips", "analysis.width")
 THRESHOLDS = ("filter", "caption_check", "dedup")
-DERIVED = ("latents",)
-OPERATIONAL = ("name", "description", "output", "limits", "models", "resources", "review", "dedup.engine")
+  resources, the review queue, the dedup engine, the text detector's frames per
+  forward pass): how a run works, not what it produces — free to change.
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ CHECKS: dict[str, tuple[str, Callable[[float, float], bool], str]] = {
     "max_black_fraction": ("black_fraction", operator.le, ">"),
     "max_frozen_fraction": ("frozen_fraction", operator.le, ">"),
     "min_aesthetic": ("aesthetic_score", operator.ge, "<"),
+    "max_text_area": ("text_area_max", operator.le, ">"),
 }
 REQUIRE_CAPTION = "require_caption"
 

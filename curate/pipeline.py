@@ -19,7 +19,7 @@ from curate.stage import Stage
 def stage_classes() -> tuple[type[Stage], ...]:
     """Every stage class in the order :func:`build_stages` runs them.
 
-    probe → analyse → [clip_embed → aesthetic → caption] → filter →
+    probe → analyse → [text → clip_embed → aesthetic → caption] → filter →
     [caption_check] → encode. Model stages score every clip before the
     filter, so the report shows full distributions and ``curate refilter``
     can move any threshold without re-running a model; the caption check
@@ -35,12 +35,13 @@ def stage_classes() -> tuple[type[Stage], ...]:
     from curate.stages.encode import EncodeStage
     from curate.stages.filter import FilterStage
     from curate.stages.probe import ProbeStage
+    from curate.stages.text import TextStage
 
-    return (ProbeStage, AnalyseStage, ClipEmbedStage, AestheticStage, CaptionStage, FilterStage, CaptionCheckStage, EncodeStage)
+    return (ProbeStage, AnalyseStage, TextStage, ClipEmbedStage, AestheticStage, CaptionStage, FilterStage, CaptionCheckStage, EncodeStage)
 
 
 # Every stage name in the order build_stages runs them (timings are shown in this order).
-STAGE_ORDER = ("probe", "analyse", "clip_embed", "aesthetic", "caption", "filter", "caption_check", "encode")
+STAGE_ORDER = ("probe", "analyse", "text", "clip_embed", "aesthetic", "caption", "filter", "caption_check", "encode")
 
 
 def in_pipeline_order(names: list[str] | dict[str, object]) -> list[str]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from curate.config import ConfigError, PipelineConfig
 from curate.config_diff import differences, listed, of_kind
-from curate.decisions import decide
+from curate.decisions import CHECKS, decide
 from curate.dedup import count_duplicates, key_columns, resolve
 from curate.output import manifest as mf
 from curate.output.lock import acquire
@@ -31,7 +31,8 @@ from curate.output.shards import Location
 from curate.output.store import OutputStore, new_run_id
 from curate.review.outrank import keep_human
 
-_SCORE_COLUMNS = ["motion_score", "sharpness", "brightness", "black_fraction", "frozen_fraction", "aesthetic_score",
+# What decide() reads: the column of every filter check, then the caption and its check.
+_SCORE_COLUMNS = [*dict.fromkeys(column for column, _, _ in CHECKS.values()),
                   "caption", "clip_sim_mean", "clip_sim_min", "caption_check", "caption_check_reason"]
 
 

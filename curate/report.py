@@ -51,9 +51,11 @@ table{border-collapse:collapse}td,th{padding:2px 8px;text-align:left}.num{text-a
 """
 
 
-def _columns(doc: dict[str, Any]) -> list[str]:
+def _columns(doc: dict[str, Any]) -> dict[str, str]:
+    """Float clip column -> its unit (schema field metadata; empty when it has none)."""
     params = (doc.get("schema_params") or {}).get("clip")
-    return [f.name for f in load_schema("clip", params=params) if pa.types.is_floating(f.type) and f.name not in _NOT_SCORES]
+    return {f.name: (f.metadata or {}).get(b"unit", b"").decode() for f in load_schema("clip", params=params)
+            if pa.types.is_floating(f.type) and f.name not in _NOT_SCORES}
 
 
 def load_rows(loc: Location, doc: dict[str, Any], columns: list[str]) -> dict[str, Any]:
@@ -95,7 +97,7 @@ def _sheets(data: dict[str, Any]) -> dict[str, tuple[str, list[int], int]]:
             for title, key in order}
 
 
-_SHORT = {"motion_score": "motion", "aesthetic_score": "aesthetic"}
+_SHORT = {"motion_score": "motion", "aesthetic_score": "aesthetic", "text_area_max": "text area"}
 
 
 def _fmt_score(column: str, value: float) -> str:
@@ -205,7 +207,8 @@ def render(output: str) -> str:
     if doc is None:
         raise FileNotFoundError(f"{output}: no {mf.MANIFEST}; not a curate output")
     config, funnel = doc.get("config") or {}, doc["funnel"]
-    columns = _columns(doc)
+    units = _columns(doc)
+    columns = list(units)
     data = load_rows(loc, doc, columns)
     thr = thresholds(config)
     c = funnel["clips"]
@@ -240,7 +243,8 @@ def render(output: str) -> str:
     for col in columns:
         values = {o: np.array([x for x, oo in zip(data[col], data["outcome"]) if oo == o and x is not None], float) for o in COLOURS}
         if sum(len(a) for a in values.values()):
-            html.append(f"<div class=hist><b>{escape(col)}</b>{histogram(values, thr.get(col, []))}</div>")
+            title = f"{col} ({units[col]})" if units[col] else col
+            html.append(f"<div class=hist><b>{escape(title)}</b>{histogram(values, thr.get(col, []))}</div>")
     html.append("</div><h2>Contact sheets</h2>")
     sheets = _sheets(data)
     thumbs = _thumbnails(loc, data, {i for _, rows, _ in sheets.values() for i in rows})

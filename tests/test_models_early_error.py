@@ -93,4 +93,4 @@ def test_default_stage_order() -> None:
     from curate.pipeline import build_stages
 
     names = [s.name for s in build_stages(load_pipeline(DEFAULT))]
-    assert names == ["probe", "analyse", "clip_embed", "aesthetic", "caption", "filter", "caption_check", "encode"]
+    assert names == ["probe", "analyse", "text", "clip_embed", "aesthetic", "caption", "filter", "caption_check", "encode"]

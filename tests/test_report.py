@@ -56,8 +56,8 @@ def test_page_is_self_contained_and_complete(out: Path) -> None:
 def test_histograms_draw_every_score_with_its_thresholds(out: Path) -> None:
     page = render(str(out))
     scores = page.split("<h2>Scores</h2>", 1)[1].split("<h2>", 1)[0]
-    for column in ("motion_score", "sharpness", "brightness", "frozen_fraction"):
-        assert f"<b>{column}</b><svg" in scores, column
+    for column in ("motion_score", "sharpness", "brightness", "frozen_fraction"):  # titled with the schema's unit
+        assert re.search(rf"<b>{column} \([^<]+\)</b><svg", scores), column
     assert "min_motion = 0.15" in scores and "max_brightness = 0.97" in scores
     assert "aesthetic_score" not in scores  # no values: no histogram
 

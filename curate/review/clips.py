@@ -29,9 +29,10 @@ CLIP_ID = re.compile(r"^[0-9a-f]{8,64}$")
 META = ["clip_id", "video_id", "source_uri", "shot_index", "window_index", "start_frame", "end_frame", "num_frames",
         "start_s", "end_s", "duration_s", "fps", "width", "height", "caption", "caption_source", "camera_motion",
         "motion_score", "sharpness", "brightness", "contrast", "black_fraction", "frozen_fraction", "aesthetic_score",
+        "text_area_max", "text_area_mean", "text_boxes",
         "clip_sim_mean", "clip_sim_min", "flag_reasons", "reject_reasons", "duplicate_of", "video_format"]
 SCORES = ["motion_score", "sharpness", "brightness", "contrast", "black_fraction", "frozen_fraction", "aesthetic_score",
-          "clip_sim_mean", "clip_sim_min"]
+          "text_area_max", "clip_sim_mean", "clip_sim_min"]
 
 
 class UnknownClip(KeyError):

@@ -1,0 +1,307 @@
+"""Issue-15 benchmark: the text-overlay score's accuracy per detector input size, its speed, and its cost in the pipeline.
+
+Needs ``../shared`` (real footage; prints SKIP otherwise). In one run it prints:
+
+  (a) accuracy vs detector size: frames made with ``ffmpeg drawtext`` over real
+      footage (no text, a small corner word, bottom subtitles at 3.5/5/6.5 %
+      of the frame height, a full-frame slide) plus frames of
+      ``slides_talk_1080p.mp4``, each scored (1) at full size (the decoded
+      frame, detector input = source size) and (2) as the pipeline scores it:
+      shrunk to ``analysis.sample_width`` (256 px, INTER_AREA), then resized to
+      the detector size S (longer side; every frame here is landscape). Per S: CPU ms per frame (a clip's 3 frames per call, 1 thread), mean
+      |area(W) - area(full size)|, and at ``max_text_area`` the share of
+      text frames (subtitles, slides) caught and of clean frames (none,
+      corner word) dropped. Full size is printed as its own row.
+  (b) stage speed: frames/s of ``TextStage`` (the pipeline's stage object,
+      1 CPU) on the sampled frames of real clips, at the configured size.
+  (c) analysis pass: Probe + Analyse, and Probe + Analyse + Text, through the
+      Ray runner, against ``ffmpeg -v error -i X -f null -`` on the same
+      files (``ratio = ffmpeg seconds / pass seconds``; target >= 0.8 with
+      text), rounds in alternating order, CPU seconds of the process tree too.
+  (d) share of a whole pipeline's stage time: the text stage's seconds over
+      all stage seconds (``timings`` of every video) of the model-free
+      pipeline with text, local runner.
+  (e) the same for ``pipelines/default.yaml`` (TransNetV2, CLIP ViT-B-32,
+      aesthetic head, captions, caption check) on the CPU: CLIP randomly
+      initialised (the same compute as the real weights, which are not
+      redistributable), the shared LAION head, and the aesthetic threshold and
+      caption-check bands opened so clips are encoded as a real run would.
+
+Figures go to ``bench/out/text.json``.
+
+    python bench/bench_text.py [--rounds 1] [--sizes 256,320,384,448,512,640] [--skip-pass] [--skip-default]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import cv2
+import numpy as np
+from bench_pipeline import Usage, analysis_ray, by_kind, ffmpeg_decode, in_tree, load
+from inputs import MEDIA, SharedMissing, looped
+
+PIPELINE = ROOT / "pipelines" / "model-free.yaml"
+OUT = ROOT / "bench" / "out"
+FRAMES = OUT / "text" / "frames"
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+SAMPLE_WIDTH = 256  # analysis.sample_width of the shipped pipelines
+TARGET = 0.8
+# Backgrounds: (shared file, seconds into it); none shows text of its own (cup.mp4 does: printing on the cup)
+BACKGROUNDS = [("cockatoo.mp4", 3), ("cockatoo.mp4", 10), ("bikes.mp4", 4), ("chaplin.mp4", 3), ("box.mp4", 5),
+               ("big_buck_bunny_5s.mp4", 2), ("flipping_a_pancake.mkv", 5), ("vtest.avi", 20),
+               ("sintel_30s.mp4", 14)]
+SUBTITLE = "I never thought we would see them again"
+SLIDE = ["Quarterly results", "- revenue grew in every region", "- costs fell by a tenth",
+         "- new offices opened in three cities", "- hiring continues next year"]
+# variant -> (label, drawtext filter chain); sizes relative to the frame height
+VARIANTS = {
+    "none": ("clean", "null"),
+    "corner": ("clean", f"drawtext=fontfile={FONT}:text='LOGO':fontsize=h*0.03:fontcolor=white:x=w-tw-20:y=20"),
+    **{f"sub{r}": ("text", f"drawtext=fontfile={FONT}:text='{SUBTITLE}':fontsize=h*0.0{r}:fontcolor=white:borderw=2:"
+                           f"x=(w-tw)/2:y=h-th-h*0.06") for r in ("35", "5", "65")},
+    "slide": ("text", "drawbox=x=0:y=0:w=iw:h=ih:color=white@0.9:t=fill," + ",".join(
+        f"drawtext=fontfile={FONT}:text='{line}':fontsize=h*{0.09 if i == 0 else 0.055}:fontcolor=black:x=w*0.06:y=h*{0.08 + 0.14 * i}"
+        for i, line in enumerate(SLIDE))),
+}
+TALK_TIMES = range(5, 121, 10)  # slides_talk_1080p.mp4: a slide or a screen page in every frame
+
+
+def _frame(src: Path, t: float, vf: str, dst: Path) -> None:
+    if not dst.is_file():
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-ss", str(t), "-i", str(src), "-vf", vf,
+                        "-frames:v", "1", str(dst)], check=True, capture_output=True)
+
+
+def frame_set() -> list[tuple[str, str, np.ndarray]]:
+    """``(name, label, full-size RGB frame)``: drawtext variants over real footage, and slide-talk frames (label text)."""
+    FRAMES.mkdir(parents=True, exist_ok=True)
+    out = []
+    for src, t in BACKGROUNDS:
+        for variant, (label, vf) in VARIANTS.items():
+            dst = FRAMES / f"{Path(src).stem}_{t}_{variant}.png"
+            _frame(MEDIA / src, t, vf, dst)
+            out.append((dst.stem, label, cv2.cvtColor(cv2.imread(str(dst)), cv2.COLOR_BGR2RGB)))
+    for t in TALK_TIMES:
+        dst = FRAMES / f"slides_talk_{t}.png"
+        _frame(MEDIA / "slides_talk_1080p.mp4", t, "null", dst)
+        out.append((dst.stem, "text", cv2.cvtColor(cv2.imread(str(dst)), cv2.COLOR_BGR2RGB)))
+    return out
+
+
+def accuracy(frames: list[tuple[str, str, np.ndarray]], sizes: list[int], threshold: float) -> dict[str, Any]:
+    """Part (a): every detector size against full-size detection, and against the construction labels."""
+    from curate.models.text_detector import TextDetector
+
+    full, full_cpu = {}, 0.0
+    for name, _, f in frames:  # the detector input = the frame's own size (rounded to 32)
+        det = TextDetector(size=max(f.shape[:2]))
+        t0 = time.process_time()
+        full[name] = det.detect([f])[0].area
+        full_cpu += time.process_time() - t0
+    full_ms = 1000 * full_cpu / len(frames)
+    labels = {name: label for name, label, _ in frames}
+    small = {name: cv2.resize(f, (SAMPLE_WIDTH, max(1, round(f.shape[0] * SAMPLE_WIDTH / f.shape[1]))), interpolation=cv2.INTER_AREA)
+             for name, _, f in frames}
+
+    def caught(areas: dict[str, float]) -> tuple[float, float]:
+        text = [a > threshold for n, a in areas.items() if labels[n] == "text"]
+        clean = [a > threshold for n, a in areas.items() if labels[n] == "clean"]
+        return float(np.mean(text)), float(np.mean(clean))
+
+    rows = {"full size": {"ms_per_frame": full_ms, "mean_abs_diff": 0.0, "text_caught": caught(full)[0], "clean_dropped": caught(full)[1]}}
+    for w in sizes:
+        det = TextDetector(size=w)
+        det.detect([small[frames[0][0]]] * 3)  # warm-up
+        areas, t0 = {}, time.process_time()
+        names = list(small)
+        for i in range(0, len(names), 3):  # a clip's 3 samples per call, as the stage sees them
+            for n, ft in zip(names[i : i + 3], det.detect([small[n] for n in names[i : i + 3]])):
+                areas[n] = ft.area
+        ms = 1000 * (time.process_time() - t0) / len(names)
+        text, clean = caught(areas)
+        rows[f"256 px -> {w}"] = {"ms_per_frame": ms, "mean_abs_diff": float(np.mean([abs(areas[n] - full[n]) for n in names])),
+                                  "text_caught": text, "clean_dropped": clean,
+                                  "per_frame": {n: [round(areas[n], 4), round(full[n], 4)] for n in names}}
+    return rows
+
+
+def stage_speed(records: list[dict], size: int) -> dict[str, float]:
+    """Part (b): frames/s of the TextStage object over the sampled frames of ``records``."""
+    from curate.config import TextConfig
+    from curate.stages.text import TextStage
+
+    stage = TextStage(text=TextConfig(size=size))
+    stage.start()
+    try:
+        stage.process(records[:1])  # warm-up
+        n = sum(len(c["_frames"]) for r in records for c in r.get("clips") or [])
+        t0, c0 = time.perf_counter(), time.process_time()
+        for i in range(0, len(records), stage.batch_size):
+            stage.process(records[i : i + stage.batch_size])
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    finally:
+        stage.stop()
+    return {"frames": n, "wall_s": wall, "cpu_s": cpu, "fps": n / wall}
+
+
+def _share(label: str, stages: list, inputs: list) -> dict[str, Any]:
+    """Stage seconds (the videos' ``timings``) of ``stages`` over ``inputs``, local runner, and the text stage's share."""
+    from bench_pipeline import discover_all
+
+    from curate.runners.local import run_local
+
+    per: dict[str, float] = {}
+    for r in run_local(stages, discover_all(inputs)):
+        for k, v in (r.get("timings") or {}).items():
+            per[k] = per.get(k, 0.0) + v
+    share = per.get("text", 0.0) / sum(per.values())
+    print(f"\n{label}, stage seconds (local runner): " + ", ".join(f"{k} {v:.1f}" for k, v in per.items())
+          + f"; text share {share:.1%}", flush=True)
+    return {"stage_s": per, "text_share": share}
+
+
+def _default_on_cpu() -> Any:
+    """``pipelines/default.yaml`` runnable here: see (e) in the module docstring."""
+    from curate.config import load_pipeline
+
+    cfg = load_pipeline(ROOT / "pipelines" / "default.yaml")
+    head = MEDIA.parents[1] / "weights" / "laion-aesthetic" / "sa_0_4_vit_b_32_linear.pth"
+    return cfg.model_copy(update={
+        "clip": cfg.clip.model_copy(update={"random_init": True, "pretrained": None, "device": "cpu"}),
+        "aesthetic": cfg.aesthetic.model_copy(update={"head": str(head)}),
+        "filter": cfg.filter.model_copy(update={"min_aesthetic": None}),
+        "caption_check": cfg.caption_check.model_copy(update={"reject_below": -1.0, "pass_min": -1.0}),
+    })
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--sizes", default="256,320,384,448,512,640")
+    ap.add_argument("--skip-pass", action="store_true", help="leave out (c) and (d), the Ray and whole-pipeline timings")
+    ap.add_argument("--skip-default", action="store_true", help="leave out (e), the default pipeline's stage times")
+    ap.add_argument("--json", default=str(OUT / "text.json"))
+    args = ap.parse_args()
+    try:
+        frames = frame_set()
+        inputs = [] if args.skip_pass else [looped("cockatoo.mp4", 6), looped("big_buck_bunny_5s.mp4", 8),
+                                            looped("slides_talk_1080p.mp4", 1)]
+    except (SharedMissing, FileNotFoundError) as e:
+        print(f"SKIP: {e}")
+        return 0
+
+    from curate.config import TextConfig, load_pipeline
+    from curate.pipeline import build_stages
+
+    base = load_pipeline(PIPELINE)
+    cfg = base if base.text is not None else base.model_copy(update={"text": TextConfig()})
+    size = cfg.text.size
+    threshold = cfg.filter.max_text_area if cfg.filter.max_text_area is not None else 0.02
+    res: dict[str, Any] = {"cpus": os.cpu_count(), "load_start": load(), "size": size, "threshold": threshold}
+    print(f"== text-overlay benchmark (issue 15) — {os.cpu_count()} CPUs, load average {load()} ==")
+
+    sizes = [int(w) for w in args.sizes.split(",")]
+    print(f"\n(a) accuracy vs detector size: {len(frames)} frames ({sum(l == 'text' for _, l, _ in frames)} with text: "
+          f"subtitles 3.5/5/6.5 % of the height, slides, slide talk; {sum(l == 'clean' for _, l, _ in frames)} clean: "
+          f"none or a corner word), threshold max_text_area {threshold:g}", flush=True)
+    rows = accuracy(frames, sizes, threshold)
+    print(f"  {'detector input':<18}{'CPU ms/fr':>9}{'|Δarea| vs full':>17}{'text caught':>13}{'clean dropped':>15}")
+    for k, r in rows.items():
+        mark = "  <- configured" if k == f"256 px -> {size}" else ""
+        print(f"  {k:<18}{r['ms_per_frame']:9.1f}{r['mean_abs_diff']:17.4f}{r['text_caught']:13.0%}{r['clean_dropped']:15.0%}{mark}")
+    res["a"] = rows
+    if args.skip_pass:
+        return _save(res, args.json)
+
+    import ray
+
+    from curate.runners.local import run_local
+    from curate.runners.ray import init_ray
+
+    os.environ["RAY_TMPDIR"] = ray_tmp = tempfile.mkdtemp(prefix="cbt", dir="/tmp")
+    os.environ.pop("RAY_ADDRESS", None)
+    stages = build_stages(cfg)
+    analysis, with_text = stages[:2], stages[:3]
+    assert [s.name for s in with_text] == ["probe", "analyse", "text"], [s.name for s in with_text]
+    total_f = sum(i.frames for i in inputs)
+    print("\ninputs: " + "; ".join(i.describe().split("  (")[0].split()[0] + f" {i.duration_s:.0f} s" for i in inputs)
+          + f"; {total_f} frames")
+
+    # (b) on the records of an in-process analysis pass
+    from bench_pipeline import discover_all
+
+    records = [r for r in run_local(analysis, discover_all(inputs))]
+    sp = stage_speed(records, size)
+    print(f"\n(b) TextStage at size {size} on the sampled frames of {sum(len(r['clips']) for r in records)} clips: "
+          f"{sp['frames']} frames in {sp['wall_s']:.2f} s = {sp['fps']:.0f} frames/s; {sp['cpu_s']:.2f} CPU s = "
+          f"{sp['frames'] / sp['cpu_s']:.0f} frames per CPU second")
+    res["b"] = sp
+
+    # (c) analysis pass with and without text, Ray runner, vs ffmpeg
+    print(f"\n(c) analysis pass vs `ffmpeg -i X -f null -`, Ray runner, {args.rounds} round(s) in alternating order ...", flush=True)
+    ray_init_s = init_ray()
+    print(f"  Ray start-up {ray_init_s:.2f} s (excluded)")
+    dec, plain, text = Usage(), Usage(), Usage()
+
+    def do_ffmpeg() -> None:
+        for i in inputs:
+            dec.__iadd__(ffmpeg_decode(i))
+
+    def do_plain() -> None:
+        plain.__iadd__(in_tree(lambda: analysis_ray(analysis, inputs), ray_tmp)[1])
+
+    def do_text() -> None:
+        text.__iadd__(in_tree(lambda: analysis_ray(with_text, inputs), ray_tmp)[1])
+
+    steps = [("ffmpeg decode", do_ffmpeg), ("probe+analyse", do_plain), ("probe+analyse+text", do_text)]
+    for r in range(args.rounds):
+        for label, fn in steps if r % 2 == 0 else steps[::-1]:
+            t = time.perf_counter()
+            fn()
+            print(f"  round {r + 1}: {label:<20}{time.perf_counter() - t:7.1f} s   (load {load()})", flush=True)
+    ray.shutdown()
+    frames = total_f * args.rounds
+    print(f"  {'':<24}{'wall s':>8}{'frames/s':>10}{'CPU s':>8}{'ratio(wall)':>13}{'ratio(CPU)':>12}")
+    print(f"  {'ffmpeg decode':<24}{dec.wall_s:8.1f}{frames / dec.wall_s:10.0f}{dec.cpu_s:8.1f}")
+    for label, u in (("probe+analyse", plain), ("probe+analyse+text", text)):
+        print(f"  {label:<24}{u.wall_s:8.1f}{frames / u.wall_s:10.0f}{u.cpu_s:8.1f}{dec.wall_s / u.wall_s:13.2f}{dec.cpu_s / u.cpu_s:12.2f}")
+        print(f"    CPU s by process: {by_kind(u)}")
+    res["c"] = {"rounds": args.rounds, "frames": frames, "ray_init_s": ray_init_s,
+                **{k: {"wall_s": u.wall_s, "cpu_s": u.cpu_s} for k, u in (("ffmpeg", dec), ("analysis", plain), ("analysis_text", text))},
+                "ratio": dec.wall_s / text.wall_s, "ratio_cpu": dec.cpu_s / text.cpu_s,
+                "ratio_without_text": dec.wall_s / plain.wall_s}
+
+    # (d) the text stage's share of a whole pipeline's stage time
+    res["d"] = _share("(d) model-free pipeline", stages, inputs)
+    if not args.skip_default:
+        res["e"] = _share("(e) default pipeline (CPU, CLIP random init)", build_stages(_default_on_cpu()), inputs)
+
+    print("\nsummary")
+    print(f"  text stage at {size} px: {sp['fps']:.0f} frames/s on 1 CPU ({sp['frames'] / sp['cpu_s']:.0f} per CPU s); "
+          f"analysis pass with text / ffmpeg decode {res['c']['ratio']:.2f} (target >= {TARGET}) "
+          f"{'PASS' if res['c']['ratio'] >= TARGET else 'FAIL'}; without text {res['c']['ratio_without_text']:.2f}")
+    return _save(res, args.json)
+
+
+def _save(res: dict[str, Any], path: str) -> int:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(res, indent=1, default=float))
+    print(f"figures: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""Burnt-in text detection: PP-OCRv4's DBNet detector from the ``rapidocr-onnxruntime`` wheel.
+
+Only detection runs (no recognition): the text-overlay score needs where text
+is, not what it says. The ONNX model file ships inside the wheel (about 5 MB,
+no download), onnxruntime runs it on the CPU, and the library's own
+:class:`~rapidocr_onnxruntime.ch_ppocr_det.utils.DBPostProcess` turns the
+probability map into boxes with the thresholds rapidocr ships in its
+``config.yaml``. What curate adds over rapidocr's ``TextDetector`` (one
+image per call, sized by its shorter side): a fixed input size, so the cost
+per frame does not grow with the source, and batches of frames of equal
+shape (a clip's samples share one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+STRIDE = 32  # DBNet's input sides must be multiples of this
+
+
+@dataclass(frozen=True)
+class FrameText:
+    """What the detector found in one frame."""
+
+    area: float  # fraction of the frame covered by the union of the text boxes, 0..1
+    boxes: int
+
+
+def model_path() -> Path:
+    """The PP-OCRv4 detection model inside the installed ``rapidocr-onnxruntime`` wheel."""
+    import rapidocr_onnxruntime
+
+    return Path(rapidocr_onnxruntime.__file__).parent / "models" / "ch_PP-OCRv4_det_infer.onnx"
+
+
+def _rapidocr_det_settings() -> dict[str, Any]:
+    """The ``Det`` section of rapidocr's shipped ``config.yaml`` (normalisation and post-process thresholds)."""
+    import rapidocr_onnxruntime
+    from rapidocr_onnxruntime.utils import read_yaml
+
+    return read_yaml(Path(rapidocr_onnxruntime.__file__).parent / "config.yaml")["Det"]
+
+
+def input_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """The network input ``(w, h)`` for a ``width`` x ``height`` frame: longer side ``size``, aspect kept, sides multiples of 32."""
+    scale = size / max(width, height)
+    return (max(STRIDE, round(width * scale / STRIDE) * STRIDE), max(STRIDE, round(height * scale / STRIDE) * STRIDE))
+
+
+class TextDetector:
+    """PP-OCRv4 text detection on RGB frames at a fixed input size, batched by frame shape.
+
+    ``size`` is the longer side of the network input in pixels: frames are
+    resized to it (up or down), so the cost per frame is the same for every
+    source, portrait ones included.
+    ``threads`` bounds onnxruntime's intra-op pool (a stage's CPU share);
+    ``batch_frames`` is how many frames of one shape share a forward pass.
+    """
+
+    def __init__(self, size: int = 512, threads: int = 1, batch_frames: int = 1) -> None:
+        import onnxruntime as ort
+        from rapidocr_onnxruntime.ch_ppocr_det.utils import DBPostProcess
+
+        settings = _rapidocr_det_settings()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = max(1, threads)
+        options.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(str(model_path()), options, providers=["CPUExecutionProvider"])
+        self._input = self._session.get_inputs()[0].name
+        self._mean = np.array(settings["mean"], dtype=np.float32) * 255.0
+        self._std = np.array(settings["std"], dtype=np.float32) * 255.0
+        self._post = DBPostProcess(thresh=settings["thresh"], box_thresh=settings["box_thresh"],
+                                   max_candidates=settings["max_candidates"], unclip_ratio=settings["unclip_ratio"],
+                                   score_mode=settings["score_mode"], use_dilation=settings["use_dilation"])
+        self.size, self.batch_frames = size, batch_frames
+
+    def detect(self, frames: list[np.ndarray]) -> list[FrameText]:
+        """One :class:`FrameText` per HxWx3 uint8 RGB frame, in order."""
+        out: list[FrameText | None] = [None] * len(frames)
+        by_shape: dict[tuple[int, int], list[int]] = {}
+        for i, f in enumerate(frames):
+            by_shape.setdefault(f.shape[:2], []).append(i)
+        for (h, w), idx in by_shape.items():
+            size = input_size(w, h, self.size)
+            for start in range(0, len(idx), self.batch_frames):
+                chunk = idx[start : start + self.batch_frames]
+                for i, found in zip(chunk, self._batch([frames[i] for i in chunk], size)):
+                    out[i] = found
+        return out  # type: ignore[return-value]  # every index was filled
+
+    def _batch(self, frames: list[np.ndarray], size: tuple[int, int]) -> list[FrameText]:
+        w, h = size
+        down = frames[0].shape[1] > w
+        x = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA if down else cv2.INTER_LINEAR) for f in frames])
+        x = ((x.astype(np.float32) - self._mean) / self._std).transpose(0, 3, 1, 2)
+        probs = self._session.run(None, {self._input: np.ascontiguousarray(x)})[0]  # (N, 1, h, w)
+        return [self._boxes(p[None], (h, w)) for p in probs]
+
+    def _boxes(self, prob: np.ndarray, shape: tuple[int, int]) -> FrameText:
+        """Boxes of one probability map; the area is their union, rasterised at the network's size."""
+        boxes, _ = self._post(prob, shape)
+        mask = np.zeros(shape, dtype=np.uint8)
+        if len(boxes):
+            cv2.fillPoly(mask, [b.astype(np.int32) for b in boxes], 1)
+        return FrameText(area=float(mask.mean()), boxes=len(boxes))

@@ -1,0 +1,68 @@
+"""Text-overlay score per clip from the frames the decode pass already sampled.
+
+Burnt-in subtitles, slides, tickers and title cards teach a video generator
+to paint garbled letters; this stage measures how much of each sampled frame
+a text detector covers (:mod:`curate.models.text_detector`), so the filter
+(``filter.max_text_area``) and ``curate refilter`` can drop such clips. It
+decodes nothing: it reads ``_frames``, and runs before the filter, which
+drops them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from curate.config import TextConfig
+from curate.models.text_detector import TextDetector
+from curate.records import Record
+from curate.stages.batched import BatchedVideoStage, clips_of, copy_clips
+
+
+@dataclass
+class TextStage(BatchedVideoStage):
+    """Writes ``text_area_max``/``text_area_mean`` (fraction of frame area) and ``text_boxes`` (most boxes in one frame).
+
+    Frames of every clip of a batch go through the detector together. A clip
+    without sampled frames gets nulls.
+    """
+
+    name: ClassVar[str] = "text"
+    reads: ClassVar[tuple[str, ...]] = ("clips", "clips._frames")
+    writes: ClassVar[tuple[str, ...]] = ("clips.text_area_max", "clips.text_area_mean", "clips.text_boxes")
+    text: TextConfig = field(default_factory=TextConfig)
+    cpus: float = 1.0
+    batch_size: int = 4
+    _detector: TextDetector | None = field(default=None, init=False, repr=False, compare=False)
+
+    @classmethod
+    def from_config(cls, config: Any) -> "TextStage | None":
+        return None if config.text is None else cls(text=config.text)
+
+    def setup(self) -> None:
+        """Load the ONNX model once per worker, with onnxruntime threads to match the stage's CPUs."""
+        self._detector = TextDetector(self.text.size, threads=max(1, math.floor(self.cpus)), batch_frames=self.text.batch_frames)
+
+    def teardown(self) -> None:
+        self._detector = None
+
+    def process_videos(self, videos: list[Record]) -> list[Record]:
+        assert self._detector is not None, "setup() not called"
+        out = copy_clips(videos)
+        todo = [c for c in clips_of(out) if c.get("_frames")]
+        found = self._detector.detect([f for c in todo for f in c["_frames"]])
+        start = 0
+        for c in todo:
+            mine = found[start : start + len(c["_frames"])]
+            start += len(c["_frames"])
+            areas = np.array([t.area for t in mine], dtype=np.float64)
+            c["text_area_max"] = float(areas.max())
+            c["text_area_mean"] = float(areas.mean())
+            c["text_boxes"] = max(t.boxes for t in mine)
+        for c in clips_of(out):
+            if not c.get("_frames"):
+                c.update(text_area_max=None, text_area_mean=None, text_boxes=None)
+        return out
