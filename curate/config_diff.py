@@ -1,7 +1,7 @@
 """What differs between the pipeline an OUTPUT was written with and another one, and what that allows.
 
 An OUTPUT holds clips made under one configuration, and its manifest says
-which. Settings fall in four kinds, by what a change would do to the clips:
+which. Settings fall in five kinds, by what a change would do to the clips:
 
 * **split** (detector, clip lengths and trims, ``analysis.width``): clip
   boundaries, hence clip ids, would change — only a new OUTPUT can hold them;
@@ -28,8 +28,9 @@ from curate.config import ConfigError
 
 SPLIT = ("detector", "clips", "analysis.width")
 THRESHOLDS = ("filter", "caption_check", "dedup")
-  resources, the review queue, the dedup engine, the text detector's frames per
-  forward pass): how a run works, not what it produces — free to change.
+DERIVED = ("latents",)
+OPERATIONAL = ("name", "description", "output", "limits", "models", "resources", "review", "dedup.engine",
+               "text.batch_frames")
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,7 @@ def run_pipeline(
 
     Raises:
         ModelUnavailable: a model's weights cannot be had; nothing was read or written.
+        ConfigError: the text section's detector is not installed; nothing was read or written.
     """
     from curate.dedup import dedup_output
     from curate.models.download import check_models
@@ -105,6 +106,10 @@ def run_pipeline(
 
     t0 = time.perf_counter()
     check_models(config)
+    if getattr(config, "text", None) is not None:
+        from curate.models.text_detector import check_installed
+
+        check_installed()
     stages = build_stages(config)
     run = _runner(runner, ray_address)
     params, models = model_record(config)

@@ -196,3 +196,17 @@ def test_review_calibrate_proposes_max_text_area() -> None:
     rows = [{"text_area_max": a, "good": a < 0.01, "weight": 1.0} for a in (0.0, 0.005, 0.03, 0.06, 0.15)]
     (c,) = [c for c in curves(rows, cfg, 1.0) if c.threshold == "max_text_area"]
     assert c.column == "text_area_max" and not c.keep_above and c.proposed == 0.005
+
+
+def test_a_missing_detector_is_named_before_any_input_is_read(videos: dict[str, Path], tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """``rapidocr-onnxruntime`` is installed --no-deps, outside pyproject: its absence is one clear error, not a stage crash."""
+    from curate.config import ConfigError
+    from curate.models import text_detector
+
+    real = text_detector.find_spec
+    monkeypatch.setattr(text_detector, "find_spec", lambda name: None if name == "rapidocr_onnxruntime" else real(name))
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match="rapidocr-onnxruntime==") as e:
+        run_pipeline(_config(), [str(videos["none"])], str(out), runner="local")
+    assert "rapidocr_onnxruntime" in str(e.value) and not out.exists()

@@ -14,6 +14,7 @@ shape (a clip's samples share one).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +32,29 @@ class FrameText:
     boxes: int
 
 
+def check_installed() -> None:
+    """Raise :class:`ConfigError` before any input is read when the detector cannot load.
+
+    ``rapidocr-onnxruntime`` is installed without its dependencies (its metadata
+    pulls ``opencv-python``, which would replace the headless OpenCV curate
+    uses), so a plain ``pip install curate`` lacks it.
+    """
+    from curate.config import ConfigError
+
+    missing = [m for m in ("rapidocr_onnxruntime", "onnxruntime", "pyclipper", "shapely") if find_spec(m) is None]
+    if missing or not model_path().is_file():
+        raise ConfigError(
+            f"the pipeline's text section needs the PP-OCRv4 text detector, but {', '.join(missing) or model_path()} "
+            "is missing; install it with `pip install --no-deps rapidocr-onnxruntime==1.4.4` and "
+            "`pip install onnxruntime pyclipper shapely` (`make install` does both), or remove the `text:` section "
+            "and `filter.max_text_area` from the pipeline")
+
+
 def model_path() -> Path:
     """The PP-OCRv4 detection model inside the installed ``rapidocr-onnxruntime`` wheel."""
-    import rapidocr_onnxruntime
-
-    return Path(rapidocr_onnxruntime.__file__).parent / "models" / "ch_PP-OCRv4_det_infer.onnx"
+    spec = find_spec("rapidocr_onnxruntime")
+    package = Path(spec.origin).parent if spec and spec.origin else Path("rapidocr_onnxruntime")
+    return package / "models" / "ch_PP-OCRv4_det_infer.onnx"
 
 
 def _rapidocr_det_settings() -> dict[str, Any]:
