@@ -71,7 +71,7 @@ class PurityConfig(_Strict):
     """
 
     enabled: bool = True
-    ratio: float = Field(4.0, gt=1)
+    ratio: float = Field(5.0, gt=1)
     min_change: float = Field(6.0, ge=0)
     max_frames: int = Field(75, ge=1)
 

@@ -20,6 +20,8 @@ Within a clip ``[start, end)``:
   side (half the bar, at most ``RAMP`` frames), so a wipe's or dissolve's slow
   ends go with it. Regions longer than ``max_frames`` are footage, not a
   transition;
+* flashes go first: a jump after which the picture returns within a few
+  frames is no change at all;
 * a region is a **transition** when the ``SIDE`` frames before it and the
   ``SIDE`` frames after it show different content
   (:func:`~curate.analysis.same_content.same_content`: not a flash that
@@ -45,7 +47,7 @@ import cv2
 import numpy as np
 
 from curate.analysis.detector import TINY_SIZE, Boundary
-from curate.analysis.same_content import Checks, diff, same_content
+from curate.analysis.same_content import FLASH_FRAMES, Checks, diff, same_content
 
 REPEAT = 0.3  # mean RGB difference below which a frame repeats the previous one (as the combined detector)
 GAP = 4  # frames of ordinary change that may interrupt one region
@@ -78,7 +80,7 @@ class PurityCheck:
     (longer regions are footage), ``checks`` (the same-content tests' ratios).
     """
 
-    def __init__(self, ratio: float = 4.0, min_change: float = 6.0, max_frames: int = 40, checks: Checks = Checks()):
+    def __init__(self, ratio: float = 5.0, min_change: float = 6.0, max_frames: int = 75, checks: Checks = Checks()):
         self.ratio, self.min_change, self.max_frames, self.checks = ratio, min_change, max_frames, checks
         self._img: deque[np.ndarray] = deque()
         self._d: deque[float] = deque()  # change into each held frame (0.0 for a repeat or the first frame)
@@ -126,6 +128,7 @@ class PurityCheck:
         peaks = np.maximum(np.maximum(v, np.r_[v[1:], 0.0]), np.r_[0.0, v[:-1]])  # the largest change within one frame
         level = float(np.median(peaks[peaks > 0.0]))
         bar = max(self.min_change, self.ratio * level)
+        self._mask_flashes(d, bar)
         found = []
         for s, e in self._regions(d, bar):
             if e - s + 1 > self.max_frames:
@@ -141,6 +144,25 @@ class PurityCheck:
 
     def _frames(self, a: int, b: int) -> list[np.ndarray]:
         return [self._img[k - self._off] for k in range(a, b)]
+
+    def _mask_flashes(self, d: dict[int, float], bar: float) -> None:
+        """Set the changes of flashes to 0: a jump after which the picture returns within ``FLASH_FRAMES`` frames.
+
+        Found before regions are formed, so a flash in high-motion footage does
+        not join the motion around it into one long region whose two sides
+        differ by the motion alone.
+        """
+        for k in sorted(d):
+            if d[k] < bar:
+                continue
+            pre = self._frame(k - 1)
+            for j in range(k + 1, k + FLASH_FRAMES + 2):  # j: the first frame after the flash
+                if j not in d or pre is None:
+                    break
+                if diff(pre, self._frame(j)) < self.checks.flash * d[k]:
+                    for m in range(k, j + 1):
+                        d[m] = 0.0
+                    break
 
     @staticmethod
     def _regions(d: dict[int, float], bar: float) -> list[tuple[int, int]]:
