@@ -322,7 +322,7 @@ def main() -> int:
     if not args.no_cache and any(k == "transnetv2" or (k == "combined" and p.get("transnet") != "never") for k, p in map(spec, detectors)):
         from curate.analysis.transnet import load_model
 
-        cache = CachedModel(load_model(2), OUT / "transnet")
+        cache = CachedModel(load_model(), OUT / "transnet")  # threads: each detector scopes its own
     print(f"== split-quality benchmark (issue 8) — {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} ==")
     report: dict = {}
     t0 = time.perf_counter()

@@ -115,3 +115,14 @@ def test_real_cut_free_footage_is_left_alone(shared_dir):
         off = analyse(videos / name, _config(purity=False, min_s=1.0))
         assert _spans(on) == _spans(off), name
         assert not any(c["reject_reasons"] for c in on["clips"]) and on["transitions"] == [], name
+
+
+def test_purity_settings_are_split_settings():
+    """They decide where clips start and end: a change needs a new OUTPUT and changes clip ids, never a refilter."""
+    from curate.config_diff import differences
+
+    a, b = PipelineConfig(), PipelineConfig.model_validate({"clips": {"purity": {"ratio": 6.0}}})
+    assert [(d.path, d.kind) for d in differences(a.model_dump(mode="json"), b.model_dump(mode="json"))] == [("clips.purity.ratio", "split")]
+    assert a.split_settings() != b.split_settings()
+    with pytest.raises(ValueError, match="ratio"):
+        PipelineConfig.model_validate({"clips": {"purity": {"ratio": 0.5}}})
