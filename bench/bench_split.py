@@ -97,9 +97,18 @@ def decode(path: str | Path, width: int = 192) -> list[np.ndarray]:
 
 
 def spec(name: str) -> tuple[str, dict]:
-    """``combined:never`` -> ("combined", {"transnet": "never"}); other names have no params."""
-    kind, _, mode = name.partition(":")
+    """``combined:never`` -> ("combined", {"transnet": "never"}); other names have no params; ``/nopurity`` is ignored."""
+    kind, _, mode = name.split("/")[0].partition(":")
     return kind, ({"transnet": mode} if mode else {})
+
+
+def pipeline_with(base, name: str):
+    """``base`` with the detector ``name``; ``NAME/nopurity`` also turns the clip purity check off."""
+    from curate.config import DetectorConfig
+
+    kind, params = spec(name)
+    clips = base.clips.model_copy(update={"purity": base.clips.purity.model_copy(update={"enabled": not name.endswith("/nopurity")})})
+    return base.model_copy(update={"detector": DetectorConfig(kind=kind, params=params), "clips": clips})
 
 
 def detect(name: str, frames: list[np.ndarray], fps: float, cache: CachedModel | None):
@@ -255,7 +264,7 @@ def table(title: str, res: dict) -> None:
 
 def speed(detectors: list[str], rounds: int) -> dict:
     """Analysis stage (probe + analyse, local runner) per detector vs ffmpeg decode, wall seconds."""
-    from curate.config import DetectorConfig, load_pipeline
+    from curate.config import load_pipeline
     from curate.discover import discover
     from curate.pipeline import build_stages
     from curate.runners.local import run_local
@@ -266,9 +275,7 @@ def speed(detectors: list[str], rounds: int) -> dict:
     t_ff, t_an = 0.0, {k: 0.0 for k in detectors}
     warm = looped("big_buck_bunny_5s.mp4", 1)
     for k in detectors:  # warm-up: weights, guard children
-        kind, params = spec(k)
-        cfg = base.model_copy(update={"detector": DetectorConfig(kind=kind, params=params)})
-        list(run_local(build_stages(cfg)[:2], list(discover([warm.path]))))
+        list(run_local(build_stages(pipeline_with(base, k))[:2], list(discover([warm.path]))))
     for r in range(rounds):
         order = ["ffmpeg", *detectors]
         for what in order if r % 2 == 0 else order[::-1]:
@@ -278,9 +285,7 @@ def speed(detectors: list[str], rounds: int) -> dict:
                     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", i.path, "-f", "null", "-"], check=True)
                 t_ff += time.perf_counter() - t
             else:
-                kind, params = spec(what)
-                cfg = base.model_copy(update={"detector": DetectorConfig(kind=kind, params=params)})
-                recs = list(run_local(build_stages(cfg)[:2], list(discover([i.path for i in inputs]))))
+                recs = list(run_local(build_stages(pipeline_with(base, what))[:2], list(discover([i.path for i in inputs]))))
                 bad = [x.get("reason") for x in recs if x.get("status") == "failed"]
                 if bad:
                     raise RuntimeError(f"analysis failed: {bad}")
@@ -290,8 +295,8 @@ def speed(detectors: list[str], rounds: int) -> dict:
     out = {"ffmpeg_fps": frames * rounds / t_ff}
     for k, s in t_an.items():
         ratio = t_ff / s
-        label = {"transnetv2": "TransNetV2", "combined": "combined detector",
-                 "combined:never": "combined, no TransNetV2"}.get(k, k)
+        label = {"transnetv2": "TransNetV2", "combined": "combined detector", "combined:never": "combined, no TransNetV2",
+                 "combined:never/nopurity": "combined, no TransNetV2, no purity"}.get(k, k)
         print(f"  analysis pass, {label:<24}{frames * rounds / s:8.0f} frames/s   ratio {ratio:.2f} "
               f"({'PASS' if ratio >= TARGETS['speed'] else 'FAIL'} >= {TARGETS['speed']})")
         out[k] = {"fps": frames * rounds / s, "ratio": ratio}
@@ -300,12 +305,14 @@ def speed(detectors: list[str], rounds: int) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--detectors", default="adaptive,transnetv2,combined,combined:never",
-                    help="kinds; combined:never is the combined detector without TransNetV2")
+    ap.add_argument("--detectors", default="adaptive,transnetv2,combined,combined:never,combined:never/nopurity",
+                    help="kinds; combined:never is the combined detector without TransNetV2; /nopurity (throughput "
+                         "only) turns the clip purity check off, to show what it costs")
     ap.add_argument("--seeds", default="", help="held-out seeds, e.g. 301-310 (default) or 301,302")
     ap.add_argument("--skip-tuning", action="store_true", help="leave out the development composites (seeds 1-4, 101-108)")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-purity", action="store_true", help="leave out the purity check's own stress test")
+    ap.add_argument("--skip-quality", action="store_true", help="throughput only")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--no-cache", action="store_true", help="run TransNetV2 on every window, no cached outputs")
     ap.add_argument("--verbose", action="store_true", help="per-video figures")
@@ -314,7 +321,7 @@ def main() -> int:
     if not MEDIA.is_dir():
         print(f"SKIP: shared media not found at {MEDIA}")
         return 0
-    detectors = args.detectors.split(",")
+    detectors = [d for d in args.detectors.split(",") if not d.endswith("/nopurity")]  # quality: purity is scored both ways anyway
     held = HELD_OUT
     if args.seeds:
         held = sorted({x for part in args.seeds.split(",") for x in (range(int(part.split("-")[0]), int(part.split("-")[1]) + 1) if "-" in part else [int(part)])})
@@ -329,7 +336,7 @@ def main() -> int:
     sets = [("held-out composites (seeds " + ",".join(map(str, held)) + ")", held, False), ("shared ground truth", [], True)]
     if not args.skip_tuning:
         sets.append(("development composites (seeds 1-4, 101-108; the detector and the purity check were developed on these)", TUNING, False))
-    for title, seeds, shared in sets:
+    for title, seeds, shared in [] if args.skip_quality else sets:
         vids = videos(seeds, shared)
         n_tr = sum(len(v["cuts"]) + len(v["spans"]) for v in vids)
         print(f"\n{title}: {len(vids)} videos, {n_tr} transitions ({sum(len(v['cuts']) for v in vids)} cuts of which "
@@ -346,7 +353,7 @@ def main() -> int:
         print(f"\n  TransNetV2 windows: {cache.misses} computed, {cache.hits} from the cache (detector fps above include cache hits)")
     if not args.skip_speed:
         try:
-            report["speed"] = speed(detectors, args.rounds)
+            report["speed"] = speed(args.detectors.split(","), args.rounds)
         except SharedMissing as e:
             print(f"  speed: SKIP ({e})")
     print(f"\n  targets: hard-cut F1 >= {TARGETS['cut_f1']}, gradual F1 >= {TARGETS['gradual_f1']}, no cut at a flash, "
