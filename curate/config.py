@@ -60,14 +60,15 @@ class PurityConfig(_Strict):
     """The clip purity check (``curate/analysis/purity.py``): a boundary the detector missed is cut out of the clip.
 
     A change into a frame stands out when it exceeds ``ratio`` times the
-    clip's median frame-to-frame change and ``min_change`` grey levels (mean
-    absolute RGB difference at 48x27); runs of such frames longer than
+    clip's own level of frame-to-frame change and ``min_change`` grey levels
+    (mean absolute RGB difference at 48x27); runs of such frames longer than
     ``max_frames`` are footage. A run whose two sides show different content
     (not a flash, a whip pan, an exposure change or local motion) is cut out
     with ``clips.trim_frames`` either side; what is left keeps its clips of at
     least ``clips.min_s``, and a clip with nothing left is rejected as
     ``contains_transition``. ``bench/bench_split.py`` measures what the
-    defaults find and what they wrongly find.
+    defaults find and what they wrongly find (ratio 5: on development
+    composites 4 also cut hand-held fast motion out of clean clips).
     """
 
     enabled: bool = True

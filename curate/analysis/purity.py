@@ -32,9 +32,11 @@ Within a clip ``[start, end)``:
   first frames): it is trimmed off, which costs a few frames at most.
 
 :class:`PurityCheck` only finds transitions; :func:`pieces` says what is left
-of a clip once they (and ``trim`` frames either side of each) are cut out.
-The analysis stage keeps pieces of at least ``clips.min_s`` as clips and
-rejects a clip with nothing left as ``contains_transition``.
+of a clip once they (and ``trim`` frames either side of each) are cut out, and
+:func:`purify` which of those pieces are long enough. The analysis stage
+keeps pieces of at least ``clips.min_s`` as clips and rejects a clip with
+nothing left as ``contains_transition``; ``bench/bench_split.py`` scores the
+same functions.
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ class PurityCheck:
     """The 48x27 frames of clips still to come, and the test of a finished clip (module docstring).
 
     Args mirror ``clips.purity``: ``ratio`` (elevated: this many times the
-    clip's median change), ``min_change`` (grey levels), ``max_frames``
+    clip's level), ``min_change`` (grey levels), ``max_frames``
     (longer regions are footage), ``checks`` (the same-content tests' ratios).
     """
 
