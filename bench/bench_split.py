@@ -7,14 +7,20 @@ For each detector (``adaptive`` + fades, the model-free default until now;
   ``../shared/media/videos`` joined by wipes/slides, 4-8-frame dissolves,
   fades through white, hard and jump cuts, with in-shot flashes and whip
   pans), built once and cached under ``bench/out/split/``. Seeds 1-4 are the
-  set the combined detector was developed on ("tuning"); seeds 101-108 are
-  held out ("held-out") and are the reported figures;
+  set the combined detector was developed on, 101-108 its first held-out set,
+  which was looked at (with 11-18) while the clip purity check was developed
+  ("development"); seeds 301-310 were looked at by nothing before they were
+  reported ("held-out");
 * the shared ground truth (``bikes.mp4``, ``composite_cuts_dissolve_fade.mp4``),
 
 it prints hard-cut F1 (jump cuts included) and jump cuts found, gradual F1,
 boundaries placed at in-shot flashes and at whip pans, and clips (planned as
 the analysis stage plans them, ``ClipsConfig`` defaults) that hold a
-ground-truth cut or any frame of a gradual transition. Scoring is
+ground-truth cut or any frame of a gradual transition, without and with the
+clip purity check (``clips.purity``, what the pipeline runs), with what the
+check changed and rejected. On the held-out set the purity check is also
+stressed alone (:func:`purity_stress`): no detector, a perfect split, and the
+shared cut-free videos. Scoring is
 :mod:`curate.analysis.shot_eval` (the shot tests' matching, 2 frames of slack).
 
 Each video is decoded once (192 px wide, as ``analysis.width``) and the same
@@ -29,7 +35,7 @@ footage (cockatoo.mp4 x2, big_buck_bunny_5s.mp4 x4, stream-copied loops from
 ``bench/inputs.py``) against ``ffmpeg -i X -f null -`` on the same files;
 ``ratio = ffmpeg seconds / analysis seconds`` (target >= 0.8).
 
-    python bench/bench_split.py [--seeds 101-108] [--skip-speed] [--detectors adaptive,combined]
+    python bench/bench_split.py [--seeds 301-310] [--skip-speed] [--skip-purity] [--detectors adaptive,combined]
 """
 
 from __future__ import annotations
@@ -53,7 +59,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 from inputs import MEDIA, SHARED, SharedMissing, looped  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "split"
-TUNING, HELD_OUT = list(range(1, 5)), list(range(101, 109))
+# Seeds 1-4: the combined detector was developed on them; 101-108 were its held-out set, and were looked at
+# (with 11-14) while the clip purity check was developed. 301-310 were looked at by nothing: the reported figures.
+TUNING, HELD_OUT = [*range(1, 5), *range(101, 109)], list(range(301, 311))
+CUT_FREE = ("vtest.avi", "chaplin.mp4", "box.mp4", "cup.mp4", "cockatoo.mp4", "flipping_a_pancake.mkv", "carphone_pristine.mp4",
+            "big_buck_bunny_5s.mp4", "fire2.mp4", "tree.avi", "slides_talk_1080p.mp4", "test.webm")
 TARGETS = {"cut_f1": 0.95, "gradual_f1": 0.85, "at_flash": 0, "bad_clips": 0, "speed": 0.8}
 
 
@@ -87,9 +97,18 @@ def decode(path: str | Path, width: int = 192) -> list[np.ndarray]:
 
 
 def spec(name: str) -> tuple[str, dict]:
-    """``combined:never`` -> ("combined", {"transnet": "never"}); other names have no params."""
-    kind, _, mode = name.partition(":")
+    """``combined:never`` -> ("combined", {"transnet": "never"}); other names have no params; ``/nopurity`` is ignored."""
+    kind, _, mode = name.split("/")[0].partition(":")
     return kind, ({"transnet": mode} if mode else {})
+
+
+def pipeline_with(base, name: str):
+    """``base`` with the detector ``name``; ``NAME/nopurity`` also turns the clip purity check off."""
+    from curate.config import DetectorConfig
+
+    kind, params = spec(name)
+    clips = base.clips.model_copy(update={"purity": base.clips.purity.model_copy(update={"enabled": not name.endswith("/nopurity")})})
+    return base.model_copy(update={"detector": DetectorConfig(kind=kind, params=params), "clips": clips})
 
 
 def detect(name: str, frames: list[np.ndarray], fps: float, cache: CachedModel | None):
@@ -130,36 +149,122 @@ def videos(seeds: list[int], shared_gt: bool) -> list[dict]:
     return out
 
 
+def purity_check(frames: list[np.ndarray]):
+    """A clip purity check (``ClipsConfig`` defaults) that has seen every frame of a video, as the analysis pass feeds it."""
+    from curate.analysis.purity import PurityCheck
+    from curate.config import PurityConfig
+
+    cfg = PurityConfig()
+    check = PurityCheck(cfg.ratio, cfg.min_change, cfg.max_frames)
+    for i, f in enumerate(frames):
+        check.consume(i, f)
+    return check
+
+
 def quality(detectors: list[str], vids: list[dict], cache: CachedModel | None, verbose: bool) -> dict:
+    """Per detector: the split without (``q``) and with the clip purity check (``p``), and its own frames/s."""
     from curate.analysis.shot_eval import SplitQuality, split_quality
 
-    res = {k: {"q": SplitQuality(), "s": 0.0, "frames": 0} for k in detectors}
+    res = {k: {"q": SplitQuality(), "p": SplitQuality(), "s": 0.0, "frames": 0, "purity_s": 0.0} for k in detectors}
     for v in vids:
         frames = decode(v["path"])
+        t = time.perf_counter()
+        check = purity_check(frames)
+        feed = time.perf_counter() - t
         for k in detectors:
             pred, took = detect(k, frames, 25.0, cache)
-            q = split_quality(pred, v["cuts"], v["spans"], len(frames), 25.0, jumps=v["jumps"], flashes=v["flashes"], whips=v["whips"])
+            args = (pred, v["cuts"], v["spans"], len(frames), 25.0)
+            kw = {"jumps": v["jumps"], "flashes": v["flashes"], "whips": v["whips"]}
+            q = split_quality(*args, **kw)
+            t = time.perf_counter()
+            p = split_quality(*args, **kw, purity=check)
             r = res[k]
-            r["q"], r["s"], r["frames"] = r["q"] + q, r["s"] + took, r["frames"] + len(frames)
+            r["q"], r["p"], r["s"], r["frames"] = r["q"] + q, r["p"] + p, r["s"] + took, r["frames"] + len(frames)
+            r["purity_s"] += feed + time.perf_counter() - t
             if verbose:
                 print(f"    {v['name']:<36} {k:<14} cut {q.cut} gradual {q.gradual} flash {q.at_flash} whip {q.at_whip} "
-                      f"bad clips {q.bad_clips}/{q.clips}", flush=True)
+                      f"bad clips {q.bad_clips}/{q.clips}, with the purity check {p.bad_clips}/{p.clips} "
+                      f"(changed {p.purity_changed}, rejected {p.purity_rejected}, clean ones {p.purity_false})", flush=True)
     return res
+
+
+def purity_stress(vids: list[dict], cut_free: list[Path], verbose: bool) -> dict:
+    """The purity check alone, with no detector to help: what it finds, and what it wrongly finds.
+
+    * every boundary missed: the clips planned from no boundaries at all
+      (10 s windows across every transition); a boundary *leaks* when a clip
+      the check keeps still holds it;
+    * a perfect split: the clips planned from the ground truth itself, which
+      hold only flashes, whip pans and ordinary motion: every clip the check
+      changes or rejects is a false action;
+    * the shared videos that have no cut (high motion, hand-held, locked-off,
+      10 fps, slides): same.
+    """
+    from curate.analysis.purity import purify
+    from curate.analysis.shot_eval import clips_with_boundary, planned_clips
+    from curate.analysis.shots import Boundary
+    from curate.config import ClipsConfig
+
+    cfg = ClipsConfig()
+    out = {"inside": 0, "leaked": 0, "gt_clips": 0, "gt_changed": 0, "gt_rejected": 0, "cut_free_clips": 0, "cut_free_changed": 0,
+           "cut_free_rejected": 0}
+
+    def run(check, clips, fps):
+        for a, b in clips:
+            kept, found = purify(check, a, b, cfg.trim_frames, lambda x, y: (y - x) / fps >= cfg.min_s - 1e-6)
+            yield (a, b), kept, found
+
+    for v in vids:
+        frames = decode(v["path"])
+        check = purity_check(frames)
+        for (a, b), kept, _ in run(check, planned_clips([], len(frames), 25.0), 25.0):
+            inside = [c for c in v["cuts"] if a < c < b] + [t for t in v["spans"] if a <= t[1] and t[0] <= b - 1]
+            out["inside"] += len(inside)
+            out["leaked"] += sum(clips_with_boundary(kept, [c], []) > 0 for c in inside if isinstance(c, int))
+            out["leaked"] += sum(clips_with_boundary(kept, [], [t]) > 0 for t in inside if not isinstance(t, int))
+        gt = [Boundary(c, c) for c in v["cuts"]] + [Boundary(s, e + 1) for s, e in v["spans"]]
+        for (a, b), kept, found in run(check, planned_clips(gt, len(frames), 25.0), 25.0):
+            out["gt_clips"] += 1
+            out["gt_changed"] += bool(found)
+            out["gt_rejected"] += bool(found) and not kept
+            if found and verbose:
+                print(f"    perfect split, {v['name']} clip {a}-{b}: " + "; ".join(f.describe() for f in found))
+    for path in cut_free:
+        frames = decode(path)
+        check = purity_check(frames)
+        for (a, b), kept, found in run(check, planned_clips([], len(frames), 25.0), 25.0):
+            out["cut_free_clips"] += 1
+            out["cut_free_changed"] += bool(found)
+            out["cut_free_rejected"] += bool(found) and not kept
+            if found and verbose:
+                print(f"    cut-free {path.name} clip {a}-{b}: " + "; ".join(f.describe() for f in found))
+    print(f"\n  clip purity check alone (no detector; {len(vids)} composites, {len(cut_free)} cut-free shared videos):")
+    print(f"    every boundary missed: {out['inside']} boundaries inside clips, {out['leaked']} still inside a kept clip")
+    print(f"    ground-truth split: {out['gt_changed']} of {out['gt_clips']} clean clips changed (split or trimmed), "
+          f"{out['gt_rejected']} rejected")
+    print(f"    cut-free shared videos: {out['cut_free_changed']} of {out['cut_free_clips']} clips changed, {out['cut_free_rejected']} rejected")
+    return out
 
 
 def table(title: str, res: dict) -> None:
     print(f"\n  {title}")
     print(f"  {'detector':<15}{'cut F1':>7} {'(tp,fp,fn)':<13}{'jumps':>7}{'gradual F1':>11} {'(tp,fp,fn)':<13}"
-          f"{'at flash':>9}{'at whip':>8}{'bad clips':>10}{'det fps':>9}")
+          f"{'at flash':>9}{'at whip':>8}{'bad clips':>10}{'+purity':>9}{'det fps':>9}")
     for k, r in res.items():
-        q = r["q"]
+        q, p = r["q"], r["p"]
         print(f"  {k:<15}{q.cut_f1:7.3f} {str(tuple(q.cut)):<13}{q.jumps_found:>4}/{q.jumps:<2}{q.gradual_f1:11.3f} {str(tuple(q.gradual)):<13}"
-              f"{q.at_flash:>5}/{q.flashes:<3}{q.at_whip:>4}/{q.whips:<3}{q.bad_clips:>5}/{q.clips:<4}{r['frames'] / max(r['s'], 1e-9):9.0f}")
+              f"{q.at_flash:>5}/{q.flashes:<3}{q.at_whip:>4}/{q.whips:<3}{q.bad_clips:>5}/{q.clips:<4}{p.bad_clips:>4}/{p.clips:<4}"
+              f"{r['frames'] / max(r['s'], 1e-9):9.0f}")
+    for k, r in res.items():
+        p = r["p"]
+        print(f"  {k}: the purity check changed {p.purity_changed} clips and rejected {p.purity_rejected} "
+              f"(contains_transition); {p.purity_false} of those held no ground-truth boundary; "
+              f"purity check {r['frames'] / max(r['purity_s'], 1e-9):.0f} frames/s")
 
 
 def speed(detectors: list[str], rounds: int) -> dict:
     """Analysis stage (probe + analyse, local runner) per detector vs ffmpeg decode, wall seconds."""
-    from curate.config import DetectorConfig, load_pipeline
+    from curate.config import load_pipeline
     from curate.discover import discover
     from curate.pipeline import build_stages
     from curate.runners.local import run_local
@@ -170,9 +275,7 @@ def speed(detectors: list[str], rounds: int) -> dict:
     t_ff, t_an = 0.0, {k: 0.0 for k in detectors}
     warm = looped("big_buck_bunny_5s.mp4", 1)
     for k in detectors:  # warm-up: weights, guard children
-        kind, params = spec(k)
-        cfg = base.model_copy(update={"detector": DetectorConfig(kind=kind, params=params)})
-        list(run_local(build_stages(cfg)[:2], list(discover([warm.path]))))
+        list(run_local(build_stages(pipeline_with(base, k))[:2], list(discover([warm.path]))))
     for r in range(rounds):
         order = ["ffmpeg", *detectors]
         for what in order if r % 2 == 0 else order[::-1]:
@@ -182,9 +285,7 @@ def speed(detectors: list[str], rounds: int) -> dict:
                     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", i.path, "-f", "null", "-"], check=True)
                 t_ff += time.perf_counter() - t
             else:
-                kind, params = spec(what)
-                cfg = base.model_copy(update={"detector": DetectorConfig(kind=kind, params=params)})
-                recs = list(run_local(build_stages(cfg)[:2], list(discover([i.path for i in inputs]))))
+                recs = list(run_local(build_stages(pipeline_with(base, what))[:2], list(discover([i.path for i in inputs]))))
                 bad = [x.get("reason") for x in recs if x.get("status") == "failed"]
                 if bad:
                     raise RuntimeError(f"analysis failed: {bad}")
@@ -194,8 +295,8 @@ def speed(detectors: list[str], rounds: int) -> dict:
     out = {"ffmpeg_fps": frames * rounds / t_ff}
     for k, s in t_an.items():
         ratio = t_ff / s
-        label = {"transnetv2": "TransNetV2", "combined": "combined detector",
-                 "combined:never": "combined, no TransNetV2"}.get(k, k)
+        label = {"transnetv2": "TransNetV2", "combined": "combined detector", "combined:never": "combined, no TransNetV2",
+                 "combined:never/nopurity": "combined, no TransNetV2, no purity"}.get(k, k)
         print(f"  analysis pass, {label:<24}{frames * rounds / s:8.0f} frames/s   ratio {ratio:.2f} "
               f"({'PASS' if ratio >= TARGETS['speed'] else 'FAIL'} >= {TARGETS['speed']})")
         out[k] = {"fps": frames * rounds / s, "ratio": ratio}
@@ -204,11 +305,14 @@ def speed(detectors: list[str], rounds: int) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--detectors", default="adaptive,transnetv2,combined,combined:never",
-                    help="kinds; combined:never is the combined detector without TransNetV2")
-    ap.add_argument("--seeds", default="", help="held-out seeds, e.g. 101-108 (default) or 101,102")
-    ap.add_argument("--skip-tuning", action="store_true", help="leave out the tuning composites (seeds 1-4)")
+    ap.add_argument("--detectors", default="adaptive,transnetv2,combined,combined:never,combined:never/nopurity",
+                    help="kinds; combined:never is the combined detector without TransNetV2; /nopurity (throughput "
+                         "only) turns the clip purity check off, to show what it costs")
+    ap.add_argument("--seeds", default="", help="held-out seeds, e.g. 301-310 (default) or 301,302")
+    ap.add_argument("--skip-tuning", action="store_true", help="leave out the development composites (seeds 1-4, 101-108)")
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--skip-purity", action="store_true", help="leave out the purity check's own stress test")
+    ap.add_argument("--skip-quality", action="store_true", help="throughput only")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--no-cache", action="store_true", help="run TransNetV2 on every window, no cached outputs")
     ap.add_argument("--verbose", action="store_true", help="per-video figures")
@@ -217,7 +321,7 @@ def main() -> int:
     if not MEDIA.is_dir():
         print(f"SKIP: shared media not found at {MEDIA}")
         return 0
-    detectors = args.detectors.split(",")
+    detectors = [d for d in args.detectors.split(",") if not d.endswith("/nopurity")]  # quality: purity is scored both ways anyway
     held = HELD_OUT
     if args.seeds:
         held = sorted({x for part in args.seeds.split(",") for x in (range(int(part.split("-")[0]), int(part.split("-")[1]) + 1) if "-" in part else [int(part)])})
@@ -225,14 +329,14 @@ def main() -> int:
     if not args.no_cache and any(k == "transnetv2" or (k == "combined" and p.get("transnet") != "never") for k, p in map(spec, detectors)):
         from curate.analysis.transnet import load_model
 
-        cache = CachedModel(load_model(2), OUT / "transnet")
+        cache = CachedModel(load_model(), OUT / "transnet")  # threads: each detector scopes its own
     print(f"== split-quality benchmark (issue 8) — {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} ==")
     report: dict = {}
     t0 = time.perf_counter()
     sets = [("held-out composites (seeds " + ",".join(map(str, held)) + ")", held, False), ("shared ground truth", [], True)]
     if not args.skip_tuning:
-        sets.append(("tuning composites (seeds 1-4; the combined detector was developed on these)", TUNING, False))
-    for title, seeds, shared in sets:
+        sets.append(("development composites (seeds 1-4, 101-108; the detector and the purity check were developed on these)", TUNING, False))
+    for title, seeds, shared in [] if args.skip_quality else sets:
         vids = videos(seeds, shared)
         n_tr = sum(len(v["cuts"]) + len(v["spans"]) for v in vids)
         print(f"\n{title}: {len(vids)} videos, {n_tr} transitions ({sum(len(v['cuts']) for v in vids)} cuts of which "
@@ -241,12 +345,15 @@ def main() -> int:
         res = quality(detectors, vids, cache, args.verbose)
         table(title, res)
         report[title] = {k: {**r["q"].__dict__, "cut_f1": r["q"].cut_f1, "gradual_f1": r["q"].gradual_f1,
-                             "detector_fps": r["frames"] / max(r["s"], 1e-9)} for k, r in res.items()}
+                             "with_purity": r["p"].__dict__, "detector_fps": r["frames"] / max(r["s"], 1e-9),
+                             "purity_fps": r["frames"] / max(r["purity_s"], 1e-9)} for k, r in res.items()}
+        if seeds and seeds == held and not args.skip_purity:
+            report["purity_stress"] = purity_stress(vids, [MEDIA / n for n in CUT_FREE], args.verbose)
     if cache is not None:
         print(f"\n  TransNetV2 windows: {cache.misses} computed, {cache.hits} from the cache (detector fps above include cache hits)")
     if not args.skip_speed:
         try:
-            report["speed"] = speed(detectors, args.rounds)
+            report["speed"] = speed(args.detectors.split(","), args.rounds)
         except SharedMissing as e:
             print(f"  speed: SKIP ({e})")
     print(f"\n  targets: hard-cut F1 >= {TARGETS['cut_f1']}, gradual F1 >= {TARGETS['gradual_f1']}, no cut at a flash, "

@@ -65,6 +65,27 @@ class DetectorConfig(_Strict):
         return self
 
 
+class PurityConfig(_Strict):
+    """The clip purity check (``curate/analysis/purity.py``): a boundary the detector missed is cut out of the clip.
+
+    A change into a frame stands out when it exceeds ``ratio`` times the
+    clip's own level of frame-to-frame change and ``min_change`` grey levels
+    (mean absolute RGB difference at 48x27); runs of such frames longer than
+    ``max_frames`` are footage. A run whose two sides show different content
+    (not a flash, a whip pan, an exposure change or local motion) is cut out
+    with ``clips.trim_frames`` either side; what is left keeps its clips of at
+    least ``clips.min_s``, and a clip with nothing left is rejected as
+    ``contains_transition``. ``bench/bench_split.py`` measures what the
+    defaults find and what they wrongly find (ratio 5: on development
+    composites 4 also cut hand-held fast motion out of clean clips).
+    """
+
+    enabled: bool = True
+    ratio: float = Field(5.0, gt=1)
+    min_change: float = Field(6.0, ge=0)
+    max_frames: int = Field(75, ge=1)
+
+
 class ClipsConfig(_Strict):
     """How shots become clips (these settings affect clip ids)."""
 
@@ -72,6 +93,8 @@ class ClipsConfig(_Strict):
     max_s: float = Field(10.0, gt=0)
     # Frames dropped at each shot boundary so no clip holds transition frames.
     trim_frames: int = Field(2, ge=0)
+    # Second line of defence after splitting: every clip is checked for a transition the detector missed.
+    purity: PurityConfig = PurityConfig()
 
     @model_validator(mode="after")
     def _order(self) -> "ClipsConfig":

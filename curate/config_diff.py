@@ -3,7 +3,8 @@
 An OUTPUT holds clips made under one configuration, and its manifest says
 which. Settings fall in five kinds, by what a change would do to the clips:
 
-* **split** (detector, clip lengths and trims, ``analysis.width``): clip
+* **split** (detector, clip lengths and trims, the clip purity check
+  ``clips.purity``, ``analysis.width``): clip
   boundaries, hence clip ids, would change — only a new OUTPUT can hold them;
 * **computed** (probe, other analysis sizes, encoding, models, captions,
   embeddings, the text section and its detector width): stored scores, bytes

@@ -37,6 +37,9 @@ CHECKS: dict[str, tuple[str, Callable[[float, float], bool], str]] = {
     "max_text_area": ("text_area_max", operator.le, ">"),
 }
 REQUIRE_CAPTION = "require_caption"
+# A clip the purity check (``clips.purity``) found a transition in and nothing clean enough of: decided when
+# the clips were cut, so no threshold brings it back (refilter keeps it).
+CONTAINS_TRANSITION = "contains_transition"
 
 
 def filter_reasons(clip: Record, cfg: FilterConfig) -> list[Reason]:
@@ -56,6 +59,11 @@ def filter_reasons(clip: Record, cfg: FilterConfig) -> list[Reason]:
     if cfg.require_caption and not (clip.get("caption") or "").strip():
         reasons.append(reason(REQUIRE_CAPTION, "caption missing for require_caption"))
     return reasons
+
+
+def transition_rejection(detail: str) -> Reason:
+    """The reason of a clip that holds a transition the shot detector missed (``detail`` names its frames)."""
+    return reason(CONTAINS_TRANSITION, detail)
 
 
 def caption_verdict(sim_mean: float, sim_min: float, cfg: CaptionCheckConfig) -> tuple[str, Reason | None]:
@@ -94,9 +102,11 @@ def decide(row: dict[str, Any], config: PipelineConfig) -> dict[str, Any]:
 
     Filter thresholds, then the caption check's bands on the stored raw
     similarity. Flags other than the caption check's own (caption hygiene)
+    and a stored ``contains_transition`` (decided when the clips were cut)
     do not depend on thresholds and are kept.
     """
-    reject = filter_reasons(row, config.filter)
+    split = [r for r in row.get("reject_reasons") or [] if r["key"] == CONTAINS_TRANSITION]
+    reject = split + filter_reasons(row, config.filter)
     outcome, detail = row["caption_check"], row["caption_check_reason"]
     own = {"pass_min"} if outcome == FLAG else set()
     flags = [f for f in row["flag_reasons"] or [] if f["key"] not in own]

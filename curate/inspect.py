@@ -19,6 +19,7 @@ from rich.text import Text
 
 from curate.output import manifest as mf
 from curate.output.shards import Location, read_table
+from curate.output.store import VIDEOS_FILE
 from curate.schema import load_schema
 
 # Positions within the source, not qualities: their distribution says nothing.
@@ -65,6 +66,7 @@ def summarize(output: str) -> dict[str, Any]:
                          for c, u in units.items()}
     last = doc["runs"][-1] if doc.get("runs") else {}
     versions = doc.get("versions") or []
+    shot_list = _shot_list(loc)
     from curate.report import report_freshness
 
     fresh = report_freshness(output)
@@ -87,6 +89,7 @@ def summarize(output: str) -> dict[str, Any]:
         "thresholds": thresholds_in_force(doc.get("config") or {}),
         "report": None if fresh is None else {"stale": fresh[0], "message": fresh[1]},
         "latents": latents_summary(doc),
+        "shot_list": shot_list,
     }
 
 
@@ -102,6 +105,23 @@ def latents_summary(doc: dict[str, Any]) -> dict[str, Any]:
             for key, s in sorted((section.get("sets") or {}).items())}
     entries = section.get("shards") or []
     return {"files": len(entries), "bytes": sum(e["bytes"] for e in entries), "rows": section.get("rows", 0), "sets": sets}
+
+
+def _shot_list(loc: Location) -> dict[str, int] | None:
+    """Shots and transitions (by kind) in ``videos.parquet``'s per-video shot lists; None before it exists.
+
+    Only the list lengths and kinds are read: a few values per video.
+    """
+    if not loc.fs.exists(loc.path(VIDEOS_FILE)):
+        return None
+    t = read_table(loc, VIDEOS_FILE, ["shots", "transitions"])
+    out = {"videos": t.num_rows - t.column("shots").null_count,
+           "shots": int(pc.sum(pc.list_value_length(t.column("shots"))).as_py() or 0)}
+    kinds = pc.list_flatten(t.column("transitions")).combine_chunks()
+    kinds = kinds.field("kind") if len(kinds) else pa.array([], pa.string())
+    for kind in ("cut", "gradual", "flash_suppressed"):
+        out[kind] = int(pc.sum(pc.equal(kinds, kind)).as_py() or 0)
+    return out
 
 
 def thresholds_in_force(config: dict[str, Any]) -> dict[str, Any]:
@@ -212,6 +232,10 @@ def render(summary: dict[str, Any]) -> Group:
     note = Text(("counts consistent; " if not bad else "") + "a dropped clip counts under each of its reasons", style="dim")
 
     parts: list[Any] = [_header(summary), funnel, note]
+    shots = summary.get("shot_list")
+    if shots and shots["videos"]:
+        parts.append(Text(f"shot list (videos.parquet): {shots['shots']} shots in {shots['videos']} videos; transitions: "
+                          f"{shots['cut']} cuts, {shots['gradual']} gradual, {shots['flash_suppressed']} flashes suppressed"))
     units: dict[str, str] = {}
     for table, cols in summary["scores"].items():
         shown = {col: st for col, st in cols.items() if st["count"] and col not in _NOT_SHOWN}

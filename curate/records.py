@@ -17,12 +17,15 @@ Video record keys (set by the stage named):
         times are not each frame's own pts: the encode stage then cuts
         clips by decode index instead of seeking; not stored)
     boundaries: [[start, end), ...] shot boundaries (cuts: start==end)  analyse
+    shots: [{start_frame, end_frame}], transitions: [{start_frame,       analyse
+        end_frame, kind (cut | gradual | flash_suppressed), score}]
+        the shot list stored in videos.parquet (detector and purity check)
     shots_too_short: int, decode_warning: str | None                    analyse
     clips: list[clip dict]                                             analyse
     timings: dict[stage name, seconds]                                 every stage
 
 Clip dict keys are the columns of ``schemas/clip`` (see that file for units),
-plus ``reject_reasons`` (filter, caption check, dedup) and ``flag_reasons``
+plus ``reject_reasons`` (analyse: ``contains_transition``; filter, caption check, dedup) and ``flag_reasons``
 (caption stages; a flagged clip goes to ``review/``), each a list of
 :func:`reason` dicts ``{"key", "detail"}``, and transient keys starting with
 ``_`` that are never written, e.g. ``_frames``: list of HxWx3 uint8 RGB frames

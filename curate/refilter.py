@@ -103,8 +103,8 @@ class _Committed:
 
 
 def _changes(committed: Any, config: PipelineConfig) -> tuple[Any, dict[str, dict[str, Any]]]:
-    keys = read_columns(committed, sorted({*key_columns(config.dedup), *_SCORE_COLUMNS}))
-    desired = [decide(row, config) for row in keys.select(_SCORE_COLUMNS + ["flag_reasons"]).to_pylist()]
+    keys = read_columns(committed, sorted({*key_columns(config.dedup), *_SCORE_COLUMNS, "reject_reasons"}))
+    desired = [decide(row, config) for row in keys.select(_SCORE_COLUMNS + ["flag_reasons", "reject_reasons"]).to_pylist()]
     changes = resolve(keys, desired, config.dedup, on_change={"config_hash": config.config_hash()})
     return keys, keep_human(changes, committed.location)  # a human decision outranks a threshold
 

@@ -113,7 +113,34 @@ def test_ray_runner_gives_the_same_rows(corpus: Path, local_run: Path, tmp_path:
     for table in ("clips", "rejected"):
         assert_same_rows(read_table(local_run, table), read_table(tmp_path / "ray", table))
     local = pd.read_parquet(local_run / "videos.parquet").sort_values("video_id")
-    assert videos.sort_values("video_id")["status"].tolist() == local["status"].tolist()
+    ray = videos.sort_values("video_id")
+    assert ray["status"].tolist() == local["status"].tolist()
+    for column in ("shots", "transitions"):  # the shot list: same from both runners
+        assert [None if x is None else x.tolist() for x in ray[column]] == [None if x is None else x.tolist() for x in local[column]]
+
+
+def test_videos_hold_their_shot_list(local_run: Path):
+    """Every analysed video (done, or rejected as too short after decoding) has its shots and transitions."""
+    import pyarrow.parquet as pq
+
+    from curate.inspect import summarize
+
+    rows = {Path(r["uri"]).name: r for r in pq.read_table(local_run / "videos.parquet").to_pylist()}
+    for name in ("v0.mp4", "v1.mp4", "v2.mp4", "short.mp4"):
+        r = rows[name]
+        shots, transitions = r["shots"], r["transitions"]
+        assert shots and shots[0]["start_frame"] == 0 and shots[-1]["end_frame"] == r["num_frames"], name
+        for a, b in zip(shots, shots[1:]):  # in order, apart only by a gradual transition's frames
+            assert a["end_frame"] <= b["start_frame"], name
+        assert all(t["kind"] in ("cut", "gradual", "flash_suppressed") and 0 <= t["score"] <= 1 for t in transitions), name
+    # make_inputs: three 60-frame shots joined by hard cuts, or two
+    assert [(s["start_frame"], s["end_frame"]) for s in rows["v0.mp4"]["shots"]] == [(0, 60), (60, 120), (120, 180)]
+    assert [(t["start_frame"], t["kind"]) for t in rows["v0.mp4"]["transitions"]] == [(60, "cut"), (120, "cut")]
+    assert rows["short.mp4"]["shots"] == [{"start_frame": 0, "end_frame": 10}] and rows["short.mp4"]["transitions"] == []
+    for name in ("zero.mp4", "garbage.mp4", "notes.mp4"):  # never analysed
+        assert rows[name]["shots"] is None and rows[name]["transitions"] is None, name
+    shot_list = summarize(str(local_run))["shot_list"]
+    assert shot_list["shots"] == sum(len(r["shots"] or []) for r in rows.values()) and shot_list["cut"] >= 5
 
 
 @pytest.mark.parametrize("runner", ["local", "ray"])

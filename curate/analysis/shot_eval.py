@@ -79,12 +79,18 @@ class SplitQuality:
     whips: int = 0
     clips: int = 0
     bad_clips: int = 0  # clips holding a ground-truth cut or a gradual transition's frame
+    # the clip purity check (when scored with one): clips it changed (split or trimmed), rejected
+    # (``contains_transition``), and of those the clean ones (no ground-truth boundary inside): false actions
+    purity_changed: int = 0
+    purity_rejected: int = 0
+    purity_false: int = 0
 
     def __add__(self, o: "SplitQuality") -> "SplitQuality":
         return SplitQuality([a + b for a, b in zip(self.cut, o.cut)], [a + b for a, b in zip(self.gradual, o.gradual)],
                             self.jumps_found + o.jumps_found, self.jumps + o.jumps, self.at_flash + o.at_flash,
                             self.flashes + o.flashes, self.at_whip + o.at_whip, self.whips + o.whips,
-                            self.clips + o.clips, self.bad_clips + o.bad_clips)
+                            self.clips + o.clips, self.bad_clips + o.bad_clips, self.purity_changed + o.purity_changed,
+                            self.purity_rejected + o.purity_rejected, self.purity_false + o.purity_false)
 
     @property
     def cut_f1(self) -> float:
@@ -97,12 +103,15 @@ class SplitQuality:
 
 def split_quality(pred: Sequence[Boundary], cuts: Sequence[int], spans: Sequence[tuple[int, int]], num_frames: int,
                   fps: float, jumps: Sequence[int] = (), flashes: Sequence[tuple[int, int]] = (),
-                  whips: Sequence[tuple[int, int]] = (), tol: int = 2, clips_config=None) -> SplitQuality:
+                  whips: Sequence[tuple[int, int]] = (), tol: int = 2, clips_config=None, purity=None) -> SplitQuality:
     """One matching (as :func:`score`), then counted per kind.
 
     A reported boundary no ground-truth event matched is a false positive of
     its own kind (a cut if ``start == end``, else gradual). ``jumps`` are the
-    cuts that are jump cuts (also in ``cuts``).
+    cuts that are jump cuts (also in ``cuts``). With ``purity`` (a
+    :class:`~curate.analysis.purity.PurityCheck` that has seen the video's
+    frames) the planned clips go through the purity check as in the analysis
+    stage, and ``bad_clips`` counts the clips it keeps.
     """
     pred = sorted(pred)
     events = [(c, c) for c in cuts] + [tuple(t) for t in spans]
@@ -123,5 +132,19 @@ def split_quality(pred: Sequence[Boundary], cuts: Sequence[int], spans: Sequence
     q.flashes, q.at_flash = len(flashes), sum(touching(s, e) for s, e in flashes)
     q.whips, q.at_whip = len(whips), sum(touching(s, e) for s, e in whips)
     clips = planned_clips(pred, num_frames, fps, clips_config)
+    if purity is not None:
+        from curate.analysis.purity import purify
+        from curate.config import ClipsConfig
+
+        cfg = clips_config or ClipsConfig()
+        kept = []
+        for a, b in clips:
+            pieces, found = purify(purity, a, b, cfg.trim_frames, lambda x, y: (y - x) / fps >= cfg.min_s - 1e-6)
+            kept += pieces
+            if found:
+                q.purity_changed += bool(pieces)
+                q.purity_rejected += not pieces
+                q.purity_false += not clips_with_boundary([(a, b)], cuts, spans)
+        clips = kept
     q.clips, q.bad_clips = len(clips), clips_with_boundary(clips, cuts, spans)
     return q

@@ -59,6 +59,8 @@ def video_row(record: dict[str, Any], run_id: str, num_accepted: int, num_reject
         "duration_s": measured("duration_s"),
         "num_frames": measured("num_frames"),
         "fps": measured("fps"),
+        "shots": record.get("shots"),  # set by the analysis pass; None for a video it never finished
+        "transitions": record.get("transitions"),
         "width": probe.get("width"),
         "height": probe.get("height"),
         "codec": probe.get("codec"),

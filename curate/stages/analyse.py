@@ -29,14 +29,16 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
-from curate.analysis.clips import ClipPlanner, ClipSpan
+from curate.analysis.clips import ClipPlanner, ClipSpan, shot_ranges
 from curate.analysis.motion import MIN_SIDE, MotionStats, flow_size
 from curate.analysis.phash import phash
+from curate.analysis.purity import PurityCheck, purify
+from curate.analysis.same_content import Checks
 from curate.analysis.detectors import build_detector
 from curate.analysis.shots import Boundary, ShotDetector, merge_boundaries
 from curate.analysis.technical import FROZEN_LEVEL, TechnicalStats, sharpness
 from curate.config import AnalysisConfig, ClipsConfig, DetectorConfig, ProbeConfig, split_settings
-from curate.decisions import duration_rejection
+from curate.decisions import duration_rejection, transition_rejection
 from curate.media.geometry import display_size, rotated
 from curate.media.decode import FALLBACK_FPS, DecodedFrame, Timeline, iter_frames, rotate_image, small_luma, small_rgb
 from curate.records import Record, clip_id
@@ -98,6 +100,9 @@ class _Pass:
     boundaries: list[Boundary]
     clips: list[Record]
     split_key: str
+    purity: PurityCheck
+    transitions: list[dict[str, Any]] = field(default_factory=list)
+    seen_dropped: int = 0  # proposals the detector dropped that are already in ``transitions``
     coded: tuple[int, int] | None = None  # coded size of the first frame
     size: tuple[int, int] | None = None  # small frame size, fixed by the first frame
     key: np.ndarray | None = None  # 48 px luma of the last frame, to spot repeats
@@ -125,7 +130,8 @@ class AnalyseStage(VideoStage):
 
     name: ClassVar[str] = "analyse"
     reads: ClassVar[tuple[str, ...]] = ("uri", "video_id", "probe")
-    writes: ClassVar[tuple[str, ...]] = ("decoded", "boundaries", "shots_too_short", "clips", *(f"clips.{k}" for k in CLIP_KEYS))
+    writes: ClassVar[tuple[str, ...]] = ("decoded", "boundaries", "shots", "transitions", "shots_too_short", "clips",
+                                         *(f"clips.{k}" for k in CLIP_KEYS), "clips.reject_reasons")
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     clips: ClipsConfig = field(default_factory=ClipsConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
@@ -155,6 +161,7 @@ class AnalyseStage(VideoStage):
             sampler=FrameSampler(grid, a.sample_width, rotation),
             starts=[], ends=[], boundaries=[], clips=[],
             split_key=json.dumps(split_settings(self.detector, self.clips, self.analysis), sort_keys=True),
+            purity=PurityCheck(self.clips.purity.ratio, self.clips.purity.min_change, self.clips.purity.max_frames, Checks()),
         )
         errors: list[str] = []
         warning = None
@@ -190,6 +197,7 @@ class AnalyseStage(VideoStage):
             st.motion.consume(i, self._motion_luma(gray, df, rotation), st.moved)
             st.moved = False
         st.sampler.consume(df)
+        st.purity.consume(i, bgr)
         self._found(st, st.detector.process_frame(i, bgr))
         frontier = min(st.detector.settled(), i + 1)
         if frontier > st.planner.keep_from:
@@ -235,14 +243,42 @@ class AnalyseStage(VideoStage):
     def _found(st: _Pass, boundaries: list[Boundary]) -> None:
         st.boundaries += boundaries
         st.planner.add(boundaries)
+        for b in boundaries:
+            _transition(st, b, "cut" if b.is_cut else "gradual")
+        dropped = getattr(st.detector, "dropped", [])  # the combined detector's rejected proposals: (why, boundary)
+        for why, b in dropped[st.seen_dropped:]:
+            if why == "flash":
+                _transition(st, b, "flash_suppressed")
+        st.seen_dropped = len(dropped)
 
     def _emit(self, st: _Pass, spans: list[ClipSpan], video: Record, rotation: int) -> None:
         for span in spans:
-            st.clips.append(self._clip(st, span, video, rotation))
+            st.clips += self._purified(st, span, video, rotation)
         if spans:
             keep = st.planner.keep_from
             st.sampler.drop_before(keep)
             st.motion.drop_before(keep)
+            st.purity.drop_before(keep)
+
+    def _purified(self, st: _Pass, span: ClipSpan, video: Record, rotation: int) -> list[Record]:
+        """The clip, or what is left of it once the purity check cut out transitions the detector missed.
+
+        Each left-over piece of at least ``clips.min_s`` is a clip (keeping the
+        span's shot and window index); with none, the whole span is one
+        rejected clip whose reason names the frames (``contains_transition``).
+        """
+        if not self.clips.purity.enabled:
+            return [self._clip(st, span, video, rotation)]
+        kept, found = purify(st.purity, span.start, span.end, self.clips.trim_frames,
+                             lambda a, b: st.ends[b - 1] - st.starts[a] >= self.clips.min_s - 1e-6)
+        for f in found:
+            if not f.edge:  # a judged transition joins the shot list; an edge trim is only a trim
+                st.boundaries.append(f.boundary)
+                _transition(st, f.boundary, "cut" if f.boundary.is_cut else "gradual")
+        if kept:
+            return [self._clip(st, ClipSpan(span.shot_index, span.window_index, a, b), video, rotation) for a, b in kept]
+        detail = "; ".join(f.describe() for f in found) + f"; nothing of at least clips.min_s {self.clips.min_s:g} s left"
+        return [{**self._clip(st, span, video, rotation), "reject_reasons": [transition_rejection(detail)]}]
 
     def _clip(self, st: _Pass, span: ClipSpan, video: Record, rotation: int) -> Record:
         a = self.analysis
@@ -281,6 +317,7 @@ class AnalyseStage(VideoStage):
             "phash": phash(middle),
             "thumbnail": jpeg.tobytes() if ok else b"",
             "input_meta": video.get("input_meta"),
+            "reject_reasons": [],  # the purity check's ``contains_transition``; later stages add theirs
             "_frames": frames,
         }
 
@@ -293,12 +330,21 @@ class AnalyseStage(VideoStage):
         out["decoded"] = {"num_frames": n, "duration_s": duration, "fps": fps, "irregular": timeline.irregular}
         if warning or errors:
             out["decode_warning"] = warning or f"{len(errors)} undecodable packet(s) skipped: {errors[0]}"
+        merged = merge_boundaries(st.boundaries, self.clips.trim_frames)
+        # the shot list (videos.parquet), also for a video rejected as too short: it was analysed
+        out["shots"] = [{"start_frame": a, "end_frame": b} for a, b, _, _ in shot_ranges(merged, n)]
+        out["transitions"] = sorted(st.transitions, key=lambda t: (t["start_frame"], t["end_frame"], t["kind"]))
         why = duration_rejection(duration, self.probe)
         if why is not None:
             return reject(out, why)
         for c in st.clips:
             c["fps"] = c["source_fps"] = fps
         out["clips"] = st.clips
-        out["boundaries"] = [[b.start, b.end] for b in merge_boundaries(st.boundaries, self.clips.trim_frames)]
+        out["boundaries"] = [[b.start, b.end] for b in merged]
         out["shots_too_short"] = st.planner.too_short
         return out
+
+
+def _transition(st: _Pass, b: Boundary, kind: str) -> None:
+    """Note a transition for the video's shot list; its score is how much the picture changes across it."""
+    st.transitions.append({"start_frame": b.start, "end_frame": b.end, "kind": kind, "score": st.purity.change(b)})

@@ -1,0 +1,225 @@
+"""Clip purity: the second line of defence against a boundary the shot detector missed (issue 8).
+
+A clip that holds a cut or part of a transition teaches a video generator to
+teleport, so every clip the planner emits is checked once more, on its own
+terms, from frames the decode pass already has: each frame is reduced to a
+48x27 RGB image (the detectors' comparison size, ~4 KB) and kept until no
+clip still to be emitted can contain it.
+
+Within a clip ``[start, end)``:
+
+* the **clip's own level** is the median over its frames of the largest
+  change between consecutive frames within one frame of it, so a stream of
+  big changes (fire, a shaking camera) sets a high bar and a locked-off camera
+  a low one, and a 10 fps source shown at 25 fps (fire2.mp4: real changes of
+  ~25 grey levels between re-encoded repeats of ~0.5) is judged on its real
+  changes;
+* a change into a frame is **elevated** when it exceeds ``ratio`` times that
+  level and ``min_change`` grey levels; elevated frames at most ``GAP``
+  frames apart form a region, grown over the still-changing frames either
+  side (half the bar, at most ``RAMP`` frames), so a wipe's or dissolve's slow
+  ends go with it. Regions longer than ``max_frames`` are footage, not a
+  transition;
+* flashes go first: a jump after which the picture returns within a few
+  frames is no change at all;
+* a region is a **transition** when the ``SIDE`` frames before it and the
+  ``SIDE`` frames after it show different content
+  (:func:`~curate.analysis.same_content.same_content`: not a flash that
+  returns to the same picture, not the same picture moved, shifted by a whip
+  pan or re-exposed);
+* a region with fewer than two of the clip's frames on one side cannot be
+  judged (a transition the planner cut through, or motion at the clip's
+  first frames): it is trimmed off, which costs a few frames at most.
+
+:class:`PurityCheck` only finds transitions; :func:`pieces` says what is left
+of a clip once they (and ``trim`` frames either side of each) are cut out, and
+:func:`purify` which of those pieces are long enough. The analysis stage
+keeps pieces of at least ``clips.min_s`` as clips and rejects a clip with
+nothing left as ``contains_transition``; ``bench/bench_split.py`` scores the
+same functions.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+
+from curate.analysis.detector import TINY_SIZE, Boundary
+from curate.analysis.same_content import FLASH_FRAMES, Checks, diff, same_content
+
+REPEAT = 0.3  # mean RGB difference below which a frame repeats the previous one (as the combined detector)
+GAP = 4  # frames of ordinary change that may interrupt one region
+RAMP = 12  # at most this many frames of slow change either side of a region
+SIDE = 5  # frames either side of a region for the same-content test
+MARGIN = SIDE + RAMP  # frames kept before the oldest clip still to come (transition scores, same-content sides)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A transition inside a clip: frames ``boundary.start .. boundary.end - 1`` (a cut: ``start == end``)."""
+
+    boundary: Boundary
+    change: float  # the largest frame-to-frame change of the region, grey levels (0-255)
+    level: float  # the clip's own level it stood out from
+    edge: bool = False  # at the clip's first or last frames, trimmed off without the same-content test
+
+    def describe(self) -> str:
+        b = self.boundary
+        where = f"cut at frame {b.start}" if b.is_cut else f"transition over frames {b.start}-{b.end - 1}"
+        why = "at the clip's edge" if self.edge else "different content either side"
+        return f"{where}: change {self.change:.1f} vs the clip's level {self.level:.1f}, {why}"
+
+
+class PurityCheck:
+    """The 48x27 frames of clips still to come, and the test of a finished clip (module docstring).
+
+    Args mirror ``clips.purity``: ``ratio`` (elevated: this many times the
+    clip's level), ``min_change`` (grey levels), ``max_frames``
+    (longer regions are footage), ``checks`` (the same-content tests' ratios).
+    """
+
+    def __init__(self, ratio: float = 5.0, min_change: float = 6.0, max_frames: int = 75, checks: Checks = Checks()):
+        self.ratio, self.min_change, self.max_frames, self.checks = ratio, min_change, max_frames, checks
+        self._img: deque[np.ndarray] = deque()
+        self._d: deque[float] = deque()  # change into each held frame (0.0 for a repeat or the first frame)
+        self._off = 0  # frame number of _img[0]
+
+    def consume(self, index: int, small_bgr: np.ndarray) -> None:
+        """Keep frame ``index`` (sequential from 0) as a 48x27 RGB image."""
+        rgb = cv2.cvtColor(cv2.resize(small_bgr, TINY_SIZE, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+        if not self._img:
+            self._off = index
+        d = diff(rgb, self._img[-1]) if self._img else 0.0
+        self._img.append(rgb)
+        self._d.append(d if d >= REPEAT else 0.0)
+
+    def drop_before(self, index: int) -> None:
+        """No clip still to come starts before ``index``: keep ``MARGIN`` frames before it, drop the rest."""
+        while self._img and self._off < index - MARGIN:
+            self._img.popleft()
+            self._d.popleft()
+            self._off += 1
+
+    def __len__(self) -> int:
+        return len(self._img)
+
+    def _frame(self, i: int) -> np.ndarray | None:
+        k = i - self._off
+        return self._img[k] if 0 <= k < len(self._img) else None
+
+    def change(self, b: Boundary) -> float | None:
+        """How much the picture differs across ``b`` (0-1: mean absolute RGB difference of the frames either side).
+
+        None when those frames are no longer held.
+        """
+        x, y = self._frame(b.start - 1), self._frame(max(b.end, b.start))
+        return None if x is None or y is None else diff(x, y) / 255.0
+
+    def find(self, start: int, end: int) -> list[Finding]:
+        """Transitions inside the clip ``[start, end)`` (frames still held), in order."""
+        lo, hi = max(start, self._off), min(end, self._off + len(self._d))
+        d = {k: self._d[k - self._off] for k in range(lo + 1, hi)}
+        moving = [x for x in d.values() if x > 0.0]
+        if len(moving) < 2:
+            return []
+        v = np.array(list(d.values()))
+        peaks = np.maximum(np.maximum(v, np.r_[v[1:], 0.0]), np.r_[0.0, v[:-1]])  # the largest change within one frame
+        level = float(np.median(peaks[peaks > 0.0]))
+        bar = max(self.min_change, self.ratio * level)
+        self._mask_flashes(d, bar)
+        found = []
+        for s, e in self._regions(d, bar):
+            if e - s + 1 > self.max_frames:
+                continue
+            before = self._frames(max(lo, s - SIDE), s)
+            after = self._frames(e, min(hi, e + SIDE))
+            edge = len(before) < 2 or len(after) < 2  # too little of the clip on one side to judge: trimmed off
+            if edge or same_content(before, self._frames(s, e + 1), after, s == e, self.checks) is None:
+                g0, g1 = self._grow(d, s, e, bar / 2)  # judged on the region itself, excluded with its slow ends
+                b = Boundary(s, s) if g0 == g1 else Boundary(g0, g1)
+                found.append(Finding(b, max(d[k] for k in range(s, e + 1)), level, edge))
+        return sorted(found, key=lambda f: f.boundary)
+
+    def _frames(self, a: int, b: int) -> list[np.ndarray]:
+        return [self._img[k - self._off] for k in range(a, b)]
+
+    def _mask_flashes(self, d: dict[int, float], bar: float) -> None:
+        """Set the changes of flashes to 0: a jump after which the picture returns within ``FLASH_FRAMES`` frames.
+
+        Found before regions are formed, so a flash in high-motion footage does
+        not join the motion around it into one long region whose two sides
+        differ by the motion alone.
+        """
+        for k in sorted(d):
+            if d[k] < bar:
+                continue
+            pre = self._frame(k - 1)
+            for j in range(k + 1, k + FLASH_FRAMES + 2):  # j: the first frame after the flash
+                if j not in d or pre is None:
+                    break
+                if diff(pre, self._frame(j)) < self.checks.flash * d[k]:
+                    for m in range(k, j + 1):
+                        d[m] = 0.0
+                    break
+
+    @staticmethod
+    def _regions(d: dict[int, float], bar: float) -> list[tuple[int, int]]:
+        """Runs of elevated frames ``[first, last]`` (inclusive), gaps of up to ``GAP`` moving frames bridged."""
+        regions: list[list[int]] = []
+        gap = 0
+        for k, x in d.items():
+            if x >= bar:
+                if regions and gap <= GAP:
+                    regions[-1][1] = k
+                else:
+                    regions.append([k, k])
+                gap = 0
+            elif x > 0.0:
+                gap += 1
+        return [(s, e) for s, e in regions]
+
+    @staticmethod
+    def _grow(d: dict[int, float], s: int, e: int, bar: float) -> tuple[int, int]:
+        """Extend ``[s, e]`` over neighbouring frames still changing above ``bar`` (repeats pass), ``RAMP`` at most."""
+        k = s - 1
+        while k in d and k >= s - RAMP and (d[k] == 0.0 or d[k] >= bar):
+            if d[k] > 0.0:
+                s = k
+            k -= 1
+        k = e + 1
+        while k in d and k <= e + RAMP and (d[k] == 0.0 or d[k] >= bar):
+            if d[k] > 0.0:
+                e = k
+            k += 1
+        return s, e
+
+
+def pieces(start: int, end: int, found: Sequence[Finding], trim: int) -> list[tuple[int, int]]:
+    """What is left of the clip ``[start, end)`` once each transition and ``trim`` frames either side are cut out."""
+    out, a = [], start
+    for f in found:
+        b = f.boundary
+        stop = b.start - trim
+        if stop > a:
+            out.append((a, stop))
+        a = max(a, max(b.end, b.start) + trim)
+    if end > a:
+        out.append((a, end))
+    return out
+
+
+def purify(check: PurityCheck, start: int, end: int, trim: int,
+           long_enough: Callable[[int, int], bool]) -> tuple[list[tuple[int, int]], list[Finding]]:
+    """The clean pieces of the clip ``[start, end)`` that are ``long_enough`` (``clips.min_s``), and what was found.
+
+    No finding: the clip itself. Findings but no piece left: ``[]`` (the
+    caller rejects the clip as ``contains_transition``).
+    """
+    found = check.find(start, end)
+    if not found:
+        return [(start, end)], []
+    return [(a, b) for a, b in pieces(start, end, found, trim) if long_enough(a, b)], found

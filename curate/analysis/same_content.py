@@ -1,0 +1,149 @@
+"""Is a change between two runs of frames a boundary, or the same content? (issue 8)
+
+The combined detector (:mod:`curate.analysis.combined`) asks this of every
+proposed boundary and the clip purity check (:mod:`curate.analysis.purity`)
+of every change that stands out inside a clip, so both apply one set of tests
+to 48x27 RGB frames. Each test names the kind of same content it recognises:
+
+* **flash**: the content returns (a couple of overexposed frames): the
+  closest before/after pair differs by less than ``flash`` times the largest
+  step into the change, or a change of at most ``FLASH_FRAMES`` frames is
+  far brighter than both sides, which match each other;
+* **motion**: the closest before/after pair differs by less than
+  ``separation`` times the largest frame-to-frame change on either side (a
+  stream of big changes: fire, a shaking camera), or small per-block shifts
+  (:func:`block_matched_diff`) explain the change (``motion``);
+* **exposure**: the same picture, brighter or darker (gain and offset);
+* **camera** (multi-frame changes only): before and after are one picture
+  shifted far (:func:`shifted_diff`; a whip pan), ``camera``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+FLASH_FRAMES = 4  # a flash lasts at most this many frames
+
+
+def diff(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference of two equally sized uint8 images."""
+    return float(cv2.absdiff(a, b).mean())
+
+
+def shifted_diff(a: np.ndarray, b: np.ndarray, min_overlap: float = 0.35) -> float:
+    """Smallest mean difference of ``a`` and ``b`` over translations leaving ``min_overlap`` of the image overlapping.
+
+    Shifts of up to 6 px are tried one by one, larger ones (whip pans) in steps of 2.
+    """
+    h, w = a.shape[:2]
+    a, b = a.astype(np.float32), b.astype(np.float32)
+    best = float(np.abs(a - b).mean())
+    shifts = lambda n: sorted(set(range(-6, 7)) | set(range(0, n, 2)) | set(range(0, -n, -2)))  # noqa: E731
+    for dy in shifts(h):
+        oh = h - abs(dy)
+        for dx in shifts(w):
+            ow = w - abs(dx)
+            if oh * ow < min_overlap * h * w:
+                continue
+            pa = a[max(dy, 0) : max(dy, 0) + oh, max(dx, 0) : max(dx, 0) + ow]
+            pb = b[max(-dy, 0) : max(-dy, 0) + oh, max(-dx, 0) : max(-dx, 0) + ow]
+            best = min(best, float(np.abs(pa - pb).mean()))
+    return best
+
+
+def block_matched_diff(a: np.ndarray, b: np.ndarray, tile: int = 9, reach: int = 4) -> float:
+    """Mean difference of ``b`` and ``a`` after moving each ``tile`` x ``tile`` block of ``b`` by its best shift (<= ``reach`` px).
+
+    Local motion (an animal's head, a shaking hand-held camera, a source that
+    drops frames) is explained by small per-block shifts; new content (a cut,
+    people that walked elsewhere during a jump cut) is not.
+    """
+    h, w = a.shape[:2]
+    pad = cv2.copyMakeBorder(a.astype(np.float32), reach, reach, reach, reach, cv2.BORDER_REPLICATE)
+    b = b.astype(np.float32)
+    th, tw = h // tile, w // tile
+    best = None
+    for dy in range(-reach, reach + 1):
+        for dx in range(-reach, reach + 1):
+            err = np.abs(pad[reach + dy : reach + dy + h, reach + dx : reach + dx + w] - b)
+            per = err[: th * tile, : tw * tile].reshape(th, tile, tw, tile).mean(axis=(1, 3))
+            best = per if best is None else np.minimum(best, per)
+    return float(best.mean()) if best is not None else 0.0
+
+
+@dataclass(frozen=True)
+class Checks:
+    """The tests' ratios (the combined detector's parameters of the same names)."""
+
+    flash: float = 0.25
+    separation: float = 1.2
+    camera: float = 0.4
+    motion: float = 0.45
+
+
+def _gray(x: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(x, cv2.COLOR_RGB2GRAY).astype(np.float32)
+
+
+def _luma(x: np.ndarray) -> float:
+    return float(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY).mean())
+
+
+def same_content(before: Sequence[np.ndarray], inside: Sequence[np.ndarray], after: Sequence[np.ndarray],
+                 cut: bool, checks: Checks = Checks()) -> str | None:
+    """Why the change is no boundary ("flash", "motion", "exposure", "camera", "edge"), or None when it is one.
+
+    Args:
+        before: the frames right before the change (oldest first), 48x27 RGB.
+        inside: the frames of the change, its first to its last (for a cut: the first new frame).
+        after: the frames from the change's end on; empty when the video ends inside it (kept: None).
+        cut: a one-frame change; the camera test is not applied (a jump cut in
+            hand-held footage also shows the scene shifted).
+
+    The closest before/after pair (``cross``) must differ by more than
+    ``separation`` times the largest frame-to-frame difference within either
+    side (so a stream of big changes, fire or a shaking camera, is not a
+    boundary at each big one, while a jump cut on a locked-off camera, small
+    but far above the people's motion, is), and by more than ``flash`` times
+    the largest step into the change (the content did not come back after a
+    flash); and the frames either side must not be one picture shifted,
+    re-exposed or locally moved.
+    """
+    if not after:
+        return None
+    pre = before[-1]
+    step_in = max(diff(pre, x) for x in inside)
+    cross = min(diff(a, x) for a in before for x in after)
+    if cross < checks.flash * step_in:
+        return "flash"
+    if len(inside) - 1 <= FLASH_FRAMES and len(after) > 1:  # a few frames far brighter than both sides, which match: a flash
+        lit = max(_luma(x) for x in (inside if len(inside) == 1 else inside[:-1]))
+        sides = _luma(pre), _luma(after[0])
+        if lit >= max(sides) + 25.0 and abs(sides[0] - sides[1]) < 10.0:
+            return "flash"
+    within = max(diff(x, y) for side in (before, after) for x, y in zip(side, side[1:])) if len(after) > 1 else 0.0
+    if cross < checks.separation * within:
+        return "motion"
+    if len(after) < 2:
+        return "edge"  # the video ends within a frame: nothing to split off
+    ga, gb = _gray(pre), _gray(after[0])
+    plain = float(np.abs(ga - gb).mean())
+    if plain <= 0:
+        return None
+    # a whip pan (several frames): the same picture shifted far; its end frames are
+    # blurred, so frames further out are compared too.
+    if not cut:
+        for x, y in ((pre, after[0]), (before[len(before) // 2], after[len(after) // 2]), (before[0], after[-1])):
+            gx, gy = _gray(x), _gray(y)
+            if shifted_diff(gx, gy) < checks.camera * max(float(np.abs(gx - gy).mean()), 1e-6):
+                return "camera"
+    gain = (gb - gb.mean()) * (ga.std() / max(float(gb.std()), 1.0)) + ga.mean()
+    if float(np.abs(ga - gain).mean()) < checks.camera * plain:
+        return "exposure"  # the same picture, brighter or darker (automatic exposure)
+    if block_matched_diff(ga, gb) < checks.motion * plain:
+        return "motion"
+    return None
