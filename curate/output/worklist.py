@@ -53,7 +53,7 @@ class WorkList:
     def records(self) -> Iterator[Record]:
         """Every record, in the order added, one chunk in memory at a time."""
         for rel in self.chunks:
-            yield from (pickle.loads(b) for b in read_chunk(self._loc.root, rel)["payload"])
+            yield from (pickle.loads(b) for b in read_chunk(self._loc.url, rel)["payload"])
 
     def remove(self) -> None:
         """Delete ``_work/`` (one run writes an OUTPUT at a time: all of it is this run's)."""
