@@ -1,6 +1,8 @@
 """Discover input videos: a directory, a glob, a single file, or a manifest.
 
-Runs on the driver before any stage. Each input becomes a pending video
+Runs on the driver before any stage, as a stream: a directory is listed one
+folder at a time and a manifest read in batches, so the driver's memory does
+not grow with the number of inputs. Each input becomes a pending video
 record with a deterministic ``video_id`` (URI + size + a hash of the file's
 head and tail), so reruns recognise what a previous run finished. Only
 regular files are hashed: reading a named pipe here would block the driver,
@@ -11,16 +13,18 @@ from __future__ import annotations
 
 import glob as globmod
 import hashlib
+import itertools
 import json
 import logging
 import os
+import posixpath
 import stat
 from pathlib import Path
 from typing import Any, Iterator
 
 import fsspec
 
-from curate.input_manifest import MANIFEST_EXTENSIONS, ROW_ERROR, ManifestError, json_safe, read_rows
+from curate.input_manifest import MANIFEST_EXTENSIONS, ROW_ERROR, ManifestError, iter_rows, json_safe
 from curate.media.uri import is_remote, local_path, local_uri
 from curate.records import FAILED, PENDING, Record
 
@@ -103,85 +107,143 @@ def _has_glob(path: str) -> bool:
     return any(ch in path for ch in "*?[")
 
 
-def _list_uris(input_uri: str) -> list[str]:
-    """The videos an --input names. A path that exists is taken as it is, even with glob characters in it."""
+def _is_video(name: str) -> bool:
+    return Path(name).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def _walk_local(path: str) -> Iterator[str]:
+    """Video files under ``path`` in the order a sort of their full paths gives, one directory listed at a time.
+
+    A directory sorts as ``name/`` among its siblings, which is where its
+    files fall in a sort of full paths, so no listing of the whole tree is held.
+    """
+    with os.scandir(path) as it:
+        entries = sorted(((e.name + "/" if e.is_dir(follow_symlinks=False) else e.name), e.path) for e in it)
+    for key, full in entries:
+        if key.endswith("/"):
+            yield from _walk_local(full)
+        elif _is_video(key):
+            yield full
+
+
+def _walk_remote(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[str]:
+    """:func:`_walk_local` on an fsspec filesystem (one listing of a prefix at a time)."""
+    entries = sorted(((posixpath.basename(e["name"].rstrip("/")) + ("/" if e["type"] == "directory" else ""), e["name"])
+                      for e in fs.ls(path, detail=True)))
+    for key, full in entries:
+        if key.endswith("/"):
+            yield from _walk_remote(fs, full)
+        elif _is_video(key):
+            yield full
+
+
+def _list_uris(input_uri: str) -> Iterator[str]:
+    """The videos an --input names, streamed. A path that exists is taken as it is, even with glob characters in it.
+
+    Raises :class:`InputError` at once (before the first URI) when the input names nothing.
+    A glob is expanded as a whole (sorted); a directory is walked lazily.
+    """
     if not is_remote(input_uri):
         path = local_path(input_uri)
         if os.path.isdir(path):
-            found = [os.path.join(d, f) for d, _, files in os.walk(path) for f in files if Path(f).suffix.lower() in VIDEO_EXTENSIONS]
-        elif os.path.exists(path) or Path(path).is_fifo():
-            found = [path]
-        elif _has_glob(path):
-            found = [p for p in globmod.glob(path, recursive=True) if not os.path.isdir(p)]
-        else:
-            raise InputError(f"input not found: {input_uri}")
-        return sorted(local_uri(p) for p in found)
+            return (local_uri(p) for p in _walk_local(path))
+        if os.path.exists(path) or Path(path).is_fifo():
+            return iter([local_uri(path)])
+        if _has_glob(path):
+            return iter(sorted(local_uri(p) for p in globmod.glob(path, recursive=True) if not os.path.isdir(p)))
+        raise InputError(f"input not found: {input_uri}")
     fs, path = _fs(input_uri)
     if _has_glob(path) and not fs.exists(path):
-        found = fs.glob(path)
+        found: Iterator[str] = iter(sorted(fs.glob(path)))
     elif fs.isdir(path):
-        found = [p for p in fs.find(path) if Path(p).suffix.lower() in VIDEO_EXTENSIONS]
+        found = _walk_remote(fs, path)
     elif fs.exists(path):
-        found = [path]
+        found = iter([path])
     else:
         raise InputError(f"input not found: {input_uri}")
-    return [fs.unstrip_protocol(p) for p in sorted(found)]
+    return (fs.unstrip_protocol(p) for p in found)
 
 
-def _manifest_entries(manifest: str) -> list[dict[str, Any]]:
-    """Rows of a manifest with ``uri`` resolved (relative paths are relative to the manifest) or a row error."""
+def _manifest_entries(manifest: str) -> Iterator[dict[str, Any]]:
+    """Rows of a manifest with ``uri`` resolved (relative paths are relative to the manifest) or a row error, streamed."""
     fs, path = _fs(manifest) if is_remote(manifest) else (fsspec.filesystem("file"), local_path(manifest))
     if not fs.exists(path):
         raise InputError(f"input not found: {manifest}")
+    base = path.rsplit("/", 1)[0] if "/" in path else "."
     try:
-        rows = read_rows(fs, path, manifest)
+        for i, row in enumerate(iter_rows(fs, path, manifest), 1):
+            where = f"{manifest}#row={i}"
+            u = row.get("uri")
+            if ROW_ERROR in row:
+                row["uri"] = where
+            elif not isinstance(u, str) or not u.strip():
+                what = "missing" if u is None else "empty" if isinstance(u, str) else f"a {type(u).__name__} ({u!r:.60}), not a string"
+                row.update({"uri": where, ROW_ERROR: f"manifest row {i}: uri is {what}"})
+            elif is_remote(u):
+                pass
+            elif is_remote(manifest):
+                row["uri"] = fs.unstrip_protocol(u if u.startswith("/") else f"{base}/{u}")
+            else:
+                row["uri"] = local_uri(local_path(u) if u.startswith(("/", "file://")) else os.path.join(base, u))
+            yield row
     except ManifestError as e:
         raise InputError(str(e)) from None
-    base = path.rsplit("/", 1)[0] if "/" in path else "."
-    for i, row in enumerate(rows, 1):
-        where = f"{manifest}#row={i}"
-        u = row.get("uri")
-        if ROW_ERROR in row:
-            row["uri"] = where
-            continue
-        if not isinstance(u, str) or not u.strip():
-            what = "missing" if u is None else "empty" if isinstance(u, str) else f"a {type(u).__name__} ({u!r:.60}), not a string"
-            row.update({"uri": where, ROW_ERROR: f"manifest row {i}: uri is {what}"})
-        elif is_remote(u):
-            continue
-        elif is_remote(manifest):
-            row["uri"] = fs.unstrip_protocol(u if u.startswith("/") else f"{base}/{u}")
-        else:
-            row["uri"] = local_uri(local_path(u) if u.startswith(("/", "file://")) else os.path.join(base, u))
-    return rows
+
+
+def _entries(input_uri: str) -> Iterator[dict[str, Any]]:
+    """One input's entries (``{"uri": ...}`` plus manifest columns), streamed; the first is read at once.
+
+    Reading the first entry up front surfaces a missing input or an unusable
+    manifest before anything else happens (and before OUTPUT is touched).
+    """
+    suffix = Path(input_uri.split("?")[0]).suffix.lower()
+    entries = _manifest_entries(input_uri) if suffix in MANIFEST_EXTENSIONS else ({"uri": u} for u in _list_uris(input_uri))
+    first = next(entries, None)
+    if first is None:
+        log.warning("no videos found for --input %s", input_uri)
+        return iter(())
+    return itertools.chain([first], entries)
+
+
+class _Seen:
+    """URIs already yielded, as 8-byte digests: about 60 bytes an input instead of the URI string.
+
+    Two distinct URIs sharing a digest (odds about n²/2⁶⁵, 3·10⁻⁸ for a million
+    inputs) would drop the second one; that is the price of a bounded-size key.
+    """
+
+    def __init__(self) -> None:
+        self._keys: set[int] = set()
+
+    def add(self, uri: str) -> bool:
+        """Record ``uri``; ``False`` when it was seen before."""
+        key = int.from_bytes(hashlib.blake2b(uri.encode(), digest_size=8).digest(), "little")
+        if key in self._keys:
+            return False
+        self._keys.add(key)
+        return True
 
 
 def discover(inputs: list[str], limit: int | None = None) -> Iterator[Record]:
-    """Yield one pending video record per input video, in a stable order.
+    """Yield one pending video record per input video, in a stable order, streaming.
 
     The same file named twice (``./a``, ``a``, ``x/../a``) is one input.
-    An --input that names nothing is an :class:`InputError`; one that
-    matches no video (an empty folder, a glob matching nothing) is warned about.
+    An --input that names nothing is an :class:`InputError`, raised for every
+    input before the first record is yielded; one that matches no video (an
+    empty folder, a glob matching nothing) is warned about. Memory holds one
+    directory listing or manifest batch at a time, plus :class:`_Seen`.
     """
-    seen: set[str] = set()
+    streams = [_entries(u) for u in inputs]
+    seen = _Seen()
     count = 0
-    for input_uri in inputs:
-        suffix = Path(input_uri.split("?")[0]).suffix.lower()
-        if suffix in MANIFEST_EXTENSIONS:
-            entries = _manifest_entries(input_uri)
-        else:
-            entries = [{"uri": u} for u in _list_uris(input_uri)]
-        if not entries:
-            log.warning("no videos found for --input %s", input_uri)
-        for entry in entries:
-            uri = entry.pop("uri")
-            if uri in seen:
-                continue
-            seen.add(uri)
-            if limit is not None and count >= limit:
-                return
-            count += 1
-            yield _record(uri, entry)
+    for entry in itertools.chain.from_iterable(streams):
+        uri = entry.pop("uri")
+        if not seen.add(uri):
+            continue
+        if limit is not None and count >= limit:
+            return
+        count += 1
+        yield _record(uri, entry)
 
 
 def _record(uri: str, entry: dict[str, Any]) -> Record:

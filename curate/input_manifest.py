@@ -1,4 +1,4 @@
-"""Read an input manifest (``.csv``, ``.jsonl``, ``.parquet`` with a ``uri`` column) row by row, forgivingly.
+"""Stream an input manifest (``.csv``, ``.jsonl``, ``.parquet`` with a ``uri`` column) row by row, forgivingly.
 
 A manifest is written by other tools and by hand, so one bad row must cost
 that row, never the run: text that is not UTF-8 is read as Windows-1252 (a
@@ -12,97 +12,132 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 log = logging.getLogger(__name__)
 
 MANIFEST_EXTENSIONS = frozenset({".csv", ".jsonl", ".parquet"})
 # Set on a row that could not be read; discover turns it into that row's failed record.
 ROW_ERROR = "__row_error__"
+# Rows (Parquet) or bytes (CSV) read at a time: what a manifest of any size costs in memory.
+BATCH_ROWS = 4096
+BATCH_BYTES = 1 << 20
 
 
 class ManifestError(ValueError):
     """The manifest as a whole cannot be used; the message says why."""
 
 
-def _decode_lines(raw: bytes, name: str) -> str:
-    """UTF-8, except lines that are not: those are read as Windows-1252 (warned, by line number)."""
+def _decode_line(line: bytes, first: bool, legacy: list[int], i: int) -> str:
+    """One line as UTF-8, else as Windows-1252 (its number is noted in ``legacy`` for the warning)."""
     try:
-        return raw.decode("utf-8-sig")
+        return line.decode("utf-8-sig" if first else "utf-8")
     except UnicodeDecodeError:
-        pass
-    lines, legacy = [], []
-    for i, line in enumerate(raw.splitlines(keepends=True), 1):
-        try:
-            lines.append(line.decode("utf-8-sig" if i == 1 else "utf-8"))
-        except UnicodeDecodeError:
-            lines.append(line.decode("cp1252", errors="replace"))
-            legacy.append(i)
-    shown = ", ".join(map(str, legacy[:10])) + (" ..." if len(legacy) > 10 else "")
-    log.warning("manifest %s: line(s) %s are not UTF-8; read as Windows-1252/Latin-1", name, shown)
-    return "".join(lines)
+        legacy.append(i)
+        return line.decode("cp1252", errors="replace")
 
 
-def _csv_rows(raw: bytes, name: str) -> list[dict[str, Any]]:
+class _Lines:
+    """A manifest's lines decoded one at a time; warns once at the end about lines that were not UTF-8."""
+
+    def __init__(self, f: Any, name: str) -> None:
+        self._f, self._name, self.legacy = f, name, []
+
+    def __iter__(self) -> Iterator[str]:
+        for i, line in enumerate(self._f, 1):
+            yield _decode_line(line, i == 1, self.legacy, i)
+        if self.legacy:
+            shown = ", ".join(map(str, self.legacy[:10])) + (" ..." if len(self.legacy) > 10 else "")
+            log.warning("manifest %s: line(s) %s are not UTF-8; read as Windows-1252/Latin-1", self._name, shown)
+
+
+class _Utf8Stream(io.RawIOBase):
+    """A file-like view of ``lines`` re-encoded as UTF-8, for pyarrow's streaming CSV reader."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self._lines, self._pending = lines, b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        while not self._pending:
+            line = next(self._lines, None)
+            if line is None:
+                return 0
+            self._pending = line.encode()
+        n = min(len(buf), len(self._pending))
+        buf[:n], self._pending = self._pending[:n], self._pending[n:]
+        return n
+
+
+def _csv_rows(f: Any, name: str) -> Iterator[dict[str, Any]]:
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    text = _decode_lines(raw, name)
-    if not text.strip():
-        return []
+    lines = iter(_Lines(f, name))
+    head = next((line for line in lines if line.strip()), None)
+    if head is None:
+        return
+    header = next(csv.reader([head]))
+    # Every column as text: a caption of digits stays the text it was written as.
+    options = pcsv.ConvertOptions(column_types={c: pa.string() for c in header})
+    stream = _Utf8Stream(itertools.chain([head], lines))
     try:
-        # Every column as text: a caption of digits stays the text it was written as.
-        header = next(csv.reader(io.StringIO(text)))
-        table = pcsv.read_csv(io.BytesIO(text.encode()), convert_options=pcsv.ConvertOptions(column_types={c: pa.string() for c in header}))
+        reader = pcsv.open_csv(stream, read_options=pcsv.ReadOptions(block_size=BATCH_BYTES), convert_options=options)
+        for batch in reader:
+            yield from batch.to_pylist()
     except pa.ArrowInvalid as e:
         raise ManifestError(f"manifest {name} is not a readable CSV file: {e}") from None
-    return table.to_pylist()
 
 
-def _jsonl_rows(raw: bytes, name: str) -> list[dict[str, Any]]:
-    rows = []
-    for i, line in enumerate(_decode_lines(raw, name).splitlines(), 1):
+def _jsonl_rows(f: Any, name: str) -> Iterator[dict[str, Any]]:
+    for i, line in enumerate(_Lines(f, name), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
-            rows.append({ROW_ERROR: f"manifest {name} line {i} is not valid JSON: {e}"})
+            yield {ROW_ERROR: f"manifest {name} line {i} is not valid JSON: {e}"}
             continue
-        rows.append(row if isinstance(row, dict) else {ROW_ERROR: f"manifest {name} line {i} is a JSON {type(row).__name__}, not an object"})
-    return rows
+        yield row if isinstance(row, dict) else {ROW_ERROR: f"manifest {name} line {i} is a JSON {type(row).__name__}, not an object"}
 
 
-def _parquet_rows(f: Any, name: str) -> list[dict[str, Any]]:
+def _parquet_rows(f: Any, name: str) -> Iterator[dict[str, Any]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        return pq.read_table(f).to_pylist()
+        for batch in pq.ParquetFile(f).iter_batches(batch_size=BATCH_ROWS):
+            yield from batch.to_pylist()
     except (pa.ArrowInvalid, OSError) as e:
         raise ManifestError(f"manifest {name} is not a readable Parquet file: {e}") from None
 
 
-def read_rows(fs: Any, path: str, name: str) -> list[dict[str, Any]]:
-    """The manifest's rows as dicts (``uri`` as found: any type, possibly missing)."""
+def iter_rows(fs: Any, path: str, name: str) -> Iterator[dict[str, Any]]:
+    """The manifest's rows as dicts (``uri`` as found: any type, possibly missing), streamed in batches.
+
+    Memory is one batch (:data:`BATCH_ROWS` rows, or :data:`BATCH_BYTES` of
+    CSV), whatever the manifest's size. A manifest without a ``uri`` column is
+    refused at its first row, before any row is yielded.
+    """
     ext = Path(path).suffix.lower()
     with fs.open(path, "rb") as f:
-        if ext == ".parquet":
-            rows = _parquet_rows(f, name)
-        else:
-            raw = f.read()
-            rows = _csv_rows(raw, name) if ext == ".csv" else _jsonl_rows(raw, name)
-    if rows and not any("uri" in r for r in rows):
-        columns = sorted({k for r in rows for k in r if k != ROW_ERROR})
-        if columns:
-            raise ManifestError(f"manifest {name} has no 'uri' column (columns: {columns})")
-    if not rows:
-        log.warning("manifest %s has no rows", name)
-    return rows
+        rows = _parquet_rows(f, name) if ext == ".parquet" else _csv_rows(f, name) if ext == ".csv" else _jsonl_rows(f, name)
+        first = next(rows, None)
+        if first is None:
+            log.warning("manifest %s has no rows", name)
+            return
+        # CSV and Parquet rows share one header; a JSON line without a uri fails alone.
+        if ext != ".jsonl" and "uri" not in first:
+            raise ManifestError(f"manifest {name} has no 'uri' column (columns: {sorted(first)})")
+        yield first
+        yield from rows
 
 
 def json_safe(value: Any) -> Any:

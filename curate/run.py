@@ -1,7 +1,13 @@
 """Drive one run: check models → discover → skip what OUTPUT already holds → stages → store → dedup.
 
-The driver owns the output: finished video records stream back from the
-runner and the store commits them (see ``curate/output/store.py``), so a
+Inputs stream: discovery yields one record at a time, the skip check asks
+the ledger per record, and the pending ones are spilled to a work list in
+OUTPUT (``curate/output/worklist.py``) that the runner reads back in chunks,
+so the driver's memory does not grow with the number of inputs. The driver
+owns the commit: with the local runner finished records come back and the
+store writes them; with Ray, writers beside the stages write the shards and
+the driver receives only paths, counts and ledger rows, which it commits
+ledger-last (``curate/output/writer.py``, ``curate/output/store.py``). A
 killed run loses at most the videos not yet committed, and a rerun on the
 same OUTPUT picks up where it stopped. Models are checked before anything
 else, so missing weights stop the run before a single video is opened.
@@ -11,16 +17,18 @@ so the kept clips do not depend on the runner or on how often a run resumed.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable
 
 from curate.config import PipelineConfig
 from curate.discover import InputError, discover
+from curate.output.rows import Outcome, finished, outcome
 from curate.pipeline import build_stages
-from curate.records import DONE, PENDING, Record
+from curate.records import DONE, REJECTED
 from curate.stage import Stage
 
 log = logging.getLogger("curate.run")
@@ -42,18 +50,7 @@ class RunSummary:
     duplicates: int = 0
     ray_init_s: float = 0.0
     wall_s: float = 0.0
-
-
-def _runner(name: str, ray_address: str | None) -> Callable[[list[Stage], Iterable[Record]], Iterator[Record]]:
-    if name == "local":
-        from curate.runners.local import run_local
-
-        return run_local
-    if name == "ray":
-        from curate.runners.ray import run_ray
-
-        return lambda stages, videos: run_ray(stages, videos, address=ray_address)
-    raise ValueError(f"unknown runner {name!r}; choose one of {', '.join(RUNNERS)}")
+    driver_bytes: int = 0  # what workers sent the driver (Ray runner): metadata, never clip bytes
 
 
 def model_record(config: PipelineConfig) -> tuple[dict[str, Any] | None, dict[str, Any]]:
@@ -88,21 +85,24 @@ def run_pipeline(
     runner: str = "ray",
     ray_address: str | None = None,
     limit: int | None = None,
-    on_video: Callable[[Record, RunSummary], None] | None = None,
+    on_video: Callable[[Outcome, RunSummary], None] | None = None,
     on_start: Callable[[RunSummary], None] | None = None,
 ) -> RunSummary:
     """Run ``config`` over ``inputs`` into ``output``; returns what happened.
 
     ``on_start`` is called once the work list is known, ``on_video`` after
-    each video is committed to the store (the CLI draws progress with them).
+    each video's rows are handed to the store or a writer (the CLI draws
+    progress with them).
 
     Raises:
         ModelUnavailable: a model's weights cannot be had; nothing was read or written.
         ConfigError: the text section's detector is not installed; nothing was read or written.
+        InputError: an input names nothing or cannot be read; nothing was written.
     """
     from curate.dedup import dedup_output
     from curate.models.download import check_models
     from curate.output.store import OutputStore, new_run_id
+    from curate.output.worklist import WorkList
 
     t0 = time.perf_counter()
     check_models(config)
@@ -111,35 +111,45 @@ def run_pipeline(
 
         check_installed()
     stages = build_stages(config)
-    run = _runner(runner, ray_address)
+    if runner not in RUNNERS:
+        raise ValueError(f"unknown runner {runner!r}; choose one of {', '.join(RUNNERS)}")
     params, models = model_record(config)
     summary = RunSummary(run_id=new_run_id(), output=output)
     if "://" not in output and os.path.exists(output) and not os.path.isdir(output):
         raise InputError(f"--output {output} is a file; OUTPUT must be a directory (new or from an earlier run)")
-    # Inputs are read before OUTPUT is touched: a wrong path or an empty folder writes nothing.
-    videos = list(discover(inputs, limit=limit))
-    summary.inputs = len(videos)
-    if not videos:
+    # Every input is checked, and the first video found, before OUTPUT is touched:
+    # a wrong path or an empty folder writes nothing.
+    videos = discover(inputs, limit=limit)
+    first = next(videos, None)
+    if first is None:
         log.warning("no input videos found in %s", ", ".join(inputs))
         summary.wall_s = time.perf_counter() - t0
         return summary
     with OutputStore.open(output, config, run_id=summary.run_id, schema_params=params, models=models) as store:
-        finished = store.finished_ids()
-        todo = [v for v in videos if v["video_id"] not in finished]
-        summary.skipped = len(videos) - len(todo)
-        log.info("run %s: %d inputs, %d already finished in %s, %d to process", summary.run_id, len(videos), summary.skipped, output, len(todo))
-        if on_start:
-            on_start(summary)
-        pending = [v for v in todo if v["status"] == PENDING]
-        for video in [v for v in todo if v["status"] != PENDING]:  # failed at discovery
-            _commit(store, video, summary, on_video)
-        if pending:
-            if runner == "ray":
-                from curate.runners.ray import init_ray
+        work = WorkList(store.location, store.tag)
+        try:
+            for video in itertools.chain([first], videos):  # the skip check, one record at a time
+                summary.inputs += 1
+                if store.status(video["video_id"]) in (DONE, REJECTED):
+                    summary.skipped += 1
+                else:
+                    work.add(video)
+            work.close()
+            log.info("run %s: %d inputs, %d already finished in %s, %d to process",
+                     summary.run_id, summary.inputs, summary.skipped, output, work.count)
+            if on_start:
+                on_start(summary)
+            if runner == "local":
+                from curate.runners.local import run_local
 
-                summary.ray_init_s = init_ray(ray_address)
-            for video in run(stages, pending):
-                _commit(store, video, summary, on_video)
+                for video in run_local(stages, work.records()):
+                    video = finished(video)
+                    store.add(video)
+                    _count(outcome(video), summary, on_video)
+            elif work.chunks:
+                _write_on_ray(store, stages, work.chunks, ray_address, summary, on_video)
+        finally:
+            work.remove()
         store.commit()
         if config.dedup.enabled:
             summary.duplicates = dedup_output(store).duplicates
@@ -148,19 +158,29 @@ def run_pipeline(
     return summary
 
 
-def _commit(store: object, video: Record, summary: RunSummary, on_video: Callable[[Record, RunSummary], None] | None) -> None:
-    if video.get("status") == PENDING:
-        video["status"] = DONE
-    store.add(video)  # type: ignore[attr-defined]
-    clips = video.get("clips") or []
-    kept = sum(1 for c in clips if not c.get("reject_reasons") and not c.get("flag_reasons"))
-    summary.flagged += sum(1 for c in clips if not c.get("reject_reasons") and c.get("flag_reasons"))
+def _write_on_ray(store: Any, stages: list[Stage], chunks: list[str], address: str | None, summary: RunSummary,
+                  on_video: Callable[[Outcome, RunSummary], None] | None) -> None:
+    """Workers write the shards; the driver counts outcomes and commits what they staged."""
+    from curate.output.writer import WriterSpec
+    from curate.runners.ray import init_ray, write_ray
+
+    summary.ray_init_s = init_ray(address)
+    spec = WriterSpec(root=store.location.url, tag=store.tag, rows=store.rows, target_bytes=store.target_bytes, row_group_rows=store.row_group_rows)
+    for written in write_ray(stages, chunks, spec, address):
+        summary.driver_bytes += written.received
+        for staged in written.staged:
+            store.commit_staged(staged)
+        for done in written.outcomes:
+            _count(done, summary, on_video)
+
+
+def _count(done: Outcome, summary: RunSummary, on_video: Callable[[Outcome, RunSummary], None] | None) -> None:
     summary.processed += 1
-    summary.status[video["status"]] = summary.status.get(video["status"], 0) + 1
-    summary.clips += len(clips)
-    summary.accepted += kept
-    secs = sum((video.get("timings") or {}).values())
-    detail = f"clips={len(clips)} kept={kept}" if video["status"] == DONE else video.get("reason") or ""
-    log.info("%-8s %s  %s  %.1fs", video["status"], video["uri"], detail, secs)
+    summary.status[done.status] = summary.status.get(done.status, 0) + 1
+    summary.clips += done.clips
+    summary.accepted += done.kept
+    summary.flagged += done.flagged
+    detail = f"clips={done.clips} kept={done.kept}" if done.status == DONE else done.reason or ""
+    log.info("%-8s %s  %s  %.1fs", done.status, done.uri, detail, done.seconds)
     if on_video:
-        on_video(video, summary)
+        on_video(done, summary)

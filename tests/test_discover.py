@@ -135,3 +135,24 @@ def test_empty_manifests_yield_nothing(tmp_path: Path, caplog):
     (tmp_path / "e.jsonl").write_text("\n")
     assert list(discover([str(tmp_path / n) for n in ("e.csv", "h.csv", "e.jsonl")])) == []
     assert "no rows" in caplog.text
+
+
+def test_a_directory_is_walked_in_the_order_of_its_sorted_full_paths(tmp_path: Path):
+    names = ["a.mp4", "a/b.mp4", "a-b.mp4", "a/c/d.mp4", "a0.mp4", "a/.h.mp4", "B.mp4", "a/c.mp4"]
+    for name in names:
+        _touch(tmp_path / "in" / name)
+    uris = [v["uri"] for v in discover([str(tmp_path / "in")])]
+    assert uris == sorted(str(tmp_path / "in" / n) for n in names)
+
+
+def test_a_manifest_streams_rows_before_reading_to_its_end(tmp_path: Path):
+    from curate.input_manifest import BATCH_BYTES, ManifestError, iter_rows
+    import fsspec
+
+    line = "x.mp4,a caption long enough to fill the first read block quickly\n"
+    body = "uri,caption\n" + line * (3 * BATCH_BYTES // len(line)) + "y.mp4,too,many,columns\n"
+    (tmp_path / "m.csv").write_text(body)
+    rows = iter_rows(fsspec.filesystem("file"), str(tmp_path / "m.csv"), "m.csv")
+    assert next(rows)["uri"] == "x.mp4"  # the broken last line has not been read yet
+    with pytest.raises(ManifestError, match="not a readable CSV"):
+        list(rows)

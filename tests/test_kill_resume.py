@@ -94,7 +94,7 @@ def test_kill_ray_driver_then_resume(setup, tmp_path: Path):
     _finish_and_check(pipeline, inputs, out, "ray", expected)
 
 
-def _ray_workers(root_pid: int) -> list[psutil.Process]:
+def _ray_workers(root_pid: int, name: str) -> list[psutil.Process]:
     try:
         procs = psutil.Process(root_pid).children(recursive=True)
     except psutil.NoSuchProcess:
@@ -102,27 +102,30 @@ def _ray_workers(root_pid: int) -> list[psutil.Process]:
     found = []
     for p in procs:
         try:
-            if "MapWorker" in " ".join(p.cmdline()) or "MapWorker" in p.name():
+            if name in " ".join(p.cmdline()) or name in p.name():
                 found.append(p)
         except psutil.Error:
             continue
     return found
 
 
-def test_kill_a_ray_worker_mid_run(setup, tmp_path: Path):
+# A stage's map worker (Ray Data restarts it and retries), or a shard writer
+# (the runner restarts it and sends its uncommitted blocks again).
+@pytest.mark.parametrize("worker", ["MapWorker", "_WriterActor"])
+def test_kill_a_ray_worker_mid_run(setup, tmp_path: Path, worker: str):
     pipeline, inputs, expected = setup
     out = tmp_path / "out"
     proc = _run(pipeline, inputs, out, "ray")
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300  # Ray's start-up alone can take a minute on a loaded machine
     killed = False
     while time.monotonic() < deadline and proc.poll() is None and not killed:
-        workers = _ray_workers(proc.pid)
+        workers = _ray_workers(proc.pid, worker)
         if workers:
             time.sleep(1.0)
             workers[0].kill()
             killed = True
         time.sleep(0.2)
-    assert killed, "no Ray map worker was seen to kill"
+    assert killed, f"no Ray {worker} was seen to kill"
     try:
         proc.wait(timeout=300)  # Ray restarts the actor and retries, or the run fails: both are fine
     finally:

@@ -183,3 +183,16 @@ def test_analysis_decodes_each_source_once(corpus: Path, tmp_path: Path):
         out = analyse.process(probe.process([video]))[0]
     assert out["clips"], out.get("reason")
     assert passes[video["uri"]] == 1
+
+
+def test_local_runner_writes_an_object_store_output(corpus: Path, local_run: Path):
+    """The work list and the shards live on the object store too (``memory://`` here, in-process)."""
+    from curate.output.shards import Location
+    from curate.output.shards import read_table as read_shard
+
+    out = f"memory://curate-e2e-{time.monotonic_ns()}/out"
+    run_pipeline(_config(), [str(corpus / "v0.mp4")], out, runner="local")
+    loc = Location.of(out)
+    ids = [i for n in loc.names("clips") for i in read_shard(loc, f"clips/{n}", ["clip_id"])["clip_id"].to_pylist()]
+    assert ids and set(ids) <= set(read_table(local_run, "clips")["clip_id"])
+    assert not loc.fs.exists(loc.path("_work")) and validate(out) == []

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from curate.output import OutputStore, shards
+from curate.output import writer as shards_writer
 from curate.output import manifest as mf
 from curate.output import store as store_module
 from curate.output.shards import Location
@@ -127,7 +128,7 @@ def test_crash_on_object_store_before_the_ledger_part(monkeypatch: pytest.Monkey
 
 def test_crash_while_closing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = str(tmp_path / "out")
-    crash_on(monkeypatch, store_module, "write_bytes", lambda loc, rel, *_: rel == "videos.parquet", skip=0)
+    crash_on(monkeypatch, store_module, "write_tables", lambda loc, rel, *_: rel == "videos.parquet", skip=0)
     crash_then_resume(monkeypatch, out)
     assert_exactly_once(out, 30)
 
@@ -154,6 +155,7 @@ def test_crashed_output_validates_only_after_resume(tmp_path: Path, monkeypatch:
 WRITER = """
 import random, sys, time
 from curate.output import OutputStore, shards
+from curate.output import writer as shards_writer
 from tests.test_output_store import fake_video, small_config
 out, n, seed, fail_p = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 real_rename = shards._rename
@@ -212,3 +214,61 @@ def test_sigkill_at_random_moments(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_sigkill_at_random_moments_many(tmp_path: Path) -> None:
     assert kill_loop(str(tmp_path / "out"), kills=30, n=200, seed=2) > 0, "no kill landed inside a commit"
+
+
+# -- commits of files a worker staged (the Ray runner's writers) ---------------------------
+
+def _stage_all(store: OutputStore, n: int) -> list[shards_writer.Staged]:
+    """What a shard writer of ``store``'s run stages for ``n`` videos (no Ray: the object a writer actor holds)."""
+    spec = shards_writer.WriterSpec(store.location.url, store.tag, store.rows, store.target_bytes, store.row_group_rows)
+    writer = shards_writer.ShardWriter(spec)
+    staged = [s for i in range(n) for s in writer.add([fake_video(i)])[1]]
+    return staged + [s for s in [writer.flush()] if s]
+
+
+@pytest.mark.parametrize("point,module,name,when", [
+    ("before the first move", shards, "_rename", lambda src, dst: "/.w-" in src),
+    ("before the ledger rename", shards, "_rename", lambda src, dst: LEDGER in dst),
+])
+def test_crash_while_committing_staged_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, point: str, module: Any,
+                                             name: str, when: Callable[..., bool]) -> None:
+    out = str(tmp_path / "out")
+    crash_on(monkeypatch, module, name, when, skip=1)
+    store = OutputStore.open(out, small_config(shard_mb=0.015))
+    staged = _stage_all(store, 30)
+    assert len(staged) > 2 and all(f.temp.rsplit("/", 1)[1].startswith(".w-") for s in staged for f in s.files)
+    with pytest.raises(Crash):
+        for s in staged:
+            store.commit_staged(s)
+    store._lock.release()  # what the kernel does when the process dies
+    assert manifest_lists_only_committed(out)
+    monkeypatch.undo()
+    with OutputStore.open(out, small_config(shard_mb=0.015)) as store:
+        assert store.recovered, f"crash {point}: nothing of the interrupted commit was removed"
+        finished = store.finished_ids()
+        for i in range(30):
+            if f"vid{i:05d}" not in finished:
+                store.add(fake_video(i))
+    assert not list(tmp_path.rglob("*.tmp"))
+    assert_exactly_once(out, 30)
+
+
+def test_staged_commits_on_an_object_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = f"memory://curate-test-{time.monotonic_ns()}/out"
+    with OutputStore.open(out, small_config(shard_mb=0.015)) as store:
+        for s in _stage_all(store, 30):
+            store.commit_staged(s)
+    loc = Location.of(out)
+    assert not [n for t in shards.TABLES for n in loc.names(t) if n.startswith(".w-")]  # copied to part names, then removed
+    assert_exactly_once(out, 30)
+
+
+def test_staged_files_never_committed_are_removed_at_close(tmp_path: Path) -> None:
+    out = str(tmp_path / "out")
+    with OutputStore.open(out, small_config(shard_mb=0.015)) as store:
+        staged = _stage_all(store, 30)
+        store.commit_staged(staged[0])  # the others stand for files of a writer that died before its commit
+    assert not list(tmp_path.rglob(".w-*"))
+    assert validate(out) == []
+    ids = all_ids(out)
+    assert len(ids) == len(set(ids)) and set(ids) and set(ids) < expected_ids(range(30)) | expected_ids(range(30), "rejected")

@@ -14,8 +14,9 @@ sidecars (``_ledger/{part}.json``) say which data files they superseded.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Iterator, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,6 +32,7 @@ class VideoState(NamedTuple):
     status: str
     reason_key: str | None  # what the funnel counts a rejected or failed video under
     num_clips: int
+    part: str = ""  # the ledger part holding the video's latest row
 
 
 def video_row(record: dict[str, Any], run_id: str, num_accepted: int, num_rejected: int, num_flagged: int = 0) -> dict[str, Any]:
@@ -141,7 +143,7 @@ class Ledger:
             self._fold(r, timed=sidecar is None)
 
     def _fold(self, r: dict[str, Any], timed: bool) -> None:
-        self.states[r["video_id"]] = VideoState(r["status"], r["reason_key"], int(r["num_clips"]))
+        self.states[r["video_id"]] = VideoState(r["status"], r["reason_key"], int(r["num_clips"]), sys.intern(r["part"]))
         if not timed:
             return
         for stage, seconds in json.loads(r["timings"] or "{}").items():
@@ -155,6 +157,17 @@ class Ledger:
 
     def finished_ids(self) -> set[str]:
         return {vid for vid, s in self.states.items() if s.status in (DONE, REJECTED)}
+
+    def latest_parts(self, loc: Location) -> Iterator[pa.Table]:
+        """The latest row of every video (what ``videos.parquet`` holds), one ledger part in memory at a time.
+
+        Rows come in the order :func:`latest` gives: by the commit of each video's latest row.
+        """
+        schema = to_table([], "videos").schema
+        for part in self.parts:
+            rows = read_table(loc, f"{LEDGER_DIR}/{part}.parquet").select(schema.names).cast(schema)
+            keep = pa.array([self.states[v].part == part for v in rows["video_id"].to_pylist()], pa.bool_())
+            yield latest(rows.filter(keep))
 
     def timings_summary(self) -> dict[str, dict[str, float]]:
         return {

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import fsspec
@@ -33,6 +33,7 @@ TABLES: dict[str, str] = {"clips": "clip", "review": "clip", "rejected": "reject
 # Tables derived from committed clips (not clip rows: no funnel, no rewrite moves them), directory -> schema.
 DERIVED: dict[str, str] = {"latents": "latents"}
 LEDGER_DIR = "_ledger"
+WORK_DIR = "_work"  # a run's spilled work list (curate.output.worklist); scratch, never committed data
 _PART = re.compile(r"^(part-(\d{6,})-[0-9a-f]{8})(?:-\d{3,})?\.parquet$")
 
 
@@ -52,6 +53,11 @@ class Location:
             # cached by this process would hide them (opening a new shard raised FileNotFoundError).
             fs, root = fsspec.core.url_to_fs(output, use_listings_cache=False)
         return cls(fs, root.rstrip("/") or "/", isinstance(fs, LocalFileSystem))
+
+    @property
+    def url(self) -> str:
+        """The root as another process opens it (:meth:`of` gives this location back)."""
+        return self.root if self.local else self.fs.unstrip_protocol(self.root)
 
     def path(self, *rel: str) -> str:
         return posixpath.join(self.root, *rel)
@@ -146,22 +152,32 @@ def unstage(loc: Location, rel: str) -> None:
         loc.fs.rm_file(path)
 
 
-def publish(loc: Location, data: list[str], ledger: tuple[str, pa.Table], row_group_rows: int, sidecar: tuple[str, bytes] | None = None) -> int:
-    """Commit staged ``data`` files: rename them, write the ``sidecar``, then the ledger part LAST.
+def publish(loc: Location, data: list[str], ledger: tuple[str, pa.Table], row_group_rows: int,
+            sidecar: tuple[str, bytes] | None = None, moves: Sequence[tuple[str, str]] = ()) -> int:
+    """Commit staged ``data`` files and ``moves``: put them in place, write the ``sidecar``, then the ledger part LAST.
 
-    Data files are renamed (and their directories fsynced) before the ledger
-    rename, so a committed ledger part never points at data that could be
-    lost. Returns the ledger part's size.
+    ``data`` were staged by :func:`stage_file` under names derived from their
+    final ones; ``moves`` are ``(staged, final)`` relpaths of files a worker
+    wrote under names of its own (:mod:`curate.output.writer`). Data files are
+    in place (renamed and their directories fsynced; on object stores copied
+    server-side) before the ledger part, so a committed ledger part never points
+    at data that could be lost. Returns the ledger part's size.
     """
-    if not loc.local:  # final names: the sidecar, then the ledger part, which commits
+    if not loc.local:  # final names: data copied in, the sidecar, then the ledger part, which commits
+        for src, dst in moves:
+            loc.fs.copy(loc.path(src), loc.path(dst))
         if sidecar is not None:
             write_bytes(loc, *sidecar)
-        return stage_file(loc, ledger[0], ledger[1], row_group_rows)
+        size = stage_file(loc, ledger[0], ledger[1], row_group_rows)
+        for src, _ in moves:  # after the commit; recovery deletes them if this is cut short
+            loc.fs.rm_file(loc.path(src))
+        return size
     size = stage_file(loc, ledger[0], ledger[1], row_group_rows)
-    for rel in data:
-        _rename(_temp_path(loc, rel), loc.path(rel))
-    for d in sorted({posixpath.dirname(rel) for rel in data}):
-        _fsync_dir(loc.path(d))
+    renames = [(_temp_path(loc, rel), loc.path(rel)) for rel in data] + [(loc.path(s), loc.path(d)) for s, d in moves]
+    for src, dst in renames:
+        _rename(src, dst)
+    for d in sorted({posixpath.dirname(dst) for _, dst in renames}):
+        _fsync_dir(d)
     if sidecar is not None:
         write_bytes(loc, *sidecar)
     _rename(_temp_path(loc, ledger[0]), loc.path(ledger[0]))
@@ -174,6 +190,23 @@ def commit_files(loc: Location, data: list[tuple[str, pa.Table]], ledger: tuple[
     sizes = {rel: stage_file(loc, rel, table, row_group_rows) for rel, table in data}
     sizes[ledger[0]] = publish(loc, list(sizes), ledger, row_group_rows)
     return sizes
+
+
+def write_staged(loc: Location, rel: str, table: pa.Table, row_group_rows: int) -> int:
+    """Write ``table`` to ``rel`` as it is (a worker's staged file, already under a temp name); returns its size."""
+    _write(loc, loc.path(rel), table, row_group_rows)
+    return int(loc.fs.size(loc.path(rel)))
+
+
+def remove_staged(loc: Location, prefix: str) -> list[str]:
+    """Delete the data-table files whose names start with ``prefix`` (staged, never committed). Returns their relpaths."""
+    removed = []
+    for d in TABLES:
+        for name in loc.names(d):
+            if name.startswith(prefix):
+                loc.fs.rm_file(loc.path(d, name))
+                removed.append(f"{d}/{name}")
+    return removed
 
 
 def write_bytes(loc: Location, rel: str, data: bytes) -> None:
@@ -189,11 +222,18 @@ def write_bytes(loc: Location, rel: str, data: bytes) -> None:
     _rename(tmp, loc.path(rel))
 
 
-def table_bytes(table: pa.Table) -> bytes:
-    """``table`` as zstd parquet bytes (for small single files such as ``videos.parquet``)."""
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd")
-    return sink.getvalue().to_pybytes()
+def write_tables(loc: Location, rel: str, schema: pa.Schema, tables: Iterator[pa.Table]) -> None:
+    """Write ``tables`` as one zstd Parquet file ``rel``, one at a time, replacing it atomically where renames are."""
+    path = _temp_path(loc, rel) if loc.local else loc.path(rel)
+    with loc.fs.open(path, "wb") as f:
+        with pq.ParquetWriter(f, schema, compression="zstd") as writer:
+            for table in tables:
+                writer.write_table(table)
+        if loc.local:
+            f.flush()
+            os.fsync(f.fileno())
+    if loc.local:
+        _rename(path, loc.path(rel))
 
 
 def read_table(loc: Location, rel: str, columns: list[str] | None = None) -> pa.Table:
@@ -227,11 +267,16 @@ def sidecar_name(part: str) -> str:
 
 
 def recover(loc: Location, committed_parts: set[str], superseded: set[str] = frozenset()) -> list[str]:
-    """Delete temp files, files of interrupted commits and ``superseded`` data files. Returns the deleted relpaths.
+    """Delete temp files, files of interrupted commits, ``superseded`` data files and dead runs' work lists.
+
+    Returns the deleted relpaths (``_work/`` for the work lists).
 
     Must run under the output lock, after reading which ledger parts exist.
     """
     removed = []
+    if loc.fs.exists(loc.path(WORK_DIR)):  # work lists of runs that died; this one's is written after
+        loc.fs.rm(loc.path(WORK_DIR), recursive=True)
+        removed.append(f"{WORK_DIR}/")
     for d in ["", LEDGER_DIR, *TABLES, *DERIVED]:
         for name in loc.names(d):
             parsed = parse_part(name)

@@ -3,9 +3,9 @@
 Commit protocol (resume depends on it)
 --------------------------------------
 Records are buffered per video and committed together once the buffered
-video bytes + thumbnails reach ``output.shard_size_mb`` (or the buffer is
-``MAX_BUFFER_AGE_S`` old, so runs of failures or reference-mode clips still
-commit). A commit has a part id ``part-{seq:06d}-{tag}``: ``seq`` continues
+video bytes + thumbnails reach ``output.shard_size_mb`` (or the buffer holds
+``rows.MAX_BUFFER_VIDEOS`` videos or is ``rows.MAX_BUFFER_AGE_S`` old, so runs
+of failures or reference-mode clips still commit, in bounded memory). A commit has a part id ``part-{seq:06d}-{tag}``: ``seq`` continues
 from the highest committed part, ``tag`` hashes the run id, so names never
 repeat across runs. It holds every clip row, rejected row and ledger row of
 its videos; all rows of a video are in one commit.
@@ -21,6 +21,12 @@ its videos; all rows of a video are in one commit.
 On object stores (``s3://``, ``memory://``…) there is no atomic rename: the
 final names are written directly, data first and the ledger part last, and
 readers should go through the manifest, which is written after the ledger.
+
+Data files may also be written by workers (:mod:`curate.output.writer`, the
+Ray runner's shard writers) under staged names; :meth:`OutputStore.commit_staged`
+then does steps 2–4 with them (moved to part names, ledger part last), so
+the commit point stays here. Staged files no commit took are temp files:
+removed at close, or by recovery after a crash.
 
 On open, under the lock (:mod:`curate.output.lock`), recovery deletes temp
 files and every data file whose ledger part does not exist (an interrupted
@@ -44,53 +50,39 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
-
-import pyarrow as pa
 
 from curate.config import ConfigError, PipelineConfig
 from curate.config_diff import check_run_fits
 from curate.output import funnel as fn
 from curate.output import manifest as mf
-from curate.output.ledger import Ledger, latest, read_parts, video_row
+from curate.output.ledger import Ledger, latest, read_parts
 from curate.output.lock import Lock, acquire
+from curate.output.rows import PARAM_SCHEMAS, RowBuffer, RowMaker, checked, table_of
 from curate.output.shards import (
     DERIVED,
     LEDGER_DIR,
     TABLES,
     Location,
-    chunks,
     commit_files,
     part_name,
     publish,
     recover,
+    remove_staged,
     sidecar_name,
-    table_bytes,
-    write_bytes,
+    write_tables,
 )
-from curate.records import DONE, FAILED, REJECTED, public
-from curate.schema import check_table, load_schema, schema_versions, to_table
+from curate.output.writer import STAGED_PREFIX, Staged
+from curate.records import DONE, REJECTED
+from curate.schema import load_schema, schema_versions, to_table
 
-PARAM_SCHEMAS = ("clip", "rejected")  # the schemas whose types take the embedding params
+__all__ = ["PARAM_SCHEMAS", "OutputStore", "new_run_id", "table_of"]
 
 log = logging.getLogger(__name__)
-MAX_BUFFER_AGE_S = 600.0
 VIDEOS_FILE = "videos.parquet"
-_BINARY = {s: [f.name for f in load_schema(s) if pa.types.is_binary(f.type)] for s in TABLES.values()}
-
-
-def table_of(row: dict[str, Any]) -> str:
-    """Where a clip row goes: ``rejected`` with any reject reason, else ``review`` when flagged, else ``clips``."""
-    if row.get("reject_reasons"):
-        return fn.REJECTED_TABLE
-    return fn.FLAGGED_TABLE if row.get("flag_reasons") else fn.ACCEPTED_TABLE
-
-
 def _params(root: str, previous: dict[str, Any], given: dict[str, Any] | None) -> dict[str, Any]:
     """The embedding params to write with: ``given`` (which must match the rows ``root`` holds), else the held ones."""
     held = (previous.get("schema_params") or {}).get("clip")
@@ -104,16 +96,6 @@ def _params(root: str, previous: dict[str, Any], given: dict[str, Any] | None) -
 
 def new_run_id() -> str:
     return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
-
-
-@dataclass
-class _Buffer:
-    tables: dict[str, list[pa.Table]] = field(default_factory=lambda: {t: [] for t in TABLES})
-    sizes: dict[str, list[int]] = field(default_factory=lambda: {t: [] for t in TABLES})
-    videos: list[dict[str, Any]] = field(default_factory=list)
-    status: dict[str, str] = field(default_factory=dict)
-    nbytes: int = 0
-    since: float = field(default_factory=time.monotonic)
 
 
 class OutputStore:
@@ -154,7 +136,8 @@ class OutputStore:
         self._created = previous.get("created") or mf.now()
         self._runs = mf.start_run(previous.get("runs") or [], run_id, self._config_hash, command)
         self._videos_file: str | None = None
-        self._buf = _Buffer()
+        self._rows = RowMaker(run_id, self._config_hash, self.schema_params)
+        self._buf = RowBuffer()
         self._closed = False
         self._write_manifest()
 
@@ -212,52 +195,23 @@ class OutputStore:
             ValueError: the record is not finished, or its rows do not match the schemas
                 (a pipeline bug; nothing of the record is buffered).
         """
-        vid, status = video.get("video_id"), video.get("status")
-        if status not in (DONE, REJECTED, FAILED) or not vid:
-            raise ValueError(f"video {vid or video.get('uri')!r}: add() takes records with a video_id and status "
-                             f"done, rejected or failed, got status {status!r}")
-        if self._ledger.status(vid) in (DONE, REJECTED) or self._buf.status.get(vid) in (DONE, REJECTED):
+        vid = video.get("video_id")
+        if vid and (self._ledger.status(vid) in (DONE, REJECTED) or self._buf.status.get(vid) in (DONE, REJECTED)):
             log.warning("video %s (%s) is already finished; ignoring the duplicate", vid, video.get("uri"))
             return
-        rows: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
-        for clip in [] if status == FAILED else video.get("clips") or []:
-            row = self._clip_row(video, clip)
-            rows[table_of(row)].append(row)
-        tables = {t: self._checked(vid, r, TABLES[t], self.schema_params) for t, r in rows.items() if r}
-        ledger_row = video_row(video, self.run_id, *(len(rows[t]) for t in (fn.ACCEPTED_TABLE, fn.REJECTED_TABLE, fn.FLAGGED_TABLE)))
-        self._checked(vid, [ledger_row], "videos")
-        for t, table in tables.items():
-            sizes = [sum(len(r.get(c) or b"") for c in _BINARY[TABLES[t]]) for r in rows[t]]
-            self._buf.tables[t].append(table)
-            self._buf.sizes[t].extend(sizes)
-            self._buf.nbytes += sum(sizes)
-        self._buf.videos.append(ledger_row)
-        self._buf.status[vid] = status
-        if self._buf.nbytes >= self.target_bytes or time.monotonic() - self._buf.since >= MAX_BUFFER_AGE_S:
+        self._buf.add(self._rows.rows(video))
+        if self._buf.full(self.target_bytes):
             self.commit()
 
-    def _clip_row(self, video: dict[str, Any], clip: dict[str, Any]) -> dict[str, Any]:
-        row = public(clip)
-        for key, source in (("video_id", "video_id"), ("source_uri", "uri"), ("caption", "caption"),
-                            ("caption_source", "caption_source"), ("input_meta", "input_meta")):
-            if row.get(key) is None:
-                row[key] = video.get(source)
-        if isinstance(row["input_meta"], dict):
-            row["input_meta"] = json.dumps(row["input_meta"], sort_keys=True, default=str)
-        row.update(run_id=self.run_id, config_hash=self._config_hash)
-        return row
+    @property
+    def tag(self) -> str:
+        """This run's tag: the suffix of its part ids, and the prefix of its workers' staged files."""
+        return self._tag
 
-    @staticmethod
-    def _checked(vid: str, rows: list[dict[str, Any]], schema: str, params: dict[str, Any] | None = None) -> pa.Table:
-        params = params if schema in PARAM_SCHEMAS else None
-        try:
-            table = to_table(rows, schema, params)
-        except (pa.ArrowException, TypeError, ValueError) as e:
-            raise ValueError(f"video {vid}: rows do not fit schema {schema}: {e}") from e
-        problems = check_table(table, schema, params)
-        if problems:
-            raise ValueError(f"video {vid}: rows do not fit schema {schema}: {'; '.join(problems)}")
-        return table
+    @property
+    def rows(self) -> RowMaker:
+        """What turns this run's records into rows (workers that write shards get a copy)."""
+        return self._rows
 
     def commit(self) -> None:
         """Commit everything buffered (see the module docstring); a no-op when nothing is."""
@@ -266,20 +220,44 @@ class OutputStore:
             return
         self._lock.check()
         part = part_name(self._ledger.next_seq, self._tag)
-        data = []
-        for table, parts in buf.tables.items():
-            if parts:
-                merged = pa.concat_tables(parts)
-                for k, (offset, n) in enumerate(chunks(buf.sizes[table], self.target_bytes)):
-                    data.append((table, f"{table}/{part}-{k:03d}.parquet", merged.slice(offset, n)))
+        data = [(table, f"{table}/{part}-{k:03d}.parquet", t) for table, k, t in buf.files(self.target_bytes)]
         rows = [dict(r, part=part) for r in buf.videos]
         ledger_rel = f"{LEDGER_DIR}/{part}.parquet"
         sizes = commit_files(self._loc, [(rel, t) for _, rel, t in data], (ledger_rel, to_table(rows, "videos")), self.row_group_rows)
         for table, rel, t in data:
             self._shards[table].append(mf.shard_entry(rel, sizes[rel], t))
         self._ledger.apply(rows, part)
-        self._buf = _Buffer()
+        self._buf = RowBuffer()
         self._write_manifest()
+
+    def commit_staged(self, staged: Staged) -> None:
+        """Commit data files a worker wrote under temp names (:mod:`curate.output.writer`), with their ledger rows.
+
+        The files are moved to this commit's part names and the ledger part is
+        written last, as :meth:`commit` does with files it writes itself; no
+        clip data passes through this process.
+        """
+        ids = [r["video_id"] for r in staged.ledger_rows]
+        dup = [v for v in ids if self._ledger.status(v) in (DONE, REJECTED)] or [v for v, n in Counter(ids).items() if n > 1]
+        if dup:  # the work list skips finished videos and names each once, so this is a bug: refuse rather than store clips twice
+            raise RuntimeError(f"staged rows of already finished videos {dup[:5]}; not committed")
+        self._lock.check()
+        part = part_name(self._ledger.next_seq, self._tag)
+        moves, entries = [], []
+        for k, f in enumerate(staged.files):
+            rel = f"{f.table}/{part}-{k:03d}.parquet"
+            moves.append((f.temp, rel))
+            entries.append((f.table, dict(path=rel, part=part, **f.entry)))
+        rows = [dict(r, part=part) for r in staged.ledger_rows]
+        publish(self._loc, [], (f"{LEDGER_DIR}/{part}.parquet", checked(part, rows, "videos")), self.row_group_rows, moves=moves)
+        for table, entry in entries:
+            self._shards[table].append(entry)
+        self._ledger.apply(rows, part)
+        self._write_manifest()
+
+    def remove_staged(self) -> list[str]:
+        """Delete this run's worker-staged files that were never committed (a writer that died mid-file)."""
+        return remove_staged(self._loc, f"{STAGED_PREFIX}{self._tag}-")
 
     # -- rewrites (dedup, refilter) ----------------------------------------------------------
 
@@ -325,7 +303,7 @@ class OutputStore:
         rows = [dict(r, part=part) for r in ledger_rows]
         files = [e["path"] for es in entries.values() for e in es]
         sidecar = dict(info, part=part, run_id=self.run_id, created=mf.now(), supersedes=sorted(supersedes), files=files)
-        publish(self._loc, files, (f"{LEDGER_DIR}/{part}.parquet", self._checked(part, rows, "videos")), self.row_group_rows,
+        publish(self._loc, files, (f"{LEDGER_DIR}/{part}.parquet", checked(part, rows, "videos")), self.row_group_rows,
                 (sidecar_name(part), json.dumps(sidecar, indent=1).encode()))
         gone = set(supersedes)
         for table in TABLES:
@@ -360,8 +338,8 @@ class OutputStore:
             return
         try:
             self.commit()
-            videos = latest(read_parts(self._loc, self._ledger.parts))
-            write_bytes(self._loc, VIDEOS_FILE, table_bytes(videos))
+            self.remove_staged()
+            write_tables(self._loc, VIDEOS_FILE, to_table([], "videos").schema, self._ledger.latest_parts(self._loc))
             self._videos_file = VIDEOS_FILE
             mf.end_run(self._runs, self.run_id, status)
             self._write_manifest()

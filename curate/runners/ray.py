@@ -1,8 +1,11 @@
 """Ray runner: each stage becomes an actor pool in one streaming Ray Data pipeline.
 
-Rows are video records pickled into one binary cell, so stages keep working
-on plain dicts with nested clips and numpy frames, and Arrow typing happens
-once, at the writer, against ``schemas/``. Pool sizes come from the nodes' CPUs
+Rows are groups of video records pickled into one binary cell, so stages
+keep working on plain dicts with nested clips and numpy frames, and Arrow
+typing happens once, at the writer, against ``schemas/``. A group holds one
+video, or several small ones (up to :data:`GROUP_SOURCE_BYTES` of source):
+every row is its own block, so pools spread videos, while thousands of tiny
+inputs do not each pay Ray Data's per-block cost. Pool sizes come from the nodes' CPUs
 and GPUs (:mod:`curate.runners.pools`).
 """
 
@@ -13,14 +16,40 @@ import logging
 import os
 import pickle
 import time
-from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, NamedTuple
 
+from curate.output.rows import Outcome
+from curate.output.writer import ShardWriter, Staged, WriterSpec
 from curate.records import Record
 from curate.runners.pools import plan_pools
 from curate.stage import Stage
 
 log = logging.getLogger(__name__)
+
+# Shard writers (one actor per node) encode Parquet and write files: mostly I/O,
+# run in the CPUs the pools leave free. The loader reads work-list chunks.
+WRITER_CPUS = 0.0
+LOADER_CPUS = 0.1
+IN_FLIGHT_PER_WRITER = 2  # blocks sent to a writer and not yet answered: bounds the driver's references
+MAX_WRITER_RESTARTS = 3
+# Ray Data blocks of one row each: every group is its own block, so actor pools
+# spread them instead of one actor taking a whole work-list chunk.
+ONE_ROW_BLOCKS = 1
+# A group of small videos holds up to this much source and so many videos; a
+# video of more than half of it (or of unknown size) is in a group of its own,
+# so real footage keeps one video per block and spreads over the pools.
+GROUP_SOURCE_BYTES = 256 << 10
+GROUP_MAX_VIDEOS = 64
+
+
+class Written(NamedTuple):
+    """What a writer reported: outcomes of videos it buffered, commits it staged, bytes the driver received."""
+
+    outcomes: list[Outcome]
+    staged: list[Staged]
+    received: int
+
 
 # Stages declaring fewer CPUs than this share an actor with a neighbour: an
 # actor of its own costs a worker process (~1.5 CPU-s to start) and a copy of
@@ -96,10 +125,17 @@ class _StageActor:
                 log.exception("%s: teardown failed", stage.name)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        records = [pickle.loads(b) for b in batch["payload"]]
+        groups = [pickle.loads(b) for b in batch["payload"]]
+        records = [r for g in groups for r in g]
         for stage in self.stages:
             records = stage.process(records)
-        return {"video_id": [r["video_id"] for r in records], "payload": [pickle.dumps(r, protocol=5) for r in records]}
+        if len(records) != sum(map(len, groups)):
+            raise RuntimeError(f"stages returned {len(records)} records for {sum(map(len, groups))}")
+        out, at = [], 0
+        for g in groups:  # the same groups, in order: stages keep their input's order
+            out.append(records[at:at + len(g)])
+            at += len(g)
+        return {"video_id": [g[0]["video_id"] for g in out], "payload": [pickle.dumps(g, protocol=5) for g in out]}
 
 
 def init_ray(address: str | None = None) -> float:
@@ -148,16 +184,16 @@ def quiet_ray() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _run_context() -> Iterator[None]:
-    """Ray Data's progress bars off for this run (curate draws its own); the context's setting is put back."""
+    """Ray Data's progress bars off (curate draws its own) and one-row blocks for this run; the settings are put back."""
     import ray.data
 
     ctx = ray.data.DataContext.get_current()
-    before = ctx.enable_progress_bars
-    ctx.enable_progress_bars = False
+    before = ctx.enable_progress_bars, ctx.target_max_block_size
+    ctx.enable_progress_bars, ctx.target_max_block_size = False, ONE_ROW_BLOCKS
     try:
         yield
     finally:
-        ctx.enable_progress_bars = before
+        ctx.enable_progress_bars, ctx.target_max_block_size = before
 
 
 @contextlib.contextmanager
@@ -186,23 +222,81 @@ def _package_dir() -> str:
 
 
 def run_ray(stages: list[Stage], videos: Iterable[Record], address: str | None = None) -> Iterator[Record]:
-    """Stream videos through the stages on Ray and yield each finished video record."""
+    """Stream videos through the stages on Ray and yield each finished video record (bytes and all).
+
+    For analysis and benchmarks that want the records; a run uses :func:`write_ray`,
+    where workers write the shards and the driver receives metadata only.
+    """
     init_ray(address)
-    items = [{"video_id": v["video_id"], "payload": pickle.dumps(v, protocol=5)} for v in videos]
+    items = [{"video_id": v["video_id"], "payload": pickle.dumps([v], protocol=5)} for v in videos]
     if not items:
         return
+    import ray.data
+
     with quiet_ray(), _run_context():
-        yield from _stream(stages, items)
+        ds = _through_stages(stages, ray.data.from_items(items, override_num_blocks=len(items)))
+        for batch in ds.iter_batches(batch_size=1, batch_format="default", prefetch_batches=1):
+            for blob in batch["payload"]:
+                yield from pickle.loads(blob)
 
 
-def _stream(stages: list[Stage], items: list[dict[str, Any]]) -> Iterator[Record]:
+def write_ray(stages: list[Stage], chunks: list[str], spec: WriterSpec, address: str | None = None) -> Iterator[Written]:
+    """Run the work list's ``chunks`` (relpaths under ``spec.root``) through the stages; workers write the shards.
+
+    Yields, as writers report, what the driver needs: outcomes of buffered
+    videos and :class:`~curate.output.writer.Staged` commits (paths, counts,
+    ledger rows). The records themselves, and their clip bytes, go from the
+    last stage's actor to a writer on the same node without passing through
+    this process.
+    """
+    init_ray(address)
+    if not chunks:
+        return
+    import ray.data
+
+    with quiet_ray(), _run_context():
+        items = ray.data.from_items([{"chunk": c} for c in chunks], override_num_blocks=len(chunks))
+        loaded = items.map_batches(_load_chunks, fn_kwargs={"root": spec.root}, batch_size=1, num_cpus=LOADER_CPUS,
+                                   batch_format="default", zero_copy_batch=False)
+        writers = _Writers(spec)
+        try:
+            for bundle in _through_stages(stages, loaded).iter_internal_ref_bundles():
+                for ref in bundle.block_refs:
+                    yield from writers.put(ref)
+            yield from writers.finish()
+        finally:
+            writers.close()
+
+
+def _load_chunks(batch: dict[str, Any], root: str) -> dict[str, Any]:
+    """Work-list chunks as rows of video groups (see the module docstring)."""
+    from curate.output.worklist import read_chunk
+
+    out: dict[str, list[Any]] = {"video_id": [], "payload": []}
+    for rel in batch["chunk"]:
+        groups: list[list[Record]] = [[]]
+        size = 0
+        for blob in read_chunk(root, rel)["payload"]:
+            video = pickle.loads(blob)
+            nbytes = video.get("size_bytes") or GROUP_SOURCE_BYTES
+            if groups[-1] and (size + nbytes > GROUP_SOURCE_BYTES or len(groups[-1]) >= GROUP_MAX_VIDEOS):
+                groups.append([])
+                size = 0
+            groups[-1].append(video)
+            size += nbytes
+        for group in filter(None, groups):
+            out["video_id"].append(group[0]["video_id"])
+            out["payload"].append(pickle.dumps(group, protocol=5))
+    return out
+
+
+def _through_stages(stages: list[Stage], ds: Any) -> Any:
     import ray
     import ray.data
 
     groups = group_stages(stages)
     pools = plan_pools(groups, [n["Resources"] for n in ray.nodes() if n.get("Alive")])
     log.info("ray: pools %s", dict(zip((g.name for g in groups), pools)))
-    ds = ray.data.from_items(items, override_num_blocks=len(items))
     for group, pool in zip(groups, pools):
         ds = ds.map_batches(
             _StageActor,
@@ -214,6 +308,142 @@ def _stream(stages: list[Stage], items: list[dict[str, Any]]) -> Iterator[Record
             batch_format="default",
             zero_copy_batch=False,
         )
-    for batch in ds.iter_batches(batch_size=1, batch_format="default", prefetch_batches=1):
-        for blob in batch["payload"]:
-            yield pickle.loads(blob)
+    return ds
+
+
+class _WriterActor:
+    """A :class:`ShardWriter` in a Ray actor; results go back pickled, so the driver can count what it receives."""
+
+    def __init__(self, spec: WriterSpec) -> None:
+        self._writer = ShardWriter(spec)
+
+    def add(self, block: Any) -> bytes:
+        return pickle.dumps(self._writer.add([r for b in block["payload"].to_pylist() for r in pickle.loads(b)]), protocol=5)
+
+    def flush(self) -> bytes:
+        staged = self._writer.flush()
+        return pickle.dumps(([], [staged] if staged else []), protocol=5)
+
+
+@dataclass
+class _Sent:
+    """A block a writer buffers: kept (as a reference) until a commit covers it, to send again if the writer dies."""
+
+    ref: Any
+    reported: bool = False
+
+
+@dataclass
+class _Writer:
+    actor: Any
+    node: str | None
+    sent: list[_Sent] = field(default_factory=list)
+    deaths: int = 0
+
+
+class _Writers:
+    """One writer actor per node; blocks go to the writer on their node, results come back as they finish.
+
+    Calls to one actor run in order, so a commit returned by a call covers
+    every block sent to that writer up to it. An actor that dies is restarted
+    by Ray with an empty buffer: the answers of its calls that finished are
+    taken first, then the blocks no commit covers are sent again (their
+    outcomes are not reported twice).
+    """
+
+    def __init__(self, spec: WriterSpec) -> None:
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        remote = ray.remote(num_cpus=WRITER_CPUS, max_restarts=MAX_WRITER_RESTARTS, max_task_retries=0)(_WriterActor)
+        nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU")]
+        self._writers = [
+            _Writer(remote.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=True)).remote(spec), node)
+            for node in nodes
+        ]
+        self._by_node = {w.node: w for w in self._writers}
+        self._inflight: dict[Any, tuple[_Writer, _Sent]] = {}
+        self._next = 0
+
+    def put(self, ref: Any) -> Iterator[Written]:
+        writer = self._place(ref)
+        sent = _Sent(ref)
+        writer.sent.append(sent)
+        self._submit(writer, sent)
+        while len(self._inflight) >= IN_FLIGHT_PER_WRITER * len(self._writers):
+            yield from self._wait_one()
+
+    def finish(self) -> Iterator[Written]:
+        """Wait for every answer, then flush each writer's buffer."""
+        import ray
+
+        while self._inflight:
+            yield from self._wait_one()
+        for writer in self._writers:
+            while True:
+                try:
+                    blob = ray.get(writer.actor.flush.remote())
+                except ray.exceptions.RayActorError:  # it died holding a buffer: send that again, flush again
+                    yield from self._recover(writer)
+                    while self._inflight:
+                        yield from self._wait_one()
+                    continue
+                outcomes, staged = pickle.loads(blob)
+                writer.sent.clear()
+                yield Written(outcomes, staged, len(blob))
+                break
+
+    def close(self) -> None:
+        import ray
+
+        for writer in self._writers:
+            with contextlib.suppress(Exception):  # already gone with a failing run
+                ray.kill(writer.actor, no_restart=True)
+
+    def _place(self, ref: Any) -> _Writer:
+        """The writer on the node that holds ``ref`` (no transfer), else the next one round-robin."""
+        from ray.experimental import get_object_locations
+
+        for node in get_object_locations([ref]).get(ref, {}).get("node_ids") or []:
+            if node in self._by_node:
+                return self._by_node[node]
+        self._next = (self._next + 1) % len(self._writers)
+        return self._writers[self._next]
+
+    def _submit(self, writer: _Writer, sent: _Sent) -> None:
+        self._inflight[writer.actor.add.remote(sent.ref)] = (writer, sent)
+
+    def _wait_one(self) -> Iterator[Written]:
+        import ray
+
+        (done,), _ = ray.wait(list(self._inflight), num_returns=1)
+        writer, sent = self._inflight.pop(done)
+        try:
+            blob = ray.get(done)
+        except ray.exceptions.RayActorError:
+            yield from self._recover(writer)
+            return
+        yield self._accept(writer, sent, blob)
+
+    def _accept(self, writer: _Writer, sent: _Sent, blob: bytes) -> Written:
+        outcomes, staged = pickle.loads(blob)
+        if staged and sent in writer.sent:  # the commit covers this block and every one sent to this writer before it
+            del writer.sent[: writer.sent.index(sent) + 1]
+        reported, sent.reported = sent.reported, True
+        return Written([] if reported else outcomes, staged, len(blob))
+
+    def _recover(self, writer: _Writer) -> Iterator[Written]:
+        """Take the answers of ``writer``'s calls that finished before it died, then send what they do not cover."""
+        import ray
+
+        for ref, (w, sent) in list(self._inflight.items()):
+            if w is writer:
+                del self._inflight[ref]
+                with contextlib.suppress(ray.exceptions.RayActorError):
+                    yield self._accept(writer, sent, ray.get(ref))
+        writer.deaths += 1
+        if writer.deaths > MAX_WRITER_RESTARTS:
+            raise RuntimeError(f"shard writer on node {writer.node} died {writer.deaths} times; rerun the same command to resume")
+        log.warning("shard writer on node %s died; sending its %d uncommitted blocks again", writer.node, len(writer.sent))
+        for sent in writer.sent:
+            self._submit(writer, sent)
