@@ -36,7 +36,8 @@ from curate.data.latents import fits, to_bytes
 from curate.output import manifest as mf
 from curate.output.funnel import ACCEPTED_TABLE
 from curate.output.shards import Location, read_table, stage_file, unstage
-from curate.output.store import MAX_BUFFER_AGE_S, OutputStore, new_run_id
+from curate.output.rows import MAX_BUFFER_AGE_S
+from curate.output.store import OutputStore, new_run_id
 from curate.schema import to_table
 
 log = logging.getLogger(__name__)
