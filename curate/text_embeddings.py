@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -36,6 +37,9 @@ from curate.output.rows import MAX_BUFFER_AGE_S
 from curate.output.shards import Location, read_table
 from curate.output.store import OutputStore, new_run_id
 from curate.schema import load_schema, to_table
+
+if TYPE_CHECKING:
+    from curate.models.text_encoder import TextEncoder
 
 log = logging.getLogger(__name__)
 TABLE = "text_embeddings"
@@ -60,12 +64,12 @@ class _Pass:
 
     store: OutputStore
     cfg: TextEmbeddingsConfig
-    load: Any  # () -> TextEncoder, called on the first batch: a pass with nothing to do loads nothing
+    load: Callable[[], TextEncoder]  # called on the first batch: a pass with nothing to do loads nothing
     info: dict[str, Any]  # the set record (encoder, max_length, shape, dtype)
     carried: pa.Table | None  # rows of the stale files that stay; committed with the first commit
     supersedes: list[str]
     dropped: int  # stale rows the first commit removes
-    encoder: Any = None
+    encoder: TextEncoder | None = None
     pending: list[dict[str, Any]] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
     nbytes: int = 0
@@ -159,6 +163,9 @@ def add_text_embeddings(output: str, config: PipelineConfig) -> TextEmbeddingsRe
     cfg = config.text_embeddings
     assert cfg is not None
     info = encoder_info(cfg.encoder, config.models)  # the weights before any input: ModelUnavailable names the encoder and the fix
+    if info["max_positions"] is not None and cfg.max_length > info["max_positions"]:
+        raise ConfigError(f"text_embeddings.max_length {cfg.max_length} exceeds what {cfg.encoder.kind} {cfg.encoder.model} "
+                          f"can encode ({info['max_positions']} positions)")
     set_info = dict(info, max_length=cfg.max_length, shape=[cfg.max_length, info["hidden_size"]], dtype=cfg.dtype)
     device = pick_device(cfg.device)
     precision = pick_precision(device, cfg.precision)

@@ -36,8 +36,17 @@ def resolve(cfg: TextEncoderConfig, models: ModelsConfig = DEFAULT_MODELS, downl
     """``(what from_pretrained loads, weights revision)``; raises :class:`ModelUnavailable` naming the encoder.
 
     The tokenizer's files are required too: an encoder without them cannot read a caption.
+    Which vocabulary files a tokenizer has depends on its class, so ``download`` of a hub
+    encoder lets ``AutoTokenizer`` fetch them into the same cache.
     """
-    return resolve_pretrained(cfg, _label(cfg), WEIGHTS, models, download, also=[(_tokenizer_subfolder(cfg), TOKENIZER_FILE)])
+    found = resolve_pretrained(cfg, _label(cfg), WEIGHTS, models, download, also=[(_tokenizer_subfolder(cfg), TOKENIZER_FILE)])
+    if download and not is_local(cfg.model):
+        import transformers
+
+        sub = _tokenizer_subfolder(cfg)
+        transformers.AutoTokenizer.from_pretrained(cfg.model, cache_dir=cache_dir(cfg.cache_dir, models), revision=cfg.revision,
+                                                   **({"subfolder": sub} if sub else {}))
+    return found
 
 
 def _load_kwargs(cfg: TextEncoderConfig, models: ModelsConfig, subfolder: str | None) -> dict[str, Any]:
@@ -59,7 +68,9 @@ def encoder_info(cfg: TextEncoderConfig, models: ModelsConfig = DEFAULT_MODELS) 
     conf = getattr(conf, "text_config", None) or conf  # a whole CLIP config holds the text tower's
     hidden = getattr(conf, "d_model", None) or conf.hidden_size
     return {"id": cfg.id, "class": cfg.kind, "model": cfg.model, "subfolder": cfg.subfolder, "revision": revision,
-            "random_init": cfg.random_init, "hidden_size": int(hidden), "transformers_version": transformers.__version__}
+            "random_init": cfg.random_init, "hidden_size": int(hidden),
+            "max_positions": getattr(conf, "max_position_embeddings", None),  # None: relative positions (T5), any length
+            "transformers_version": transformers.__version__}
 
 
 @dataclass
