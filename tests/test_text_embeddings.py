@@ -277,3 +277,30 @@ def test_pipeline_rules(made, tmp_path: Path):
     assert [name for name, _ in required(config)][-1] == "text encoder t5"
     assert not any(name.startswith("text encoder") for name, _ in required(config, latents=False))
     assert any("text encoder t5" in what for _, what in layout(config))
+
+
+def test_latent_batches_carry_them_too_and_hooks_see_them_per_sample(made, tmp_path: Path):
+    from curate.latents import add_latents
+    from tests.latents_helpers import with_latents
+    from tests.vae_fixtures import tiny_vae
+
+    out = copy_output(made["out"], tmp_path / "out")
+    add_latents(str(out), with_latents(out, {"id": "kl", "kind": "AutoencoderKL", "model": str(tiny_vae(tmp_path / "vae", "AutoencoderKL"))}))
+    add_text_embeddings(str(out), _config(out, _encoder(made, "t5")))
+    seen = []
+
+    def transform(sample: dict) -> dict:
+        seen.append((tuple(sample["text_embeddings"].shape), tuple(sample["text_mask"].shape)))
+        return sample
+
+    captions = _captions(out)
+    enc = load_text_encoder(TextEncoderConfig(id="t5", model=str(made["t5"])))
+    ds = ClipDataset(out, BucketConfig.single(64, 64, 9, 2), latents="kl", text_embeddings="t5", transform=transform)
+    for batch in ds:
+        assert batch["latents"].ndim == 5 and batch["text_embeddings"].shape == (2, MAX_LENGTH, 32)
+        for i, cid in enumerate(batch["clip_id"]):
+            torch.testing.assert_close(batch["text_embeddings"][i].float(), enc.encode([captions[cid]], MAX_LENGTH)[0][0],
+                                       atol=2e-3, rtol=2e-3)
+    assert seen and set(seen) == {((MAX_LENGTH, 32), (MAX_LENGTH,))}
+    with pytest.raises(ValueError, match="no caption embeddings of encoder 'nope'.*'t5'"):
+        ClipDataset(out, BucketConfig.single(64, 64, 9, 2), text_embeddings="nope")
