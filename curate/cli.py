@@ -376,31 +376,45 @@ def refilter(
 @app.command()
 def latents(
     output: str = typer.Argument(..., help="OUTPUT of a run."),
-    pipeline: Path = typer.Argument(..., help="The run's pipeline plus a latents section (VAE, buckets)."),
-    models_dir: Optional[Path] = typer.Option(None, "--models-dir", metavar="DIR", help="VAE weights fetched with `curate models download` (overrides models.dir)."),
+    pipeline: Path = typer.Argument(..., help="The run's pipeline plus a latents section (VAE, buckets) and/or a text_embeddings section."),
+    models_dir: Optional[Path] = typer.Option(None, "--models-dir", metavar="DIR", help="VAE and text-encoder weights fetched with `curate models download` (overrides models.dir)."),
 ) -> None:
-    """Add VAE latents of the kept clips as a new version (resumable: clips that have them for this VAE and bucket are skipped)."""
+    """Add VAE latents and caption embeddings of the kept clips as new versions (resumable: what is there and current is skipped)."""
     from curate.config import ConfigError
     from curate.latents import add_latents
     from curate.models.hub import ModelUnavailable
+    from curate.models.text_encoder import encoder_info
     from curate.output.lock import LockedError
+    from curate.text_embeddings import add_text_embeddings
 
     config = _load(pipeline, models_dir)
     _setup_logging(False, None)
+    lines = []
     try:
-        r = add_latents(output, config)
+        if config.latents is None and config.text_embeddings is None:
+            raise ConfigError(f"{pipeline} has neither a latents nor a text_embeddings section: nothing to compute")
+        if config.text_embeddings is not None:  # every model's weights before any input (the VAE's: add_latents)
+            encoder_info(config.text_embeddings.encoder, config.models)
+        if config.latents is not None:
+            r = add_latents(output, config)
+            lines.append(f"latents of VAE {r.vae} in {output}: {r.computed:,} computed, {r.skipped:,} already there, "
+                         f"{r.commits} commit(s), {r.seconds:.1f}s")
+            if r.unfit:
+                lines.append(f"  {r.unfit:,} kept clip(s) fit no bucket (too short or too small)")
+            if r.failed:
+                lines.append(f"  {len(r.failed):,} clip(s) did not decode (rerun to retry): {', '.join(r.failed[:5])}")
+        if config.text_embeddings is not None:
+            t = add_text_embeddings(output, config)
+            lines.append(f"caption embeddings of encoder {t.encoder} in {output}: {t.computed:,} computed ({t.replaced:,} for a "
+                         f"changed caption), {t.skipped:,} current, {t.commits} commit(s), {t.seconds:.1f}s")
+            if t.uncaptioned:
+                lines.append(f"  {t.uncaptioned:,} kept clip(s) have no caption")
     except ModelUnavailable as e:
         _fail(f"{e}\n  curate models download {pipeline} --output DIR   # then: --models-dir DIR")
     except (ConfigError, LockedError) as e:
         _fail(e)
     except KeyboardInterrupt:
-        _fail(f"interrupted. Latents committed so far are safe in {output}; rerun the same command to resume.", code=130)
-    lines = [f"latents of VAE {r.vae} in {output}: {r.computed:,} computed, {r.skipped:,} already there, "
-             f"{r.commits} commit(s), {r.seconds:.1f}s"]
-    if r.unfit:
-        lines.append(f"  {r.unfit:,} kept clip(s) fit no bucket (too short or too small)")
-    if r.failed:
-        lines.append(f"  {len(r.failed):,} clip(s) did not decode (rerun to retry): {', '.join(r.failed[:5])}")
+        _fail(f"interrupted. What was committed so far is safe in {output}; rerun the same command to resume.", code=130)
     typer.echo("\n".join(lines))
 
 

@@ -22,6 +22,7 @@ from curate.models.settings import (
     EmbeddingConfig,
     ModelsConfig,
     Precision,
+    TextEncoderConfig,
     VaeConfig,
 )
 from curate.review.settings import ReviewConfig
@@ -248,6 +249,21 @@ class LatentsConfig(_Strict):
         return self
 
 
+class TextEmbeddingsConfig(_Strict):
+    """Per-token embeddings of the accepted clips' final captions (``curate latents``).
+
+    Recomputed only for clips whose caption changed since (review edits):
+    rows carry the caption's hash. Captions are padded or truncated to ``max_length`` tokens.
+    """
+
+    encoder: TextEncoderConfig
+    max_length: int = Field(128, ge=1, description="tokens per caption: padded or truncated to this")
+    dtype: Literal["float16", "bfloat16"] = Field("float16", description="how the embeddings are stored")
+    batch_size: int = Field(32, ge=1, description="captions per encoder forward pass")
+    device: str = Field("auto", description="auto (CUDA when present), cpu, cuda or cuda:N")
+    precision: Precision = "auto"
+
+
 class LimitsConfig(_Strict):
     video_timeout_s: float = Field(600.0, gt=0, description="per video and stage; a hang becomes `failed`")
 
@@ -275,6 +291,7 @@ class PipelineConfig(_Strict):
     text: TextConfig | None = None  # the text-overlay score (text_area_max/mean, text_boxes)
     embedding: EmbeddingConfig = EmbeddingConfig()
     latents: LatentsConfig | None = None  # VAE latents of accepted clips; computed by `curate latents`
+    text_embeddings: TextEmbeddingsConfig | None = None  # caption encoder outputs; computed by `curate latents`
     review: ReviewConfig = ReviewConfig()  # the annotator review queue (curate review serve); operational
     # Per-stage overrides of declared resources, e.g. {"analyse": {"cpus": 0.5}}.
     resources: dict[str, dict[str, float]] = Field(default_factory=dict)

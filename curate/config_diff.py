@@ -11,7 +11,7 @@ which. Settings fall in five kinds, by what a change would do to the clips:
   or captions would change — a new OUTPUT too;
 * **thresholds** (filter, caption-check bands, dedup): decisions only —
   ``curate refilter`` applies them to the stored scores without re-analysis;
-* **derived** (``latents``): tables computed from the committed clips, not
+* **derived** (``latents``, ``text_embeddings``): tables computed from the committed clips, not
   the clips — ``curate latents`` adds them as a new version; a run neither
   computes nor removes them, so it may differ (new clips get latents at the
   next ``curate latents``, which skips clips that have them);
@@ -29,7 +29,7 @@ from curate.config import ConfigError
 
 SPLIT = ("detector", "clips", "analysis.width")
 THRESHOLDS = ("filter", "caption_check", "dedup")
-DERIVED = ("latents",)
+DERIVED = ("latents", "text_embeddings")
 OPERATIONAL = ("name", "description", "output", "limits", "models", "resources", "review", "dedup.engine",
                "text.batch_frames")
 

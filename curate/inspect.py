@@ -89,6 +89,7 @@ def summarize(output: str) -> dict[str, Any]:
         "thresholds": thresholds_in_force(doc.get("config") or {}),
         "report": None if fresh is None else {"stale": fresh[0], "message": fresh[1]},
         "latents": latents_summary(doc),
+        "text_embeddings": text_embeddings_summary(doc),
         "shot_list": shot_list,
     }
 
@@ -102,6 +103,19 @@ def latents_summary(doc: dict[str, Any]) -> dict[str, Any]:
     sets = {key: {"rows": s["rows"], "class": s["class"], "shape": s["shape"], "dtype": s["dtype"],
                   "posterior": s["posterior"], "random_init": s["random_init"], "scaling_factor": s.get("scaling_factor"),
                   "of_accepted": accepted}
+            for key, s in sorted((section.get("sets") or {}).items())}
+    entries = section.get("shards") or []
+    return {"files": len(entries), "bytes": sum(e["bytes"] for e in entries), "rows": section.get("rows", 0), "sets": sets}
+
+
+def text_embeddings_summary(doc: dict[str, Any]) -> dict[str, Any]:
+    """Per encoder of the manifest's text_embeddings: rows, class, (max_length, hidden) shape and dtype, random weights; files and bytes."""
+    section = doc.get("text_embeddings") or {}
+    if not section:
+        return {}
+    accepted = (doc.get("funnel") or {}).get("clips", {}).get("accepted", 0)
+    sets = {key: {"rows": s["rows"], "class": s["class"], "shape": s["shape"], "dtype": s["dtype"], "revision": s["revision"],
+                  "random_init": s["random_init"], "of_accepted": accepted}
             for key, s in sorted((section.get("sets") or {}).items())}
     entries = section.get("shards") or []
     return {"files": len(entries), "bytes": sum(e["bytes"] for e in entries), "rows": section.get("rows", 0), "sets": sets}
@@ -259,6 +273,14 @@ def render(summary: dict[str, Any]) -> Group:
         for key, st in lat["sets"].items():
             t.add_row(key + (" [red](random weights)[/red]" if st["random_init"] else ""), _fmt(st["rows"]), st["class"],
                       "x".join(map(str, st["shape"])), st["dtype"] + (" +logvar" if st["posterior"] else ""))
+        parts.append(t)
+    te = summary.get("text_embeddings") or {}
+    if te:
+        t = _table(f"caption embeddings (text_embeddings/: {te['files']} files, {te['bytes'] / 2**20:.1f} MiB)", "encoder", "clips",
+                   "class", "tokens x hidden", "dtype")
+        for key, st in te["sets"].items():
+            t.add_row(key + (" [red](random weights)[/red]" if st["random_init"] else ""), _fmt(st["rows"]), st["class"],
+                      "x".join(map(str, st["shape"])), st["dtype"])
         parts.append(t)
     if summary["timings"]:
         from curate.pipeline import in_pipeline_order

@@ -30,13 +30,13 @@ import numpy as np
 import pyarrow as pa
 
 from curate.config import ConfigError, LatentBucketConfig, LatentsConfig, PipelineConfig
-from curate.config_diff import differences, listed, of_kind
 from curate.data.decode import DecodeError, DecodeOptions, Target, decode_targets, normalize
 from curate.data.latents import fits, to_bytes
 from curate.output import manifest as mf
 from curate.output.funnel import ACCEPTED_TABLE
-from curate.output.shards import Location, read_table, stage_file, unstage
+from curate.output.derived import check_compatible, check_same_maker, commit_rows, committed, models_record
 from curate.output.rows import MAX_BUFFER_AGE_S
+from curate.output.shards import Location, read_table
 from curate.output.store import OutputStore, new_run_id
 from curate.schema import to_table
 
@@ -44,10 +44,8 @@ log = logging.getLogger(__name__)
 TABLE = "latents"
 _ROW_COLUMNS = ["clip_id", "video_id", "video", "video_format", "fps", "num_frames", "width", "height", "source_uri",
                 "start_s", "end_s", "source_rotation"]
-# What must stay the same for one VAE id: otherwise two kinds of tensor would share a name. Where the weights
-# lie (model, subfolder) counts only without a revision: a copied models dir holds the same weights.
+# What must stay the same for one VAE id: otherwise two kinds of tensor would share a name.
 _IDENTITY = ("class", "revision", "random_init", "frames", "dtype", "posterior")
-_WHERE = ("model", "subfolder")
 
 
 @dataclass(frozen=True)
@@ -59,27 +57,6 @@ class LatentsResult:
     failed: list[str]  # clips whose bytes did not decode (retried by the next pass)
     commits: int
     seconds: float
-
-
-def check_compatible(run: PipelineConfig, new: PipelineConfig) -> None:
-    """Raise :class:`ConfigError` unless ``new`` differs from ``run`` in latents (or operational settings) only.
-
-    The manifest then keeps describing the clips it holds; other changes need a run or a refilter first.
-    """
-    if new.latents is None:
-        raise ConfigError("the pipeline has no latents section (which VAE, which buckets); add one")
-    diffs = of_kind(differences(run.model_dump(mode="json"), new.model_dump(mode="json")), "split", "computed", "thresholds")
-    if diffs:
-        raise ConfigError(f"curate latents adds latents to the clips an OUTPUT holds, so the pipeline must be the one it was "
-                          f"written with plus a latents section; these settings differ: {listed(diffs)}")
-
-
-def _vae_record(previous: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
-    """The manifest's models record with this VAE added (``random_init`` marks the whole output)."""
-    models = dict(previous.get("models") or {})
-    models.setdefault("vae", {})[info["id"]] = info
-    models["random_init"] = bool(models.get("random_init")) or bool(info["random_init"])
-    return models
 
 
 @dataclass
@@ -137,18 +114,9 @@ class _Pass:
                 self._encode(key)
         if not self.rows:
             return
-        store, part = self.store, self.store.next_part()
-        table = to_table(self.rows, TABLE)
-        rel = f"{TABLE}/{part}-000.parquet"
-        try:
-            size = stage_file(store.location, rel, table, store.row_group_rows)
-            sets = {f"{self.cfg.vae.id}/{k}": dict(self.sets[k], rows=n) for k, n in sorted(self.added.items())}
-            store.commit_rewrite(part, {TABLE: [mf.shard_entry(rel, size, table)]}, [], [],
-                                 {"kind": "latents", "vae": self.cfg.vae.id, "computed": len(self.rows), "sets": sets})
-        except BaseException:
-            unstage(store.location, rel)
-            raise
-        log.info("latents: committed %d rows of VAE %s as part %s", len(self.rows), self.cfg.vae.id, part)
+        sets = {f"{self.cfg.vae.id}/{k}": dict(self.sets[k], rows=n) for k, n in sorted(self.added.items())}
+        sidecar = commit_rows(self.store, TABLE, to_table(self.rows, TABLE), {"vae": self.cfg.vae.id, "computed": len(self.rows), "sets": sets})
+        log.info("latents: committed %d rows of VAE %s as part %s", len(self.rows), self.cfg.vae.id, sidecar["part"])
         self.computed += len(self.rows)
         self.commits += 1
         self.rows, self.added, self.nbytes, self.since = [], {}, 0, time.monotonic()
@@ -166,8 +134,7 @@ def _options(cfg: LatentsConfig) -> DecodeOptions:
 def _existing(store: OutputStore, vae_id: str) -> set[tuple[str, str]]:
     """``(clip_id, bucket)`` pairs that have committed latents of ``vae_id``."""
     have: set[tuple[str, str]] = set()
-    for e in store.derived.get(TABLE, []):
-        t = read_table(store.location, e["path"], ["clip_id", "vae", "bucket"])
+    for _, t in committed(store, TABLE, ["clip_id", "vae", "bucket"]):
         for cid, v, b in zip(*(t.column(c).to_pylist() for c in ("clip_id", "vae", "bucket"))):
             if v == vae_id:
                 have.add((cid, b))
@@ -177,20 +144,11 @@ def _existing(store: OutputStore, vae_id: str) -> set[tuple[str, str]]:
 def _earlier_sets(store: OutputStore, vae_id: str) -> dict[str, dict[str, Any]]:
     """Bucket key -> set record of earlier commits of ``vae_id``."""
     out: dict[str, dict[str, Any]] = {}
-    for key, info in mf.latents_section([], store.versions)["sets"].items():
+    for key, info in mf.derived_section(TABLE, [], store.versions)["sets"].items():
         vid, _, bucket = key.partition("/")
         if vid == vae_id:
             out[bucket] = {k: v for k, v in info.items() if k != "rows"}
     return out
-
-
-def _check_same_vae(vae_id: str, earlier: dict[str, dict[str, Any]], now: dict[str, Any]) -> None:
-    for bucket, info in earlier.items():
-        keys = _IDENTITY + (_WHERE if info.get("revision") is None or now.get("revision") is None else ())
-        diff = [f"{k}: {info.get(k)!r} -> {now.get(k)!r}" for k in keys if info.get(k) != now.get(k)]
-        if diff:
-            raise ConfigError(f"OUTPUT already holds latents named {vae_id!r} ({bucket}) made differently ({'; '.join(diff)}); "
-                              "give this VAE or these settings another latents.vae.id")
 
 
 def add_latents(output: str, config: PipelineConfig) -> LatentsResult:
@@ -212,7 +170,7 @@ def add_latents(output: str, config: PipelineConfig) -> LatentsResult:
     doc = mf.read(loc)
     if doc is None:
         raise ConfigError(f"{output}: no {mf.MANIFEST}; not a curate output")
-    check_compatible(PipelineConfig.model_validate(doc["config"]), config)
+    check_compatible(PipelineConfig.model_validate(doc["config"]), config, "latents")
     cfg = config.latents
     assert cfg is not None
     info = vae_info(cfg.vae, config.models)  # the weights before any input: ModelUnavailable names the VAE and the fix
@@ -221,11 +179,11 @@ def add_latents(output: str, config: PipelineConfig) -> LatentsResult:
     frames = frames_setting(cfg)
     failed: list[str] = []
     skipped = unfit = 0
-    with OutputStore.open(output, config, run_id=new_run_id(), command="latents", models=_vae_record(doc, info)) as store:
+    with OutputStore.open(output, config, run_id=new_run_id(), command="latents", models=models_record(doc, "vae", info)) as store:
         earlier = _earlier_sets(store, cfg.vae.id)
-        _check_same_vae(cfg.vae.id, earlier, dict(info, frames=frames, dtype=cfg.dtype, posterior=cfg.posterior))
+        check_same_maker(f"latents named {cfg.vae.id!r}", earlier, dict(info, frames=frames, dtype=cfg.dtype, posterior=cfg.posterior),
+                         _IDENTITY, "give this VAE or these settings another latents.vae.id")
         have = _existing(store, cfg.vae.id)
-        loc.fs.makedirs(loc.path(TABLE), exist_ok=True)
         work = _Pass(store, cfg, lambda: load_vae(cfg.vae, config.models, device, precision), earlier)
         opts = _options(cfg)
         files = [e["path"] for e in store.shards.get(ACCEPTED_TABLE, [])]

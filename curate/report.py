@@ -302,6 +302,9 @@ def version_rows(doc: dict[str, Any]) -> list[dict[str, str]]:
             changed = f"human decisions: {d.get('approve', 0):,} approved, {d.get('reject', 0):,} rejected (thresholds unchanged)"
         elif v.get("kind") == "latents":
             changed = f"latents added: VAE {v.get('vae')}, {v.get('computed', 0):,} clip × bucket tensors (thresholds unchanged)"
+        elif v.get("kind") == "text_embeddings":
+            changed = (f"caption embeddings added: encoder {v.get('encoder')}, {v.get('computed', 0):,} clips "
+                       f"({v.get('superseded_rows', 0):,} stale ones replaced; thresholds unchanged)")
         elif v.get("kind") == "dedup":
             d = thr.get("dedup") or {}
             changed = (f"dedup pass: phash ≤ {d.get('phash_max_distance')}, cosine ≥ {d.get('cosine_threshold')}, "

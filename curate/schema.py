@@ -25,10 +25,10 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 # :mod:`curate.output.legacy` reads v2 files into that shape.
 # v4 adds nullable columns only (the text-overlay score, the per-video shots and
 # transitions); older files read with them null.
-# ``latents`` (v1) is a derived table (``curate latents``); outputs without one simply lack the key.
-CURRENT = {"clip": 4, "rejected": 4, "videos": 4, "latents": 1}
+# ``latents`` and ``text_embeddings`` (v1) are derived tables (``curate latents``); outputs without one simply lack the key.
+CURRENT = {"clip": 4, "rejected": 4, "videos": 4, "latents": 1, "text_embeddings": 1}
 # Versions whose files curate still reads (older ones through :mod:`curate.output.legacy`).
-READABLE = {"clip": (2, 3, 4), "rejected": (2, 3, 4), "videos": (2, 3, 4), "latents": (1,)}
+READABLE = {"clip": (2, 3, 4), "rejected": (2, 3, 4), "videos": (2, 3, 4), "latents": (1,), "text_embeddings": (1,)}
 # A reason: ``key`` is what is counted (a threshold name), ``detail`` the sentence for people.
 REASON = pa.struct([("key", pa.string()), ("detail", pa.string())])
 # A shot of a video: [start_frame, end_frame) in source frames.

@@ -65,6 +65,7 @@ def validate(output: str, deep: bool = True, decode: bool = False) -> list[str]:
                                           superseded, deep)
         problems += p
     problems += _check_latents(loc, doc, keys, set(parts), superseded, deep)
+    problems += _check_text_embeddings(loc, doc, keys, set(parts), superseded, deep)
     problems += _check_ids(keys)
     problems += _check_counts(keys, videos)
     problems += _check_funnel(doc, keys, videos)
@@ -309,6 +310,52 @@ def _check_latents(loc: Location, doc: dict[str, Any], keys: dict[str, pa.Table]
         logvar = set(rows["logvar"].filter(mask).to_pylist())
         if logvar != ({nbytes} if info.get("posterior") else {None}):
             problems.append(f"latents: {key} logvar sizes {sorted(logvar, key=str)} do not fit posterior={info.get('posterior')}")
+    return problems
+
+
+def _check_text_embeddings(loc: Location, doc: dict[str, Any], keys: dict[str, pa.Table], parts: set[str],
+                           superseded: dict[str, str], deep: bool) -> list[str]:
+    """The text_embeddings table vs its manifest section: files, schema, one row per (clip, encoder),
+    clips the output holds, embedding and mask sizes of the recorded shape and dtype, rows per encoder."""
+    section = doc.get("text_embeddings") or {}
+    if not section and not any(n.endswith(".parquet") for n in loc.names("text_embeddings")):
+        return []
+    problems, _ = _check_table_dir(loc, "text_embeddings", _Schema("text_embeddings", None), section.get("shards") or [], parts,
+                                   superseded, deep)
+    tables = []
+    for e in section.get("shards") or []:
+        try:
+            t = read_table(loc, e["path"], ["clip_id", "encoder", "embedding", "mask"])
+        except Exception:  # noqa: BLE001 - reported by _check_table_dir
+            continue
+        tables.append(pa.table({"clip_id": t["clip_id"], "encoder": t["encoder"], "size": pc.binary_length(t["embedding"]),
+                                "mask": pc.binary_length(t["mask"])}))
+    if not tables:
+        return problems + ([f"manifest text_embeddings lists {section.get('rows')} rows, the files none"] if section.get("rows") else [])
+    rows = pa.concat_tables(tables)
+    ids = pc.binary_join_element_wise(rows["clip_id"], rows["encoder"], "/")
+    dups = [v["values"] for v in pc.value_counts(ids).to_pylist() if v["counts"] > 1]
+    if dups:
+        problems.append(f"text_embeddings: {len(dups)} (clip, encoder) have more than one row, e.g. {dups[:3]}")
+    held = set().union(*(set(k.column("clip_id").to_pylist()) for k in keys.values())) if keys else set()
+    orphans = set(rows["clip_id"].to_pylist()) - held
+    if orphans:
+        problems.append(f"text_embeddings: rows of {len(orphans)} clips the output does not hold, e.g. {sorted(orphans)[:3]}")
+    sets = section.get("sets") or {}
+    counts = {v["values"]: v["counts"] for v in pc.value_counts(rows["encoder"]).to_pylist()}
+    for enc in sorted(set(counts) | set(sets)):
+        info = sets.get(enc)
+        if info is None:
+            problems.append(f"text_embeddings: {counts[enc]} rows of encoder {enc}, which the manifest's text_embeddings.sets does not describe")
+            continue
+        if counts.get(enc, 0) != info.get("rows"):
+            problems.append(f"text_embeddings: {enc} has {counts.get(enc, 0)} rows, the manifest says {info.get('rows')}")
+        mask = pc.equal(rows["encoder"], enc)
+        nbytes = int(np.prod(info["shape"])) * 2  # float16 and bfloat16 both
+        sizes, masks = set(rows["size"].filter(mask).to_pylist()), set(rows["mask"].filter(mask).to_pylist())
+        if sizes - {nbytes} or masks - {info["shape"][0]}:
+            problems.append(f"text_embeddings: {enc} holds embeddings of {sorted(sizes)} bytes and masks of {sorted(masks)}; "
+                            f"shape {info['shape']} {info['dtype']} is {nbytes} and {info['shape'][0]}")
     return problems
 
 

@@ -55,25 +55,48 @@ def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]
     return {"name": name, "checkpoint": root / "tiny_clip.pt", "local_dir": local}
 
 
+def caption_tokenizer(workdir: Path) -> Any:
+    """A word-level BERT tokenizer over ``CAPTION_WORDS`` (``workdir`` holds its vocab file where transformers needs one)."""
+    from transformers import BertTokenizerFast
+
+    if "vocab" in inspect.signature(BertTokenizerFast.__init__).parameters:  # transformers >= 5
+        return BertTokenizerFast(vocab={w: i for i, w in enumerate(CAPTION_WORDS)}, do_lower_case=True)
+    vocab_file = workdir / "vocab.txt"
+    vocab_file.write_text("\n".join(CAPTION_WORDS) + "\n")
+    return BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
+
+
+def tiny_text_encoder(out: Path, kind: str) -> Path:
+    """A tiny random ``T5EncoderModel`` or ``CLIPTextModel`` and its tokenizer, written with ``save_pretrained`` to ``out``."""
+    import torch
+    import transformers as tf
+
+    out.mkdir(parents=True, exist_ok=True)
+    tok = caption_tokenizer(out)
+    ids = {"pad_token_id": tok.pad_token_id, "bos_token_id": tok.cls_token_id, "eos_token_id": tok.sep_token_id}
+    if kind == "T5EncoderModel":
+        config = tf.T5Config(vocab_size=len(tok), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, **ids)
+    else:
+        config = tf.CLIPTextConfig(vocab_size=len(tok), hidden_size=24, intermediate_size=48, num_hidden_layers=2,
+                                   num_attention_heads=2, max_position_embeddings=64, **ids)
+    torch.manual_seed(0)
+    getattr(tf, kind)(config).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
 @pytest.fixture(scope="session")
 def tiny_blip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny BLIP captioner + processor written with ``save_pretrained``."""
     import torch
     from transformers import (
-        BertTokenizerFast,
         BlipConfig,
         BlipForConditionalGeneration,
         BlipImageProcessor,
         BlipProcessor,
     )
 
-    vocab = {w: i for i, w in enumerate(CAPTION_WORDS)}
-    if "vocab" in inspect.signature(BertTokenizerFast.__init__).parameters:  # transformers >= 5
-        tok = BertTokenizerFast(vocab=vocab, do_lower_case=True)
-    else:
-        vocab_file = tmp_path_factory.mktemp("blip_vocab") / "vocab.txt"
-        vocab_file.write_text("\n".join(CAPTION_WORDS) + "\n")
-        tok = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
+    tok = caption_tokenizer(tmp_path_factory.mktemp("blip_vocab"))
     tok.add_special_tokens({"bos_token": "[DEC]"})
     small = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}
     text = {**small, "vocab_size": len(tok), "max_position_embeddings": 64, "bos_token_id": tok.bos_token_id,

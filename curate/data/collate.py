@@ -2,7 +2,8 @@
 
 Tokenising captions or augmenting clips belongs in DataLoader workers, next
 to decoding, not in the training loop.  When either hook is given the batch
-is split into samples (``video`` ``(T, C, H, W)`` or ``latents`` ``(C, T', H', W')``, ``caption``, ``clip_id``,
+is split into samples (``video`` ``(T, C, H, W)`` or ``latents`` ``(C, T', H', W')``, ``text_embeddings`` ``(L, D)`` and
+``text_mask`` ``(L,)`` when asked for, ``caption``, ``clip_id``,
 ``meta`` and each tensor column's row), each passes through ``transform``,
 and ``collate`` (default :func:`stack_samples`) joins them again.  The
 loader's own keys (``repeated``, ``errors``, ``shape``, ``epoch``,
@@ -40,7 +41,7 @@ def stack_samples(samples: list[Sample]) -> dict[str, Any]:
 def apply_hooks(batch: dict[str, Any], tensor_keys: tuple[str, ...], transform: Transform | None, collate: Collate | None) -> dict[str, Any]:
     """``batch`` (without loader keys) through ``transform`` per sample and ``collate``."""
     n = len(batch["clip_id"])
-    per_sample = [k for k in ("video", "latents", "logvar", "caption", "clip_id", "meta") if k in batch] + list(tensor_keys)
+    per_sample = [k for k in ("video", "latents", "logvar", "text_embeddings", "text_mask", "caption", "clip_id", "meta") if k in batch] + list(tensor_keys)
     samples = [{k: batch[k][i] for k in per_sample} for i in range(n)]
     if transform is not None:
         samples = [transform(s) for s in samples]

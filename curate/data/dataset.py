@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
@@ -35,11 +36,12 @@ from .latents import bucket_key, from_bytes, latent_index
 from .order import DEFAULT_BLOCK
 from .plan import EpochPlan, Policy, plan_epoch
 from .rows import RowCache
+from .text_embeddings import caption_hash, text_index, to_tensors
 from .world import World, worker_batches
 
 DECODE_COLUMNS = ("clip_id", "caption", "video", "video_format", "fps", "num_frames", "width", "height", "source_uri", "start_s", "end_s", "source_rotation")
 DEFAULT_META = ("video_id", "start_s", "end_s", "fps", "num_frames", "width", "height", "motion_score", "sharpness", "camera_motion", "aesthetic_score")
-BATCH_KEYS = ("video", "latents", "logvar", "caption", "clip_id", "meta", *LOADER_KEYS)
+BATCH_KEYS = ("video", "latents", "logvar", "text_embeddings", "text_mask", "caption", "clip_id", "meta", *LOADER_KEYS)
 LATENT_COLUMNS = ("clip_id", "caption")  # what a latent batch reads of the clip rows (no video bytes)
 IDENTITY = ("seed", "fingerprint")
 
@@ -68,6 +70,11 @@ class ClipDataset(IterableDataset):
             nothing is decoded. ``source`` must be the OUTPUT dir; the buckets' ``fps``/``stride``
             must be those the latents were made with. Clips without latents for their bucket are
             left out (with a warning), like clips that fit no bucket.
+        text_embeddings: an encoder id (``text_embeddings.encoder.id``): batches also hold
+            ``text_embeddings`` ``(B, L, D)`` as stored (fp16/bf16) and ``text_mask`` ``(B, L)`` bool
+            (``text_embedding_set`` records the encoder). ``source`` must be the OUTPUT dir. Clips
+            without an embedding of their current caption (new clips, edited captions) are left
+            out with a warning until ``curate latents`` runs again.
     """
 
     def __init__(
@@ -89,6 +96,7 @@ class ClipDataset(IterableDataset):
         rank: int | None = None,
         num_ranks: int | None = None,
         latents: str | None = None,
+        text_embeddings: str | None = None,
     ) -> None:
         world = World.detect(rank, num_ranks)
         self.rank, self.num_ranks = world.rank, world.num_ranks
@@ -110,6 +118,12 @@ class ClipDataset(IterableDataset):
         self.latent_of_row = np.zeros(0, np.int64)
         if latents is not None:
             self._join_latents(source, latents)
+        self.text_embeddings = text_embeddings
+        self.text_embedding_set: dict[str, Any] = {}  # the manifest's record of the encoder (class, shape, dtype, ...)
+        self._text_index: RowIndex | None = None
+        self.text_of_row = np.zeros(0, np.int64)
+        if text_embeddings is not None:
+            self._join_text(source, text_embeddings)
         if len(self.index) and not (self.bucket_of_row >= 0).any():
             raise ValueError(f"none of the {len(self.index)} clips fits a bucket (too short for their frames at the fps/stride, or smaller than every bucket)")
         if len(self.index) and self.plan(0).num_batches == 0:  # only policy="drop" gets here
@@ -193,6 +207,24 @@ class ClipDataset(IterableDataset):
             "unbucketed": ids[plan.unbucketed].tolist(),
         }
 
+    def _join_text(self, source: Any, encoder: str) -> None:
+        """Find each row's embedding of its current caption; rows without one fit no bucket."""
+        self._text_index, self.text_embedding_set, where = text_index(source, encoder)
+        held = ds.dataset(self.index.paths, filesystem=self.index.filesystem, format="parquet").to_table(columns=["clip_id", "caption"])
+        captions = dict(zip(held.column("clip_id").to_pylist(), held.column("caption").to_pylist()))
+
+        def current(cid: str) -> int:
+            row, sha = where.get(cid, (-1, None))
+            caption = captions.get(cid)
+            return row if caption is not None and sha == caption_hash(caption) else -1
+
+        self.text_of_row = np.array([current(cid) for cid in self.index.clip_id.tolist()], np.int64)
+        missing = int(((self.bucket_of_row >= 0) & (self.text_of_row < 0)).sum())
+        if missing:
+            warnings.warn(f"{missing} clips have no embedding of their current caption by encoder {encoder!r} and are left out; "
+                          "compute them with `curate latents OUTPUT PIPELINE.yaml`", UserWarning, stacklevel=3)
+        self.bucket_of_row = np.where(self.text_of_row >= 0, self.bucket_of_row, -1)
+
     # -- resume -------------------------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
         """Start ``epoch`` from its first batch (needed with a plain DataLoader or a StatefulDataLoader with workers).
@@ -208,7 +240,8 @@ class ClipDataset(IterableDataset):
     def fingerprint(self) -> str:
         """The rows plus every setting that shapes the plan: resuming with other ones would skip the wrong batches."""
         settings = repr((self.index.fingerprint, self.buckets, self.shuffle, self.shuffle_buffer, self.shuffle_block, self.policy)
-                        + ((self.latents, self._latent_index.fingerprint) if self._latent_index is not None else ()))
+                        + ((self.latents, self._latent_index.fingerprint) if self._latent_index is not None else ())
+                        + ((self.text_embeddings, self._text_index.fingerprint) if self._text_index is not None else ()))
         return hashlib.sha256(settings.encode()).hexdigest()[:16]
 
     def state_dict(self) -> dict[str, Any]:
@@ -294,19 +327,22 @@ class ClipDataset(IterableDataset):
                                self.latent_of_row[needed].tolist())
         else:
             rows, latents = RowCache(self.index, (*DECODE_COLUMNS, *self.columns, *self.tensors), needed), None
+        texts = None if self._text_index is None else RowCache(self._text_index, ("clip_id", "embedding", "mask"),
+                                                                 self.text_of_row[needed].tolist())
         for k in ks:
             ids, repeated, bucket = plan.batches[k].tolist(), plan.repeated[k].copy(), plan.buckets[k]
             if latents is None:
-                batch = self._batch(start.epoch, len(start.history), k, rows, ids, repeated, bucket)
+                batch = self._batch(start.epoch, len(start.history), k, rows, ids, repeated, bucket, texts)
             else:
-                batch = self._latent_batch(start.epoch, k, rows, latents, ids, repeated, bucket)
+                batch = self._latent_batch(start.epoch, k, rows, latents, ids, repeated, bucket, texts)
             if main:
                 self._consume(start.epoch, k)
             else:
                 self._worker_pos = (start, k + num_workers)
             yield batch
 
-    def _batch(self, epoch: int, segment: int, k: int, cache: RowCache, ids: list[int], repeated: np.ndarray, bucket_id: int) -> dict[str, Any]:
+    def _batch(self, epoch: int, segment: int, k: int, cache: RowCache, ids: list[int], repeated: np.ndarray, bucket_id: int,
+               texts: RowCache | None) -> dict[str, Any]:
         rows = [cache.take(r) for r in ids]
         bucket = self.buckets.buckets[bucket_id]
         video = torch.empty((len(rows), bucket.num_frames, 3, bucket.height, bucket.width), dtype=torch.uint8)
@@ -334,14 +370,23 @@ class ClipDataset(IterableDataset):
         }
         for name in self.tensors:
             out[name] = to_tensor(name, [r[name] for r in rows], cache.types[name])
+        self._add_text(out, texts, ids)
         if self.transform is not None or self.collate is not None:
             out = apply_hooks(out, self.tensors, self.transform, self.collate)
         out.update(repeated=torch.from_numpy(repeated), errors=errors, shape=bucket.shape, epoch=epoch, batch_index=k)
         return out
 
 
+    def _add_text(self, out: dict[str, Any], texts: RowCache | None, ids: list[int]) -> None:
+        """``text_embeddings`` ``(B, L, D)`` and ``text_mask`` ``(B, L)`` of the batch's clips (a stand-in for a clip that
+        did not decode brings its own); each planned row is taken once, as the cache counts."""
+        if texts is None:
+            return
+        stored = {str(self.index.clip_id[r]): texts.take(int(self.text_of_row[r])) for r in ids}
+        out["text_embeddings"], out["text_mask"] = to_tensors([stored[c] for c in out["clip_id"]], self.text_embedding_set)
+
     def _latent_batch(self, epoch: int, k: int, cache: RowCache, latents: RowCache, ids: list[int], repeated: np.ndarray,
-                      bucket_id: int) -> dict[str, Any]:
+                      bucket_id: int, texts: RowCache | None) -> dict[str, Any]:
         """A batch of stored latents (no decode): ``latents`` ``(B, C, T', H', W')`` and ``logvar`` when stored."""
         rows = [cache.take(r) for r in ids]
         stored = [latents.take(int(self.latent_of_row[r])) for r in ids]
@@ -354,6 +399,7 @@ class ClipDataset(IterableDataset):
                    meta=[{c: r[c] for c in self.columns if c in r} for r in rows])
         for name in self.tensors:
             out[name] = to_tensor(name, [r[name] for r in rows], cache.types[name])
+        self._add_text(out, texts, ids)
         if self.transform is not None or self.collate is not None:
             out = apply_hooks(out, self.tensors, self.transform, self.collate)
         out.update(repeated=torch.from_numpy(repeated), errors=[], shape=bucket.shape, epoch=epoch, batch_index=k)

@@ -86,6 +86,13 @@ def layout(config: Any) -> list[tuple[str, str]]:
             out.append((str(Path(v.model).expanduser().resolve()), f"VAE {v.id}: {sub}config.json and weights (save_pretrained)"))
         else:
             out.append((_hub_folder(v.model) + "/", f"VAE {v.id} ({v.kind}): {sub}config.json and weights"))
+    te = getattr(config, "text_embeddings", None)
+    if te is not None and not te.encoder.random_init:
+        e = te.encoder
+        if Path(e.model).expanduser().exists() or e.model.startswith((".", "/", "~")):
+            out.append((str(Path(e.model).expanduser().resolve()), f"text encoder {e.id}: config.json, weights and tokenizer (save_pretrained)"))
+        else:
+            out.append((_hub_folder(e.model) + "/", f"text encoder {e.id} ({e.kind}): config.json, weights and tokenizer"))
     if cap is not None and cap.kind == "transformers" and cap.model:
         local = Path(cap.model).expanduser()
         if local.exists() or cap.model.startswith((".", "/", "~")):
@@ -119,10 +126,10 @@ def required(config: Any, latents: bool = True) -> list[Check]:
     """``(name, fetch(models, download))`` for every model ``config`` uses.
 
     ``config`` is a ``PipelineConfig``; its optional sections ``clip``,
-    ``aesthetic``, ``caption`` and ``latents`` decide which models are needed.
-    ``latents=False`` leaves out the VAE (``curate run`` does not compute latents).
+    ``aesthetic``, ``caption``, ``latents`` and ``text_embeddings`` decide which models are needed.
+    ``latents=False`` leaves out the VAE and the text encoder (``curate run`` computes neither).
     """
-    from curate.models import aesthetic, captioners, clip, vae
+    from curate.models import aesthetic, captioners, clip, text_encoder, vae
 
     out: list[Check] = []
     c, a, cap = getattr(config, "clip", None), getattr(config, "aesthetic", None), getattr(config, "caption", None)
@@ -135,6 +142,9 @@ def required(config: Any, latents: bool = True) -> list[Check]:
     lat = getattr(config, "latents", None)
     if latents and lat is not None:
         out.append((f"vae {lat.vae.id}", lambda m, d: vae.resolve(lat.vae, m, download=d)))
+    te = getattr(config, "text_embeddings", None)
+    if latents and te is not None:
+        out.append((f"text encoder {te.encoder.id}", lambda m, d: text_encoder.resolve(te.encoder, m, download=d)))
     return out
 
 

@@ -7,6 +7,7 @@ driver can check a whole pipeline without loading a single weight.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
@@ -15,6 +16,7 @@ import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from curate.models.settings import ModelsConfig
@@ -157,3 +159,62 @@ def snapshot_revision(path: str) -> str | None:
         if i + 1 < len(parts):
             return parts[i + 1]
     return None
+
+
+def is_local(model: str) -> bool:
+    """Whether ``model`` names a directory (existing, or written as a path) rather than a hub id."""
+    return Path(model).expanduser().exists() or model.startswith((".", "/", "~"))
+
+
+class Pretrained(Protocol):
+    """The settings a ``from_pretrained`` model has (``VaeConfig``, ``TextEncoderConfig``)."""
+
+    model: str
+    subfolder: str | None
+    revision: str | None
+    cache_dir: Path | None
+    random_init: bool
+
+
+def resolve_pretrained(cfg: Pretrained, label: str, weights: Sequence[str], models: ModelsConfig, download: bool = False,
+                       also: Sequence[tuple[str | None, str]] = ()) -> tuple[str, str | None]:
+    """``(what from_pretrained loads, weights revision)`` of a diffusers/transformers model; raises :class:`ModelUnavailable`.
+
+    A local directory needs ``config.json`` and one of ``weights`` (only the config with
+    ``random_init``); its revision is the weights' content hash. A hub model is looked up
+    in the cache (``models.dir``), else fetched with ``download``; its revision is the
+    cached snapshot's commit. ``also`` lists further ``(subfolder, file)`` the model needs
+    whatever its weights (a tokenizer's files).
+    """
+    if is_local(cfg.model):
+        root = Path(cfg.model).expanduser()
+        d = root / (cfg.subfolder or "")
+        if not (d / "config.json").is_file():
+            raise ModelUnavailable(label, f"{d}/config.json not found (save it with save_pretrained)")
+        for sub, name in also:
+            if not (root / (sub or "") / name).is_file():
+                raise ModelUnavailable(label, f"{root / (sub or '') / name} not found (save it with save_pretrained)")
+        if cfg.random_init:
+            return str(root), None
+        found = [d / w for w in weights if (d / w).is_file()]
+        if not found:
+            raise ModelUnavailable(label, f"no weights ({' or '.join(weights)}) in {d}")
+        return str(root), "sha256:" + _digest(found[0])
+    sub = f"{cfg.subfolder}/" if cfg.subfolder else ""
+    hub = dict(label=label, cache=cache_dir(cfg.cache_dir, models), offline=is_offline(models), download=download,
+               revision=cfg.revision)
+    conf = hub_file(cfg.model, [f"{sub}config.json"], **hub)  # type: ignore[arg-type]
+    for extra_sub, name in also:
+        hub_file(cfg.model, [f"{extra_sub}/{name}" if extra_sub else name], **hub)  # type: ignore[arg-type]
+    if cfg.random_init:
+        return cfg.model, snapshot_revision(conf) if conf else cfg.revision
+    found_weights = hub_file(cfg.model, [sub + w for w in weights], **hub)  # type: ignore[arg-type]
+    return cfg.model, snapshot_revision(found_weights) if found_weights else cfg.revision
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()[:16]

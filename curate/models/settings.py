@@ -166,3 +166,26 @@ class VaeConfig(_Strict):
     revision: str | None = None
     cache_dir: Path | None = None
     random_init: bool = False
+
+
+TextEncoderClass = Literal["T5EncoderModel", "UMT5EncoderModel", "CLIPTextModel", "CLIPTextModelWithProjection"]
+
+
+class TextEncoderConfig(_Strict):
+    """A ``transformers`` text encoder and its tokenizer: class and where the weights are.
+
+    ``id`` names the embeddings in the output (``ClipDataset(text_embeddings=ID)``).
+    ``model``: a local directory saved with ``save_pretrained`` (model and tokenizer)
+    or a hub id; ``subfolder``/``tokenizer_subfolder`` for a whole pipeline repo
+    (e.g. ``text_encoder`` and ``tokenizer``). ``random_init: true`` builds the
+    encoder from its config with random weights and marks the output so (tests only).
+    """
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    kind: TextEncoderClass = "T5EncoderModel"
+    model: str
+    subfolder: str | None = None
+    tokenizer_subfolder: str | None = Field(None, description="where the tokenizer is; defaults to subfolder")
+    revision: str | None = None
+    cache_dir: Path | None = None
+    random_init: bool = False

@@ -11,12 +11,10 @@ frame (``T' = T``); the video VAEs compress time too.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from curate.models.hub import ModelUnavailable, cache_dir, hub_file, is_offline, snapshot_revision
+from curate.models.hub import cache_dir, is_local, resolve_pretrained
 from curate.models.settings import DEFAULT_MODELS, ModelsConfig, VaeConfig
 
 if TYPE_CHECKING:
@@ -33,45 +31,9 @@ def _label(cfg: VaeConfig) -> str:
     return f"VAE {cfg.id} ({cfg.kind} {cfg.model}{'/' + cfg.subfolder if cfg.subfolder else ''})"
 
 
-def _is_local(model: str) -> bool:
-    return Path(model).expanduser().exists() or model.startswith((".", "/", "~"))
-
-
 def resolve(cfg: VaeConfig, models: ModelsConfig = DEFAULT_MODELS, download: bool = False) -> tuple[str, str | None]:
-    """``(what from_pretrained loads, weights revision)``; raises :class:`ModelUnavailable` naming the VAE.
-
-    A local directory needs ``config.json`` and weights (only the config with
-    ``random_init``); its revision is the weights' content hash. A hub VAE is
-    looked up in the cache (``models.dir``), else fetched with ``download``; its
-    revision is the cached snapshot's commit.
-    """
-    label = _label(cfg)
-    if _is_local(cfg.model):
-        d = Path(cfg.model).expanduser() / (cfg.subfolder or "")
-        if not (d / "config.json").is_file():
-            raise ModelUnavailable(label, f"{d}/config.json not found (save the VAE with save_pretrained)")
-        if cfg.random_init:
-            return str(Path(cfg.model).expanduser()), None
-        found = [d / w for w in WEIGHTS if (d / w).is_file()]
-        if not found:
-            raise ModelUnavailable(label, f"no weights ({' or '.join(WEIGHTS)}) in {d}")
-        return str(Path(cfg.model).expanduser()), "sha256:" + _digest(found[0])
-    sub = f"{cfg.subfolder}/" if cfg.subfolder else ""
-    hub = dict(label=label, cache=cache_dir(cfg.cache_dir, models), offline=is_offline(models), download=download,
-               revision=cfg.revision)
-    conf = hub_file(cfg.model, [f"{sub}config.json"], **hub)
-    if cfg.random_init:
-        return cfg.model, snapshot_revision(conf) if conf else cfg.revision
-    weights = hub_file(cfg.model, [sub + w for w in WEIGHTS], **hub)
-    return cfg.model, snapshot_revision(weights) if weights else cfg.revision
-
-
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
+    """``(what from_pretrained loads, weights revision)``; raises :class:`ModelUnavailable` naming the VAE."""
+    return resolve_pretrained(cfg, _label(cfg), WEIGHTS, models, download)
 
 
 @dataclass
@@ -119,7 +81,7 @@ class Vae:
 
 def _load_kwargs(cfg: VaeConfig, models: ModelsConfig) -> dict[str, Any]:
     kw: dict[str, Any] = {"subfolder": cfg.subfolder} if cfg.subfolder else {}
-    if not _is_local(cfg.model):
+    if not is_local(cfg.model):
         kw.update(cache_dir=cache_dir(cfg.cache_dir, models), revision=cfg.revision, local_files_only=True)
     return kw
 

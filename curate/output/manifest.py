@@ -144,8 +144,8 @@ def build(
     ``models`` describes the models whose output the shards hold (``random_init``
     true when any ran on random weights); ``versions`` lists the rewrite
     commits (the sidecars of dedup and refilter passes) in commit order.
-    ``derived`` holds the shards of derived tables (``latents``); each gets its
-    own section (:func:`latents_section`), so readers of clip tables never see them.
+    ``derived`` holds the shards of derived tables (``latents``, ``text_embeddings``);
+    each gets its own section (:func:`derived_section`), so readers of clip tables never see them.
     """
     doc = {
         "format": FORMAT,
@@ -169,24 +169,25 @@ def build(
         "random_init": bool((models or {}).get("random_init")),
         "versions": [dict(v, version=i + 1) for i, v in enumerate(versions or [])],
     }
-    if (derived or {}).get("latents"):
-        doc["latents"] = latents_section(derived["latents"], versions or [])
-        # latents of a random-weights VAE mark the output like any other model's output
-        doc["random_init"] = doc["random_init"] or any(s.get("random_init") for s in doc["latents"]["sets"].values())
+    for table, entries in sorted((derived or {}).items()):
+        if entries:
+            doc[table] = derived_section(table, entries, versions or [])
+            # a derived table of a random-weights model marks the output like any other model's output
+            doc["random_init"] = doc["random_init"] or any(s.get("random_init") for s in doc[table]["sets"].values())
     return doc
 
 
-def latents_section(shards: list[dict[str, Any]], versions: list[dict[str, Any]]) -> dict[str, Any]:
-    """The manifest's ``latents``: its shards and, per ``VAE/bucket`` set, what a trainer needs to use the tensors.
+def derived_section(table: str, shards: list[dict[str, Any]], versions: list[dict[str, Any]]) -> dict[str, Any]:
+    """The manifest's section of a derived table (``latents``, ``text_embeddings``): its shards and, per set, what a trainer needs.
 
-    Sets (VAE class, weights, scaling/shift factors, latent shape and dtype) are
-    recorded by each ``curate latents`` commit's sidecar; rows add up over commits
-    (latent rows are only ever appended).
+    Sets (``VAE/bucket`` or encoder: class, weights, tensor shape and dtype...)
+    are recorded by the sidecars of the commits of kind ``table``; ``rows`` add
+    up over commits (each records the rows it adds less those it supersedes).
     """
     sets: dict[str, dict[str, Any]] = {}
     for v in versions:
-        for key, info in (v.get("sets") or {}).items() if v.get("kind") == "latents" else ():
+        for key, info in (v.get("sets") or {}).items() if v.get("kind") == table else ():
             have = sets.setdefault(key, dict(info, rows=0))
             have["rows"] += info["rows"]
-    return {"table": "latents", "schema": "latents", "shards": shards,
+    return {"table": table, "schema": table, "shards": shards,
             "rows": sum(e["rows"] for e in shards), "sets": sets}

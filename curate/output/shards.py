@@ -31,7 +31,7 @@ from fsspec.implementations.local import LocalFileSystem
 # Output table directory -> schema name. ``review`` holds flagged clips (with their bytes).
 TABLES: dict[str, str] = {"clips": "clip", "review": "clip", "rejected": "rejected"}
 # Tables derived from committed clips (not clip rows: no funnel, no rewrite moves them), directory -> schema.
-DERIVED: dict[str, str] = {"latents": "latents"}
+DERIVED: dict[str, str] = {"latents": "latents", "text_embeddings": "text_embeddings"}
 LEDGER_DIR = "_ledger"
 WORK_DIR = "_work"  # a run's spilled work list (curate.output.worklist); scratch, never committed data
 _PART = re.compile(r"^(part-(\d{6,})-[0-9a-f]{8})(?:-\d{3,})?\.parquet$")
