@@ -29,14 +29,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from curate.config import ConfigError, LatentBucketConfig, LatentsConfig, PipelineConfig
+from curate.config import LatentBucketConfig, LatentsConfig, PipelineConfig
 from curate.data.decode import DecodeError, DecodeOptions, Target, decode_targets, normalize
 from curate.data.latents import fits, to_bytes
 from curate.output import manifest as mf
 from curate.output.funnel import ACCEPTED_TABLE
-from curate.output.derived import check_compatible, check_same_maker, commit_rows, committed, models_record
+from curate.output.derived import check_same_maker, commit_rows, committed, models_record, read_compatible
 from curate.output.rows import MAX_BUFFER_AGE_S
-from curate.output.shards import Location, read_table
+from curate.output.shards import read_table
 from curate.output.store import OutputStore, new_run_id
 from curate.schema import to_table
 
@@ -166,11 +166,7 @@ def add_latents(output: str, config: PipelineConfig) -> LatentsResult:
     from curate.models.vae import load_vae, vae_info
 
     t0 = time.perf_counter()
-    loc = Location.of(output)
-    doc = mf.read(loc)
-    if doc is None:
-        raise ConfigError(f"{output}: no {mf.MANIFEST}; not a curate output")
-    check_compatible(PipelineConfig.model_validate(doc["config"]), config, "latents")
+    loc, doc = read_compatible(output, config, "latents")
     cfg = config.latents
     assert cfg is not None
     info = vae_info(cfg.vae, config.models)  # the weights before any input: ModelUnavailable names the VAE and the fix

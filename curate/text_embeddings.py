@@ -31,10 +31,10 @@ from curate.config import ConfigError, PipelineConfig, TextEmbeddingsConfig
 from curate.data.latents import to_bytes
 from curate.data.text_embeddings import caption_hash
 from curate.output import manifest as mf
-from curate.output.derived import check_compatible, check_same_maker, commit_rows, committed, models_record
+from curate.output.derived import check_same_maker, commit_rows, committed, models_record, read_compatible
 from curate.output.funnel import ACCEPTED_TABLE
 from curate.output.rows import MAX_BUFFER_AGE_S
-from curate.output.shards import Location, read_table
+from curate.output.shards import read_table
 from curate.output.store import OutputStore, new_run_id
 from curate.schema import load_schema, to_table
 
@@ -155,11 +155,7 @@ def add_text_embeddings(output: str, config: PipelineConfig) -> TextEmbeddingsRe
     from curate.models.text_encoder import encoder_info, load_text_encoder
 
     t0 = time.perf_counter()
-    loc = Location.of(output)
-    doc = mf.read(loc)
-    if doc is None:
-        raise ConfigError(f"{output}: no {mf.MANIFEST}; not a curate output")
-    check_compatible(PipelineConfig.model_validate(doc["config"]), config, TABLE)
+    loc, doc = read_compatible(output, config, TABLE)
     cfg = config.text_embeddings
     assert cfg is not None
     info = encoder_info(cfg.encoder, config.models)  # the weights before any input: ModelUnavailable names the encoder and the fix

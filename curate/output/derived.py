@@ -18,7 +18,7 @@ import pyarrow as pa
 from curate.config import ConfigError, PipelineConfig
 from curate.config_diff import differences, listed, of_kind
 from curate.output import manifest as mf
-from curate.output.shards import read_table, stage_file, unstage
+from curate.output.shards import Location, read_table, stage_file, unstage
 from curate.output.store import OutputStore
 
 
@@ -55,6 +55,16 @@ def check_compatible(run: PipelineConfig, new: PipelineConfig, section: str) -> 
     if diffs:
         raise ConfigError(f"curate latents adds derived tables to the clips an OUTPUT holds, so the pipeline must be the one it "
                           f"was written with plus a {section} section; these settings differ: {listed(diffs)}")
+
+
+def read_compatible(output: str, config: PipelineConfig, section: str) -> tuple[Location, dict[str, Any]]:
+    """``output``'s location and manifest, once :func:`check_compatible` accepts ``config`` for it."""
+    loc = Location.of(output)
+    doc = mf.read(loc)
+    if doc is None:
+        raise ConfigError(f"{output}: no {mf.MANIFEST}; not a curate output")
+    check_compatible(PipelineConfig.model_validate(doc["config"]), config, section)
+    return loc, doc
 
 
 def models_record(previous: dict[str, Any], group: str, info: dict[str, Any]) -> dict[str, Any]:
