@@ -286,14 +286,7 @@ def _check_latents(loc: Location, doc: dict[str, Any], keys: dict[str, pa.Table]
     if not tables:
         return problems + ([f"manifest latents lists {section.get('rows')} rows, the files none"] if section.get("rows") else [])
     rows = pa.concat_tables(tables)
-    ids = pc.binary_join_element_wise(rows["clip_id"], rows["key"], "/")
-    dups = [v["values"] for v in pc.value_counts(ids).to_pylist() if v["counts"] > 1]
-    if dups:
-        problems.append(f"latents: {len(dups)} (clip, VAE, bucket) have more than one row, e.g. {dups[:3]}")
-    held = set().union(*(set(k.column("clip_id").to_pylist()) for k in keys.values())) if keys else set()
-    orphans = set(rows["clip_id"].to_pylist()) - held
-    if orphans:
-        problems.append(f"latents: rows of {len(orphans)} clips the output does not hold, e.g. {sorted(orphans)[:3]}")
+    problems += _keyed_rows("latents", "(clip, VAE, bucket)", rows, "key", keys)
     counts = {v["values"]: v["counts"] for v in pc.value_counts(rows["key"]).to_pylist()}
     for key in sorted(set(counts) | set(sets)):
         info = sets.get(key)
@@ -310,6 +303,20 @@ def _check_latents(loc: Location, doc: dict[str, Any], keys: dict[str, pa.Table]
         logvar = set(rows["logvar"].filter(mask).to_pylist())
         if logvar != ({nbytes} if info.get("posterior") else {None}):
             problems.append(f"latents: {key} logvar sizes {sorted(logvar, key=str)} do not fit posterior={info.get('posterior')}")
+    return problems
+
+
+def _keyed_rows(table: str, what: str, rows: pa.Table, key: str, keys: dict[str, pa.Table]) -> list[str]:
+    """A derived table's rows: one per clip and ``key`` column value, only of clips the output holds."""
+    problems = []
+    ids = pc.binary_join_element_wise(rows["clip_id"], rows[key], "/")
+    dups = [v["values"] for v in pc.value_counts(ids).to_pylist() if v["counts"] > 1]
+    if dups:
+        problems.append(f"{table}: {len(dups)} {what} have more than one row, e.g. {dups[:3]}")
+    held = set().union(*(set(k.column("clip_id").to_pylist()) for k in keys.values())) if keys else set()
+    orphans = set(rows["clip_id"].to_pylist()) - held
+    if orphans:
+        problems.append(f"{table}: rows of {len(orphans)} clips the output does not hold, e.g. {sorted(orphans)[:3]}")
     return problems
 
 
@@ -333,14 +340,7 @@ def _check_text_embeddings(loc: Location, doc: dict[str, Any], keys: dict[str, p
     if not tables:
         return problems + ([f"manifest text_embeddings lists {section.get('rows')} rows, the files none"] if section.get("rows") else [])
     rows = pa.concat_tables(tables)
-    ids = pc.binary_join_element_wise(rows["clip_id"], rows["encoder"], "/")
-    dups = [v["values"] for v in pc.value_counts(ids).to_pylist() if v["counts"] > 1]
-    if dups:
-        problems.append(f"text_embeddings: {len(dups)} (clip, encoder) have more than one row, e.g. {dups[:3]}")
-    held = set().union(*(set(k.column("clip_id").to_pylist()) for k in keys.values())) if keys else set()
-    orphans = set(rows["clip_id"].to_pylist()) - held
-    if orphans:
-        problems.append(f"text_embeddings: rows of {len(orphans)} clips the output does not hold, e.g. {sorted(orphans)[:3]}")
+    problems += _keyed_rows("text_embeddings", "(clip, encoder)", rows, "encoder", keys)
     sets = section.get("sets") or {}
     counts = {v["values"]: v["counts"] for v in pc.value_counts(rows["encoder"]).to_pylist()}
     for enc in sorted(set(counts) | set(sets)):
