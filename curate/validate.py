@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -287,15 +288,7 @@ def _check_latents(loc: Location, doc: dict[str, Any], keys: dict[str, pa.Table]
         return problems + ([f"manifest latents lists {section.get('rows')} rows, the files none"] if section.get("rows") else [])
     rows = pa.concat_tables(tables)
     problems += _keyed_rows("latents", "(clip, VAE, bucket)", rows, "key", keys)
-    counts = {v["values"]: v["counts"] for v in pc.value_counts(rows["key"]).to_pylist()}
-    for key in sorted(set(counts) | set(sets)):
-        info = sets.get(key)
-        if info is None:
-            problems.append(f"latents: {counts[key]} rows of {key}, which the manifest's latents.sets does not describe")
-            continue
-        if counts.get(key, 0) != info.get("rows"):
-            problems.append(f"latents: {key} has {counts.get(key, 0)} rows, the manifest says {info.get('rows')}")
-        mask = pc.equal(rows["key"], key)
+    for key, info, mask in _described_sets("latents", rows, "key", sets, problems):
         nbytes = int(np.prod(info["shape"])) * 2  # float16 and bfloat16 both
         sizes = set(rows["size"].filter(mask).to_pylist())
         if sizes - {nbytes}:
@@ -320,6 +313,20 @@ def _keyed_rows(table: str, what: str, rows: pa.Table, key: str, keys: dict[str,
     return problems
 
 
+def _described_sets(table: str, rows: pa.Table, key: str, sets: dict[str, Any],
+                    problems: list[str]) -> Iterator[tuple[str, dict[str, Any], pa.ChunkedArray]]:
+    """Each set (value of ``key``) the manifest describes, with its row mask; row counts and undescribed sets go to ``problems``."""
+    counts = {v["values"]: v["counts"] for v in pc.value_counts(rows[key]).to_pylist()}
+    for name in sorted(set(counts) | set(sets)):
+        info = sets.get(name)
+        if info is None:
+            problems.append(f"{table}: {counts[name]} rows of {name}, which the manifest's {table}.sets does not describe")
+            continue
+        if counts.get(name, 0) != info.get("rows"):
+            problems.append(f"{table}: {name} has {counts.get(name, 0)} rows, the manifest says {info.get('rows')}")
+        yield name, info, pc.equal(rows[key], name)
+
+
 def _check_text_embeddings(loc: Location, doc: dict[str, Any], keys: dict[str, pa.Table], parts: set[str],
                            superseded: dict[str, str], deep: bool) -> list[str]:
     """The text_embeddings table vs its manifest section: files, schema, one row per (clip, encoder),
@@ -342,15 +349,7 @@ def _check_text_embeddings(loc: Location, doc: dict[str, Any], keys: dict[str, p
     rows = pa.concat_tables(tables)
     problems += _keyed_rows("text_embeddings", "(clip, encoder)", rows, "encoder", keys)
     sets = section.get("sets") or {}
-    counts = {v["values"]: v["counts"] for v in pc.value_counts(rows["encoder"]).to_pylist()}
-    for enc in sorted(set(counts) | set(sets)):
-        info = sets.get(enc)
-        if info is None:
-            problems.append(f"text_embeddings: {counts[enc]} rows of encoder {enc}, which the manifest's text_embeddings.sets does not describe")
-            continue
-        if counts.get(enc, 0) != info.get("rows"):
-            problems.append(f"text_embeddings: {enc} has {counts.get(enc, 0)} rows, the manifest says {info.get('rows')}")
-        mask = pc.equal(rows["encoder"], enc)
+    for enc, info, mask in _described_sets("text_embeddings", rows, "encoder", sets, problems):
         nbytes = int(np.prod(info["shape"])) * 2  # float16 and bfloat16 both
         sizes, masks = set(rows["size"].filter(mask).to_pylist()), set(rows["mask"].filter(mask).to_pylist())
         if sizes - {nbytes} or masks - {info["shape"][0]}:
