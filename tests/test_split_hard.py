@@ -88,6 +88,32 @@ def test_shifted_and_block_matched_differences():
     assert block_matched_diff(a, other) > 0.5 * np.abs(a - other).mean()
 
 
+
+def _shifted_diff_by_loop(a: np.ndarray, b: np.ndarray, min_overlap: float = 0.35) -> float:
+    """The definition ``shifted_diff`` computes in bulk: one mean per translation."""
+    h, w = a.shape
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    best = np.abs(a - b).mean()
+    shifts = lambda n: sorted(set(range(-6, 7)) | set(range(0, n, 2)) | set(range(0, -n, -2)))  # noqa: E731
+    for dy in shifts(h):
+        for dx in shifts(w):
+            oh, ow = h - abs(dy), w - abs(dx)
+            if oh * ow >= min_overlap * h * w:
+                pa = a[max(dy, 0) : max(dy, 0) + oh, max(dx, 0) : max(dx, 0) + ow]
+                pb = b[max(-dy, 0) : max(-dy, 0) + oh, max(-dx, 0) : max(-dx, 0) + ow]
+                best = min(best, np.abs(pa - pb).mean())
+    return float(best)
+
+
+@pytest.mark.parametrize("shape", [(27, 48), (48, 27), (9, 5), (27, 27)])
+def test_shifted_diff_is_the_smallest_mean_over_translations(shape):
+    rng = np.random.default_rng(sum(shape))
+    for k in range(12):
+        a = rng.integers(0, 256, shape).astype(np.uint8)
+        moved = np.roll(a, (int(rng.integers(-8, 9)), int(rng.integers(-20, 21))), (0, 1))
+        b = rng.integers(0, 256, shape).astype(np.uint8) if k % 3 == 0 else np.clip(moved + rng.normal(0, 4, shape), 0, 255).astype(np.uint8)
+        assert shifted_diff(a, b) == pytest.approx(_shifted_diff_by_loop(a, b), rel=1e-5)
+
 def _feed(det, frames):
     out = []
     for i, f in enumerate(frames):

@@ -25,6 +25,7 @@ from typing import Sequence
 
 import cv2
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 FLASH_FRAMES = 4  # a flash lasts at most this many frames
 
@@ -34,24 +35,39 @@ def diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(cv2.absdiff(a, b).mean())
 
 
+def _shifts(n: int) -> np.ndarray:
+    """Every shift up to 6 px, larger ones (whip pans) in steps of 2, both ways, below ``n``."""
+    return np.array(sorted(set(range(-6, 7)) | set(range(0, n, 2)) | set(range(0, -n, -2))))
+
+
 def shifted_diff(a: np.ndarray, b: np.ndarray, min_overlap: float = 0.35) -> float:
     """Smallest mean difference of ``a`` and ``b`` over translations leaving ``min_overlap`` of the image overlapping.
 
     Shifts of up to 6 px are tried one by one, larger ones (whip pans) in steps of 2.
+    Every horizontal shift of one vertical shift is one numpy expression: ``b``
+    zero-padded, its shifted copies as strided windows, and the ``|a|`` that
+    the padding adds outside the overlap subtracted again (column sums).
     """
     h, w = a.shape[:2]
     a, b = a.astype(np.float32), b.astype(np.float32)
     best = float(np.abs(a - b).mean())
-    shifts = lambda n: sorted(set(range(-6, 7)) | set(range(0, n, 2)) | set(range(0, -n, -2)))  # noqa: E731
-    for dy in shifts(h):
+    dxs = _shifts(w)
+    dxs = dxs[np.abs(dxs) < w]  # a shift by the whole width or more leaves no overlap
+    padded = np.zeros((h, 3 * w - 2), np.float32)
+    padded[:, w - 1 : 2 * w - 1] = b
+    shifted = sliding_window_view(padded, w, axis=1)[:, (w - 1) - dxs]  # [y, j, x] = b[y, x - dxs[j]] (0 outside)
+    widths = w - np.abs(dxs)
+    for dy in _shifts(h):
         oh = h - abs(dy)
-        for dx in shifts(w):
-            ow = w - abs(dx)
-            if oh * ow < min_overlap * h * w:
-                continue
-            pa = a[max(dy, 0) : max(dy, 0) + oh, max(dx, 0) : max(dx, 0) + ow]
-            pb = b[max(-dy, 0) : max(-dy, 0) + oh, max(-dx, 0) : max(-dx, 0) + ow]
-            best = min(best, float(np.abs(pa - pb).mean()))
+        ok = oh * widths >= min_overlap * h * w
+        if not ok.any():
+            continue
+        pa = a[max(dy, 0) : max(dy, 0) + oh]
+        total = np.abs(pa[:, None, :] - shifted[max(-dy, 0) : max(-dy, 0) + oh, ok]).sum(axis=(0, 2))
+        cols = np.concatenate([[0.0], np.cumsum(np.abs(pa).sum(axis=0))])  # |a| of the first k columns
+        d = dxs[ok]
+        outside = np.where(d > 0, cols[np.clip(d, 0, w)], cols[w] - cols[np.clip(w + d, 0, w)])
+        best = min(best, float(((total - outside) / (oh * widths[ok])).min()))
     return best
 
 
