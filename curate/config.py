@@ -274,7 +274,9 @@ class PipelineConfig(_Strict):
     name: str = "pipeline"
     description: str = ""
     probe: ProbeConfig = ProbeConfig()
-    detector: DetectorConfig = DetectorConfig()
+    # a factory, not an instance: validating the default detector's params imports PySceneDetect (~0.3 CPU-s),
+    # which every worker and guard child would pay at import even when the pipeline's detector needs none
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
     clips: ClipsConfig = ClipsConfig()
     analysis: AnalysisConfig = AnalysisConfig()
     filter: FilterConfig = FilterConfig()

@@ -35,7 +35,9 @@ class TextStage(BatchedVideoStage):
     writes: ClassVar[tuple[str, ...]] = ("clips.text_area_max", "clips.text_area_mean", "clips.text_boxes")
     text: TextConfig = field(default_factory=TextConfig)
     cpus: float = 1.0
-    batch_size: int = 4
+    # One video per batch on the CPU: the frames of its clips already batch (``text.batch_frames``), and a
+    # pool that waits for four videos scores the last ones only after the analysis pass ends (a serial tail).
+    batch_size: int = 1
     _detector: TextDetector | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
