@@ -186,6 +186,31 @@ def test_batches_give_the_areas_of_single_frames(videos: dict[str, Path]) -> Non
     assert one == batched and any(t.boxes for t in one)
 
 
+
+def test_a_repeated_picture_is_scored_once_and_a_new_word_is_not_a_repeat(videos: dict[str, Path]) -> None:
+    """Static content (slides, a talking head) samples one picture many times: it runs once, but a word drawn on the same
+    background is a new picture with its own result."""
+    import av
+    import numpy as np
+
+    from curate.models import text_detector
+
+    def frame(name: str) -> np.ndarray:
+        with av.open(str(videos[name])) as c:
+            return next(islice(c.decode(video=0), 20, None)).to_ndarray(format="rgb24", width=256, height=144)
+
+    clean, worded = frame("none"), frame("corner")
+    noisy = np.clip(clean + np.random.default_rng(0).normal(0, 1.5, clean.shape), 0, 255).astype(np.uint8)
+    assert text_detector.same_picture(clean, noisy) and not text_detector.same_picture(clean, worded)
+    det = TextDetector()
+    runs = []
+    real = det._batch
+    det._batch = lambda frames, size: runs.append(len(frames)) or real(frames, size)  # count forward passes
+    out = det.detect([clean, noisy, worded, clean])
+    assert sum(runs) == 2, runs  # clean and worded; the noisy copy and the repeat reuse clean's result
+    assert out[1] == out[3] == out[0] == TextDetector().detect([noisy])[0]
+    assert out[2] == TextDetector().detect([worded])[0]
+
 def test_review_calibrate_proposes_max_text_area() -> None:
     """Annotators rejecting texty clips move the threshold (review calibrate walks the filter checks)."""
     from curate.review.calibrate import curves

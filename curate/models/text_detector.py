@@ -22,6 +22,12 @@ import cv2
 import numpy as np
 
 STRIDE = 32  # DBNet's input sides must be multiples of this
+# Frames whose every 16x16 block differs from an already scored frame's by less than this (mean absolute
+# difference, 0..255) reuse its result: static content (slides, talking heads, screencasts) samples the
+# same picture many times, while a subtitle or even one word appearing moves its blocks by tens.
+SAME_PICTURE_LEVEL = 4.0
+SAME_PICTURE_BLOCK = 16
+SAME_PICTURE_LOOKBACK = 8  # scored frames a frame is compared with (the latest; repeats are consecutive)
 
 
 @dataclass(frozen=True)
@@ -99,17 +105,26 @@ class TextDetector:
         self.size, self.batch_frames = size, batch_frames
 
     def detect(self, frames: list[np.ndarray]) -> list[FrameText]:
-        """One :class:`FrameText` per HxWx3 uint8 RGB frame, in order."""
+        """One :class:`FrameText` per HxWx3 uint8 RGB frame, in order.
+
+        A frame that is the same picture as an earlier one of the call
+        (:func:`same_picture`) is not run again: it gets that frame's result.
+        """
         out: list[FrameText | None] = [None] * len(frames)
         by_shape: dict[tuple[int, int], list[int]] = {}
         for i, f in enumerate(frames):
             by_shape.setdefault(f.shape[:2], []).append(i)
         for (h, w), idx in by_shape.items():
             size = input_size(w, h, self.size)
-            for start in range(0, len(idx), self.batch_frames):
-                chunk = idx[start : start + self.batch_frames]
+            copies = _copies([frames[i] for i in idx])
+            run = [i for i, c in zip(idx, copies) if c is None]
+            for start in range(0, len(run), self.batch_frames):
+                chunk = run[start : start + self.batch_frames]
                 for i, found in zip(chunk, self._batch([frames[i] for i in chunk], size)):
                     out[i] = found
+            for i, c in zip(idx, copies):
+                if c is not None:
+                    out[i] = out[idx[c]]
         return out  # type: ignore[return-value]  # every index was filled
 
     def _batch(self, frames: list[np.ndarray], size: tuple[int, int]) -> list[FrameText]:
@@ -127,3 +142,22 @@ class TextDetector:
         if len(boxes):
             cv2.fillPoly(mask, [b.astype(np.int32) for b in boxes], 1)
         return FrameText(area=float(mask.mean()), boxes=len(boxes))
+
+
+def same_picture(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two equally sized frames show the same picture: no 16x16 block differs by ``SAME_PICTURE_LEVEL`` or more."""
+    h, w = a.shape[:2]
+    blocks = (max(1, w // SAME_PICTURE_BLOCK), max(1, h // SAME_PICTURE_BLOCK))
+    return float(cv2.resize(cv2.absdiff(a, b), blocks, interpolation=cv2.INTER_AREA).max()) < SAME_PICTURE_LEVEL
+
+
+def _copies(frames: list[np.ndarray]) -> list[int | None]:
+    """Per frame, the position of one of the last scored frames showing the same picture, else None."""
+    scored: list[int] = []
+    out: list[int | None] = []
+    for i, f in enumerate(frames):
+        match = next((k for k in reversed(scored[-SAME_PICTURE_LOOKBACK:]) if same_picture(frames[k], f)), None)
+        out.append(match)
+        if match is None:
+            scored.append(i)
+    return out
