@@ -211,6 +211,32 @@ def test_a_repeated_picture_is_scored_once_and_a_new_word_is_not_a_repeat(videos
     assert out[1] == out[3] == out[0] == TextDetector().detect([noisy])[0]
     assert out[2] == TextDetector().detect([worded])[0]
 
+
+def test_only_boxes_shaped_like_text_lines_count() -> None:
+    """DBNet also marks thick, squarish blobs of text-like texture (a pixelated face, a printed cup, a bookshelf);
+    a line of burnt-in text is longer than tall and at most a quarter of the frame tall."""
+    import numpy as np
+
+    from curate.models.text_detector import is_line
+
+    def quad(x: float, y: float, w: float, h: float) -> np.ndarray:
+        return np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], dtype=np.float32)
+
+    assert is_line(quad(40, 250, 400, 30), 288)  # a subtitle
+    assert is_line(quad(400, 10, 60, 16), 288)  # a corner word
+    assert not is_line(quad(100, 50, 120, 110), 288)  # a squarish blob
+    assert not is_line(quad(50, 50, 400, 100), 288)  # elongated but a third of the frame tall
+
+
+def test_objects_and_faces_are_not_text(shared_dir: Path, tmp_path: Path) -> None:
+    """Real footage without overlays whose first clips DBNet marks as one big blob (a cup, a blocky face, a bookshelf)."""
+    names = ["cup.mp4", "carphone_distorted.mp4", "test.webm"]
+    paths = [shared_dir / "media" / "videos" / n for n in names]
+    if not all(p.is_file() for p in paths):
+        pytest.skip("shared videos missing")
+    for name, clips in _scores(paths).items():
+        assert clips and all(c["text_area_max"] < THRESHOLD for c in clips), (name, clips)
+
 def test_review_calibrate_proposes_max_text_area() -> None:
     """Annotators rejecting texty clips move the threshold (review calibrate walks the filter checks)."""
     from curate.review.calibrate import curves

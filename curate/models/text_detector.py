@@ -22,6 +22,11 @@ import cv2
 import numpy as np
 
 STRIDE = 32  # DBNet's input sides must be multiples of this
+# A line of burnt-in text (subtitle, caption, slide line, ticker) is longer than it is tall and at most a quarter
+# of the frame tall. DBNet also marks blobs of text-like texture (a pixelated face, a printed cup, a bookshelf,
+# a grid of thumbnails): one thick, squarish box each. Those are not counted.
+MAX_LINE_HEIGHT = 0.25  # a box's shorter side, as a fraction of the frame's height
+MIN_LINE_ASPECT = 1.5  # a box's longer side over its shorter side
 # Frames whose every 16x16 block differs from an already scored frame's by less than this (mean absolute
 # difference, 0..255) reuse its result: static content (slides, talking heads, screencasts) samples the
 # same picture many times, while a subtitle or even one word appearing moves its blocks by tens.
@@ -136,12 +141,21 @@ class TextDetector:
         return [self._boxes(p[None], (h, w)) for p in probs]
 
     def _boxes(self, prob: np.ndarray, shape: tuple[int, int]) -> FrameText:
-        """Boxes of one probability map; the area is their union, rasterised at the network's size."""
+        """Boxes of one probability map that are shaped like text lines (:func:`is_line`); the area is their union,
+        rasterised at the network's size."""
         boxes, _ = self._post(prob, shape)
+        boxes = [b for b in boxes if is_line(b, shape[0])]
         mask = np.zeros(shape, dtype=np.uint8)
         if len(boxes):
             cv2.fillPoly(mask, [b.astype(np.int32) for b in boxes], 1)
         return FrameText(area=float(mask.mean()), boxes=len(boxes))
+
+
+def is_line(box: np.ndarray, frame_height: int) -> bool:
+    """A detected quadrilateral is shaped like a line of text (``MAX_LINE_HEIGHT``, ``MIN_LINE_ASPECT``)."""
+    _, (w, h), _ = cv2.minAreaRect(box.astype(np.float32))
+    short, long = min(w, h), max(w, h)
+    return short <= MAX_LINE_HEIGHT * frame_height and long >= MIN_LINE_ASPECT * short
 
 
 def same_picture(a: np.ndarray, b: np.ndarray) -> bool:
