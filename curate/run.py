@@ -28,7 +28,7 @@ from curate.config import PipelineConfig
 from curate.discover import InputError, discover
 from curate.output.rows import Outcome, finished, outcome
 from curate.pipeline import build_stages
-from curate.records import DONE, REJECTED
+from curate.records import DONE, REJECTED, is_piece
 from curate.stage import Stage
 
 log = logging.getLogger("curate.run")
@@ -143,6 +143,9 @@ def run_pipeline(
                 from curate.runners.local import run_local
 
                 for video in run_local(stages, work.records()):
+                    if is_piece(video):  # stored now, committed with its video
+                        store.add(video)
+                        continue
                     video = finished(video)
                     store.add(video)
                     _count(outcome(video), summary, on_video)
@@ -160,18 +163,29 @@ def run_pipeline(
 
 def _write_on_ray(store: Any, stages: list[Stage], chunks: list[str], address: str | None, summary: RunSummary,
                   on_video: Callable[[Outcome, RunSummary], None] | None) -> None:
-    """Workers write the shards; the driver counts outcomes and commits what they staged."""
-    from curate.output.writer import WriterSpec
+    """Workers write the shards; the driver counts outcomes and commits what they staged.
+
+    A commit whose videos streamed clip pieces waits until those pieces are
+    reported too (they may come from another node's writer), then commits with them.
+    """
+    from curate.output.writer import Pieces, WriterSpec
     from curate.runners.ray import init_ray, write_ray
 
     summary.ray_init_s = init_ray(address)
     spec = WriterSpec(root=store.location.url, tag=store.tag, rows=store.rows, target_bytes=store.target_bytes, row_group_rows=store.row_group_rows)
+    pieces = Pieces()
     for written in write_ray(stages, chunks, spec, address):
         summary.driver_bytes += written.received
+        for piece in written.pieces:
+            pieces.add(piece)
         for staged in written.staged:
+            pieces.hold(staged)
+        for staged in pieces.ready():
             store.commit_staged(staged)
         for done in written.outcomes:
             _count(done, summary, on_video)
+    if pieces.waiting:
+        raise RuntimeError(f"{pieces.waiting} commit(s) still wait for clip pieces after every writer finished; rerun to resume")
 
 
 def _count(done: Outcome, summary: RunSummary, on_video: Callable[[Outcome, RunSummary], None] | None) -> None:

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, NamedTuple
 
 from curate.output.rows import Outcome
-from curate.output.writer import ShardWriter, Staged, WriterSpec
-from curate.records import Record
+from curate.output.writer import ShardWriter, Staged, StagedPiece, WriterSpec
+from curate.records import Record, is_piece
 from curate.runners.pools import plan_pools
-from curate.stage import Stage
+from curate.stage import Stage, run_stages
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,11 @@ GROUP_MAX_VIDEOS = 64
 
 
 class Written(NamedTuple):
-    """What a writer reported: outcomes of videos it buffered, commits it staged, bytes the driver received."""
+    """What a writer reported: outcomes of videos it buffered, commits and clip pieces it staged, bytes the driver received."""
 
     outcomes: list[Outcome]
     staged: list[Staged]
+    pieces: list[StagedPiece]
     received: int
 
 
@@ -124,18 +125,22 @@ class _StageActor:
             except Exception:  # noqa: BLE001 - one stage's failed teardown must not skip the others'
                 log.exception("%s: teardown failed", stage.name)
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+    def __call__(self, batch: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """The batch's groups through the stages; clip pieces leave as one-row batches the moment a stage makes them."""
         groups = [pickle.loads(b) for b in batch["payload"]]
-        records = [r for g in groups for r in g]
-        for stage in self.stages:
-            records = stage.process(records)
+        records = []
+        for record in run_stages(self.stages, [r for g in groups for r in g]):
+            if is_piece(record):
+                yield {"video_id": [record["video_id"]], "payload": [pickle.dumps([record], protocol=5)]}
+            else:
+                records.append(record)
         if len(records) != sum(map(len, groups)):
             raise RuntimeError(f"stages returned {len(records)} records for {sum(map(len, groups))}")
         out, at = [], 0
         for g in groups:  # the same groups, in order: stages keep their input's order
             out.append(records[at:at + len(g)])
             at += len(g)
-        return {"video_id": [g[0]["video_id"] for g in out], "payload": [pickle.dumps(g, protocol=5) for g in out]}
+        yield {"video_id": [g[0]["video_id"] for g in out], "payload": [pickle.dumps(g, protocol=5) for g in out]}
 
 
 def init_ray(address: str | None = None) -> float:
@@ -318,11 +323,13 @@ class _WriterActor:
         self._writer = ShardWriter(spec)
 
     def add(self, block: Any) -> bytes:
-        return pickle.dumps(self._writer.add([r for b in block["payload"].to_pylist() for r in pickle.loads(b)]), protocol=5)
+        """``(outcomes, staged, pieces, buffered)``: ``buffered`` when the block left rows in the buffer (not only pieces)."""
+        records = [r for b in block["payload"].to_pylist() for r in pickle.loads(b)]
+        return pickle.dumps((*self._writer.add(records), not all(map(is_piece, records))), protocol=5)
 
     def flush(self) -> bytes:
         staged = self._writer.flush()
-        return pickle.dumps(([], [staged] if staged else []), protocol=5)
+        return pickle.dumps(([], [staged] if staged else [], [], False), protocol=5)
 
 
 @dataclass
@@ -388,9 +395,9 @@ class _Writers:
                     while self._inflight:
                         yield from self._wait_one()
                     continue
-                outcomes, staged = pickle.loads(blob)
+                outcomes, staged, _, _ = pickle.loads(blob)
                 writer.sent.clear()
-                yield Written(outcomes, staged, len(blob))
+                yield Written(outcomes, staged, [], len(blob))
                 break
 
     def close(self) -> None:
@@ -426,11 +433,13 @@ class _Writers:
         yield self._accept(writer, sent, blob)
 
     def _accept(self, writer: _Writer, sent: _Sent, blob: bytes) -> Written:
-        outcomes, staged = pickle.loads(blob)
+        outcomes, staged, pieces, buffered = pickle.loads(blob)
         if staged and sent in writer.sent:  # the commit covers this block and every one sent to this writer before it
             del writer.sent[: writer.sent.index(sent) + 1]
+        elif not buffered and sent in writer.sent:  # only clip pieces, already in staged files: nothing to send again
+            writer.sent.remove(sent)
         reported, sent.reported = sent.reported, True
-        return Written([] if reported else outcomes, staged, len(blob))
+        return Written([] if reported else outcomes, staged, [] if reported else pieces, len(blob))
 
     def _recover(self, writer: _Writer) -> Iterator[Written]:
         """Take the answers of ``writer``'s calls that finished before it died, then send what they do not cover."""
