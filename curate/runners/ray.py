@@ -33,6 +33,7 @@ WRITER_CPUS = 0.0
 LOADER_CPUS = 0.1
 IN_FLIGHT_PER_WRITER = 2  # blocks sent to a writer and not yet answered: bounds the driver's references
 MAX_WRITER_RESTARTS = 3
+RESTART_WAIT_S = 0.5  # before sending again to a writer Ray is still restarting
 # Ray Data blocks of one row each: every group is its own block, so actor pools
 # spread them instead of one actor taking a whole work-list chunk.
 ONE_ROW_BLOCKS = 1
@@ -390,8 +391,8 @@ class _Writers:
             while True:
                 try:
                     blob = ray.get(writer.actor.flush.remote())
-                except ray.exceptions.RayActorError:  # it died holding a buffer: send that again, flush again
-                    yield from self._recover(writer)
+                except ray.exceptions.RayActorError as e:  # it died holding a buffer: send that again, flush again
+                    yield from self._recover(writer, e)
                     while self._inflight:
                         yield from self._wait_one()
                     continue
@@ -427,8 +428,8 @@ class _Writers:
         writer, sent = self._inflight.pop(done)
         try:
             blob = ray.get(done)
-        except ray.exceptions.RayActorError:
-            yield from self._recover(writer)
+        except ray.exceptions.RayActorError as e:
+            yield from self._recover(writer, e)
             return
         yield self._accept(writer, sent, blob)
 
@@ -441,7 +442,7 @@ class _Writers:
         reported, sent.reported = sent.reported, True
         return Written([] if reported else outcomes, staged, [] if reported else pieces, len(blob))
 
-    def _recover(self, writer: _Writer) -> Iterator[Written]:
+    def _recover(self, writer: _Writer, error: Exception) -> Iterator[Written]:
         """Take the answers of ``writer``'s calls that finished before it died, then send what they do not cover."""
         import ray
 
@@ -450,7 +451,12 @@ class _Writers:
                 del self._inflight[ref]
                 with contextlib.suppress(ray.exceptions.RayActorError):
                     yield self._accept(writer, sent, ray.get(ref))
-        writer.deaths += 1
+        if isinstance(error, ray.exceptions.ActorUnavailableError):
+            # still restarting from the death already counted (or a first one Ray is handling):
+            # give it a moment; a writer past Ray's max_restarts answers ActorDiedError, which counts
+            time.sleep(RESTART_WAIT_S)
+        else:
+            writer.deaths += 1
         if writer.deaths > MAX_WRITER_RESTARTS:
             raise RuntimeError(f"shard writer on node {writer.node} died {writer.deaths} times; rerun the same command to resume")
         log.warning("shard writer on node %s died; sending its %d uncommitted blocks again", writer.node, len(writer.sent))
