@@ -1,7 +1,7 @@
 """Discover input videos: a directory, a glob, a single file, or a manifest.
 
-Runs on the driver before any stage, as a stream: a directory is listed one
-folder at a time and a manifest read in batches, so the driver's memory does
+Runs on the driver before any stage, as a stream: a directory or a glob is
+listed one folder at a time and a manifest read in batches, so the driver's memory does
 not grow with the number of inputs. Each input becomes a pending video
 record with a deterministic ``video_id`` (URI + size + a hash of the file's
 head and tail), so reruns recognise what a previous run finished. Only
@@ -11,7 +11,6 @@ so such inputs keep an id from their URI and let the guarded probe fail them.
 
 from __future__ import annotations
 
-import glob as globmod
 import hashlib
 import itertools
 import json
@@ -24,6 +23,7 @@ from typing import Any, Iterator
 
 import fsspec
 
+from curate.input_glob import glob_fs, glob_local, has_glob
 from curate.input_manifest import MANIFEST_EXTENSIONS, ROW_ERROR, ManifestError, iter_rows, json_safe
 from curate.media.uri import is_remote, local_path, local_uri
 from curate.records import FAILED, PENDING, Record
@@ -103,10 +103,6 @@ def _sidecar_caption(uri: str) -> str | None:
     return " ".join(_read_text(data, f"caption file {txt!r}").split()) or None
 
 
-def _has_glob(path: str) -> bool:
-    return any(ch in path for ch in "*?[")
-
-
 def _is_video(name: str) -> bool:
     return Path(name).suffix.lower() in VIDEO_EXTENSIONS
 
@@ -141,7 +137,7 @@ def _list_uris(input_uri: str) -> Iterator[str]:
     """The videos an --input names, streamed. A path that exists is taken as it is, even with glob characters in it.
 
     Raises :class:`InputError` at once (before the first URI) when the input names nothing.
-    A glob is expanded as a whole (sorted); a directory is walked lazily.
+    A glob and a directory are walked lazily, one listing at a time, in sorted order (:mod:`curate.input_glob`).
     """
     if not is_remote(input_uri):
         path = local_path(input_uri)
@@ -149,12 +145,12 @@ def _list_uris(input_uri: str) -> Iterator[str]:
             return (local_uri(p) for p in _walk_local(path))
         if os.path.exists(path) or Path(path).is_fifo():
             return iter([local_uri(path)])
-        if _has_glob(path):
-            return iter(sorted(local_uri(p) for p in globmod.glob(path, recursive=True) if not os.path.isdir(p)))
+        if has_glob(path):
+            return (local_uri(p) for p in glob_local(path))
         raise InputError(f"input not found: {input_uri}")
     fs, path = _fs(input_uri)
-    if _has_glob(path) and not fs.exists(path):
-        found: Iterator[str] = iter(sorted(fs.glob(path)))
+    if has_glob(path) and not fs.exists(path):
+        found: Iterator[str] = glob_fs(fs, path)
     elif fs.isdir(path):
         found = _walk_remote(fs, path)
     elif fs.exists(path):
