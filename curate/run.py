@@ -1,7 +1,9 @@
 """Drive one run: check models → discover → skip what OUTPUT already holds → stages → store → dedup.
 
 Inputs stream: discovery yields one record at a time, the skip check asks
-the ledger per record, and the pending ones are spilled to a work list in
+the ledger per record (by URI and size; the 2 MiB content hash that confirms
+it runs here only for inputs the ledger may hold, all others are hashed by the
+probe stage on the workers), and the pending ones are spilled to a work list in
 OUTPUT (``curate/output/worklist.py``) that the runner reads back in chunks,
 so the driver's memory does not grow with the number of inputs. The driver
 owns the commit: with the local runner finished records come back and the
@@ -103,6 +105,7 @@ def run_pipeline(
     from curate.models.download import check_models
     from curate.output.store import OutputStore, new_run_id
     from curate.output.worklist import WorkList
+    from curate.stages.probe import identify
 
     t0 = time.perf_counter()
     check_models(config)
@@ -130,10 +133,12 @@ def run_pipeline(
         try:
             for video in itertools.chain([first], videos):  # the skip check, one record at a time
                 summary.inputs += 1
-                if store.status(video["video_id"]) in (DONE, REJECTED):
-                    summary.skipped += 1
-                else:
-                    work.add(video)
+                if store.maybe_finished(video["uri"], video["size_bytes"]):
+                    video = identify(video)  # its content hash confirms it (a file replaced by one of the same size is new)
+                    if store.status(video["video_id"]) in (DONE, REJECTED):
+                        summary.skipped += 1
+                        continue
+                work.add(video)  # unhashed: the probe stage hashes it on a worker
             work.close()
             log.info("run %s: %d inputs, %d already finished in %s, %d to process",
                      summary.run_id, summary.inputs, summary.skipped, output, work.count)

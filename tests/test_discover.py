@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from curate.discover import InputError, discover, video_identity
+from curate.discover import InputError, discover
+from curate.media.identity import video_identity
 
 
 def _touch(p: Path, data: bytes = b"x" * 100) -> Path:
@@ -203,3 +204,29 @@ def test_a_remote_glob_streams_the_files_fsspec_glob_finds():
             "memory:///globtest/x/.h/e.mp4", "memory:///globtest/x/c.mp4", "memory:///globtest/x/y/d.mp4"]
     finally:
         fs.rm("/globtest", recursive=True)
+
+
+def test_discovery_reads_no_content_and_the_rerun_confirms_by_hash(tmp_path: Path, monkeypatch):
+    from curate.config import PipelineConfig
+    from curate.run import run_pipeline
+    from curate.stages import probe
+    from tests.pipeline_helpers import make_inputs
+
+    a, b = make_inputs(tmp_path / "in", 2)
+    hashed: list[str] = []
+    monkeypatch.setattr(probe, "video_identity", lambda uri: hashed.append(uri) or video_identity(uri))
+    videos = list(discover([str(tmp_path / "in")]))
+    assert [v["video_id"] for v in videos] == [None, None] and [v["size_bytes"] for v in videos] == [a.stat().st_size, b.stat().st_size]
+    assert hashed == []  # the probe stage hashes, on the workers
+
+    config = PipelineConfig.model_validate({"clips": {"min_s": 1.0, "max_s": 2.0}, "dedup": {"enabled": False}})
+    out = str(tmp_path / "out")
+    run_pipeline(config, [str(tmp_path / "in")], out, runner="local")
+    data = bytearray(b.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # b replaced by a file of the same name and size
+    b.write_bytes(bytes(data))
+    hashed.clear()
+    summary = run_pipeline(config, [str(tmp_path / "in")], out, runner="local")
+    assert (summary.skipped, summary.processed) == (1, 1)  # a is confirmed by its hash; b's hash differs: new
+    # both match a finished row by uri and size, so the skip check hashes each once; b keeps that id (no second hash)
+    assert sorted(hashed) == [str(a), str(b)]

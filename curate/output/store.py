@@ -176,6 +176,10 @@ class OutputStore:
         """Videos committed as ``done`` or ``rejected``: skip them. ``failed`` ones are retried."""
         return self._ledger.finished_ids()
 
+    def maybe_finished(self, uri: str, size: int | None) -> bool:
+        """Whether ``uri`` of ``size`` may be a committed done or rejected video (confirm by its ``video_id``)."""
+        return self._ledger.maybe_finished(uri, size)
+
     def status(self, video_id: str) -> str | None:
         """Committed status of ``video_id`` (``None`` if never committed; buffered ones are not yet)."""
         return self._ledger.status(video_id)

@@ -132,7 +132,7 @@ class _StageActor:
         records = []
         for record in run_stages(self.stages, [r for g in groups for r in g]):
             if is_piece(record):
-                yield {"video_id": [record["video_id"]], "payload": [pickle.dumps([record], protocol=5)]}
+                yield {"uri": [record["uri"]], "payload": [pickle.dumps([record], protocol=5)]}
             else:
                 records.append(record)
         if len(records) != sum(map(len, groups)):
@@ -141,7 +141,7 @@ class _StageActor:
         for g in groups:  # the same groups, in order: stages keep their input's order
             out.append(records[at:at + len(g)])
             at += len(g)
-        yield {"video_id": [g[0]["video_id"] for g in out], "payload": [pickle.dumps(g, protocol=5) for g in out]}
+        yield {"uri": [g[0]["uri"] for g in out], "payload": [pickle.dumps(g, protocol=5) for g in out]}
 
 
 def init_ray(address: str | None = None) -> float:
@@ -234,7 +234,7 @@ def run_ray(stages: list[Stage], videos: Iterable[Record], address: str | None =
     where workers write the shards and the driver receives metadata only.
     """
     init_ray(address)
-    items = [{"video_id": v["video_id"], "payload": pickle.dumps([v], protocol=5)} for v in videos]
+    items = [{"uri": v["uri"], "payload": pickle.dumps([v], protocol=5)} for v in videos]
     if not items:
         return
     import ray.data
@@ -278,7 +278,7 @@ def _load_chunks(batch: dict[str, Any], root: str) -> dict[str, Any]:
     """Work-list chunks as rows of video groups (see the module docstring)."""
     from curate.output.worklist import read_chunk
 
-    out: dict[str, list[Any]] = {"video_id": [], "payload": []}
+    out: dict[str, list[Any]] = {"uri": [], "payload": []}
     for rel in batch["chunk"]:
         groups: list[list[Record]] = [[]]
         size = 0
@@ -291,7 +291,7 @@ def _load_chunks(batch: dict[str, Any], root: str) -> dict[str, Any]:
             groups[-1].append(video)
             size += nbytes
         for group in filter(None, groups):
-            out["video_id"].append(group[0]["video_id"])
+            out["uri"].append(group[0]["uri"])
             out["payload"].append(pickle.dumps(group, protocol=5))
     return out
 
