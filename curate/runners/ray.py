@@ -228,7 +228,8 @@ def _package_dir() -> str:
 
 
 def run_ray(stages: list[Stage], videos: Iterable[Record], address: str | None = None) -> Iterator[Record]:
-    """Stream videos through the stages on Ray and yield each finished video record (bytes and all).
+    """Stream videos through the stages on Ray and yield each finished video record (bytes and all),
+    after the clip pieces a long one sent ahead (``curate.records.PIECE``).
 
     For analysis and benchmarks that want the records; a run uses :func:`write_ray`,
     where workers write the shards and the driver receives metadata only.
