@@ -15,8 +15,13 @@
            Target: metadata only (well under one clip).
   cluster  the same clip-producing inputs on a ``ray.cluster_utils.Cluster``
            of one 1-CPU node, then of two: videos/s (Ray start-up excluded).
+  discovery  the driver's share of discovery per input over a manifest of
+           ``--discovery`` hard links to one 16 MiB file: ``discover()``
+           (a stat each) against the 2 MiB identity hash it made per input
+           before the hash moved to the probe stage on the workers (timed on a
+           warm page cache: a floor; on an object store each is two ranged GETs).
 
-    python bench/bench_driver.py [--sizes 1000 10000 100000] [--videos 12] [--skip-cluster]
+    python bench/bench_driver.py [--sizes 1000 10000 100000] [--videos 12] [--skip-cluster] [--discovery 2000] [--only-discovery]
 
 Results go to ``bench/out/driver.json`` and ``bench/out/driver.md``.
 """
@@ -96,6 +101,37 @@ def make_clip_inputs(root: Path, n: int) -> Path:
         if not p.exists():
             make_video(p, [(CLIP_SHOT_FRAMES, k) for k in kinds[i % len(kinds)]], size=(192, 144), seed=i)
     return d
+
+
+def discovery_cost(root: Path, n: int) -> dict[str, Any]:
+    """Milliseconds per input: discovery as the driver runs it now, and the identity hash it no longer runs."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from curate.discover import discover
+    from curate.media.identity import video_identity
+
+    src = root / "discovery" / "big.mp4"
+    src.parent.mkdir(parents=True, exist_ok=True)
+    if not src.exists():
+        src.write_bytes(os.urandom(16 << 20))
+    uris = []
+    for i in range(n):
+        link = root / "discovery" / "links" / f"v{i:06d}.mp4"
+        if not link.exists():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            os.link(src, link)
+        uris.append(str(link))
+    manifest = root / "discovery" / f"m{n}.parquet"
+    pq.write_table(pa.table({"uri": uris}), manifest)
+    video_identity(uris[0])  # the file in the page cache
+    t0 = time.perf_counter()
+    found = sum(1 for _ in discover([str(manifest)]))
+    t1 = time.perf_counter()
+    for uri in uris:
+        video_identity(uri)
+    t2 = time.perf_counter()
+    return {"inputs": found, "discover_ms": round(1000 * (t1 - t0) / n, 3), "identity_hash_ms": round(1000 * (t2 - t1) / n, 3)}
 
 
 def _stage_seconds(out: Path) -> float:
@@ -193,6 +229,8 @@ def main() -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
     ap.add_argument("--videos", type=int, default=12, help="clip-producing videos for the bytes and cluster runs")
     ap.add_argument("--skip-cluster", action="store_true")
+    ap.add_argument("--discovery", type=int, default=2000, help="inputs for the discovery figure")
+    ap.add_argument("--only-discovery", action="store_true")
     ap.add_argument("--child", nargs=5, metavar=("KIND", "INPUTS", "OUT", "PIPELINE", "NODES"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -204,7 +242,13 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     inputs_root = OUT / "driver-inputs"
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
-    results: dict[str, Any] = {"scale": [], "load_avg": os.getloadavg()[0]}
+    d = discovery_cost(inputs_root, args.discovery)
+    print(f"discovery: {d['discover_ms']} ms/input on the driver; the identity hash it no longer makes "
+          f"{d['identity_hash_ms']} ms/input (now in the probe stage)", flush=True)
+    if args.only_discovery:
+        (OUT / "driver-discovery.json").write_text(json.dumps(d, indent=1))
+        return 0
+    results: dict[str, Any] = {"scale": [], "load_avg": os.getloadavg()[0], "discovery": d}
     with tempfile.TemporaryDirectory(prefix="bench-driver-") as tmp:
         for n in sorted(args.sizes):
             manifest = make_scale_inputs(inputs_root, n)

@@ -5,7 +5,7 @@ never leak from one into the next; its output streams through as it comes.
 The exit status is non-zero only when a benchmark failed to run (crashed or
 exited non-zero); a ratio that misses its target is printed, not an error.
 
-    python bench/run.py                 # pipeline, loader, clip, split, latents, dedup, text, driver
+    python bench/run.py                 # pipeline, loader, clip, split, latents, dedup, text, driver, long
     python bench/run.py --only loader   # one of them; extra args go to it:
     python bench/run.py --only pipeline -- --rounds 1 --skip-memory
 """
@@ -28,6 +28,7 @@ BENCHES = {
     "dedup": "bench_dedup.py",  # issue 12: distributed vs single-machine dedup, identical kept sets
     "text": "bench_text.py",  # issue 15: text score accuracy per detector width, frames/s, cost in the analysis pass
     "driver": "bench_driver.py",  # issue 12: driver memory and overhead at 1k-100k inputs, bytes to the driver, 2 nodes vs 1
+    "long": "bench_long_source.py",  # issue 12: memory of analyse and of encode + writer on one long source, with/without clip pieces
 }
 
 

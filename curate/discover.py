@@ -1,17 +1,16 @@
 """Discover input videos: a directory, a glob, a single file, or a manifest.
 
-Runs on the driver before any stage, as a stream: a directory is listed one
-folder at a time and a manifest read in batches, so the driver's memory does
+Runs on the driver before any stage, as a stream: a directory or a glob is
+listed one folder at a time and a manifest read in batches, so the driver's memory does
 not grow with the number of inputs. Each input becomes a pending video
-record with a deterministic ``video_id`` (URI + size + a hash of the file's
-head and tail), so reruns recognise what a previous run finished. Only
-regular files are hashed: reading a named pipe here would block the driver,
-so such inputs keep an id from their URI and let the guarded probe fail them.
+record with its URI and size; its ``video_id`` (URI + size + a hash of the
+file's head and tail, :mod:`curate.media.identity`) is left ``None`` for the
+workers to compute, so discovery reads no file's content. Only a stat is
+made: a named pipe is never opened here (it would block the driver).
 """
 
 from __future__ import annotations
 
-import glob as globmod
 import hashlib
 import itertools
 import json
@@ -24,7 +23,9 @@ from typing import Any, Iterator
 
 import fsspec
 
+from curate.input_glob import glob_fs, glob_local, has_glob
 from curate.input_manifest import MANIFEST_EXTENSIONS, ROW_ERROR, ManifestError, iter_rows, json_safe
+from curate.media.identity import uri_id
 from curate.media.uri import is_remote, local_path, local_uri
 from curate.records import FAILED, PENDING, Record
 
@@ -33,7 +34,6 @@ log = logging.getLogger(__name__)
 VIDEO_EXTENSIONS = frozenset(
     ".mp4 .m4v .mov .mkv .webm .avi .mpg .mpeg .vob .ts .mts .m2ts .wmv .flv .3gp .ogv .mxf .y4m .gif".split()
 )
-HASH_CHUNK = 1 << 20
 
 
 class InputError(ValueError):
@@ -45,33 +45,13 @@ def _fs(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
     return fs, path
 
 
-def video_identity(uri: str) -> tuple[str, int | None]:
-    """``(video_id, size)`` from the URI, size and a hash of the first and last MiB.
-
-    A file replaced under the same name gets a new id, so it is processed as
-    a new input; the rows of the old file stay (``curate validate`` lists them).
-    """
-    h = hashlib.sha256(uri.encode())
-    size: int | None = None
+def _size(uri: str) -> int | None:
+    """The input's size in bytes (``None`` for what is not a regular file: it is never read here)."""
     if is_remote(uri):
         fs, path = _fs(uri)
-        size = int(fs.size(path))
-        opener = lambda: fs.open(path, "rb")  # noqa: E731
-    else:
-        path = local_path(uri)
-        st = os.stat(path)
-        if not stat.S_ISREG(st.st_mode):
-            h.update(b"|not-a-regular-file")
-            return h.hexdigest()[:24], None
-        size = st.st_size
-        opener = lambda: open(path, "rb")  # noqa: E731
-    h.update(f"|{size}|".encode())
-    with opener() as f:
-        h.update(f.read(HASH_CHUNK))
-        if size > 2 * HASH_CHUNK:
-            f.seek(size - HASH_CHUNK)
-            h.update(f.read(HASH_CHUNK))
-    return h.hexdigest()[:24], size
+        return int(fs.size(path))
+    st = os.stat(local_path(uri))
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
 def _read_text(data: bytes, name: str) -> str:
@@ -101,10 +81,6 @@ def _sidecar_caption(uri: str) -> str | None:
     except OSError:
         return None
     return " ".join(_read_text(data, f"caption file {txt!r}").split()) or None
-
-
-def _has_glob(path: str) -> bool:
-    return any(ch in path for ch in "*?[")
 
 
 def _is_video(name: str) -> bool:
@@ -141,7 +117,7 @@ def _list_uris(input_uri: str) -> Iterator[str]:
     """The videos an --input names, streamed. A path that exists is taken as it is, even with glob characters in it.
 
     Raises :class:`InputError` at once (before the first URI) when the input names nothing.
-    A glob is expanded as a whole (sorted); a directory is walked lazily.
+    A glob and a directory are walked lazily, one listing at a time, in sorted order (:mod:`curate.input_glob`).
     """
     if not is_remote(input_uri):
         path = local_path(input_uri)
@@ -149,12 +125,12 @@ def _list_uris(input_uri: str) -> Iterator[str]:
             return (local_uri(p) for p in _walk_local(path))
         if os.path.exists(path) or Path(path).is_fifo():
             return iter([local_uri(path)])
-        if _has_glob(path):
-            return iter(sorted(local_uri(p) for p in globmod.glob(path, recursive=True) if not os.path.isdir(p)))
+        if has_glob(path):
+            return (local_uri(p) for p in glob_local(path))
         raise InputError(f"input not found: {input_uri}")
     fs, path = _fs(input_uri)
-    if _has_glob(path) and not fs.exists(path):
-        found: Iterator[str] = iter(sorted(fs.glob(path)))
+    if has_glob(path) and not fs.exists(path):
+        found: Iterator[str] = glob_fs(fs, path)
     elif fs.isdir(path):
         found = _walk_remote(fs, path)
     elif fs.exists(path):
@@ -253,17 +229,16 @@ def _record(uri: str, entry: dict[str, Any]) -> Record:
         log.warning("%s: caption %r is a %s; stored as text", uri, caption, type(caption).__name__)
         caption = None if isinstance(caption, float) and caption != caption else str(caption)
     source = "manifest" if caption else None
-    video: Record = {"uri": uri, "status": PENDING, "reason_key": None, "reason": None, "timings": {}}
+    video: Record = {"uri": uri, "status": PENDING, "reason_key": None, "reason": None, "timings": {}, "video_id": None}
     if error:
-        video.update(video_id=hashlib.sha256(uri.encode()).hexdigest()[:24], size_bytes=None, status=FAILED,
+        video.update(video_id=uri_id(uri), size_bytes=None, status=FAILED,
                      reason_key="discover: bad manifest row", reason=f"discover: {error}")
     else:
         try:
-            video["video_id"], video["size_bytes"] = video_identity(uri)
+            video["size_bytes"] = _size(uri)
         except (OSError, ValueError) as e:
-            video["video_id"] = hashlib.sha256(uri.encode()).hexdigest()[:24]
-            video["size_bytes"] = None
-            video.update(status=FAILED, reason_key="discover: cannot read input", reason=f"discover: cannot read input: {e}")
+            video.update(video_id=uri_id(uri), size_bytes=None, status=FAILED,
+                         reason_key="discover: cannot read input", reason=f"discover: cannot read input: {e}")
         if not caption:
             caption = _sidecar_caption(uri)
             source = "sidecar" if caption else None

@@ -16,7 +16,9 @@ import sys
 import threading
 import time
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Iterator
+
+from curate.records import is_piece
 
 SETUP_TIMEOUT_S = 600.0
 TEARDOWN_TIMEOUT_S = 10.0  # a child still busy after this is killed
@@ -54,7 +56,8 @@ def _serve(conn: Connection, parent_pid: int) -> None:
             stage.teardown()
             return
         try:
-            conn.send(("ok", stage.run_captured(video)))
+            for out in stage.stream_captured(video):  # clip pieces as they are made, the record last
+                conn.send(("piece" if is_piece(out) else "ok", out))
         except OSError:  # the parent gave up on this video (interrupted, or timed out): just exit
             return
 
@@ -109,18 +112,33 @@ class Guard:
             self._proc = self._conn = None
             raise GuardError("worker process died", f"worker process died (exit code {code})") from None
 
-    def call(self, video: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-        """Process one video in the child; raise :class:`GuardError` on timeout or crash."""
+    def stream(self, video: dict[str, Any], timeout_s: float) -> Iterator[dict[str, Any]]:
+        """Process one video in the child: its clip pieces as they come, then its record.
+
+        ``timeout_s`` limits the whole video; raises :class:`GuardError` on timeout or crash.
+        """
+        if self._busy:  # the last stream was left unread: its child may still be sending that video's pieces
+            self.close(graceful=False)
         if self._proc is None or self._proc.poll() is not None:
             self.start()
         proc, conn = self._proc, self._conn
         self._busy = True
         conn.send(video)
-        if not conn.poll(timeout_s):
-            self.close(graceful=False)
-            raise GuardError("timeout", f"timeout: no result within {timeout_s:g}s (limits.video_timeout_s)")
-        kind, out = self._recv(conn, proc)
-        self._busy = False
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if not conn.poll(max(0.0, deadline - time.monotonic())):
+                self.close(graceful=False)
+                raise GuardError("timeout", f"timeout: no result within {timeout_s:g}s (limits.video_timeout_s)")
+            kind, out = self._recv(conn, proc)
+            if kind == "ok":
+                self._busy = False
+            yield out
+            if kind == "ok":
+                return
+
+    def call(self, video: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        """Process one video in the child and return its record (for stages that send no pieces)."""
+        *_, out = self.stream(video, timeout_s)
         return out
 
     def close(self, graceful: bool = True) -> None:

@@ -50,7 +50,8 @@ def in_pipeline_order(names: list[str] | dict[str, object]) -> list[str]:
 
 
 # What ``resources.<stage>`` may set, and its type (YAML numbers arrive as floats).
-RESOURCE_KEYS = {"cpus": float, "gpus": float, "batch_size": int, "gpu_batch_size": int}
+# ``piece_mb`` only where a stage streams clip pieces (encode): the bytes one piece holds, its memory bound.
+RESOURCE_KEYS = {"cpus": float, "gpus": float, "batch_size": int, "gpu_batch_size": int, "piece_mb": float}
 
 
 def build_stages(config: PipelineConfig) -> list[Stage]:
@@ -67,8 +68,8 @@ def build_stages(config: PipelineConfig) -> list[Stage]:
     out = []
     for s in stages:
         override = config.resources.get(s.name, {})
-        bad = set(override) - set(RESOURCE_KEYS)
+        bad = set(override) - {k for k in RESOURCE_KEYS if hasattr(s, k)}
         if bad:
-            raise ConfigError(f"resources.{s.name}: unknown key(s) {sorted(bad)}; allowed: {', '.join(RESOURCE_KEYS)}")
+            raise ConfigError(f"resources.{s.name}: unknown key(s) {sorted(bad)}; allowed: {', '.join(k for k in RESOURCE_KEYS if hasattr(s, k))}")
         out.append(dataclasses.replace(s, **{k: RESOURCE_KEYS[k](v) for k, v in override.items()}) if override else s)
     return out

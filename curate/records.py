@@ -32,6 +32,15 @@ plus ``reject_reasons`` (analyse: ``contains_transition``; filter, caption check
 sampled in the decode pass at ``analysis.sample_width`` for scorers and CLIP
 (dropped by the filter, after the last stage that reads them), and
 ``_frame_embeddings`` (CLIP, one row per sampled frame).
+
+Clip pieces. A stage may stream a long video's clips out ahead of its record
+(the encode stage does, so a long source's MP4 bytes never sit in one
+object): a *piece* is ``{"video_id", "uri", PIECE: True, "clips": [...]}``
+and later stages pass it through untouched; the video's own record follows
+its pieces with the clips not streamed and ``STREAMED`` counting those that
+were (``{"pieces", "clips", "review"}``). Writers store a piece's rows at
+once, under staged names, and commit them with the video's ledger row, or
+drop them when the video failed (see ``curate/output/writer.py``).
 """
 
 from __future__ import annotations
@@ -64,6 +73,21 @@ def clip_id(video_id: str, split_key: str, start_frame: int, end_frame: int) -> 
     """Deterministic clip id: same source, split settings and span give the same id."""
     h = hashlib.sha256(f"{video_id}|{split_key}|{start_frame}|{end_frame}".encode()).hexdigest()
     return h[:24]
+
+
+PIECE = "_piece"  # marks a record holding some of a video's clips, sent ahead of the video's record
+STREAMED = "_streamed"  # on the video's record: {"pieces", "clips", "review"} counts of what its pieces held
+
+
+def is_piece(record: Record) -> bool:
+    """True for a clip piece (see the module docstring), which stages pass through untouched."""
+    return bool(record.get(PIECE))
+
+
+def piece(video: Record, clips: list[Record]) -> Record:
+    """A piece of ``video`` holding ``clips`` (the video-level keys a clip row falls back to, and no more)."""
+    keep = ("video_id", "uri", "caption", "caption_source", "input_meta")
+    return {**{k: video.get(k) for k in keep}, PIECE: True, "clips": clips}
 
 
 def public(d: Record) -> Record:

@@ -1,7 +1,9 @@
 """Drive one run: check models → discover → skip what OUTPUT already holds → stages → store → dedup.
 
 Inputs stream: discovery yields one record at a time, the skip check asks
-the ledger per record, and the pending ones are spilled to a work list in
+the ledger per record (by URI and size; the 2 MiB content hash that confirms
+it runs here only for inputs the ledger may hold, all others are hashed by the
+probe stage on the workers), and the pending ones are spilled to a work list in
 OUTPUT (``curate/output/worklist.py``) that the runner reads back in chunks,
 so the driver's memory does not grow with the number of inputs. The driver
 owns the commit: with the local runner finished records come back and the
@@ -28,7 +30,7 @@ from curate.config import PipelineConfig
 from curate.discover import InputError, discover
 from curate.output.rows import Outcome, finished, outcome
 from curate.pipeline import build_stages
-from curate.records import DONE, REJECTED
+from curate.records import DONE, REJECTED, is_piece
 from curate.stage import Stage
 
 log = logging.getLogger("curate.run")
@@ -103,6 +105,7 @@ def run_pipeline(
     from curate.models.download import check_models
     from curate.output.store import OutputStore, new_run_id
     from curate.output.worklist import WorkList
+    from curate.stages.probe import identify
 
     t0 = time.perf_counter()
     check_models(config)
@@ -130,10 +133,12 @@ def run_pipeline(
         try:
             for video in itertools.chain([first], videos):  # the skip check, one record at a time
                 summary.inputs += 1
-                if store.status(video["video_id"]) in (DONE, REJECTED):
-                    summary.skipped += 1
-                else:
-                    work.add(video)
+                if store.maybe_finished(video["uri"], video["size_bytes"]):
+                    video = identify(video)  # its content hash confirms it (a file replaced by one of the same size is new)
+                    if store.status(video["video_id"]) in (DONE, REJECTED):
+                        summary.skipped += 1
+                        continue
+                work.add(video)  # unhashed: the probe stage hashes it on a worker
             work.close()
             log.info("run %s: %d inputs, %d already finished in %s, %d to process",
                      summary.run_id, summary.inputs, summary.skipped, output, work.count)
@@ -143,6 +148,9 @@ def run_pipeline(
                 from curate.runners.local import run_local
 
                 for video in run_local(stages, work.records()):
+                    if is_piece(video):  # stored now, committed with its video
+                        store.add(video)
+                        continue
                     video = finished(video)
                     store.add(video)
                     _count(outcome(video), summary, on_video)
@@ -160,18 +168,29 @@ def run_pipeline(
 
 def _write_on_ray(store: Any, stages: list[Stage], chunks: list[str], address: str | None, summary: RunSummary,
                   on_video: Callable[[Outcome, RunSummary], None] | None) -> None:
-    """Workers write the shards; the driver counts outcomes and commits what they staged."""
-    from curate.output.writer import WriterSpec
+    """Workers write the shards; the driver counts outcomes and commits what they staged.
+
+    A commit whose videos streamed clip pieces waits until those pieces are
+    reported too (they may come from another node's writer), then commits with them.
+    """
+    from curate.output.writer import Pieces, WriterSpec
     from curate.runners.ray import init_ray, write_ray
 
     summary.ray_init_s = init_ray(address)
     spec = WriterSpec(root=store.location.url, tag=store.tag, rows=store.rows, target_bytes=store.target_bytes, row_group_rows=store.row_group_rows)
+    pieces = Pieces()
     for written in write_ray(stages, chunks, spec, address):
         summary.driver_bytes += written.received
+        for piece in written.pieces:
+            pieces.add(piece)
         for staged in written.staged:
+            pieces.hold(staged)
+        for staged in pieces.ready():
             store.commit_staged(staged)
         for done in written.outcomes:
             _count(done, summary, on_video)
+    if pieces.waiting:
+        raise RuntimeError(f"{pieces.waiting} commit(s) still wait for clip pieces after every writer finished; rerun to resume")
 
 
 def _count(done: Outcome, summary: RunSummary, on_video: Callable[[Outcome, RunSummary], None] | None) -> None:

@@ -1,9 +1,10 @@
 """The stage abstraction: one small class per step, unaware of Ray.
 
 Records flowing between stages are plain dicts, one per *source video*
-(see ``curate/records.py``); its clips travel nested under ``"clips"`` so a
-video's clips and its ledger row always reach the writer together. Keys that
-start with ``_`` are transient (e.g. sampled frames) and are never written.
+(see ``curate/records.py``); its clips travel nested under ``"clips"``, except
+those a stage sends ahead as clip pieces (the encode stage, for a long
+source's bytes), which the writers hold until the video's record commits. Keys
+that start with ``_`` are transient (e.g. sampled frames) and are never written.
 
 Lifecycle. A stage author overrides three verbs: :meth:`Stage.setup` (load
 models once per worker), :meth:`Stage.process` (a batch of records) and
@@ -24,9 +25,9 @@ from __future__ import annotations
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
-from curate.records import FAILED, PENDING, REJECTED, Reason, Record
+from curate.records import FAILED, PENDING, REJECTED, Reason, Record, is_piece
 
 
 @dataclass
@@ -60,6 +61,10 @@ class Stage:
 
     def process(self, batch: list[Record]) -> list[Record]:
         raise NotImplementedError
+
+    def process_iter(self, batch: list[Record]) -> Iterator[Record]:
+        """:meth:`process` as a stream: a stage that sends clip pieces ahead (``records.PIECE``) yields them as made."""
+        yield from self.process(batch)
 
     def teardown(self) -> None:
         """Release what :meth:`setup` loaded, once per worker, after the last batch."""
@@ -99,8 +104,16 @@ class VideoStage(Stage):
     def process_video(self, video: Record) -> Record:
         raise NotImplementedError
 
+    def stream_video(self, video: Record) -> Iterator[Record]:
+        """Clip pieces of ``video`` (``records.PIECE``), if the stage streams any, then its record; default :meth:`process_video`."""
+        yield self.process_video(video)
+
     def process(self, batch: list[Record]) -> list[Record]:
-        return [self._one(v) for v in batch]
+        return list(self.process_iter(batch))
+
+    def process_iter(self, batch: list[Record]) -> Iterator[Record]:
+        for video in batch:
+            yield from self._one(video)
 
     def start(self) -> None:
         """Set up where the work will run: here, or (guarded) in the child process.
@@ -125,40 +138,63 @@ class VideoStage(Stage):
         elif self.timeout_s is None:
             self.teardown()
 
-    def _one(self, video: Record) -> Record:
-        if video.get("status", PENDING) != PENDING:
-            return video
+    def _one(self, video: Record) -> Iterator[Record]:
+        """Pieces as they come, then the record with this stage's time added (pieces and finished videos pass)."""
+        if is_piece(video) or video.get("status", PENDING) != PENDING:
+            yield video
+            return
         t0 = time.perf_counter()
-        out = self.run_captured(video) if self.timeout_s is None else self._guarded(video)
+        out = video
+        for out in self.stream_captured(video) if self.timeout_s is None else self._guarded(video):
+            if is_piece(out):
+                yield out
         timings = dict(out.get("timings") or {})
         timings[self.name] = timings.get(self.name, 0.0) + time.perf_counter() - t0
         out["timings"] = timings
-        return out
+        yield out
 
-    def run_captured(self, video: Record) -> Record:
-        """``process_video`` with any exception recorded on the row as ``failed``."""
+    def stream_captured(self, video: Record) -> Iterator[Record]:
+        """:meth:`stream_video` with any exception recorded on the record as ``failed`` (pieces sent before it are dropped by the writer)."""
         try:
-            return self.process_video(video)
+            yield from self.stream_video(video)
         except Exception as e:  # noqa: BLE001 - recorded on the row, the run goes on
             key = f"{self.name}: {type(e).__name__}"
             out = fail(video, key, f"{key}: {e}")
             out["traceback"] = traceback.format_exc(limit=8)
-            return out
+            yield out
 
-    def _guarded(self, video: Record) -> Record:
+    def _guarded(self, video: Record) -> Iterator[Record]:
         from curate.guard import Guard, GuardError
 
         if self._guard is None:
             self._guard = Guard(self)
         try:
-            return self._guard.call(video, float(self.timeout_s or 0))
+            yield from self._guard.stream(video, float(self.timeout_s or 0))
         except GuardError as e:
-            return fail(video, f"{self.name}: {e.key}", f"{self.name}: {e}")
+            yield fail(video, f"{self.name}: {e.key}", f"{self.name}: {e}")
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_guard"] = None
         return state
+
+
+def run_stages(stages: list[Stage], batch: list[Record]) -> Iterator[Record]:
+    """``batch`` through ``stages`` in order, as a stream: a clip piece leaves as soon as a stage makes it.
+
+    Later stages pass pieces through untouched, so a piece skips them; a
+    video's pieces therefore always come out before its record.
+    """
+    if not stages:
+        yield from batch
+        return
+    rest: list[Record] = []
+    for out in stages[0].process_iter(batch):
+        if is_piece(out):
+            yield out
+        else:
+            rest.append(out)
+    yield from run_stages(stages[1:], rest)
 
 
 def fail(video: Record, key: str, detail: str | None = None) -> Record:

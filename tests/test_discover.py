@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from curate.discover import InputError, discover, video_identity
+from curate.discover import InputError, discover
+from curate.media.identity import video_identity
 
 
 def _touch(p: Path, data: bytes = b"x" * 100) -> Path:
@@ -156,3 +157,76 @@ def test_a_manifest_streams_rows_before_reading_to_its_end(tmp_path: Path):
     assert next(rows)["uri"] == "x.mp4"  # the broken last line has not been read yet
     with pytest.raises(ManifestError, match="not a readable CSV"):
         list(rows)
+
+
+GLOB_TREE = ("a.mp4", "b.mkv", ".hidden.mp4", "x/c.mp4", "x/y/d.mp4", "x/.h/e.mp4", "z[1]/f.mp4", "zz/g.MP4", "n/o/p/q.mp4")
+GLOB_PATTERNS = ("*.mp4", "**/*.mp4", "x/**/*.mp4", "x/*/*.mp4", "*/*.mp4", "[ab].*", "z?/*", "**", "x/**", "n/**/q.mp4", "**/.h/*")
+
+
+def test_a_glob_streams_the_matches_glob_gives_in_sorted_order(tmp_path: Path):
+    import glob
+
+    from curate.input_glob import glob_local, local_listing, split_pattern, walk_glob
+
+    for name in GLOB_TREE:
+        _touch(tmp_path / name)
+    for pattern in GLOB_PATTERNS:
+        full = str(tmp_path / pattern)
+        want = sorted(p for p in glob.glob(full, recursive=True) if not os.path.isdir(p))
+        assert list(glob_local(full)) == want, pattern
+    listed: list[str] = []
+
+    def counting(directory: str) -> list:
+        listed.append(directory)
+        return local_listing(directory)
+
+    head, parts = split_pattern(str(tmp_path / "**" / "*.mp4"))
+    first = next(walk_glob(counting, head, parts, hidden_rule=True))
+    assert Path(first).name == "a.mp4" and listed == [str(tmp_path)]  # the first match before any subfolder is listed
+    head, parts = split_pattern(str(tmp_path / "x" / "*" / "*.mp4"))
+    list(walk_glob(counting, head, parts, hidden_rule=True))
+    assert str(tmp_path / "n") not in listed  # folders the pattern cannot reach are never listed
+
+
+def test_a_remote_glob_streams_the_files_fsspec_glob_finds():
+    import fsspec
+
+    from curate.input_glob import glob_fs
+
+    fs = fsspec.filesystem("memory")
+    for name in GLOB_TREE:
+        fs.pipe_file(f"/globtest/{name}", b"x")
+    try:
+        for pattern in ("/globtest/*.mp4", "/globtest/**/*.mp4", "/globtest/x/*/*.mp4", "/globtest/[ab].*"):
+            want = sorted(p for p in fs.glob(pattern) if fs.isfile(p))
+            assert list(glob_fs(fs, pattern)) == want, pattern
+        assert [v["uri"] for v in discover(["memory://globtest/x/**/*.mp4"])] == [
+            "memory:///globtest/x/.h/e.mp4", "memory:///globtest/x/c.mp4", "memory:///globtest/x/y/d.mp4"]
+    finally:
+        fs.rm("/globtest", recursive=True)
+
+
+def test_discovery_reads_no_content_and_the_rerun_confirms_by_hash(tmp_path: Path, monkeypatch):
+    from curate.config import PipelineConfig
+    from curate.run import run_pipeline
+    from curate.stages import probe
+    from tests.pipeline_helpers import make_inputs
+
+    a, b = make_inputs(tmp_path / "in", 2)
+    hashed: list[str] = []
+    monkeypatch.setattr(probe, "video_identity", lambda uri: hashed.append(uri) or video_identity(uri))
+    videos = list(discover([str(tmp_path / "in")]))
+    assert [v["video_id"] for v in videos] == [None, None] and [v["size_bytes"] for v in videos] == [a.stat().st_size, b.stat().st_size]
+    assert hashed == []  # the probe stage hashes, on the workers
+
+    config = PipelineConfig.model_validate({"clips": {"min_s": 1.0, "max_s": 2.0}, "dedup": {"enabled": False}})
+    out = str(tmp_path / "out")
+    run_pipeline(config, [str(tmp_path / "in")], out, runner="local")
+    data = bytearray(b.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # b replaced by a file of the same name and size
+    b.write_bytes(bytes(data))
+    hashed.clear()
+    summary = run_pipeline(config, [str(tmp_path / "in")], out, runner="local")
+    assert (summary.skipped, summary.processed) == (1, 1)  # a is confirmed by its hash; b's hash differs: new
+    # both match a finished row by uri and size, so the skip check hashes each once; b keeps that id (no second hash)
+    assert sorted(hashed) == [str(a), str(b)]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import logging
 from fractions import Fraction
-from typing import Any
+from typing import Any, Iterator
 
 import av
 
@@ -203,19 +203,32 @@ def encode_spans(uri: str, clips: list[Clip], cfg: EncodeConfig, rotation: int, 
     (fewer only by ``max_fps`` thinning, which then sets ``fps`` to that rate).
     Sets ``video``, ``video_format``, ``width``, ``height`` (and ``fps`` when thinned).
     """
+    for _ in iter_spans(uri, clips, cfg, rotation, irregular):
+        pass
+
+
+def iter_spans(uri: str, clips: list[Clip], cfg: EncodeConfig, rotation: int, irregular: str | None) -> Iterator[Clip]:
+    """:func:`encode_spans` as a stream: yields each clip as soon as it is stored and checked, so a caller can send it on.
+
+    A run whose seek does not check out is redone by decode index for its
+    clips not yet yielded (those yielded checked out), so no clip comes twice.
+    """
     runs = _runs(clips) if not irregular else ([sorted(clips, key=lambda c: c["start_frame"])] if clips else [])
     for run in runs:
+        done: set[int] = set()
         try:
-            _encode_run(uri, run, cfg, rotation, by_index=bool(irregular))
+            for clip in _encode_run(uri, run, cfg, rotation, by_index=bool(irregular)):
+                done.add(id(clip))
+                yield clip
         except ClipMismatch as e:
             if irregular:
                 raise
             log.warning("%s: %s after a seek; cutting by decode index from the start", uri, e)
-            _encode_run(uri, run, cfg, rotation, by_index=True)
+            yield from _encode_run(uri, [c for c in run if id(c) not in done], cfg, rotation, by_index=True)
 
 
-def _encode_run(uri: str, run: list[Clip], cfg: EncodeConfig, rotation: int, by_index: bool) -> None:
-    """Encode the clips of ``run`` (sorted, not overlapping) from one decode; raises :class:`ClipMismatch`."""
+def _encode_run(uri: str, run: list[Clip], cfg: EncodeConfig, rotation: int, by_index: bool) -> Iterator[Clip]:
+    """Encode the clips of ``run`` (sorted, not overlapping) from one decode, yielding each when stored; raises :class:`ClipMismatch`."""
     from curate.media.decode import iter_frames
 
     pending = list(run)
@@ -243,6 +256,7 @@ def _encode_run(uri: str, run: list[Clip], cfg: EncodeConfig, rotation: int, by_
             if not by_index and not timeline[0].regular:
                 raise ClipMismatch(f"timeline after the seek is irregular ({timeline[0].irregular})")
             cur.finish()
+            yield cur.clip
             cur = None
             if not pending:
                 break  # decode no further: a truncated source may raise on the next packet

@@ -21,11 +21,12 @@ from typing import Any, Iterator, NamedTuple
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curate.media.identity import source_key
 from curate.output.shards import LEDGER_DIR, Location, parse_part, read_table, sidecar_name
 from curate.records import DONE, REJECTED
 from curate.schema import to_table
 
-_STATE_COLUMNS = ["video_id", "status", "reason_key", "num_clips", "timings"]
+_STATE_COLUMNS = ["video_id", "uri", "size_bytes", "status", "reason_key", "num_clips", "timings"]
 
 
 class VideoState(NamedTuple):
@@ -115,6 +116,8 @@ class Ledger:
     # Sidecars of committed rewrite parts, in commit order, and the data files they superseded.
     rewrites: list[dict[str, Any]] = field(default_factory=list)
     superseded: set[str] = field(default_factory=set)
+    # source_key(uri, size) of every done or rejected video: the driver's skip check hashes only inputs found here
+    finished_keys: set[int] = field(default_factory=set)
 
     @classmethod
     def load(cls, loc: Location) -> "Ledger":
@@ -144,6 +147,8 @@ class Ledger:
 
     def _fold(self, r: dict[str, Any], timed: bool) -> None:
         self.states[r["video_id"]] = VideoState(r["status"], r["reason_key"], int(r["num_clips"]), sys.intern(r["part"]))
+        if r["status"] in (DONE, REJECTED):
+            self.finished_keys.add(source_key(r["uri"], r.get("size_bytes")))
         if not timed:
             return
         for stage, seconds in json.loads(r["timings"] or "{}").items():
@@ -154,6 +159,10 @@ class Ledger:
     def status(self, video_id: str) -> str | None:
         state = self.states.get(video_id)
         return state.status if state else None
+
+    def maybe_finished(self, uri: str, size: int | None) -> bool:
+        """Whether a done or rejected video had this URI and size (or an unknown size): only then is hashing worth it."""
+        return source_key(uri, size) in self.finished_keys or source_key(uri, None) in self.finished_keys
 
     def finished_ids(self) -> set[str]:
         return {vid for vid, s in self.states.items() if s.status in (DONE, REJECTED)}

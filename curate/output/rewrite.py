@@ -18,7 +18,7 @@ import logging
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -137,7 +137,8 @@ class _EncodeJob:
     def teardown(self) -> None:
         """Nothing to release (the guard's protocol)."""
 
-    def run_captured(self, video: dict[str, Any]) -> dict[str, Any]:
+    def stream_captured(self, video: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """What the guard's child runs: one record, the clips with bytes, or ``failed``."""
         rotation = int(video["clips"][0]["source_rotation"] or 0)
         try:
             if self.encode.mode == "reference":
@@ -145,8 +146,9 @@ class _EncodeJob:
             else:
                 encode_spans(video["uri"], video["clips"], self.encode, rotation, "timeline unknown (no analysis record)")
         except Exception as e:  # noqa: BLE001 - reported by encode_rows, nothing is committed
-            return dict(video, status=FAILED, reason=f"encode: {type(e).__name__}: {e}")
-        return video
+            yield dict(video, status=FAILED, reason=f"encode: {type(e).__name__}: {e}")
+            return
+        yield video
 
 
 def encode_rows(config: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ import pyarrow as pa
 from curate.output import funnel as fn
 from curate.output.ledger import video_row
 from curate.output.shards import TABLES, chunks
-from curate.records import DONE, FAILED, PENDING, REJECTED, public
+from curate.records import DONE, FAILED, PENDING, REJECTED, STREAMED, public
 from curate.schema import check_table, load_schema, to_table
 
 PARAM_SCHEMAS = ("clip", "rejected")  # the schemas whose types take the embedding params
@@ -69,10 +69,12 @@ def finished(video: dict[str, Any]) -> dict[str, Any]:
 
 def outcome(video: dict[str, Any]) -> Outcome:
     clips = video.get("clips") or []
+    streamed = video.get(STREAMED) or {}  # kept clips its pieces carried ahead of it
     return Outcome(
-        video_id=video["video_id"], uri=video["uri"], status=video["status"], reason=video.get("reason"), clips=len(clips),
-        kept=sum(1 for c in clips if not c.get("reject_reasons") and not c.get("flag_reasons")),
-        flagged=sum(1 for c in clips if not c.get("reject_reasons") and c.get("flag_reasons")),
+        video_id=video["video_id"], uri=video["uri"], status=video["status"], reason=video.get("reason"),
+        clips=len(clips) + streamed.get("clips", 0) + streamed.get("review", 0),
+        kept=sum(1 for c in clips if not c.get("reject_reasons") and not c.get("flag_reasons")) + streamed.get("clips", 0),
+        flagged=sum(1 for c in clips if not c.get("reject_reasons") and c.get("flag_reasons")) + streamed.get("review", 0),
         seconds=float(sum((video.get("timings") or {}).values())),
     )
 
@@ -86,6 +88,7 @@ class VideoRows:
     tables: dict[str, pa.Table]
     sizes: dict[str, list[int]]
     ledger_row: dict[str, Any]
+    pieces: int = 0  # clip pieces (stored ahead, see curate.records.PIECE) whose rows join this commit
 
 
 @dataclass(frozen=True)
@@ -111,11 +114,20 @@ class RowMaker:
             row = self._clip_row(video, clip)
             rows[table_of(row)].append(row)
         tables = {t: checked(vid, r, TABLES[t], self.schema_params) for t, r in rows.items() if r}
-        counts = (len(rows[t]) for t in (fn.ACCEPTED_TABLE, fn.REJECTED_TABLE, fn.FLAGGED_TABLE))
-        ledger_row = video_row(video, self.run_id, *counts)
+        streamed = {} if status == FAILED else video.get(STREAMED) or {}
+        ledger_row = video_row(video, self.run_id, len(rows[fn.ACCEPTED_TABLE]) + streamed.get("clips", 0),
+                               len(rows[fn.REJECTED_TABLE]), len(rows[fn.FLAGGED_TABLE]) + streamed.get("review", 0))
         checked(vid, [ledger_row], "videos")
         sizes = {t: [sum(len(r.get(c) or b"") for c in _BINARY[TABLES[t]]) for r in rows[t]] for t in tables}
-        return VideoRows(vid, status, tables, sizes, ledger_row)
+        return VideoRows(vid, status, tables, sizes, ledger_row, (video.get(STREAMED) or {}).get("pieces", 0))
+
+    def piece_tables(self, piece: dict[str, Any]) -> dict[str, pa.Table]:
+        """The rows of a clip piece (``curate.records.PIECE``) per table, as :meth:`rows` makes a video's."""
+        rows: dict[str, list[dict[str, Any]]] = {}
+        for clip in piece["clips"]:
+            row = self._clip_row(piece, clip)
+            rows.setdefault(table_of(row), []).append(row)
+        return {t: checked(piece["video_id"], r, TABLES[t], self.schema_params) for t, r in rows.items()}
 
     def _clip_row(self, video: dict[str, Any], clip: dict[str, Any]) -> dict[str, Any]:
         row = public(clip)
@@ -137,6 +149,7 @@ class RowBuffer:
     sizes: dict[str, list[int]] = field(default_factory=lambda: {t: [] for t in TABLES})
     videos: list[dict[str, Any]] = field(default_factory=list)
     status: dict[str, str] = field(default_factory=dict)
+    pieces: dict[str, int] = field(default_factory=dict)  # video_id -> clip pieces stored ahead of its rows
     nbytes: int = 0
     since: float = field(default_factory=time.monotonic)
 
@@ -147,6 +160,8 @@ class RowBuffer:
             self.nbytes += sum(rows.sizes[t])
         self.videos.append(rows.ledger_row)
         self.status[rows.video_id] = rows.status
+        if rows.pieces:
+            self.pieces[rows.video_id] = rows.pieces
 
     def full(self, target_bytes: int) -> bool:
         return (self.nbytes >= target_bytes or len(self.videos) >= MAX_BUFFER_VIDEOS

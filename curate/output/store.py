@@ -75,8 +75,8 @@ from curate.output.shards import (
     sidecar_name,
     write_tables,
 )
-from curate.output.writer import STAGED_PREFIX, Staged
-from curate.records import DONE, REJECTED
+from curate.output.writer import STAGED_PREFIX, Pieces, Staged, stage_piece
+from curate.records import DONE, REJECTED, is_piece
 from curate.schema import load_schema, schema_versions, to_table
 
 __all__ = ["PARAM_SCHEMAS", "OutputStore", "new_run_id", "table_of"]
@@ -138,6 +138,8 @@ class OutputStore:
         self._videos_file: str | None = None
         self._rows = RowMaker(run_id, self._config_hash, self.schema_params)
         self._buf = RowBuffer()
+        self._pieces = Pieces()  # clip pieces written ahead of their videos' records (staged until the commit)
+        self._piece_seq = 0
         self._closed = False
         self._write_manifest()
 
@@ -174,6 +176,10 @@ class OutputStore:
         """Videos committed as ``done`` or ``rejected``: skip them. ``failed`` ones are retried."""
         return self._ledger.finished_ids()
 
+    def maybe_finished(self, uri: str, size: int | None) -> bool:
+        """Whether ``uri`` of ``size`` may be a committed done or rejected video (confirm by its ``video_id``)."""
+        return self._ledger.maybe_finished(uri, size)
+
     def status(self, video_id: str) -> str | None:
         """Committed status of ``video_id`` (``None`` if never committed; buffered ones are not yet)."""
         return self._ledger.status(video_id)
@@ -195,6 +201,11 @@ class OutputStore:
             ValueError: the record is not finished, or its rows do not match the schemas
                 (a pipeline bug; nothing of the record is buffered).
         """
+        if is_piece(video):  # its rows go to a staged file now, committed with the video's record
+            self._piece_seq += 1
+            name = f"{STAGED_PREFIX}{self._tag}-store-p{self._piece_seq:06d}"
+            self._pieces.add(stage_piece(self._loc, self._rows, video, name, self.row_group_rows))
+            return
         vid = video.get("video_id")
         if vid and (self._ledger.status(vid) in (DONE, REJECTED) or self._buf.status.get(vid) in (DONE, REJECTED)):
             log.warning("video %s (%s) is already finished; ignoring the duplicate", vid, video.get("uri"))
@@ -219,13 +230,20 @@ class OutputStore:
         if not buf.videos:
             return
         self._lock.check()
+        pieces = self._pieces.take(buf.videos, buf.pieces)
+        if pieces is None:  # a record's pieces always come before it
+            raise RuntimeError(f"clip pieces of {sorted(buf.pieces)[:5]} missing at commit; not committed")
         part = part_name(self._ledger.next_seq, self._tag)
         data = [(table, f"{table}/{part}-{k:03d}.parquet", t) for table, k, t in buf.files(self.target_bytes)]
+        moves = [(f, f"{f.table}/{part}-{k:03d}.parquet") for k, f in enumerate(pieces, len(data))]
         rows = [dict(r, part=part) for r in buf.videos]
         ledger_rel = f"{LEDGER_DIR}/{part}.parquet"
-        sizes = commit_files(self._loc, [(rel, t) for _, rel, t in data], (ledger_rel, to_table(rows, "videos")), self.row_group_rows)
+        sizes = commit_files(self._loc, [(rel, t) for _, rel, t in data], (ledger_rel, to_table(rows, "videos")), self.row_group_rows,
+                             moves=[(f.temp, rel) for f, rel in moves])
         for table, rel, t in data:
             self._shards[table].append(mf.shard_entry(rel, sizes[rel], t))
+        for f, rel in moves:
+            self._shards[f.table].append(dict(path=rel, part=part, **f.entry))
         self._ledger.apply(rows, part)
         self._buf = RowBuffer()
         self._write_manifest()

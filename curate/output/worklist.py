@@ -43,7 +43,7 @@ class WorkList:
     def _spill(self) -> None:
         rel = f"{WORK_DIR}/{self._tag}-{len(self.chunks):06d}.parquet"
         self._loc.fs.makedirs(self._loc.path(WORK_DIR), exist_ok=True)
-        table = pa.table({"video_id": [r["video_id"] for r in self._buf],
+        table = pa.table({"uri": [r["uri"] for r in self._buf],
                           "payload": pa.array([pickle.dumps(r, protocol=5) for r in self._buf], pa.binary())})
         with self._loc.fs.open(self._loc.path(rel), "wb") as f:
             pq.write_table(table, f)
@@ -63,8 +63,8 @@ class WorkList:
 
 
 def read_chunk(root: str, rel: str) -> dict[str, Any]:
-    """One chunk as columns ``video_id`` and ``payload`` (pickled records), for a runner's batch."""
+    """One chunk as columns ``uri`` and ``payload`` (pickled records), for a runner's batch."""
     loc = Location.of(root)
     with loc.fs.open(loc.path(rel), "rb") as f:
         table = pq.read_table(f)
-    return {"video_id": table["video_id"].to_pylist(), "payload": table["payload"].to_pylist()}
+    return {"uri": table["uri"].to_pylist(), "payload": table["payload"].to_pylist()}

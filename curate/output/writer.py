@@ -11,17 +11,28 @@ it moves the files to part names and writes the ledger part last, so the
 commit point, the order of commits and exactly-once stay with the one
 process that holds the lock. A writer that dies loses only its buffer,
 which the runner sends again to its restarted actor.
+
+Clip pieces (a long video's clips sent ahead of its record,
+``curate.records.PIECE``) are written at once as staged files of their own
+and reported as a :class:`StagedPiece`; the video's record, when it comes,
+says how many pieces it had. :class:`Pieces` (wherever the commit happens)
+holds a commit back until all its videos' pieces have arrived, then commits
+them with it, or drops them when the video failed; uncommitted pieces are
+staged files, which a dead run's recovery deletes like any other.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from curate.output.funnel import reason_counts
+import pyarrow as pa
+
 from curate.output.rows import Outcome, RowBuffer, RowMaker, finished, outcome
 from curate.output.shards import Location, write_staged
+from curate.records import DONE, is_piece
 
 STAGED_PREFIX = ".w-"
 
@@ -41,6 +52,76 @@ class Staged:
 
     files: list[StagedFile]
     ledger_rows: list[dict[str, Any]]
+    pieces: dict[str, int] = field(default_factory=dict)  # video_id -> pieces whose files join this commit
+
+
+@dataclass(frozen=True)
+class StagedPiece:
+    """The staged files of one clip piece of ``video_id``."""
+
+    video_id: str
+    files: list[StagedFile]
+
+
+def stage_table(loc: Location, table: str, rel: str, rows: pa.Table, row_group_rows: int) -> StagedFile:
+    """Write ``rows`` to the staged name ``rel``; its manifest entry has rows, bytes and reason counts."""
+    entry: dict[str, Any] = {"rows": rows.num_rows, "bytes": write_staged(loc, rel, rows, row_group_rows)}
+    if "reject_reasons" in rows.column_names:
+        entry["reasons"] = reason_counts(rows)
+    return StagedFile(table, rel, entry)
+
+
+def stage_piece(loc: Location, rows: RowMaker, piece: dict[str, Any], name: str, row_group_rows: int) -> StagedPiece:
+    """Write a clip piece's rows now, one staged file per table named ``{table}/{name}.parquet.tmp``."""
+    tables = rows.piece_tables(piece)
+    return StagedPiece(piece["video_id"], [stage_table(loc, t, f"{t}/{name}.parquet.tmp", r, row_group_rows) for t, r in tables.items()])
+
+
+class Pieces:
+    """The committing side's hold on clip pieces: a commit waits until its videos' pieces are all in.
+
+    Holds metadata only (staged paths and counts). A video that failed after
+    sending pieces has its pieces dropped, not committed (their files are
+    removed with the run's other uncommitted staged files).
+    """
+
+    def __init__(self) -> None:
+        self._got: dict[str, list[StagedPiece]] = {}
+        self._waiting: list[Staged] = []
+
+    def add(self, piece: StagedPiece) -> None:
+        self._got.setdefault(piece.video_id, []).append(piece)
+
+    def hold(self, staged: Staged) -> None:
+        self._waiting.append(staged)
+
+    def take(self, ledger_rows: list[dict[str, Any]], expected: dict[str, int]) -> list[StagedFile] | None:
+        """The piece files that join a commit of ``ledger_rows`` (those of done videos); ``None`` while some are missing."""
+        if any(len(self._got.get(v, ())) < n for v, n in expected.items()):
+            return None
+        files = []
+        for row in ledger_rows:  # a video that failed mid-stream may have sent pieces it does not count: drop them too
+            for p in self._got.pop(row["video_id"], []):
+                if row["status"] == DONE and row["video_id"] in expected:
+                    files += p.files
+        return files
+
+    def ready(self) -> list[Staged]:
+        """The held commits whose pieces have all arrived, in the order held, with the pieces of done videos joined."""
+        out, still = [], []
+        for staged in self._waiting:
+            files = self.take(staged.ledger_rows, staged.pieces)
+            if files is None:
+                still.append(staged)
+            else:
+                out.append(replace(staged, files=[*staged.files, *files], pieces={}))
+        self._waiting = still
+        return out
+
+    @property
+    def waiting(self) -> int:
+        """Commits still held for pieces (none once a run's writers are done, unless pieces were lost)."""
+        return len(self._waiting)
 
 
 @dataclass(frozen=True)
@@ -64,14 +145,20 @@ class ShardWriter:
         self._seq = 0
         self._buf = RowBuffer()
 
-    def add(self, videos: list[dict[str, Any]]) -> tuple[list[Outcome], list[Staged]]:
-        """Buffer finished records; returns their outcomes and what was written if the buffer filled."""
-        outcomes = []
-        for video in map(finished, videos):
+    def add(self, records: list[dict[str, Any]]) -> tuple[list[Outcome], list[Staged], list[StagedPiece]]:
+        """Buffer finished records, write clip pieces at once; returns outcomes, what a full buffer wrote, and the pieces."""
+        outcomes, pieces = [], []
+        for record in records:
+            if is_piece(record):
+                self._seq += 1
+                name = f"{STAGED_PREFIX}{self._spec.tag}-{self._id}-p{self._seq:06d}"
+                pieces.append(stage_piece(self._loc, self._spec.rows, record, name, self._spec.row_group_rows))
+                continue
+            video = finished(record)
             self._buf.add(self._spec.rows.rows(video))
             outcomes.append(outcome(video))
-        staged = self.flush() if self._buf.full(self._spec.target_bytes) else None
-        return outcomes, [staged] if staged else []
+        staged = self.flush() if self._buf.videos and self._buf.full(self._spec.target_bytes) else None
+        return outcomes, [staged] if staged else [], pieces
 
     def flush(self) -> Staged | None:
         """Write everything buffered; ``None`` when nothing is."""
@@ -79,11 +166,7 @@ class ShardWriter:
         if not buf.videos:
             return None
         self._seq += 1
-        files = []
-        for table, k, rows in buf.files(self._spec.target_bytes):
-            rel = f"{table}/{STAGED_PREFIX}{self._spec.tag}-{self._id}-{self._seq:06d}-{k:03d}.parquet.tmp"
-            entry: dict[str, Any] = {"rows": rows.num_rows, "bytes": write_staged(self._loc, rel, rows, self._spec.row_group_rows)}
-            if "reject_reasons" in rows.column_names:
-                entry["reasons"] = reason_counts(rows)
-            files.append(StagedFile(table, rel, entry))
-        return Staged(files, list(buf.videos))
+        files = [stage_table(self._loc, table, f"{table}/{STAGED_PREFIX}{self._spec.tag}-{self._id}-{self._seq:06d}-{k:03d}.parquet.tmp",
+                             rows, self._spec.row_group_rows)
+                 for table, k, rows in buf.files(self._spec.target_bytes)]
+        return Staged(files, list(buf.videos), dict(buf.pieces))

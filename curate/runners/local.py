@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Iterable, Iterator
 
 from curate.records import Record
-from curate.stage import Stage
+from curate.stage import Stage, run_stages
 
 
 def run_local(stages: list[Stage], videos: Iterable[Record]) -> Iterator[Record]:
-    """Push each video through every stage in order and yield it finished.
+    """Push each video through every stage in order and yield it finished, its clip pieces (if any) first.
 
     Every stage started is stopped (its ``teardown`` runs) when the videos
     are done, the caller stops iterating, or a stage raises.
@@ -24,10 +24,7 @@ def run_local(stages: list[Stage], videos: Iterable[Record]) -> Iterator[Record]
             stage.start()
             started.append(stage)
         for video in videos:
-            batch = [video]
-            for stage in stages:
-                batch = stage.process(batch)
-            yield from batch
+            yield from run_stages(stages, [video])
     finally:
         for stage in reversed(started):
             stage.stop()

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, NamedTuple
 
 from curate.output.rows import Outcome
-from curate.output.writer import ShardWriter, Staged, WriterSpec
-from curate.records import Record
+from curate.output.writer import ShardWriter, Staged, StagedPiece, WriterSpec
+from curate.records import Record, is_piece
 from curate.runners.pools import plan_pools
-from curate.stage import Stage
+from curate.stage import Stage, run_stages
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ WRITER_CPUS = 0.0
 LOADER_CPUS = 0.1
 IN_FLIGHT_PER_WRITER = 2  # blocks sent to a writer and not yet answered: bounds the driver's references
 MAX_WRITER_RESTARTS = 3
+RESTART_WAIT_S = 0.5  # before sending again to a writer Ray is still restarting
 # Ray Data blocks of one row each: every group is its own block, so actor pools
 # spread them instead of one actor taking a whole work-list chunk.
 ONE_ROW_BLOCKS = 1
@@ -44,10 +45,11 @@ GROUP_MAX_VIDEOS = 64
 
 
 class Written(NamedTuple):
-    """What a writer reported: outcomes of videos it buffered, commits it staged, bytes the driver received."""
+    """What a writer reported: outcomes of videos it buffered, commits and clip pieces it staged, bytes the driver received."""
 
     outcomes: list[Outcome]
     staged: list[Staged]
+    pieces: list[StagedPiece]
     received: int
 
 
@@ -124,18 +126,22 @@ class _StageActor:
             except Exception:  # noqa: BLE001 - one stage's failed teardown must not skip the others'
                 log.exception("%s: teardown failed", stage.name)
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+    def __call__(self, batch: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """The batch's groups through the stages; clip pieces leave as one-row batches the moment a stage makes them."""
         groups = [pickle.loads(b) for b in batch["payload"]]
-        records = [r for g in groups for r in g]
-        for stage in self.stages:
-            records = stage.process(records)
+        records = []
+        for record in run_stages(self.stages, [r for g in groups for r in g]):
+            if is_piece(record):
+                yield {"uri": [record["uri"]], "payload": [pickle.dumps([record], protocol=5)]}
+            else:
+                records.append(record)
         if len(records) != sum(map(len, groups)):
             raise RuntimeError(f"stages returned {len(records)} records for {sum(map(len, groups))}")
         out, at = [], 0
         for g in groups:  # the same groups, in order: stages keep their input's order
             out.append(records[at:at + len(g)])
             at += len(g)
-        return {"video_id": [g[0]["video_id"] for g in out], "payload": [pickle.dumps(g, protocol=5) for g in out]}
+        yield {"uri": [g[0]["uri"] for g in out], "payload": [pickle.dumps(g, protocol=5) for g in out]}
 
 
 def init_ray(address: str | None = None) -> float:
@@ -222,13 +228,14 @@ def _package_dir() -> str:
 
 
 def run_ray(stages: list[Stage], videos: Iterable[Record], address: str | None = None) -> Iterator[Record]:
-    """Stream videos through the stages on Ray and yield each finished video record (bytes and all).
+    """Stream videos through the stages on Ray and yield each finished video record (bytes and all),
+    after the clip pieces a long one sent ahead (``curate.records.PIECE``).
 
     For analysis and benchmarks that want the records; a run uses :func:`write_ray`,
     where workers write the shards and the driver receives metadata only.
     """
     init_ray(address)
-    items = [{"video_id": v["video_id"], "payload": pickle.dumps([v], protocol=5)} for v in videos]
+    items = [{"uri": v["uri"], "payload": pickle.dumps([v], protocol=5)} for v in videos]
     if not items:
         return
     import ray.data
@@ -272,7 +279,7 @@ def _load_chunks(batch: dict[str, Any], root: str) -> dict[str, Any]:
     """Work-list chunks as rows of video groups (see the module docstring)."""
     from curate.output.worklist import read_chunk
 
-    out: dict[str, list[Any]] = {"video_id": [], "payload": []}
+    out: dict[str, list[Any]] = {"uri": [], "payload": []}
     for rel in batch["chunk"]:
         groups: list[list[Record]] = [[]]
         size = 0
@@ -285,7 +292,7 @@ def _load_chunks(batch: dict[str, Any], root: str) -> dict[str, Any]:
             groups[-1].append(video)
             size += nbytes
         for group in filter(None, groups):
-            out["video_id"].append(group[0]["video_id"])
+            out["uri"].append(group[0]["uri"])
             out["payload"].append(pickle.dumps(group, protocol=5))
     return out
 
@@ -318,11 +325,13 @@ class _WriterActor:
         self._writer = ShardWriter(spec)
 
     def add(self, block: Any) -> bytes:
-        return pickle.dumps(self._writer.add([r for b in block["payload"].to_pylist() for r in pickle.loads(b)]), protocol=5)
+        """``(outcomes, staged, pieces, buffered)``: ``buffered`` when the block left rows in the buffer (not only pieces)."""
+        records = [r for b in block["payload"].to_pylist() for r in pickle.loads(b)]
+        return pickle.dumps((*self._writer.add(records), not all(map(is_piece, records))), protocol=5)
 
     def flush(self) -> bytes:
         staged = self._writer.flush()
-        return pickle.dumps(([], [staged] if staged else []), protocol=5)
+        return pickle.dumps(([], [staged] if staged else [], [], False), protocol=5)
 
 
 @dataclass
@@ -383,14 +392,14 @@ class _Writers:
             while True:
                 try:
                     blob = ray.get(writer.actor.flush.remote())
-                except ray.exceptions.RayActorError:  # it died holding a buffer: send that again, flush again
-                    yield from self._recover(writer)
+                except ray.exceptions.RayActorError as e:  # it died holding a buffer: send that again, flush again
+                    yield from self._recover(writer, e)
                     while self._inflight:
                         yield from self._wait_one()
                     continue
-                outcomes, staged = pickle.loads(blob)
+                outcomes, staged, _, _ = pickle.loads(blob)
                 writer.sent.clear()
-                yield Written(outcomes, staged, len(blob))
+                yield Written(outcomes, staged, [], len(blob))
                 break
 
     def close(self) -> None:
@@ -420,19 +429,21 @@ class _Writers:
         writer, sent = self._inflight.pop(done)
         try:
             blob = ray.get(done)
-        except ray.exceptions.RayActorError:
-            yield from self._recover(writer)
+        except ray.exceptions.RayActorError as e:
+            yield from self._recover(writer, e)
             return
         yield self._accept(writer, sent, blob)
 
     def _accept(self, writer: _Writer, sent: _Sent, blob: bytes) -> Written:
-        outcomes, staged = pickle.loads(blob)
+        outcomes, staged, pieces, buffered = pickle.loads(blob)
         if staged and sent in writer.sent:  # the commit covers this block and every one sent to this writer before it
             del writer.sent[: writer.sent.index(sent) + 1]
+        elif not buffered and sent in writer.sent:  # only clip pieces, already in staged files: nothing to send again
+            writer.sent.remove(sent)
         reported, sent.reported = sent.reported, True
-        return Written([] if reported else outcomes, staged, len(blob))
+        return Written([] if reported else outcomes, staged, [] if reported else pieces, len(blob))
 
-    def _recover(self, writer: _Writer) -> Iterator[Written]:
+    def _recover(self, writer: _Writer, error: Exception) -> Iterator[Written]:
         """Take the answers of ``writer``'s calls that finished before it died, then send what they do not cover."""
         import ray
 
@@ -441,7 +452,12 @@ class _Writers:
                 del self._inflight[ref]
                 with contextlib.suppress(ray.exceptions.RayActorError):
                     yield self._accept(writer, sent, ray.get(ref))
-        writer.deaths += 1
+        if isinstance(error, ray.exceptions.ActorUnavailableError):
+            # still restarting from the death already counted (or a first one Ray is handling):
+            # give it a moment; a writer past Ray's max_restarts answers ActorDiedError, which counts
+            time.sleep(RESTART_WAIT_S)
+        else:
+            writer.deaths += 1
         if writer.deaths > MAX_WRITER_RESTARTS:
             raise RuntimeError(f"shard writer on node {writer.node} died {writer.deaths} times; rerun the same command to resume")
         log.warning("shard writer on node %s died; sending its %d uncommitted blocks again", writer.node, len(writer.sent))

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
-from curate.records import PENDING, Record
+from curate.records import PENDING, Record, is_piece
 from curate.stage import VideoStage
 
 log = logging.getLogger(__name__)
@@ -28,16 +28,19 @@ class BatchedVideoStage(VideoStage):
     def process_video(self, video: Record) -> Record:
         return self.process_videos([video])[0]
 
+    def process_iter(self, batch: list[Record]) -> Iterator[Record]:
+        yield from self.process(batch)
+
     def process(self, batch: list[Record]) -> list[Record]:
-        pending = [i for i, v in enumerate(batch) if v.get("status", PENDING) == PENDING]
+        pending = [i for i, v in enumerate(batch) if v.get("status", PENDING) == PENDING and not is_piece(v)]
         if len(pending) < 2 or self.timeout_s is not None:
-            return super().process(batch)
+            return list(super().process_iter(batch))
         t0 = time.perf_counter()
         try:
             outs = self.process_videos([batch[i] for i in pending])
         except Exception as e:  # noqa: BLE001 - retried per video, where the error is recorded
             log.warning("%s: batched call failed (%s: %s); retrying video by video", self.name, type(e).__name__, e)
-            return super().process(batch)
+            return list(super().process_iter(batch))
         share = (time.perf_counter() - t0) / len(pending)
         result = list(batch)
         for i, out in zip(pending, outs):
