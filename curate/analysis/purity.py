@@ -74,7 +74,7 @@ GRID = (16, 9)
 NORM_STD = 50.0
 SCALES = (2, 3, 5, 8, 12, 18, 26)  # transitions up to ~24 frames
 CELL_RATIO, CELL_MIN, CLIP_RATIO, CELLS = 2.0, 6.0, 2.0, 0.5
-SIDE_SHARE, SIDE_CELLS = 0.3, 0.8
+SIDE_SHARE, SIDE_CELLS = 0.3, 0.95
 
 
 @dataclass(frozen=True)
