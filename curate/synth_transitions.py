@@ -8,7 +8,8 @@ truth:
 * boundaries: hard cuts; **jump cuts** (two segments of the same source far
   apart in time; with a locked-off camera such as ``vtest.avi`` or
   ``chaplin.mp4`` only the people move); ffmpeg ``xfade`` **wipes and slides**
-  (``wipeleft``, ``slideright``, ...); **short dissolves** (4-8 frames);
+  (``wipeleft``, ``slideright``, ...; from seed 400 on also irises, clock and
+  diagonal wipes, slices, squeezes, zooms, pixelation); **short dissolves** (4-8 frames);
   **fades through white**;
 * events inside a shot that are NOT boundaries: **flashes** (1-3 overexposed
   frames, ``eq`` with a timeline ``enable``) and **whip pans** (the segment is
@@ -54,8 +55,12 @@ SOURCES: dict[str, tuple[float, float]] = {
 }
 JUMP_SOURCES = ("vtest.avi", "chaplin.mp4", "vtest.avi", "chaplin.mp4", "box.mp4", "cockatoo.mp4", "flipping_a_pancake.mkv")
 WIPES = ("wipeleft", "wiperight", "wipeup", "wipedown", "slideleft", "slideright", "slideup", "slidedown")
-GRADUAL = (*WIPES, "dissolve", "fadewhite", "fadeblack")
-_XFADE = {"dissolve": "fade", "fadewhite": "fadewhite", "fadeblack": "fadeblack", **{w: w for w in WIPES}}
+# More xfade shapes (irises, a clock wipe, soft and diagonal wipes, slices, squeezes, zooms, pixelation). Drawn with
+# the wipes from seed MORE_FROM on only, so the plans (and the reported figures) of earlier seeds stay as they were.
+MORE = ("circleopen", "circleclose", "radial", "smoothleft", "smoothup", "diagtl", "hlslice", "squeezeh", "zoomin", "pixelize")
+MORE_FROM = 400
+GRADUAL = (*WIPES, *MORE, "dissolve", "fadewhite", "fadeblack")
+_XFADE = {"dissolve": "fade", "fadewhite": "fadewhite", "fadeblack": "fadeblack", **{w: w for w in (*WIPES, *MORE)}}
 
 
 @dataclass(frozen=True)
@@ -212,7 +217,8 @@ def plan_composite(seed: int, n_transitions: int = 8) -> tuple[list[Segment], li
     Of ``n_transitions``: one or two jump cuts (locked-off sources first), one
     or two hard cuts, and the rest drawn from wipes/slides (6-20 frames),
     dissolves (4-8 frames) and fades through white (6-16 frames), at least one
-    of each. About a third of the segments get a flash, a quarter a whip pan.
+    of each; from seed :data:`MORE_FROM` on the wipes include the :data:`MORE`
+    shapes. About a third of the segments get a flash, a quarter a whip pan.
     """
     rng = random.Random(seed)
     n_jumps = rng.choice([1, 2])
@@ -260,7 +266,7 @@ def plan_composite(seed: int, n_transitions: int = 8) -> tuple[list[Segment], li
             if kind_in in ("jump", "cut"):
                 transitions.append(None)
             elif kind_in == "wipe":
-                transitions.append((rng.choice(WIPES), rng.randint(6, 20)))
+                transitions.append((rng.choice(WIPES if seed < MORE_FROM else WIPES + MORE), rng.randint(6, 20)))
             elif kind_in == "dissolve":
                 transitions.append(("dissolve", rng.randint(4, 8)))
             else:

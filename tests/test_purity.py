@@ -15,9 +15,11 @@ import pytest
 
 from curate import synth
 from curate.analysis.purity import PurityCheck, pieces
+from curate.analysis.shot_eval import clips_with_boundary
 from curate.config import PipelineConfig
 from curate.decisions import CONTAINS_TRANSITION, decide
 from curate.records import reason_keys
+from curate.synth_transitions import Segment, concat_with_transitions
 from tests.test_analyse import analyse, assert_clean
 
 BLIND = {"kind": "content", "params": {"threshold": 254.0}, "fades": False}  # finds no boundary at all
@@ -126,3 +128,18 @@ def test_purity_settings_are_split_settings():
     assert a.split_settings() != b.split_settings()
     with pytest.raises(ValueError, match="ratio"):
         PipelineConfig.model_validate({"clips": {"purity": {"ratio": 0.5}}})
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("a,b,kind,frames", [("chaplin.mp4", "cup.mp4", "wipeleft", 9), ("box.mp4", "vtest.avi", "slideup", 16),
+                                             ("vtest.avi", "flipping_a_pancake.mkv", "circleopen", 12),
+                                             ("cup.mp4", "chaplin.mp4", "diagtl", 20)])
+def test_a_missed_wipe_or_slide_is_cut_out(shared_dir, tmp_path, a, b, kind, frames):
+    """A wipe, slide or iris between real shots: no single frame's change stands out, the spatial test finds it."""
+    comp = concat_with_transitions(tmp_path / "c.mp4", [Segment(a, 1.0, 100), Segment(b, 1.0, 100)], [(kind, frames)],
+                                   shared_dir / "media/videos", size=(192, 108))
+    (span,) = comp.spans
+    assert clips_with_boundary(_spans(analyse(comp.path, _config(purity=False))), [], [span]) == 1  # the detector misses it
+    out = analyse(comp.path, _config())
+    assert_clean(out["clips"], spans=[span])
+    assert len(out["clips"]) == 2 and not any(c["reject_reasons"] for c in out["clips"])  # both sides stay clips

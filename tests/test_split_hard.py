@@ -22,7 +22,7 @@ from curate.analysis.shot_eval import SplitQuality, split_quality
 from curate.analysis.shots import Boundary
 from curate.config import DetectorConfig, PipelineConfig
 from curate.media import decode
-from curate.synth_transitions import Segment, build_hard_set, concat_with_transitions, plan_composite
+from curate.synth_transitions import MORE, MORE_FROM, Segment, build_hard_set, concat_with_transitions, plan_composite
 from tests.test_analyse import analyse, assert_clean
 from tests.test_shots import detect
 
@@ -51,6 +51,14 @@ def test_plan_is_reproducible_and_mixed():
     assert {"cut", "dissolve", "fadewhite"} <= kinds and kinds & {"wipeleft", "wiperight", "wipeup", "wipedown", "slideleft", "slideright", "slideup", "slidedown"}
     for k, t in enumerate(trs):  # a dissolve is 4-8 frames
         assert t is None or t[0] != "dissolve" or 4 <= t[1] <= 8
+
+
+def test_more_xfade_shapes_from_seed_400_only():
+    """Irises, clock wipes, pixelation ... join the wipes from MORE_FROM on; earlier seeds keep their plans."""
+    early = {t[0] for s in range(1, 40) for t in plan_composite(s)[1] if t}
+    late = {t[0] for s in range(MORE_FROM, MORE_FROM + 40) for t in plan_composite(s)[1] if t}
+    assert not early & set(MORE) and len(late & set(MORE)) >= 5
+    assert plan_composite(7) == plan_composite(7)
 
 
 @pytest.mark.shared

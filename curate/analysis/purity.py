@@ -27,6 +27,13 @@ Within a clip ``[start, end)``:
   (:func:`~curate.analysis.same_content.same_content`: not a flash that
   returns to the same picture, not the same picture moved, shifted by a whip
   pan or re-exposed);
+* a wipe, slide, iris or short dissolve spreads its change over many frames,
+  so no single change stands out; the **spatial test** finds it instead: across
+  a window that spans it, most cells of a 16x9 grid change far more than they
+  change across equally long windows just before and after (2-26 frames, so
+  transitions of up to ~24 frames), and far more than such windows change them
+  anywhere in the clip. Its regions are fitted to the frames that show
+  neither side's picture and judged by the same same-content test;
 * a region with fewer than two of the clip's frames on one side cannot be
   judged (a transition the planner cut through, or motion at the clip's
   first frames): it is trimmed off, which costs a few frames at most.
@@ -56,6 +63,21 @@ GAP = 4  # frames of ordinary change that may interrupt one region
 RAMP = 12  # at most this many frames of slow change either side of a region
 SIDE = 5  # frames either side of a region for the same-content test
 MARGIN = SIDE + RAMP  # frames kept before the oldest clip still to come (transition scores, same-content sides)
+EDGE = "at the clip's edge"  # a region too close to the clip's first or last frame to judge: trimmed off
+# The spatial test (PurityCheck._sweeps): each frame as GRID cells (3x3 px blocks of the 48x27 frame), its own
+# brightness and contrast taken out and scaled to a spread of NORM_STD grey levels. A cell changed across a window
+# of SCALES frames when its change exceeds CELL_RATIO x its change across the windows of the same length just
+# before and just after, + CELL_MIN, and CLIP_RATIO x its median change across such windows in the clip; a window
+# replaced the picture when at least CELLS of the cells changed. A frame of a region still shows one side's
+# picture when SIDE_CELLS of the cells that differ between the sides are within SIDE_SHARE of that side.
+GRID = (16, 9)
+NORM_STD = 50.0
+SCALES = (2, 3, 5, 8, 12, 18, 26)  # transitions up to ~24 frames
+CELL_RATIO, CELL_MIN, CLIP_RATIO, CELLS = 2.0, 6.0, 2.0, 0.5
+SIDE_SHARE, SIDE_CELLS = 0.3, 0.95
+# A transition's first and last frames may change too little to see (an iris covers p^2 of the picture at progress p:
+# 5 % of it at p = 0.22), so a found transition is cut out with 1/FAINT of its length more on each side.
+FAINT = 4
 
 
 @dataclass(frozen=True)
@@ -85,6 +107,7 @@ class PurityCheck:
     def __init__(self, ratio: float = 5.0, min_change: float = 6.0, max_frames: int = 75, checks: Checks = Checks()):
         self.ratio, self.min_change, self.max_frames, self.checks = ratio, min_change, max_frames, checks
         self._img: deque[np.ndarray] = deque()
+        self._grid: deque[np.ndarray] = deque()  # GRID cells (RGB means) of each held frame
         self._d: deque[float] = deque()  # change into each held frame (0.0 for a repeat or the first frame)
         self._off = 0  # frame number of _img[0]
 
@@ -95,12 +118,14 @@ class PurityCheck:
             self._off = index
         d = diff(rgb, self._img[-1]) if self._img else 0.0
         self._img.append(rgb)
+        self._grid.append(cv2.resize(rgb, GRID, interpolation=cv2.INTER_AREA))
         self._d.append(d if d >= REPEAT else 0.0)
 
     def drop_before(self, index: int) -> None:
         """No clip still to come starts before ``index``: keep ``MARGIN`` frames before it, drop the rest."""
         while self._img and self._off < index - MARGIN:
             self._img.popleft()
+            self._grid.popleft()
             self._d.popleft()
             self._off += 1
 
@@ -130,30 +155,109 @@ class PurityCheck:
         peaks = np.maximum(np.maximum(v, np.r_[v[1:], 0.0]), np.r_[0.0, v[:-1]])  # the largest change within one frame
         level = float(np.median(peaks[peaks > 0.0]))
         bar = max(self.min_change, self.ratio * level)
-        self._mask_flashes(d, bar)
-        found = []
-        for s, e in self._regions(d, bar):
-            if e - s + 1 > self.max_frames:
+        flashes = self._mask_flashes(d, bar)
+        judged = [(s, e, self._is_transition(s, e, lo, hi)) for s, e in self._regions(d, bar) if e - s + 1 <= self.max_frames]
+        explained = [(s, e) for s, e, why in judged if why in ("flash", "camera")]  # flashes, whip pans: never a transition
+        for s, e in self._sweeps(lo, hi, flashes, explained):
+            over = [j for j in judged if j[0] <= e and s <= j[1] and j[2] is None]
+            if any(j[0] == j[1] for j in over):  # a cut, found exactly by its one changed frame
                 continue
-            before = self._frames(max(lo, s - SIDE), s)
-            after = self._frames(e, min(hi, e + SIDE))
-            edge = len(before) < 2 or len(after) < 2  # too little of the clip on one side to judge: trimmed off
-            if edge or same_content(before, self._frames(s, e + 1), after, s == e, self.checks) is None:
-                g0, g1 = self._grow(d, s, e, bar / 2)  # judged on the region itself, excluded with its slow ends
-                b = Boundary(s, s) if g0 == g1 else Boundary(g0, g1)
-                found.append(Finding(b, max(d[k] for k in range(s, e + 1)), level, edge))
+            if over:  # the same transition, found in part by its frame-to-frame change: cut out all of it
+                judged = [j for j in judged if j not in over]
+                judged.append((min(s, *(j[0] for j in over)), max(e, *(j[1] for j in over)), None))
+            elif e - s + 1 <= self.max_frames:
+                judged.append((s, e, self._is_transition(s, e, lo, hi)))
+        cut = [(s, e) for s, e, why in judged if why is None or why == EDGE]
+        found = []
+        for s, e in _merged(cut):  # overlapping findings (a region and the sweep that overlaps it) are one
+            g0, g1 = self._grow(d, s, e, bar / 2)  # excluded with its slow ends
+            if g0 == g1:
+                b = Boundary(s, s)
+            else:  # and with its faint ends: an iris or clock wipe changes next to nothing in its first and last frames
+                pad = (g1 - g0 + 1) // FAINT
+                b = Boundary(max(lo, g0 - pad), min(hi - 1, g1 + pad))
+            edge = all(why == EDGE for a, z, why in judged if a <= e and s <= z and (why is None or why == EDGE))
+            found.append(Finding(b, max(d.get(k, 0.0) for k in range(s, e + 1)), level, edge))
         return sorted(found, key=lambda f: f.boundary)
+
+    def _is_transition(self, s: int, e: int, lo: int, hi: int) -> str | None:
+        """None when the region ``[s, e]`` is a transition, ``EDGE`` when too little of the clip lies on one side to
+        judge it (trimmed off), else why it is none (:func:`~curate.analysis.same_content.same_content`)."""
+        before = self._frames(max(lo, s - SIDE), s)
+        after = self._frames(e, min(hi, e + SIDE))
+        if len(before) < 2 or len(after) < 2:
+            return EDGE
+        return same_content(before, self._frames(s, e + 1), after, s == e, self.checks)
+
+    def _sweeps(self, lo: int, hi: int, flashes: dict[int, int], explained: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Regions ``[first, last]`` (changes into those frames) where most of the picture was replaced.
+
+        A wipe, slide or short dissolve spreads its change over many frames,
+        so no single frame-to-frame change stands out; but across a window
+        that spans it, most cells of the picture change far more than they
+        change across equally long windows just before and just after it
+        (motion, a pan: about as much; a flash: the window's ends match).
+        Windows of each length in ``SCALES`` are tested (cells normalised per
+        frame, so automatic exposure is no change; flash frames replaced by
+        the frame before them); overlapping ones form a region, less what
+        the frame test already explained as a flash or a whip pan
+        (``explained``), fitted to the frames that show neither side's
+        picture (:meth:`_fit`).
+        """
+        n = hi - lo
+        if n < 2 * SCALES[0] + 1:
+            return []
+        g = _normalised(np.stack([self._grid[flashes.get(k, k) - self._off] for k in range(lo, hi)]))  # flash frames: the one before
+        wins: list[tuple[int, int]] = []  # (first changed frame, last)
+        for k in SCALES:
+            m = n - k  # windows (i, i + k), i < m
+            if m <= k:
+                break
+            x = np.abs(g[k:] - g[:-k]).mean(axis=3)  # change of each cell across window i
+            y = np.full_like(x, -1.0)
+            y[k:] = x[:-k]  # the window just before
+            y[: m - k] = np.maximum(y[: m - k], x[k:])  # the window just after
+            usual = np.median(x, axis=0)  # each cell's change across a window of this length in this clip
+            changed = ((x > CELL_RATIO * y + CELL_MIN) & (x > CLIP_RATIO * usual)).mean(axis=(1, 2)) >= CELLS
+            changed &= y[:, 0, 0] >= 0.0  # at least one side to compare with
+            wins += [(lo + int(i) + 1, lo + int(i) + k) for i in np.flatnonzero(changed)]
+        parts = [p for a, b in _merged(wins) for p in _without((a, b), explained)]
+        return [r for r in (self._fit(g, lo, a, b) for a, b in parts) if r is not None]
+
+    @staticmethod
+    def _fit(g: np.ndarray, lo: int, a: int, b: int) -> tuple[int, int] | None:
+        """The frames of ``[a, b]`` that are neither still the picture before (``a - 1``) nor already the one after (``b``).
+
+        Overlapping windows of several lengths cover more than the transition;
+        a frame belongs to a side when nearly all cells that differ between the
+        two sides are still (or already) close to that side. None when the two
+        sides hardly differ.
+        """
+        pre, post = g[a - 1 - lo], g[b - lo]
+        ab = np.abs(pre - post).mean(axis=2)
+        cells = ab > CELL_MIN
+        if cells.mean() < CELLS:
+            return None
+        seg = g[a - lo : b - lo + 1]
+        near_a = ((np.abs(seg - pre).mean(axis=3) < SIDE_SHARE * ab) & cells).sum(axis=(1, 2)) >= SIDE_CELLS * cells.sum()
+        near_b = ((np.abs(seg - post).mean(axis=3) < SIDE_SHARE * ab) & cells).sum(axis=(1, 2)) >= SIDE_CELLS * cells.sum()
+        mixed = np.flatnonzero(~near_a & ~near_b)
+        if len(mixed) == 0:  # from the one picture straight to the other: a cut at the first frame near the after side
+            first_b = int(np.argmax(near_b))
+            return a + first_b, a + first_b
+        return a + int(mixed[0]), a + int(mixed[-1]) + 1
 
     def _frames(self, a: int, b: int) -> list[np.ndarray]:
         return [self._img[k - self._off] for k in range(a, b)]
 
-    def _mask_flashes(self, d: dict[int, float], bar: float) -> None:
+    def _mask_flashes(self, d: dict[int, float], bar: float) -> dict[int, int]:
         """Set the changes of flashes to 0: a jump after which the picture returns within ``FLASH_FRAMES`` frames.
 
         Found before regions are formed, so a flash in high-motion footage does
         not join the motion around it into one long region whose two sides
-        differ by the motion alone.
+        differ by the motion alone. Returns each flash frame's last frame before the flash.
         """
+        flashes: dict[int, int] = {}
         for k in sorted(d):
             if d[k] < bar:
                 continue
@@ -164,7 +268,9 @@ class PurityCheck:
                 if diff(pre, self._frame(j)) < self.checks.flash * d[k]:
                     for m in range(k, j + 1):
                         d[m] = 0.0
+                    flashes.update({m: k - 1 for m in range(k, j)})
                     break
+        return flashes
 
     @staticmethod
     def _regions(d: dict[int, float], bar: float) -> list[tuple[int, int]]:
@@ -196,6 +302,36 @@ class PurityCheck:
                 e = k
             k += 1
         return s, e
+
+
+def _normalised(cells: np.ndarray) -> np.ndarray:
+    """Each frame's cells with its own brightness and contrast taken out (automatic exposure is no change).
+
+    Scaled so that an ordinary picture's cells keep a spread of ``NORM_STD`` grey levels (``CELL_MIN`` keeps its meaning).
+    """
+    x = cells.astype(np.float32)
+    mean = x.mean(axis=(1, 2, 3), keepdims=True)
+    std = x.std(axis=(1, 2, 3), keepdims=True)
+    return (x - mean) * (NORM_STD / (std + NORM_STD / 4))
+
+
+def _merged(regions: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Overlapping or touching ``[first, last]`` regions joined."""
+    out: list[list[int]] = []
+    for a, b in sorted(regions):
+        if out and a <= out[-1][1] + 1:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
+def _without(region: tuple[int, int], holes: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of ``[first, last]`` outside the ``holes`` (each widened by a frame)."""
+    parts = [region]
+    for hs, he in holes:
+        parts = [q for a, b in parts for q in ((a, min(b, hs - 2)), (max(a, he + 2), b)) if q[0] <= q[1]]
+    return parts
 
 
 def pieces(start: int, end: int, found: Sequence[Finding], trim: int) -> list[tuple[int, int]]:
