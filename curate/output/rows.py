@@ -2,7 +2,9 @@
 
 One place turns a record into typed, schema-checked tables, so the driver's
 store (local runner, rewrites) and the Ray workers that write shards
-themselves (:mod:`curate.output.writer`) produce the same rows.
+themselves (:mod:`curate.output.writer`) produce the same rows. In-run
+latents (:mod:`curate.stages.latents`) become ``latents`` rows of the same
+video, so they commit with its clips or not at all.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pyarrow as pa
 
 from curate.output import funnel as fn
 from curate.output.ledger import video_row
-from curate.output.shards import TABLES, chunks
+from curate.output.shards import DERIVED, TABLES, chunks
 from curate.records import DONE, FAILED, PENDING, REJECTED, public
 from curate.schema import check_table, load_schema, to_table
 
@@ -26,6 +28,8 @@ PARAM_SCHEMAS = ("clip", "rejected")  # the schemas whose types take the embeddi
 MAX_BUFFER_VIDEOS = 1024
 MAX_BUFFER_AGE_S = 600.0  # so runs of failures or reference-mode clips commit while the run goes on
 _BINARY = {s: [f.name for f in load_schema(s) if pa.types.is_binary(f.type)] for s in TABLES.values()}
+LATENTS_TABLE = "latents"
+ROW_TABLES = {**TABLES, LATENTS_TABLE: DERIVED[LATENTS_TABLE]}  # what a run commit may hold
 
 
 def table_of(row: dict[str, Any]) -> str:
@@ -79,13 +83,17 @@ def outcome(video: dict[str, Any]) -> Outcome:
 
 @dataclass
 class VideoRows:
-    """One video's clip rows per table, their stored bytes, and its ledger row (``part`` filled at commit)."""
+    """One video's clip (and latent) rows per table, their stored bytes, and its ledger row (``part`` filled at commit).
+
+    ``sets``: ``VAE/bucket`` -> the manifest's record of the latents it adds, with ``rows``.
+    """
 
     video_id: str
     status: str
     tables: dict[str, pa.Table]
     sizes: dict[str, list[int]]
     ledger_row: dict[str, Any]
+    sets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -115,7 +123,27 @@ class RowMaker:
         ledger_row = video_row(video, self.run_id, *counts)
         checked(vid, [ledger_row], "videos")
         sizes = {t: [sum(len(r.get(c) or b"") for c in _BINARY[TABLES[t]]) for r in rows[t]] for t in tables}
-        return VideoRows(vid, status, tables, sizes, ledger_row)
+        latents, sets = self._latent_rows(video, [] if status == FAILED else video.get("clips") or [])
+        if latents:
+            tables[LATENTS_TABLE] = checked(vid, latents, ROW_TABLES[LATENTS_TABLE])
+            sizes[LATENTS_TABLE] = [len(r["latent"]) + len(r["logvar"] or b"") for r in latents]
+        return VideoRows(vid, status, tables, sizes, ledger_row, sets)
+
+    def _latent_rows(self, video: dict[str, Any], clips: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+        """Latent rows of the accepted clips (``_latents``, :mod:`curate.stages.latents`) and the sets they add."""
+        rows: list[dict[str, Any]] = []
+        sets: dict[str, dict[str, Any]] = {}
+        records = video.get("_latent_sets") or {}
+        for clip in clips:
+            if table_of(clip) != fn.ACCEPTED_TABLE:
+                continue
+            for bucket, (latent, logvar) in sorted((clip.get("_latents") or {}).items()):
+                info = records[bucket]
+                rows.append({"clip_id": clip["clip_id"], "video_id": video["video_id"], "vae": info["id"], "bucket": bucket,
+                             "latent": latent, "logvar": logvar, "run_id": self.run_id})
+                key = f"{info['id']}/{bucket}"
+                sets.setdefault(key, dict(info, rows=0))["rows"] += 1
+        return rows, sets
 
     def _clip_row(self, video: dict[str, Any], clip: dict[str, Any]) -> dict[str, Any]:
         row = public(clip)
@@ -133,9 +161,10 @@ class RowMaker:
 class RowBuffer:
     """Whole videos' rows waiting for one commit; full at the shard target, at :data:`MAX_BUFFER_VIDEOS`, or when old."""
 
-    tables: dict[str, list[pa.Table]] = field(default_factory=lambda: {t: [] for t in TABLES})
-    sizes: dict[str, list[int]] = field(default_factory=lambda: {t: [] for t in TABLES})
+    tables: dict[str, list[pa.Table]] = field(default_factory=lambda: {t: [] for t in ROW_TABLES})
+    sizes: dict[str, list[int]] = field(default_factory=lambda: {t: [] for t in ROW_TABLES})
     videos: list[dict[str, Any]] = field(default_factory=list)
+    sets: dict[str, dict[str, Any]] = field(default_factory=dict)  # latent sets the buffered rows add (with rows)
     status: dict[str, str] = field(default_factory=dict)
     nbytes: int = 0
     since: float = field(default_factory=time.monotonic)
@@ -147,6 +176,8 @@ class RowBuffer:
             self.nbytes += sum(rows.sizes[t])
         self.videos.append(rows.ledger_row)
         self.status[rows.video_id] = rows.status
+        for key, info in rows.sets.items():
+            self.sets.setdefault(key, dict(info, rows=0))["rows"] += info["rows"]
 
     def full(self, target_bytes: int) -> bool:
         return (self.nbytes >= target_bytes or len(self.videos) >= MAX_BUFFER_VIDEOS

@@ -185,10 +185,11 @@ def publish(loc: Location, data: list[str], ledger: tuple[str, pa.Table], row_gr
     return size
 
 
-def commit_files(loc: Location, data: list[tuple[str, pa.Table]], ledger: tuple[str, pa.Table], row_group_rows: int) -> dict[str, int]:
-    """Write one commit: ``data`` files, then the ``ledger`` file last. Returns relpath -> bytes."""
+def commit_files(loc: Location, data: list[tuple[str, pa.Table]], ledger: tuple[str, pa.Table], row_group_rows: int,
+                 sidecar: tuple[str, bytes] | None = None) -> dict[str, int]:
+    """Write one commit: ``data`` files, the ``sidecar``, then the ``ledger`` file last. Returns relpath -> bytes."""
     sizes = {rel: stage_file(loc, rel, table, row_group_rows) for rel, table in data}
-    sizes[ledger[0]] = publish(loc, list(sizes), ledger, row_group_rows)
+    sizes[ledger[0]] = publish(loc, list(sizes), ledger, row_group_rows, sidecar)
     return sizes
 
 

@@ -16,7 +16,7 @@ which the runner sends again to its restarted actor.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from curate.output.funnel import reason_counts
@@ -37,10 +37,11 @@ class StagedFile:
 
 @dataclass(frozen=True)
 class Staged:
-    """One commit's worth of files and the ledger rows of every video whose rows they hold."""
+    """One commit's worth of files and the ledger rows of every video whose rows they hold (``sets``: latent sets added)."""
 
     files: list[StagedFile]
     ledger_rows: list[dict[str, Any]]
+    sets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -86,4 +87,4 @@ class ShardWriter:
             if "reject_reasons" in rows.column_names:
                 entry["reasons"] = reason_counts(rows)
             files.append(StagedFile(table, rel, entry))
-        return Staged(files, list(buf.videos))
+        return Staged(files, list(buf.videos), buf.sets)
