@@ -214,3 +214,16 @@ def test_refilter_after_the_run_leaves_latents_and_the_loader_serves_the_accepte
     seen = {c for batch in ClipDataset(out, BucketConfig.single(b["height"], b["width"], b["num_frames"], 1), latents="kl")
             for c in batch["clip_id"]}
     assert seen == kept and len(kept) == len(_latents(lossless)) // len(BUCKETS) - 2
+
+
+def test_the_latents_stage_is_a_gpu_pool_where_there_are_gpus_unless_pinned_to_the_cpu(made):
+    from curate.runners.pools import plan_pools
+    from curate.runners.ray import group_stages
+
+    config = load_pipeline(_pipeline(made, "lossless", crf=0))
+    for device, share in (("auto", 0.3), ("cpu", 0.0)):
+        cfg = config.model_copy(update={"latents": config.latents.model_copy(update={"device": device})})
+        groups = group_stages(build_stages(cfg))
+        assert groups[-1].stages[-1].name == "latents" and groups[-1].gpus == share
+        pools = plan_pools(groups, [{"CPU": 16.0, "GPU": 1.0}])
+        assert (pools[-1].gpus > 0) == (share > 0) and pools[-1].batch_size == (16 if share else 4)
