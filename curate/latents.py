@@ -16,6 +16,11 @@ superseded: latent rows are only appended, and a pass first reads which
 ``(clip, bucket)`` already have latents for the VAE and skips them, so a crash
 at any point followed by the same command ends with exactly one row per clip,
 VAE and bucket.
+
+``curate run`` with a ``latents:`` section computes the same latents of the
+clips it accepts (:mod:`curate.stages.latents`) with this module's bucket fit
+(:func:`fitting`), targets (:func:`targets`) and set records (:func:`set_record`),
+so a pass after such a run finds them and skips those clips.
 """
 
 from __future__ import annotations
