@@ -227,3 +227,75 @@ def test_the_latents_stage_is_a_gpu_pool_where_there_are_gpus_unless_pinned_to_t
         assert groups[-1].stages[-1].name == "latents" and groups[-1].gpus == share
         pools = plan_pools(groups, [{"CPU": 16.0, "GPU": 1.0}])
         assert (pools[-1].gpus > 0) == (share > 0) and pools[-1].batch_size == (16 if share else 4)
+
+
+EVERY_CLIP_A_PIECE = {"encode": {"piece_mb": 1e-6}}  # resources: each encoded clip leaves encode as a clip piece of its own
+
+
+def _pieces_pipeline(made: dict[str, Path]) -> Path:
+    """The lossless pipeline with a tiny piece size: every clip (and its latent pixels) goes ahead of its video's record."""
+    data = yaml.safe_load(_pipeline(made, "lossless", crf=0).read_text())
+    data["resources"] = {**(data.get("resources") or {}), **EVERY_CLIP_A_PIECE}
+    path = made["root"] / "pieces.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _same_latents_as(out: Path, reference: Path) -> None:
+    """One latent row per accepted clip and bucket, as the run without pieces has; the sidecars and manifest record them."""
+    a, b = _latents(reference), _latents(out)
+    assert not b.duplicated(["clip_id", "vae", "bucket"]).any()
+    assert b[["clip_id", "video_id", "vae", "bucket"]].equals(a[["clip_id", "video_id", "vae", "bucket"]])
+    assert set(b.clip_id) == set(pd.read_parquet(out / "clips")["clip_id"])
+    sets = json.loads((reference / "manifest.json").read_text())["latents"]["sets"]
+    doc = json.loads((out / "manifest.json").read_text())
+    assert doc["latents"]["sets"] == sets and doc["latents"]["rows"] == len(a)
+    sidecars = [json.loads(p.read_text()) for p in (out / "_ledger").glob("*.json")]
+    assert sum(s["computed"] for s in sidecars if s.get("run_commit")) == len(a)
+    committed = {f for s in sidecars for f in s["files"]}
+    assert committed == {f"latents/{n}" for n in Location.of(str(out)).names("latents") if n.endswith(".parquet")}
+    for bucket, x, y in zip(a.bucket, a.latent, b.latent):  # VAE batches of one piece's clips, not two videos': fp16 rounding
+        shape = sets[f"kl/{bucket}"]["shape"]
+        torch.testing.assert_close(from_bytes(x, shape, "float16"), from_bytes(y, shape, "float16"), atol=2e-3, rtol=2e-3)
+    assert doc["timings"]["latents"]["videos"] == 2
+    assert validate(str(out)) == []
+    assert not list(out.rglob(".w-*")), "a staged piece outlived the run"
+
+
+def test_clip_pieces_get_their_latents_committed_once_with_their_video(made, lossless, tmp_path: Path):
+    out = tmp_path / "pieces"
+    summary = run_pipeline(load_pipeline(_pieces_pipeline(made)), [str(made["in"])], str(out), runner="local")
+    assert summary.accepted == len(pd.read_parquet(lossless / "clips"))
+    # every clip was a piece: its latent rows were staged with it, one latents file per piece
+    assert len([n for n in Location.of(str(out)).names("latents") if n.endswith(".parquet")]) == summary.accepted
+    _same_latents_as(out, lossless)
+
+
+@pytest.mark.slow  # a Ray run
+def test_ray_runner_gives_clip_pieces_their_latents(made, lossless, tmp_path: Path, ray_session):
+    out = tmp_path / "ray-pieces"
+    run_pipeline(load_pipeline(_pieces_pipeline(made)), [str(made["in"])], str(out), runner="ray")
+    _same_latents_as(out, lossless)
+
+
+def test_a_piece_whose_vae_call_fails_goes_on_without_latents(caplog):
+    """The piece's video may be past the stage already: the piece is not failed, its clips just get no latents now."""
+    from curate.records import piece
+    from curate.stages.latents import LatentsStage
+
+    class Broken:
+        info: dict = {}
+
+        def encode(self, pixels):
+            raise RuntimeError("out of memory")
+
+    stage = LatentsStage(latents=PipelineConfig.model_validate({"latents": {"vae": {"id": "kl", "kind": "AutoencoderKL", "model": "x"},
+                                                                              "buckets": BUCKETS}}).latents)
+    stage._vae = Broken()
+    clip = {"clip_id": "c0", "_latent_pixels": {"5x32x48": np.zeros((5, 3, 32, 48), np.uint8)}}
+    pieces = [piece({"video_id": "v", "uri": "u"}, [dict(clip)]), piece({"video_id": "v", "uri": "u"}, [dict(clip, clip_id="c1")])]
+    out = stage.process(pieces)
+    assert [p["clips"][0]["clip_id"] for p in out] == ["c0", "c1"]
+    assert all("_latent_pixels" not in c and "_latents" not in c for p in out for c in p["clips"])
+    assert all("status" not in p and "_latent_sets" not in p for p in out)
+    assert "get no latents now" in caplog.text

@@ -8,17 +8,29 @@ the cluster has GPUs), and leaves the stored tensors on the clip
 (``_latent_sets``). The rows are committed with the video's clip rows, in the
 same ledger-last commit (:mod:`curate.output.rows`), so a resumed run never
 stores a latent twice and a crash loses none that was committed.
+
+Clip pieces (a long video's clips encode sent ahead of its record,
+``curate.records.PIECE``) carry their clips' pixels too: unlike other stages
+this one does not pass them untouched but gives their clips ``_latents`` and
+the piece its ``_latent_sets``, so the writer stages the piece's latent rows
+with its clip rows and they commit with the video's ledger row (or are
+dropped with the piece when the video fails). A piece whose VAE call fails
+goes on without latents (the video's record may be in another worker and
+past this stage already): a warning says so, and ``curate latents`` adds
+what is missing.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
-from curate.records import Record
+from curate.records import FAILED, Record, is_piece
 from curate.stages.batched import BatchedVideoStage, clips_of, copy_clips, gpus_for
 from curate.stages.encode import PIXELS
 
+log = logging.getLogger(__name__)
 LATENTS = "_latents"  # clip key: bucket key -> (latent bytes, logvar bytes or None)
 SETS = "_latent_sets"  # video key: bucket key -> the set record (curate.latents.set_record)
 
@@ -53,6 +65,39 @@ class LatentsStage(BatchedVideoStage):
 
     def teardown(self) -> None:
         self._vae = None
+
+    def process(self, batch: list[Record]) -> list[Record]:
+        return list(self.process_iter(batch))
+
+    def process_iter(self, batch: list[Record]) -> Iterator[Record]:
+        """The batch's clip pieces first, their latents made here too; then its videos, batched as any model stage's."""
+        pieces = [r for r in batch if is_piece(r)]
+        if pieces:
+            yield from self._pieces(pieces)
+        videos = [r for r in batch if not is_piece(r)]
+        if videos:
+            yield from BatchedVideoStage.process(self, videos)
+
+    def _pieces(self, pieces: list[Record]) -> Iterator[Record]:
+        """``pieces`` with their clips' latents: one batched call, or piece by piece if it fails (or runs guarded)."""
+        todo = [p for p in pieces if any(c.get(PIXELS) for c in p.get("clips") or [])]
+        done: dict[int, Record] = {}
+        if len(todo) > 1 and self.timeout_s is None:
+            try:
+                done = {id(p): out for p, out in zip(todo, self.process_videos(todo))}
+            except Exception as e:  # noqa: BLE001 - retried piece by piece, where the error is logged
+                log.warning("%s: batched call on clip pieces failed (%s: %s); retrying piece by piece", self.name, type(e).__name__, e)
+        wanted = {id(p) for p in todo}
+        for p in pieces:
+            yield p if id(p) not in wanted else done.get(id(p)) or self._one_piece(p)
+
+    def _one_piece(self, piece: Record) -> Record:
+        *_, out = self.stream_captured(piece) if self.timeout_s is None else self._guarded(piece)
+        if out.get("status") != FAILED:
+            return out
+        log.warning("latents: a clip piece of video %s (%s): %s; its %d clips get no latents now (`curate latents` adds them)",
+                    piece["video_id"], piece.get("uri"), out.get("reason"), len(piece.get("clips") or []))
+        return dict(piece, clips=[{k: v for k, v in c.items() if k != PIXELS} for c in piece.get("clips") or []])
 
     def process_videos(self, videos: list[Record]) -> list[Record]:
         import numpy as np
