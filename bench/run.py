@@ -5,7 +5,7 @@ never leak from one into the next; its output streams through as it comes.
 The exit status is non-zero only when a benchmark failed to run (crashed or
 exited non-zero); a ratio that misses its target is printed, not an error.
 
-    python bench/run.py                 # pipeline, loader, clip, split, latents, dedup, text, driver, long
+    python bench/run.py                 # pipeline, loader, clip, split, latents, run_latents, dedup, text, driver, long
     python bench/run.py --only loader   # one of them; extra args go to it:
     python bench/run.py --only pipeline -- --rounds 1 --skip-memory
 """
@@ -25,6 +25,7 @@ BENCHES = {
     "clip": "bench_clip.py",  # CLIP embedding stage vs a bare forward pass
     "split": "bench_split.py",  # issue 8: split quality on hard composites, detectors' analysis fps
     "latents": "bench_latents.py",  # issue 10: loader from stored latents vs pixels vs pixels + VAE encode
+    "run_latents": "bench_run_latents.py",  # issue 10: latents in curate run (frame tap) vs the curate latents pass
     "dedup": "bench_dedup.py",  # issue 12: distributed vs single-machine dedup, identical kept sets
     "text": "bench_text.py",  # issue 15: text score accuracy per detector width, frames/s, cost in the analysis pass
     "driver": "bench_driver.py",  # issue 12: driver memory and overhead at 1k-100k inputs, bytes to the driver, 2 nodes vs 1

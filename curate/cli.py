@@ -170,7 +170,11 @@ def run(
     models_dir: Optional[Path] = typer.Option(None, "--models-dir", metavar="DIR", help="Model weights fetched with `curate models download` (overrides models.dir)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every video on the terminal too (always in OUTPUT/logs/, and on stderr when it is not a terminal)."),
 ) -> None:
-    """Curate videos into clip shards: probe, split, score, caption, filter, encode, write, dedup."""
+    """Curate videos into clip shards: probe, split, score, caption, filter, encode, write, dedup.
+
+    With a latents: section the accepted clips' VAE latents are computed too, from the frames encode decodes
+    (docs/latents.md); `curate latents` later fills in only what is missing.
+    """
     from curate.config import ConfigError
     from curate.config_diff import OutputMismatch
     from curate.discover import InputError
@@ -379,7 +383,10 @@ def latents(
     pipeline: Path = typer.Argument(..., help="The run's pipeline plus a latents section (VAE, buckets) and/or a text_embeddings section."),
     models_dir: Optional[Path] = typer.Option(None, "--models-dir", metavar="DIR", help="VAE and text-encoder weights fetched with `curate models download` (overrides models.dir)."),
 ) -> None:
-    """Add VAE latents and caption embeddings of the kept clips as new versions (resumable: what is there and current is skipped)."""
+    """Add VAE latents and caption embeddings of the kept clips as new versions (resumable: what is there and current is skipped).
+
+    Latents a run computed (its pipeline had the latents section) are there already: only clips without them are encoded.
+    """
     from curate.config import ConfigError
     from curate.latents import add_latents
     from curate.models.hub import ModelUnavailable

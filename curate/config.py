@@ -216,7 +216,11 @@ class LatentBucketConfig(_Strict):
 
 
 class LatentsConfig(_Strict):
-    """VAE latents of the accepted clips, computed once per clip, VAE and bucket (``curate latents``).
+    """VAE latents of the accepted clips, computed once per clip, VAE and bucket (``curate run``, ``curate latents``).
+
+    A run computes them from the frames its encode step decodes; ``curate latents``
+    from the stored clips, for clips that have none (accepted later, or an OUTPUT
+    written without this section).
 
     Frames go through exactly what the loader does for a bucket
     (:class:`curate.data.BucketConfig` with ``fps``/``stride``/``allow_upscale``
@@ -292,7 +296,7 @@ class PipelineConfig(_Strict):
     caption_check: CaptionCheckConfig | None = None
     text: TextConfig | None = None  # the text-overlay score (text_area_max/mean, text_boxes)
     embedding: EmbeddingConfig = EmbeddingConfig()
-    latents: LatentsConfig | None = None  # VAE latents of accepted clips; computed by `curate latents`
+    latents: LatentsConfig | None = None  # VAE latents of accepted clips; computed by `curate run` and `curate latents`
     text_embeddings: TextEmbeddingsConfig | None = None  # caption encoder outputs; computed by `curate latents`
     review: ReviewConfig = ReviewConfig()  # the annotator review queue (curate review serve); operational
     # Per-stage overrides of declared resources, e.g. {"analyse": {"cpus": 0.5}}.

@@ -12,9 +12,10 @@ which. Settings fall in five kinds, by what a change would do to the clips:
 * **thresholds** (filter, caption-check bands, dedup): decisions only —
   ``curate refilter`` applies them to the stored scores without re-analysis;
 * **derived** (``latents``, ``text_embeddings``): tables computed from the committed clips, not
-  the clips — ``curate latents`` adds them as a new version; a run neither
-  computes nor removes them, so it may differ (new clips get latents at the
-  next ``curate latents``, which skips clips that have them);
+  the clips — ``curate latents`` adds them as a new version; a run with a
+  ``latents`` section also computes its new clips' latents (never caption
+  embeddings) and removes none, so it may differ (clips without latents get
+  them at the next ``curate latents``, which skips clips that have them);
 * **operational** (name, description, shard sizes, limits, model directory,
   resources, the review queue, the dedup engine, the text detector's frames per
   forward pass): how a run works, not what it produces — free to change.

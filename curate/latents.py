@@ -16,6 +16,11 @@ superseded: latent rows are only appended, and a pass first reads which
 ``(clip, bucket)`` already have latents for the VAE and skips them, so a crash
 at any point followed by the same command ends with exactly one row per clip,
 VAE and bucket.
+
+``curate run`` with a ``latents:`` section computes the same latents of the
+clips it accepts (:mod:`curate.stages.latents`) with this module's bucket fit
+(:func:`fitting`), targets (:func:`targets`) and set records (:func:`set_record`),
+so a pass after such a run finds them and skips those clips.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ TABLE = "latents"
 _ROW_COLUMNS = ["clip_id", "video_id", "video", "video_format", "fps", "num_frames", "width", "height", "source_uri",
                 "start_s", "end_s", "source_rotation"]
 # What must stay the same for one VAE id: otherwise two kinds of tensor would share a name.
-_IDENTITY = ("class", "revision", "random_init", "frames", "dtype", "posterior")
+IDENTITY = ("class", "revision", "random_init", "frames", "dtype", "posterior")
 
 
 @dataclass(frozen=True)
@@ -90,12 +95,11 @@ class _Pass:
         batch = self.pending.pop(key, [])
         if not batch:
             return
-        pixels = normalize(torch.stack([p for _, p in batch]), _options(self.cfg))
+        pixels = normalize(torch.stack([p for _, p in batch]), options(self.cfg))
         self.vae = self.vae or self.load()
         mean, logvar = self.vae.encode(pixels)
         info = self.sets.get(key)
-        set_info = dict(self.vae.info, bucket=key, frames=frames_setting(self.cfg), shape=list(mean.shape[1:]), dtype=self.cfg.dtype,
-                        posterior=self.cfg.posterior)
+        set_info = set_record(self.cfg, self.vae.info, key, list(mean.shape[1:]))
         if info is not None and info["shape"] != set_info["shape"]:
             raise RuntimeError(f"VAE {self.cfg.vae.id} bucket {key}: latents of shape {set_info['shape']}, earlier ones {info['shape']}")
         self.sets[key] = {k: v for k, v in set_info.items() if k != "rows"}
@@ -127,8 +131,31 @@ def frames_setting(cfg: LatentsConfig) -> dict[str, Any]:
     return {k: getattr(cfg, k) for k in ("fps", "stride", "allow_upscale", "resize", "crop", "temporal", "interpolation")}
 
 
-def _options(cfg: LatentsConfig) -> DecodeOptions:
+def set_record(cfg: LatentsConfig, vae_info: dict[str, Any], key: str, shape: list[int]) -> dict[str, Any]:
+    """What the manifest records of VAE ``vae_info``'s latents of bucket ``key`` (less ``rows``): one definition for both passes."""
+    return dict(vae_info, bucket=key, frames=frames_setting(cfg), shape=shape, dtype=cfg.dtype, posterior=cfg.posterior)
+
+
+def options(cfg: LatentsConfig) -> DecodeOptions:
+    """The loader's decode options the latents are made with (float pixels, as ``output="float"``)."""
     return DecodeOptions(resize=cfg.resize, crop=cfg.crop, temporal=cfg.temporal, output="float", interpolation=cfg.interpolation)
+
+
+def fitting(cfg: LatentsConfig, row: dict[str, Any]) -> list[LatentBucketConfig]:
+    """The buckets of ``cfg`` clip ``row`` (``width``, ``height``, ``num_frames``, ``fps`` as stored) fits, by the loader's rule."""
+    ok = fits([(b.num_frames, b.height, b.width) for b in cfg.buckets], cfg.fps, cfg.stride, cfg.allow_upscale,
+              *(np.array([row[c]], dtype=float) for c in ("width", "height", "num_frames", "fps")))
+    return [b for b, y in zip(cfg.buckets, ok[0]) if y]
+
+
+def targets(cfg: LatentsConfig, buckets: list[LatentBucketConfig]) -> list[Target]:
+    """Empty uint8 ``(T, 3, H, W)`` targets of ``buckets``, chosen and resized as the loader does."""
+    import torch
+
+    opts = options(cfg)
+    # temporal start/center and centre crops draw nothing; the generator only fills the signature
+    return [Target(torch.empty((b.num_frames, 3, b.height, b.width), dtype=torch.uint8), cfg.fps, opts, np.random.default_rng(0), cfg.stride)
+            for b in buckets]
 
 
 def _existing(store: OutputStore, vae_id: str) -> set[tuple[str, str]]:
@@ -141,7 +168,7 @@ def _existing(store: OutputStore, vae_id: str) -> set[tuple[str, str]]:
     return have
 
 
-def _earlier_sets(store: OutputStore, vae_id: str) -> dict[str, dict[str, Any]]:
+def earlier_sets(store: OutputStore, vae_id: str) -> dict[str, dict[str, Any]]:
     """Bucket key -> set record of earlier commits of ``vae_id``."""
     out: dict[str, dict[str, Any]] = {}
     for key, info in mf.derived_section(TABLE, [], store.versions)["sets"].items():
@@ -160,8 +187,6 @@ def add_latents(output: str, config: PipelineConfig) -> LatentsResult:
         ModelUnavailable: the VAE weights cannot be had (raised before any clip is read).
         LockedError: another process writes to ``output``.
     """
-    import torch
-
     from curate.models.device import pick_device, pick_precision
     from curate.models.vae import load_vae, vae_info
 
@@ -176,12 +201,11 @@ def add_latents(output: str, config: PipelineConfig) -> LatentsResult:
     failed: list[str] = []
     skipped = unfit = 0
     with OutputStore.open(output, config, run_id=new_run_id(), command="latents", models=models_record(doc, "vae", info)) as store:
-        earlier = _earlier_sets(store, cfg.vae.id)
+        earlier = earlier_sets(store, cfg.vae.id)
         check_same_maker(f"latents named {cfg.vae.id!r}", earlier, dict(info, frames=frames, dtype=cfg.dtype, posterior=cfg.posterior),
-                         _IDENTITY, "give this VAE or these settings another latents.vae.id")
+                         IDENTITY, "give this VAE or these settings another latents.vae.id")
         have = _existing(store, cfg.vae.id)
         work = _Pass(store, cfg, lambda: load_vae(cfg.vae, config.models, device, precision), earlier)
-        opts = _options(cfg)
         files = [e["path"] for e in store.shards.get(ACCEPTED_TABLE, [])]
         meta = [read_table(loc, rel, ["clip_id", "width", "height", "num_frames", "fps"]) for rel in files]
         for rel, m in zip(files, meta):
@@ -198,17 +222,15 @@ def add_latents(output: str, config: PipelineConfig) -> LatentsResult:
             if todo:
                 rows = read_table(loc, rel, _ROW_COLUMNS).take(pa.array(sorted(todo), pa.int64())).to_pylist()
                 for row, buckets in zip(rows, (todo[i] for i in sorted(todo))):
-                    outs = [torch.empty((b.num_frames, 3, b.height, b.width), dtype=torch.uint8) for b in buckets]
-                    # temporal start/center and centre crops draw nothing; the generator only fills the signature
-                    rng = np.random.default_rng(0)
+                    tgs = targets(cfg, buckets)
                     try:
-                        decode_targets(row, [Target(o, cfg.fps, opts, rng, cfg.stride) for o in outs])
+                        decode_targets(row, tgs)
                     except DecodeError as e:
                         log.warning("latents: clip %s does not decode, skipped (the next pass retries it): %s", row["clip_id"], e)
                         failed.append(row["clip_id"])
                         continue
-                    for b, o in zip(buckets, outs):
-                        work.add(row, b, o)
+                    for b, tg in zip(buckets, tgs):
+                        work.add(row, b, tg.out)
         work.commit(final=True)
     return LatentsResult(vae=cfg.vae.id, computed=work.computed, skipped=skipped, unfit=unfit, failed=failed,
                          commits=work.commits, seconds=round(time.perf_counter() - t0, 3))

@@ -20,12 +20,13 @@ def stage_classes() -> tuple[type[Stage], ...]:
     """Every stage class in the order :func:`build_stages` runs them.
 
     probe → analyse → [text → clip_embed → aesthetic → caption] → filter →
-    [caption_check] → encode. Model stages score every clip before the
+    [caption_check] → encode → [latents]. Model stages score every clip before the
     filter, so the report shows full distributions and ``curate refilter``
     can move any threshold without re-running a model; the caption check
     comes after the filter so its rejections join the filter's. Encode stores
     every clip without a reject reason, flagged ones too (they go to
-    ``review/`` with their bytes).
+    ``review/`` with their bytes); latents (with a ``latents:`` section) encode
+    the accepted clips' bucket pixels that encode took from its own decode.
     """
     from curate.stages.aesthetic import AestheticStage
     from curate.stages.analyse import AnalyseStage
@@ -34,14 +35,16 @@ def stage_classes() -> tuple[type[Stage], ...]:
     from curate.stages.clip_embed import ClipEmbedStage
     from curate.stages.encode import EncodeStage
     from curate.stages.filter import FilterStage
+    from curate.stages.latents import LatentsStage
     from curate.stages.probe import ProbeStage
     from curate.stages.text import TextStage
 
-    return (ProbeStage, AnalyseStage, TextStage, ClipEmbedStage, AestheticStage, CaptionStage, FilterStage, CaptionCheckStage, EncodeStage)
+    return (ProbeStage, AnalyseStage, TextStage, ClipEmbedStage, AestheticStage, CaptionStage, FilterStage, CaptionCheckStage, EncodeStage,
+            LatentsStage)
 
 
 # Every stage name in the order build_stages runs them (timings are shown in this order).
-STAGE_ORDER = ("probe", "analyse", "text", "clip_embed", "aesthetic", "caption", "filter", "caption_check", "encode")
+STAGE_ORDER = ("probe", "analyse", "text", "clip_embed", "aesthetic", "caption", "filter", "caption_check", "encode", "latents")
 
 
 def in_pipeline_order(names: list[str] | dict[str, object]) -> list[str]:

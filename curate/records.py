@@ -23,6 +23,8 @@ Video record keys (set by the stage named):
     shots_too_short: int, decode_warning: str | None                    analyse
     clips: list[clip dict]                                             analyse
     timings: dict[stage name, seconds]                                 every stage
+    _latent_sets: {bucket: set record} (what the manifest records of    latents
+        the latents the video's clips got; ``curate.latents.set_record``)
 
 Clip dict keys are the columns of ``schemas/clip`` (see that file for units),
 plus ``reject_reasons`` (analyse: ``contains_transition``; filter, caption check, dedup) and ``flag_reasons``
@@ -30,17 +32,23 @@ plus ``reject_reasons`` (analyse: ``contains_transition``; filter, caption check
 :func:`reason` dicts ``{"key", "detail"}``, and transient keys starting with
 ``_`` that are never written, e.g. ``_frames``: list of HxWx3 uint8 RGB frames
 sampled in the decode pass at ``analysis.sample_width`` for scorers and CLIP
-(dropped by the filter, after the last stage that reads them), and
-``_frame_embeddings`` (CLIP, one row per sampled frame).
+(dropped by the filter, after the last stage that reads them),
+``_frame_embeddings`` (CLIP, one row per sampled frame), and with a
+``latents:`` section ``_latent_pixels`` (encode: bucket key -> the loader's
+uint8 ``(T, 3, H, W)`` pixels of an accepted clip, dropped by the latents
+stage) and ``_latents`` (latents: bucket key -> ``(latent, logvar)`` bytes,
+which :mod:`curate.output.rows` turns into ``latents`` rows).
 
 Clip pieces. A stage may stream a long video's clips out ahead of its record
 (the encode stage does, so a long source's MP4 bytes never sit in one
 object): a *piece* is ``{"video_id", "uri", PIECE: True, "clips": [...]}``
-and later stages pass it through untouched; the video's own record follows
+and later stages pass it through untouched, except those that work on the
+clips encode made (the latents stage gives a piece's clips their
+``_latents`` and the piece its ``_latent_sets``); the video's own record follows
 its pieces with the clips not streamed and ``STREAMED`` counting those that
-were (``{"pieces", "clips", "review"}``). Writers store a piece's rows at
-once, under staged names, and commit them with the video's ledger row, or
-drop them when the video failed (see ``curate/output/writer.py``).
+were (``{"pieces", "clips", "review"}``). Writers store a piece's rows (its
+latent rows too) at once, under staged names, and commit them with the
+video's ledger row, or drop them when the video failed (see ``curate/output/writer.py``).
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ ledger-last (``curate/output/writer.py``, ``curate/output/store.py``). A
 killed run loses at most the videos not yet committed, and a rerun on the
 same OUTPUT picks up where it stopped. Models are checked before anything
 else, so missing weights stop the run before a single video is opened.
+With a ``latents:`` section the accepted clips' latents are computed in the
+run (``curate/stages/latents.py``) and committed with their videos' rows.
 Duplicates are removed last, over everything committed (``curate/dedup.py``),
 so the kept clips do not depend on the runner or on how often a run resumed.
 """
@@ -109,6 +111,7 @@ def run_pipeline(
 
     t0 = time.perf_counter()
     check_models(config)
+    vae = _vae_record(config)
     if getattr(config, "text", None) is not None:
         from curate.models.text_detector import check_installed
 
@@ -128,7 +131,10 @@ def run_pipeline(
         log.warning("no input videos found in %s", ", ".join(inputs))
         summary.wall_s = time.perf_counter() - t0
         return summary
+    models = _models(output, models, vae)
     with OutputStore.open(output, config, run_id=summary.run_id, schema_params=params, models=models) as store:
+        if vae is not None:
+            _check_latent_sets(store, config, vae)
         work = WorkList(store.location, store.tag)
         try:
             for video in itertools.chain([first], videos):  # the skip check, one record at a time
@@ -164,6 +170,38 @@ def run_pipeline(
         store.close("completed")
     summary.wall_s = time.perf_counter() - t0
     return summary
+
+
+def _vae_record(config: PipelineConfig) -> dict[str, Any] | None:
+    """What the manifest records of the VAE in-run latents use (its weights checked, not loaded); ``None`` without latents."""
+    if config.latents is None:
+        return None
+    from curate.models.vae import vae_info
+
+    return vae_info(config.latents.vae, config.models)
+
+
+def _models(output: str, models: dict[str, Any], vae: dict[str, Any] | None) -> dict[str, Any]:
+    """The manifest's models record: the run's, the derived tables' models OUTPUT records (their tables stay), and the VAE it uses."""
+    from curate.output import manifest as mf
+    from curate.output.derived import models_record
+    from curate.output.shards import Location
+
+    previous = (mf.read(Location.of(output)) if "://" in output or os.path.isdir(output) else None) or {}
+    merged = {**models, **{k: v for k, v in (previous.get("models") or {}).items() if k in ("vae", "text_encoder")}}
+    return models_record({"models": merged}, "vae", vae) if vae is not None else merged
+
+
+def _check_latent_sets(store: Any, config: PipelineConfig, vae: dict[str, Any]) -> None:
+    """Refuse a VAE id OUTPUT holds latents of made otherwise (as ``curate latents`` does), before any input is processed."""
+    from curate.latents import IDENTITY, earlier_sets, frames_setting
+    from curate.output.derived import check_same_maker
+
+    cfg = config.latents
+    assert cfg is not None
+    check_same_maker(f"latents named {cfg.vae.id!r}", earlier_sets(store, cfg.vae.id),
+                     dict(vae, frames=frames_setting(cfg), dtype=cfg.dtype, posterior=cfg.posterior), IDENTITY,
+                     "give this VAE or these settings another latents.vae.id")
 
 
 def _write_on_ray(store: Any, stages: list[Stage], chunks: list[str], address: str | None, summary: RunSummary,

@@ -180,10 +180,11 @@ class VideoStage(Stage):
 
 
 def run_stages(stages: list[Stage], batch: list[Record]) -> Iterator[Record]:
-    """``batch`` through ``stages`` in order, as a stream: a clip piece leaves as soon as a stage makes it.
+    """``batch`` through ``stages`` in order, as a stream: a clip piece leaves as soon as the stages are done with it.
 
-    Later stages pass pieces through untouched, so a piece skips them; a
-    video's pieces therefore always come out before its record.
+    A piece a stage makes goes on through the later stages at once, on its
+    own: most pass it untouched, one that works on the clips made (the latents
+    stage) does its part. A video's pieces therefore always come out before its record.
     """
     if not stages:
         yield from batch
@@ -191,7 +192,7 @@ def run_stages(stages: list[Stage], batch: list[Record]) -> Iterator[Record]:
     rest: list[Record] = []
     for out in stages[0].process_iter(batch):
         if is_piece(out):
-            yield out
+            yield from run_stages(stages[1:], [out])
         else:
             rest.append(out)
     yield from run_stages(stages[1:], rest)

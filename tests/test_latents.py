@@ -234,11 +234,12 @@ def test_pipeline_rules(made, tmp_path: Path):
         PipelineConfig.model_validate(dict(base, latents={"vae": _vae(made, "kl"), "buckets": BUCKETS, "fps": 8, "stride": 2}))
 
 
-def test_models_download_knows_the_vae_and_a_run_does_not_need_it(made, tmp_path: Path):
+def test_models_download_knows_the_vae_and_a_run_needs_it(made, tmp_path: Path):
     hub = with_latents(made["out"], {"id": "sd", "kind": "AutoencoderKL", "model": "org/some-vae", "subfolder": "vae"})
     assert any(where == "models--org--some-vae/" and "VAE sd" in what for where, what in layout(hub))
     assert [name for name, _ in required(hub)] == ["vae sd"]
-    check_models(hub)  # `curate run` does not compute latents, so it does not ask for the VAE
+    with pytest.raises(ModelUnavailable, match="VAE sd"):  # `curate run` computes latents of the kept clips: it needs the VAE
+        check_models(hub)
     offline = hub.model_copy(update={"models": hub.models.model_copy(update={"dir": tmp_path, "offline": True})})
     with pytest.raises(ModelUnavailable, match="offline"):
         add_latents(str(made["out"]), offline)

@@ -81,7 +81,8 @@ def test_clips_without_latents_are_left_out_until_computed(made, tmp_path: Path)
     extra.mkdir()
     make_video(extra / "new.mp4", [(60, "pan_left"), (60, "zoom_in")], size=(192, 144), seed=9)
     config = PipelineConfig.model_validate(json.loads((out / "manifest.json").read_text())["config"])
-    run_pipeline(config, [str(extra)], str(out), runner="local")  # the run's pipeline has the latents section: allowed
+    # a run without the latents section (allowed: a derived setting) commits clips without latents
+    run_pipeline(config.model_copy(update={"latents": None}), [str(extra)], str(out), runner="local")
     new = _ids(out) - _ids(made[0])
     assert new
     with pytest.warns(UserWarning, match=f"{len(new)} clips have no latents"):

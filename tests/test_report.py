@@ -115,7 +115,8 @@ def test_stage_timings_in_pipeline_order(out: Path) -> None:
     from curate.pipeline import STAGE_ORDER, build_stages
     from tests.tiny_pipeline import DEFAULT
 
-    assert [s.name for s in build_stages(load_pipeline(DEFAULT))] == list(STAGE_ORDER)
+    # every stage but latents, which needs a VAE the default pipeline does not name
+    assert [s.name for s in build_stages(load_pipeline(DEFAULT))] == [n for n in STAGE_ORDER if n != "latents"]
     timings = render(str(out)).split("<h2>Stage timings</h2>", 1)[1].split("<h2>", 1)[0]
     assert re.findall(r"<tr><td>(\w+)</td>", timings) == ["probe", "analyse"]
 

@@ -275,7 +275,7 @@ def test_pipeline_rules(made, tmp_path: Path):
     with pytest.raises(ConfigError, match="64 positions"):  # CLIP text has absolute positions; T5 takes any length
         add_text_embeddings(str(tmp_path / "o"), _config(out, _encoder(made, "clip"), max_length=65))
     assert [name for name, _ in required(config)][-1] == "text encoder t5"
-    assert not any(name.startswith("text encoder") for name, _ in required(config, latents=False))
+    assert not any(name.startswith("text encoder") for name, _ in required(config, text_embeddings=False))
     assert any("text encoder t5" in what for _, what in layout(config))
 
 

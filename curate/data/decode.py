@@ -115,19 +115,7 @@ def decode_targets(row: dict[str, Any], targets: list[Target]) -> None:
     """
     import av
 
-    clip_fps = float(row["fps"])
-    rot = int(row.get("source_rotation") or 0) % 360 if row["video"] is None else 0
-    pickers = []
-    for tg in targets:
-        T, _, H, W = tg.out.shape
-        geo = geometry(int(row["width"]), int(row["height"]), W, H, tg.opts, tg.rng)
-        if tg.stride:
-            idx = target_indices(int(row["num_frames"]), T, tg.stride, tg.opts, tg.rng)
-            picker: _Picker = _Every(idx, idx / clip_fps)  # times: where the reference-mode seek goes
-        else:
-            picker = _Nearest(target_times(int(row["num_frames"]), clip_fps, T, tg.fps, tg.opts, tg.rng))
-        picker.sink = _Writer(tg.out.numpy(), geo, rot, tg.opts.interpolation.upper())  # frames written in place
-        pickers.append(picker)
+    fill = TargetFill(row, targets)
     try:
         with _open(row) as container:
             stream = container.streams.video[0]
@@ -135,11 +123,54 @@ def decode_targets(row: dict[str, Any], targets: list[Target]) -> None:
             origin, end = None, None
             if row["video"] is None:  # reference mode: seek to the span in the source
                 origin, end = float(row["start_s"]), float(row["end_s"]) - float(row["start_s"])
-                first = min(p.first_time for p in pickers)
-                container.seek(int((origin + first) / stream.time_base), stream=stream, backward=True, any_frame=False)
-            _feed(container.decode(stream), pickers, clip_fps, origin, end)
+                container.seek(int((origin + fill.first_time) / stream.time_base), stream=stream, backward=True, any_frame=False)
+            _feed(container.decode(stream), fill, float(row["fps"]), origin, end)
     except (av.error.FFmpegError, OSError, ValueError, DecodeError) as e:
         raise DecodeError(f"{row.get('clip_id')}: {e}") from e
+
+
+class TargetFill:
+    """The loader's frame choice and resize/crop for ``targets`` of one clip, fed one frame at a time.
+
+    :func:`decode_targets` feeds it the decoded frames of the stored clip;
+    ``curate run`` feeds it the frames the encoder is given (``curate.media.encode``),
+    so in-run latents see exactly what the loader would of a lossless copy of the clip.
+    ``row`` needs ``fps``, ``num_frames``, ``width``, ``height`` and ``video``
+    (``None``: a reference span of the source, rotated here by ``source_rotation``).
+    """
+
+    def __init__(self, row: dict[str, Any], targets: list[Target]) -> None:
+        clip_fps = float(row["fps"])
+        rot = int(row.get("source_rotation") or 0) % 360 if row["video"] is None else 0
+        self.pickers: list[_Picker] = []
+        for tg in targets:
+            T, _, H, W = tg.out.shape
+            geo = geometry(int(row["width"]), int(row["height"]), W, H, tg.opts, tg.rng)
+            if tg.stride:
+                idx = target_indices(int(row["num_frames"]), T, tg.stride, tg.opts, tg.rng)
+                picker: _Picker = _Every(idx, idx / clip_fps)  # times: where the reference-mode seek goes
+            else:
+                picker = _Nearest(target_times(int(row["num_frames"]), clip_fps, T, tg.fps, tg.opts, tg.rng))
+            picker.sink = _Writer(tg.out.numpy(), geo, rot, tg.opts.interpolation.upper())  # frames written in place
+            self.pickers.append(picker)
+        self.active, self.j = list(self.pickers), 0
+
+    @property
+    def first_time(self) -> float:
+        """Time (s from the clip start) of the first frame any target wants."""
+        return min(p.first_time for p in self.pickers)
+
+    def push(self, frame: Any, t: float) -> bool:
+        """Offer the next frame of the clip (an ``av.VideoFrame`` at ``t`` s from its start); True once every target is full."""
+        self.active = [p for p in self.active if not p.feed(frame, t, self.j)]
+        self.j += 1
+        return not self.active
+
+    def close(self) -> None:
+        """The clip ended: the last frame stands in for any still missing (raises :class:`DecodeError` when none came)."""
+        for p in self.active:
+            p.finish()
+        self.active = []
 
 
 @dataclass
@@ -230,9 +261,8 @@ class _Every(_Picker):
         return self.done == self.wanted
 
 
-def _feed(frames: Iterable[Any], pickers: list[_Picker], clip_fps: float, origin: float | None, end: float | None) -> None:
-    """Offer each frame of the span to every picker still choosing; stops decoding once all have chosen."""
-    active, j = list(pickers), 0
+def _feed(frames: Iterable[Any], fill: TargetFill, clip_fps: float, origin: float | None, end: float | None) -> None:
+    """Offer each frame of the span to ``fill``; stops decoding once every target is full."""
     for n, frame in enumerate(frames):
         t = frame.time if frame.time is not None else n / clip_fps
         if origin is None:
@@ -242,12 +272,9 @@ def _feed(frames: Iterable[Any], pickers: list[_Picker], clip_fps: float, origin
             break
         if t < -0.5 / clip_fps:  # pre-roll from the keyframe before a reference span
             continue
-        active = [p for p in active if not p.feed(frame, t, j)]
-        if not active:
+        if fill.push(frame, t):
             return
-        j += 1
-    for p in active:
-        p.finish()
+    fill.close()
 
 
 @contextmanager

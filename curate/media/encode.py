@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Callable
 from fractions import Fraction
-from typing import Any, Iterator
+from typing import Any, Iterator, Protocol
 
 import av
 
@@ -28,9 +29,25 @@ __all__ = ["ClipEncoder", "ClipMismatch", "display_size", "encode_spans", "outpu
 
 log = logging.getLogger(__name__)
 Clip = dict[str, Any]  # a clip row: start_frame, num_frames, start_s, end_s, duration_s, source_fps, clip_id...
+
+
+class FrameTap(Protocol):
+    """Sees every frame a clip's encoder is given (``curate.data.decode.TargetFill`` for in-run latents)."""
+
+    def push(self, frame: av.VideoFrame, t: float) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+# Called once per clip as its encoder starts: the clip, and its row as it will be stored (width, height, fps).
+TapFactory = Callable[[Clip, Clip], "FrameTap | None"]
 SEEK_GAP_S = 5.0  # decode through gaps shorter than this rather than seek
 
 TIME_BASE = Fraction(1, 90000)  # keeps variable frame timing exact in MP4
+# Chroma siting of the stored clips as their decoder reports it (x264 writes none; H.264 means left). Only a
+# tag on the frames x264 gets, so that a frame converts to RGB as the same frame decoded from the clip does
+# (swscale reads the siting): in-run latents see what the loader sees of a lossless copy of the clip.
+STORED_CHROMA = "left"
 _ROTATE_FILTERS = {0: [], 90: [("transpose", "cclock")], 180: [("hflip", ""), ("vflip", "")], 270: [("transpose", "clock")]}
 
 
@@ -69,6 +86,7 @@ class ClipEncoder:
         self._pending: tuple[av.VideoFrame, float] | None = None
         self.frames = 0  # frames encoded
         self.packets = 0  # packets muxed
+        self.tap: FrameTap | None = None
 
     def _filter(self, frame: av.VideoFrame) -> av.VideoFrame:
         """``frame`` rotated and scaled to the output size; a new graph when the coded size changes mid-stream."""
@@ -76,7 +94,8 @@ class ClipEncoder:
         if key != self._graph_key:
             graph = av.filter.Graph()
             node = graph.add_buffer(width=frame.width, height=frame.height, format=frame.format.name, time_base=TIME_BASE)
-            chain = _ROTATE_FILTERS[self._rotation % 360] + [("scale", f"{self.width}:{self.height}"), ("setsar", "1"), ("format", "yuv420p")]
+            chain = _ROTATE_FILTERS[self._rotation % 360] + [("scale", f"{self.width}:{self.height}"), ("setsar", "1"), ("format", "yuv420p"),
+                                                                ("setparams", f"chroma_location={STORED_CHROMA}")]
             for name, args in chain:
                 nxt = graph.add(name, args)
                 node.link_to(nxt)
@@ -100,6 +119,8 @@ class ClipEncoder:
         out.pts, out.time_base = pts, TIME_BASE
         out.duration = max(1, round((end_s - self._t0) / TIME_BASE) - pts)
         self._last_pts = pts
+        if self.tap is not None:  # the frame as x264 gets it, at the time the stored clip will give it
+            self.tap.push(out, float(pts * TIME_BASE))
         self._mux(self._stream.encode(out))
         self.frames += 1
 
@@ -134,11 +155,14 @@ def _runs(clips: list[Clip]) -> list[list[Clip]]:
 class _Clip:
     """One clip being taken from the decode: counts source frames, thins, encodes."""
 
-    def __init__(self, clip: Clip, cfg: EncodeConfig, frame: av.VideoFrame, rotation: int, sar: Any) -> None:
+    def __init__(self, clip: Clip, cfg: EncodeConfig, frame: av.VideoFrame, rotation: int, sar: Any, tap: TapFactory | None) -> None:
         self.clip, self.cfg = clip, cfg
         fps = float(clip["source_fps"] or 0.0)
         self.thin = bool(cfg.max_fps and fps > cfg.max_fps)
         self.enc = ClipEncoder(cfg, frame, rotation, cfg.max_fps if self.thin else fps, sar)
+        if tap is not None:
+            stored = dict(clip, width=self.enc.width, height=self.enc.height, fps=float(cfg.max_fps) if self.thin else clip.get("fps"))
+            self.enc.tap = tap(clip, stored)
         self.taken = self.kept = 0
         self.first_s: float | None = None
         self.next_slot = 0.0
@@ -168,6 +192,8 @@ class _Clip:
         data = enc.finish(c["end_s"])
         if enc.frames != self.kept or enc.packets != self.kept:
             raise ClipMismatch(f"clip {c['clip_id']}: {self.kept} frames sent to the encoder, {enc.frames} encoded, {enc.packets} muxed")
+        if enc.tap is not None:
+            enc.tap.close()
         c["video"], c["video_format"] = data, "mp4"
         c["width"], c["height"] = enc.width, enc.height
         if self.thin:  # the stored clip's rate; its frame count is round(duration_s * fps)
@@ -180,7 +206,8 @@ def reference_spans(clips: list[Clip], rotation: int, sar: Any = None) -> None:
         c["width"], c["height"] = output_size(c["source_width"], c["source_height"], rotation, None, sar)
 
 
-def encode_spans(uri: str, clips: list[Clip], cfg: EncodeConfig, rotation: int, irregular: str | None) -> None:
+def encode_spans(uri: str, clips: list[Clip], cfg: EncodeConfig, rotation: int, irregular: str | None,
+                 tap: TapFactory | None = None) -> None:
     """Store every clip of ``clips`` (rows of source ``uri``) as MP4 bytes, in place; raises :class:`ClipMismatch`.
 
     A clip is frames ``start_frame .. end_frame-1`` of the source in decode
@@ -202,13 +229,17 @@ def encode_spans(uri: str, clips: list[Clip], cfg: EncodeConfig, rotation: int, 
     (within a quarter frame), and every taken frame was encoded and muxed
     (fewer only by ``max_fps`` thinning, which then sets ``fps`` to that rate).
     Sets ``video``, ``video_format``, ``width``, ``height`` (and ``fps`` when thinned).
+    ``tap`` (in-run latents) is asked for a :class:`FrameTap` per clip, which
+    then sees each frame as the encoder gets it: no second decode.
     """
-    for _ in iter_spans(uri, clips, cfg, rotation, irregular):
+    for _ in iter_spans(uri, clips, cfg, rotation, irregular, tap):
         pass
 
 
-def iter_spans(uri: str, clips: list[Clip], cfg: EncodeConfig, rotation: int, irregular: str | None) -> Iterator[Clip]:
-    """:func:`encode_spans` as a stream: yields each clip as soon as it is stored and checked, so a caller can send it on.
+def iter_spans(uri: str, clips: list[Clip], cfg: EncodeConfig, rotation: int, irregular: str | None,
+               tap: TapFactory | None = None) -> Iterator[Clip]:
+    """:func:`encode_spans` as a stream: yields each clip as soon as it is stored and checked, so a caller can send it on
+    (with ``tap``, its frame tap closed: the targets it filled are complete).
 
     A run whose seek does not check out is redone by decode index for its
     clips not yet yielded (those yielded checked out), so no clip comes twice.
@@ -217,17 +248,19 @@ def iter_spans(uri: str, clips: list[Clip], cfg: EncodeConfig, rotation: int, ir
     for run in runs:
         done: set[int] = set()
         try:
-            for clip in _encode_run(uri, run, cfg, rotation, by_index=bool(irregular)):
+            for clip in _encode_run(uri, run, cfg, rotation, by_index=bool(irregular), tap=tap):
                 done.add(id(clip))
                 yield clip
         except ClipMismatch as e:
             if irregular:
                 raise
             log.warning("%s: %s after a seek; cutting by decode index from the start", uri, e)
-            yield from _encode_run(uri, [c for c in run if id(c) not in done], cfg, rotation, by_index=True)
+            # a clip not yet yielded is tapped again from its first frame (the factory makes it new targets)
+            yield from _encode_run(uri, [c for c in run if id(c) not in done], cfg, rotation, by_index=True, tap=tap)
 
 
-def _encode_run(uri: str, run: list[Clip], cfg: EncodeConfig, rotation: int, by_index: bool) -> Iterator[Clip]:
+def _encode_run(uri: str, run: list[Clip], cfg: EncodeConfig, rotation: int, by_index: bool,
+                tap: TapFactory | None = None) -> Iterator[Clip]:
     """Encode the clips of ``run`` (sorted, not overlapping) from one decode, yielding each when stored; raises :class:`ClipMismatch`."""
     from curate.media.decode import iter_frames
 
@@ -251,7 +284,7 @@ def _encode_run(uri: str, run: list[Clip], cfg: EncodeConfig, rotation: int, by_
                     continue
                 if df.time_s > nxt["start_s"] + q:
                     raise ClipMismatch(f"no frame at {nxt['start_s']:.3f}s for clip {nxt['clip_id']} (next frame at {df.time_s:.3f}s)")
-            cur = _Clip(pending.pop(0), cfg, df.frame, rotation, timeline[0].sar)
+            cur = _Clip(pending.pop(0), cfg, df.frame, rotation, timeline[0].sar, tap)
         if cur.take(df):
             if not by_index and not timeline[0].regular:
                 raise ClipMismatch(f"timeline after the seek is irregular ({timeline[0].irregular})")

@@ -122,12 +122,13 @@ def _clip_tokenizer(clip_cfg: Any, arch: str) -> str | None:
     return conf.get("text_cfg", {}).get("hf_tokenizer_name")
 
 
-def required(config: Any, latents: bool = True) -> list[Check]:
+def required(config: Any, text_embeddings: bool = True) -> list[Check]:
     """``(name, fetch(models, download))`` for every model ``config`` uses.
 
     ``config`` is a ``PipelineConfig``; its optional sections ``clip``,
     ``aesthetic``, ``caption``, ``latents`` and ``text_embeddings`` decide which models are needed.
-    ``latents=False`` leaves out the VAE and the text encoder (``curate run`` computes neither).
+    ``text_embeddings=False`` leaves out the text encoder: ``curate run`` computes latents
+    (the VAE is checked with the other models) but not caption embeddings.
     """
     from curate.models import aesthetic, captioners, clip, text_encoder, vae
 
@@ -140,10 +141,10 @@ def required(config: Any, latents: bool = True) -> list[Check]:
     if cap is not None and cap.kind == "transformers":
         out.append((f"captioner {cap.model}", lambda m, d: captioners.transformers_source(cap, m, download=d)))
     lat = getattr(config, "latents", None)
-    if latents and lat is not None:
+    if lat is not None:
         out.append((f"vae {lat.vae.id}", lambda m, d: vae.resolve(lat.vae, m, download=d)))
     te = getattr(config, "text_embeddings", None)
-    if latents and te is not None:
+    if text_embeddings and te is not None:
         out.append((f"text encoder {te.encoder.id}", lambda m, d: text_encoder.resolve(te.encoder, m, download=d)))
     return out
 
@@ -152,7 +153,7 @@ def check_models(config: Any) -> None:
     """Raise one :class:`ModelUnavailable` naming every model a run needs that cannot be had; loads nothing."""
     models = getattr(config, "models", None) or ModelsConfig()
     failures = []
-    for _, fetch in required(config, latents=False):
+    for _, fetch in required(config, text_embeddings=False):
         try:
             fetch(models, False)
         except ModelUnavailable as e:

@@ -126,7 +126,7 @@ class Ledger:
         for sidecar in read_sidecars(loc, ledger.parts):
             ledger.rewrites.append(sidecar)
             ledger.superseded.update(sidecar["supersedes"])
-        rewritten = {s["part"] for s in ledger.rewrites}
+        rewritten = {s["part"] for s in ledger.rewrites if not s.get("run_commit")}
         for r in read_parts(loc, ledger.parts, [*_STATE_COLUMNS, "part"]).to_pylist():
             ledger._fold(r, timed=r["part"] not in rewritten)
         return ledger
@@ -134,7 +134,8 @@ class Ledger:
     def apply(self, rows: list[dict[str, Any]], part: str | None = None, sidecar: dict[str, Any] | None = None) -> None:
         """Fold committed ledger rows (in commit order) into the state; ``part`` advances the sequence.
 
-        Rows of a rewrite commit (given its ``sidecar``) change counts, not time spent.
+        Rows of a rewrite commit (given its ``sidecar``) change counts, not time spent; a run's
+        commit that also adds latents has a sidecar too (``run_commit``), and its rows are timed.
         """
         if part is not None:
             self.parts.append(part)
@@ -143,7 +144,7 @@ class Ledger:
             self.rewrites.append(sidecar)
             self.superseded.update(sidecar["supersedes"])
         for r in rows:
-            self._fold(r, timed=sidecar is None)
+            self._fold(r, timed=sidecar is None or bool(sidecar.get("run_commit")))
 
     def _fold(self, r: dict[str, Any], timed: bool) -> None:
         self.states[r["video_id"]] = VideoState(r["status"], r["reason_key"], int(r["num_clips"]), sys.intern(r["part"]))

@@ -2,7 +2,9 @@
 
 One place turns a record into typed, schema-checked tables, so the driver's
 store (local runner, rewrites) and the Ray workers that write shards
-themselves (:mod:`curate.output.writer`) produce the same rows.
+themselves (:mod:`curate.output.writer`) produce the same rows. In-run
+latents (:mod:`curate.stages.latents`) become ``latents`` rows of the same
+video, so they commit with its clips or not at all.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pyarrow as pa
 
 from curate.output import funnel as fn
 from curate.output.ledger import video_row
-from curate.output.shards import TABLES, chunks
+from curate.output.shards import DERIVED, TABLES, chunks
 from curate.records import DONE, FAILED, PENDING, REJECTED, STREAMED, public
 from curate.schema import check_table, load_schema, to_table
 
@@ -26,6 +28,8 @@ PARAM_SCHEMAS = ("clip", "rejected")  # the schemas whose types take the embeddi
 MAX_BUFFER_VIDEOS = 1024
 MAX_BUFFER_AGE_S = 600.0  # so runs of failures or reference-mode clips commit while the run goes on
 _BINARY = {s: [f.name for f in load_schema(s) if pa.types.is_binary(f.type)] for s in TABLES.values()}
+LATENTS_TABLE = "latents"
+ROW_TABLES = {**TABLES, LATENTS_TABLE: DERIVED[LATENTS_TABLE]}  # what a run commit may hold
 
 
 def table_of(row: dict[str, Any]) -> str:
@@ -81,7 +85,10 @@ def outcome(video: dict[str, Any]) -> Outcome:
 
 @dataclass
 class VideoRows:
-    """One video's clip rows per table, their stored bytes, and its ledger row (``part`` filled at commit)."""
+    """One video's clip (and latent) rows per table, their stored bytes, and its ledger row (``part`` filled at commit).
+
+    ``sets``: ``VAE/bucket`` -> the manifest's record of the latents it adds, with ``rows``.
+    """
 
     video_id: str
     status: str
@@ -89,6 +96,7 @@ class VideoRows:
     sizes: dict[str, list[int]]
     ledger_row: dict[str, Any]
     pieces: int = 0  # clip pieces (stored ahead, see curate.records.PIECE) whose rows join this commit
+    sets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -119,15 +127,43 @@ class RowMaker:
                                len(rows[fn.REJECTED_TABLE]), len(rows[fn.FLAGGED_TABLE]) + streamed.get("review", 0))
         checked(vid, [ledger_row], "videos")
         sizes = {t: [sum(len(r.get(c) or b"") for c in _BINARY[TABLES[t]]) for r in rows[t]] for t in tables}
-        return VideoRows(vid, status, tables, sizes, ledger_row, (video.get(STREAMED) or {}).get("pieces", 0))
+        latents, sets = self._latent_rows(video, [] if status == FAILED else video.get("clips") or [])
+        if latents:
+            tables[LATENTS_TABLE] = checked(vid, latents, ROW_TABLES[LATENTS_TABLE])
+            sizes[LATENTS_TABLE] = [len(r["latent"]) + len(r["logvar"] or b"") for r in latents]
+        return VideoRows(vid, status, tables, sizes, ledger_row, (video.get(STREAMED) or {}).get("pieces", 0), sets)
 
-    def piece_tables(self, piece: dict[str, Any]) -> dict[str, pa.Table]:
-        """The rows of a clip piece (``curate.records.PIECE``) per table, as :meth:`rows` makes a video's."""
+    def piece_tables(self, piece: dict[str, Any]) -> tuple[dict[str, pa.Table], dict[str, dict[str, Any]]]:
+        """The rows of a clip piece (``curate.records.PIECE``) per table, as :meth:`rows` makes a video's, and the latent sets they add.
+
+        The latents stage gives a piece's clips their latents as it does a
+        record's (``_latents`` on the clips, ``_latent_sets`` on the piece): its
+        ``latents`` rows are staged and committed with its clip rows.
+        """
         rows: dict[str, list[dict[str, Any]]] = {}
         for clip in piece["clips"]:
             row = self._clip_row(piece, clip)
             rows.setdefault(table_of(row), []).append(row)
-        return {t: checked(piece["video_id"], r, TABLES[t], self.schema_params) for t, r in rows.items()}
+        tables = {t: checked(piece["video_id"], r, TABLES[t], self.schema_params) for t, r in rows.items()}
+        latents, sets = self._latent_rows(piece, piece["clips"])
+        if latents:
+            tables[LATENTS_TABLE] = checked(piece["video_id"], latents, ROW_TABLES[LATENTS_TABLE])
+        return tables, sets
+
+    def _latent_rows(self, video: dict[str, Any], clips: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+        """Latent rows of the accepted clips (``_latents``, :mod:`curate.stages.latents`) and the sets they add."""
+        rows: list[dict[str, Any]] = []
+        sets: dict[str, dict[str, Any]] = {}
+        records = video.get("_latent_sets") or {}
+        for clip in clips:
+            if table_of(clip) != fn.ACCEPTED_TABLE:
+                continue
+            for bucket, (latent, logvar) in sorted((clip.get("_latents") or {}).items()):
+                info = records[bucket]
+                rows.append({"clip_id": clip["clip_id"], "video_id": video["video_id"], "vae": info["id"], "bucket": bucket,
+                             "latent": latent, "logvar": logvar, "run_id": self.run_id})
+                add_sets(sets, {f"{info['id']}/{bucket}": dict(info, rows=1)})
+        return rows, sets
 
     def _clip_row(self, video: dict[str, Any], clip: dict[str, Any]) -> dict[str, Any]:
         row = public(clip)
@@ -141,13 +177,21 @@ class RowMaker:
         return row
 
 
+def add_sets(into: dict[str, dict[str, Any]], sets: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Add latent ``sets`` (``VAE/bucket`` -> set record with ``rows``) to ``into``, summing rows; returns ``into``."""
+    for key, info in sets.items():
+        into.setdefault(key, dict(info, rows=0))["rows"] += info["rows"]
+    return into
+
+
 @dataclass
 class RowBuffer:
     """Whole videos' rows waiting for one commit; full at the shard target, at :data:`MAX_BUFFER_VIDEOS`, or when old."""
 
-    tables: dict[str, list[pa.Table]] = field(default_factory=lambda: {t: [] for t in TABLES})
-    sizes: dict[str, list[int]] = field(default_factory=lambda: {t: [] for t in TABLES})
+    tables: dict[str, list[pa.Table]] = field(default_factory=lambda: {t: [] for t in ROW_TABLES})
+    sizes: dict[str, list[int]] = field(default_factory=lambda: {t: [] for t in ROW_TABLES})
     videos: list[dict[str, Any]] = field(default_factory=list)
+    sets: dict[str, dict[str, Any]] = field(default_factory=dict)  # latent sets the buffered rows add (with rows)
     status: dict[str, str] = field(default_factory=dict)
     pieces: dict[str, int] = field(default_factory=dict)  # video_id -> clip pieces stored ahead of its rows
     nbytes: int = 0
@@ -162,6 +206,7 @@ class RowBuffer:
         self.status[rows.video_id] = rows.status
         if rows.pieces:
             self.pieces[rows.video_id] = rows.pieces
+        add_sets(self.sets, rows.sets)
 
     def full(self, target_bytes: int) -> bool:
         return (self.nbytes >= target_bytes or len(self.videos) >= MAX_BUFFER_VIDEOS

@@ -186,10 +186,13 @@ def publish(loc: Location, data: list[str], ledger: tuple[str, pa.Table], row_gr
 
 
 def commit_files(loc: Location, data: list[tuple[str, pa.Table]], ledger: tuple[str, pa.Table], row_group_rows: int,
-                 moves: Sequence[tuple[str, str]] = ()) -> dict[str, int]:
-    """Write one commit: ``data`` files and ``moves`` (staged, final) in place, then the ``ledger`` file last. Returns relpath -> bytes."""
+                 sidecar: tuple[str, bytes] | None = None, moves: Sequence[tuple[str, str]] = ()) -> dict[str, int]:
+    """Write one commit: ``data`` files, ``moves`` (staged, final) in place and the ``sidecar``, then the ``ledger`` file last.
+
+    Returns relpath -> bytes (of the files written here; moved ones keep the size their stager recorded).
+    """
     sizes = {rel: stage_file(loc, rel, table, row_group_rows) for rel, table in data}
-    sizes[ledger[0]] = publish(loc, list(sizes), ledger, row_group_rows, moves=moves)
+    sizes[ledger[0]] = publish(loc, list(sizes), ledger, row_group_rows, sidecar, moves=moves)
     return sizes
 
 

@@ -75,7 +75,7 @@ from curate.output.shards import (
     sidecar_name,
     write_tables,
 )
-from curate.output.writer import STAGED_PREFIX, Pieces, Staged, stage_piece
+from curate.output.writer import STAGED_PREFIX, Pieces, Staged, joined_sets, stage_piece
 from curate.records import DONE, REJECTED, is_piece
 from curate.schema import load_schema, schema_versions, to_table
 
@@ -160,7 +160,8 @@ class OutputStore:
             ConfigError: ``schema_params`` differ from those ``output`` was written with.
         """
         loc = Location.of(output)
-        for d in ("", LEDGER_DIR, *TABLES):  # a derived table's directory is made by what writes it
+        # a derived table's directory is made by what writes it: a run with a latents section writes latents
+        for d in ("", LEDGER_DIR, *TABLES, *(["latents"] if config.latents is not None else [])):
             loc.fs.makedirs(loc.path(d), exist_ok=True)
         run_id = run_id or new_run_id()
         lock = acquire(loc, run_id)
@@ -230,21 +231,25 @@ class OutputStore:
         if not buf.videos:
             return
         self._lock.check()
-        pieces = self._pieces.take(buf.videos, buf.pieces)
-        if pieces is None:  # a record's pieces always come before it
+        joined = self._pieces.take(buf.videos, buf.pieces)
+        if joined is None:  # a record's pieces always come before it
             raise RuntimeError(f"clip pieces of {sorted(buf.pieces)[:5]} missing at commit; not committed")
         part = part_name(self._ledger.next_seq, self._tag)
         data = [(table, f"{table}/{part}-{k:03d}.parquet", t) for table, k, t in buf.files(self.target_bytes)]
-        moves = [(f, f"{f.table}/{part}-{k:03d}.parquet") for k, f in enumerate(pieces, len(data))]
+        moves = [(f, f"{f.table}/{part}-{k:03d}.parquet") for k, f in enumerate((f for p in joined for f in p.files), len(data))]
         rows = [dict(r, part=part) for r in buf.videos]
         ledger_rel = f"{LEDGER_DIR}/{part}.parquet"
+        # the latents of the buffered videos and of their pieces: one sidecar, as `curate latents` commits record them
+        sidecar = self._latents_sidecar(part, joined_sets(buf.sets, joined),
+                                        [rel for table, rel, _ in data if table in DERIVED] + [rel for f, rel in moves if f.table in DERIVED])
         sizes = commit_files(self._loc, [(rel, t) for _, rel, t in data], (ledger_rel, to_table(rows, "videos")), self.row_group_rows,
+                             None if sidecar is None else (sidecar_name(part), json.dumps(sidecar, indent=1).encode()),
                              moves=[(f.temp, rel) for f, rel in moves])
         for table, rel, t in data:
-            self._shards[table].append(mf.shard_entry(rel, sizes[rel], t))
+            self._entries(table).append(mf.shard_entry(rel, sizes[rel], t))
         for f, rel in moves:
-            self._shards[f.table].append(dict(path=rel, part=part, **f.entry))
-        self._ledger.apply(rows, part)
+            self._entries(f.table).append(dict(path=rel, part=part, **f.entry))
+        self._ledger.apply(rows, part, sidecar)
         self._buf = RowBuffer()
         self._write_manifest()
 
@@ -267,11 +272,32 @@ class OutputStore:
             moves.append((f.temp, rel))
             entries.append((f.table, dict(path=rel, part=part, **f.entry)))
         rows = [dict(r, part=part) for r in staged.ledger_rows]
-        publish(self._loc, [], (f"{LEDGER_DIR}/{part}.parquet", checked(part, rows, "videos")), self.row_group_rows, moves=moves)
+        sidecar = self._latents_sidecar(part, staged.sets, [rel for (table, _), (_, rel) in zip(entries, moves) if table in DERIVED])
+        publish(self._loc, [], (f"{LEDGER_DIR}/{part}.parquet", checked(part, rows, "videos")), self.row_group_rows,
+                None if sidecar is None else (sidecar_name(part), json.dumps(sidecar, indent=1).encode()), moves=moves)
         for table, entry in entries:
-            self._shards[table].append(entry)
-        self._ledger.apply(rows, part)
+            self._entries(table).append(entry)
+        self._ledger.apply(rows, part, sidecar)
         self._write_manifest()
+
+    def _entries(self, table: str) -> list[dict[str, Any]]:
+        """The committed shard entries of ``table``, a clip table or a derived one (in-run latents)."""
+        return self._derived[table] if table in DERIVED else self._shards[table]
+
+    def _latents_sidecar(self, part: str, sets: dict[str, dict[str, Any]], files: list[str]) -> dict[str, Any] | None:
+        """The sidecar of a run commit that adds latents: it records their sets as ``curate latents`` commits do.
+
+        ``run_commit`` says the commit also holds the run's videos (their time counts); ``None`` without latents.
+        """
+        if not sets:
+            return None
+        earlier = mf.derived_section("latents", [], self.versions)["sets"]
+        for key, info in sets.items():
+            if key in earlier and earlier[key]["shape"] != info["shape"]:
+                raise RuntimeError(f"latents {key}: shape {info['shape']}, earlier ones {earlier[key]['shape']}")
+        return {"kind": "latents", "run_commit": True, "vae": next(iter(sets.values()))["id"],
+                "computed": sum(info["rows"] for info in sets.values()), "sets": dict(sorted(sets.items())),
+                "part": part, "run_id": self.run_id, "created": mf.now(), "supersedes": [], "files": files}
 
     def remove_staged(self) -> list[str]:
         """Delete this run's worker-staged files that were never committed (a writer that died mid-file)."""

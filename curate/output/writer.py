@@ -18,7 +18,10 @@ and reported as a :class:`StagedPiece`; the video's record, when it comes,
 says how many pieces it had. :class:`Pieces` (wherever the commit happens)
 holds a commit back until all its videos' pieces have arrived, then commits
 them with it, or drops them when the video failed; uncommitted pieces are
-staged files, which a dead run's recovery deletes like any other.
+staged files, which a dead run's recovery deletes like any other. With
+in-run latents a piece's latent rows are one more staged file of the piece
+(``latents/``), and the latent sets they add travel with it into the sets of
+the commit it joins (the commit's sidecar and the manifest's ``latents.sets``).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Any
 from curate.output.funnel import reason_counts
 import pyarrow as pa
 
-from curate.output.rows import Outcome, RowBuffer, RowMaker, finished, outcome
+from curate.output.rows import Outcome, RowBuffer, RowMaker, add_sets, finished, outcome
 from curate.output.shards import Location, write_staged
 from curate.records import DONE, is_piece
 
@@ -48,19 +51,21 @@ class StagedFile:
 
 @dataclass(frozen=True)
 class Staged:
-    """One commit's worth of files and the ledger rows of every video whose rows they hold."""
+    """One commit's worth of files and the ledger rows of every video whose rows they hold (``sets``: latent sets added)."""
 
     files: list[StagedFile]
     ledger_rows: list[dict[str, Any]]
     pieces: dict[str, int] = field(default_factory=dict)  # video_id -> pieces whose files join this commit
+    sets: dict[str, dict[str, Any]] = field(default_factory=dict)  # latent sets its latents rows add (``VAE/bucket``, with rows)
 
 
 @dataclass(frozen=True)
 class StagedPiece:
-    """The staged files of one clip piece of ``video_id``."""
+    """The staged files of one clip piece of ``video_id`` (its latent rows too), and the latent sets they add."""
 
     video_id: str
     files: list[StagedFile]
+    sets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def stage_table(loc: Location, table: str, rel: str, rows: pa.Table, row_group_rows: int) -> StagedFile:
@@ -72,9 +77,10 @@ def stage_table(loc: Location, table: str, rel: str, rows: pa.Table, row_group_r
 
 
 def stage_piece(loc: Location, rows: RowMaker, piece: dict[str, Any], name: str, row_group_rows: int) -> StagedPiece:
-    """Write a clip piece's rows now, one staged file per table named ``{table}/{name}.parquet.tmp``."""
-    tables = rows.piece_tables(piece)
-    return StagedPiece(piece["video_id"], [stage_table(loc, t, f"{t}/{name}.parquet.tmp", r, row_group_rows) for t, r in tables.items()])
+    """Write a clip piece's rows now, one staged file per table named ``{table}/{name}.parquet.tmp`` (``latents/`` for its latents)."""
+    tables, sets = rows.piece_tables(piece)
+    return StagedPiece(piece["video_id"], [stage_table(loc, t, f"{t}/{name}.parquet.tmp", r, row_group_rows) for t, r in tables.items()],
+                       sets)
 
 
 class Pieces:
@@ -95,26 +101,27 @@ class Pieces:
     def hold(self, staged: Staged) -> None:
         self._waiting.append(staged)
 
-    def take(self, ledger_rows: list[dict[str, Any]], expected: dict[str, int]) -> list[StagedFile] | None:
-        """The piece files that join a commit of ``ledger_rows`` (those of done videos); ``None`` while some are missing."""
+    def take(self, ledger_rows: list[dict[str, Any]], expected: dict[str, int]) -> list[StagedPiece] | None:
+        """The pieces that join a commit of ``ledger_rows`` (those of done videos); ``None`` while some are missing."""
         if any(len(self._got.get(v, ())) < n for v, n in expected.items()):
             return None
-        files = []
+        joined = []
         for row in ledger_rows:  # a video that failed mid-stream may have sent pieces it does not count: drop them too
             for p in self._got.pop(row["video_id"], []):
                 if row["status"] == DONE and row["video_id"] in expected:
-                    files += p.files
-        return files
+                    joined.append(p)
+        return joined
 
     def ready(self) -> list[Staged]:
         """The held commits whose pieces have all arrived, in the order held, with the pieces of done videos joined."""
         out, still = [], []
         for staged in self._waiting:
-            files = self.take(staged.ledger_rows, staged.pieces)
-            if files is None:
+            joined = self.take(staged.ledger_rows, staged.pieces)
+            if joined is None:
                 still.append(staged)
             else:
-                out.append(replace(staged, files=[*staged.files, *files], pieces={}))
+                out.append(replace(staged, files=[*staged.files, *(f for p in joined for f in p.files)], pieces={},
+                                   sets=joined_sets(staged.sets, joined)))
         self._waiting = still
         return out
 
@@ -122,6 +129,14 @@ class Pieces:
     def waiting(self) -> int:
         """Commits still held for pieces (none once a run's writers are done, unless pieces were lost)."""
         return len(self._waiting)
+
+
+def joined_sets(sets: dict[str, dict[str, Any]], pieces: list[StagedPiece]) -> dict[str, dict[str, Any]]:
+    """A commit's latent ``sets`` with those of the ``pieces`` that join it (a new dict)."""
+    out = add_sets({}, sets)
+    for p in pieces:
+        add_sets(out, p.sets)
+    return out
 
 
 @dataclass(frozen=True)
@@ -169,4 +184,4 @@ class ShardWriter:
         files = [stage_table(self._loc, table, f"{table}/{STAGED_PREFIX}{self._spec.tag}-{self._id}-{self._seq:06d}-{k:03d}.parquet.tmp",
                              rows, self._spec.row_group_rows)
                  for table, k, rows in buf.files(self._spec.target_bytes)]
-        return Staged(files, list(buf.videos), dict(buf.pieces))
+        return Staged(files, list(buf.videos), dict(buf.pieces), buf.sets)

@@ -128,9 +128,13 @@ class _StageActor:
 
     def __call__(self, batch: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """The batch's groups through the stages; clip pieces leave as one-row batches the moment a stage makes them."""
-        groups = [pickle.loads(b) for b in batch["payload"]]
+        # a piece from an earlier pool comes as a one-row group of its own and leaves as one (the
+        # latents stage works on its clips); groups are of the video records, whose order is kept
+        loaded = [pickle.loads(b) for b in batch["payload"]]
+        groups = [g for g in ([r for r in g if not is_piece(r)] for g in loaded) if g]
+        pieces = [r for g in loaded for r in g if is_piece(r)]
         records = []
-        for record in run_stages(self.stages, [r for g in groups for r in g]):
+        for record in run_stages(self.stages, pieces + [r for g in groups for r in g]):
             if is_piece(record):
                 yield {"uri": [record["uri"]], "payload": [pickle.dumps([record], protocol=5)]}
             else:
@@ -141,7 +145,8 @@ class _StageActor:
         for g in groups:  # the same groups, in order: stages keep their input's order
             out.append(records[at:at + len(g)])
             at += len(g)
-        yield {"uri": [g[0]["uri"] for g in out], "payload": [pickle.dumps(g, protocol=5) for g in out]}
+        if out:
+            yield {"uri": [g[0]["uri"] for g in out], "payload": [pickle.dumps(g, protocol=5) for g in out]}
 
 
 def init_ray(address: str | None = None) -> float:

@@ -10,17 +10,27 @@ never stored.
 A long source streams: once the clips encoded so far hold ``piece_mb`` of
 bytes they leave as a clip piece (``curate.records.PIECE``) that the writer
 stores at once, so the bytes held per video are one piece, not the video.
+
+With a ``latents:`` section the accepted clips also get the loader's pixels
+of every bucket they fit (``_latent_pixels``, for :class:`~curate.stages.latents.LatentsStage`),
+taken from the frames this decode hands the encoder: no second decode. A
+streamed clip's pixels leave with its piece (the latents stage works on
+pieces too), so they are not held for the rest of the video either.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator
 
-from curate.config import EncodeConfig
+from curate.config import EncodeConfig, LatentsConfig
 from curate.media.encode import ClipMismatch, iter_spans, reference_spans
 from curate.records import STREAMED, Record, piece
 from curate.stage import VideoStage, fail
+
+log = logging.getLogger(__name__)
+PIXELS = "_latent_pixels"  # clip key: bucket key -> uint8 (T, 3, H, W) numpy array
 
 
 @dataclass
@@ -33,19 +43,28 @@ class EncodeStage(VideoStage):
         "clips.start_s", "clips.end_s", "clips.duration_s", "clips.source_fps", "clips.source_width", "clips.source_height")
     writes: ClassVar[tuple[str, ...]] = ("clips.video", "clips.video_format", "clips.width", "clips.height", "clips.fps")
     encode: EncodeConfig = field(default_factory=EncodeConfig)
+    latents: LatentsConfig | None = None  # set: accepted clips also get their buckets' pixels
     cpus: float = 1.0
     piece_mb: float = 64.0  # clip bytes sent on to the writer at a time (``resources.encode.piece_mb``)
 
     @classmethod
     def from_config(cls, config: Any) -> "EncodeStage":
-        return cls(encode=config.encode, timeout_s=config.limits.video_timeout_s)
+        return cls(encode=config.encode, latents=config.latents, timeout_s=config.limits.video_timeout_s)
+
+    def outputs(self) -> tuple[str, ...]:
+        return self.writes + ((f"clips.{PIXELS}",) if self.latents else ())
 
     def stream_video(self, video: Record) -> Iterator[Record]:
         kept = [c for c in video.get("clips", []) if not c.get("reject_reasons")]
+        # what goes to clips/ (flagged clips wait for review): the clips `curate latents` covers
+        accepted = {c["clip_id"] for c in kept if not c.get("flag_reasons")} if self.latents else set()
         probe = video.get("probe") or {}
         rotation = int(probe.get("rotation") or 0)
         if self.encode.mode == "reference":
             reference_spans(kept, rotation, probe.get("sar"))
+            for c in kept:
+                if c["clip_id"] in accepted:
+                    _reference_pixels(self.latents, c, video["uri"])
             yield video
             return
         decoded = video.get("decoded")
@@ -55,17 +74,19 @@ class EncodeStage(VideoStage):
         nbytes = 0
         sent: set[int] = set()
         counts = {"pieces": 0, "clips": 0, "review": 0}  # what the pieces hold, by table (kept clips only)
+        tap = (lambda clip, stored: _tap(self.latents, clip, stored) if clip["clip_id"] in accepted else None) if accepted else None
         try:
-            for clip in iter_spans(video["uri"], kept, self.encode, rotation, irregular):
+            for clip in iter_spans(video["uri"], kept, self.encode, rotation, irregular, tap):
                 held.append(clip)
                 nbytes += len(clip["video"])
                 if nbytes >= self.piece_mb * 2**20:
                     yield piece(video, [dict(c) for c in held])
                     counts["pieces"] += 1
-                    for c in held:  # the piece took the bytes: this record keeps none of them
+                    for c in held:  # the piece took the bytes (and latent pixels): this record keeps none of them
                         counts["review" if c.get("flag_reasons") else "clips"] += 1
                         sent.add(id(c))
                         c["video"] = None
+                        c.pop(PIXELS, None)
                     held, nbytes = [], 0
         except ClipMismatch as e:
             yield fail(video, "encode: ClipMismatch", f"encode: {e}")
@@ -74,3 +95,34 @@ class EncodeStage(VideoStage):
             yield video
             return
         yield dict(video, clips=[c for c in video["clips"] if id(c) not in sent], **{STREAMED: counts})
+
+
+def _tap(cfg: Any, clip: Record, stored: Record) -> Any:
+    """The loader's targets of every bucket ``stored`` fits, filled from the frames the encoder gets; ``None`` when none fits."""
+    from curate.data.decode import TargetFill
+    from curate.latents import fitting, targets
+
+    buckets = fitting(cfg, stored)
+    if not buckets:
+        return None
+    tgs = targets(cfg, buckets)
+    clip[PIXELS] = {b.key: tg.out.numpy() for b, tg in zip(buckets, tgs)}
+    return TargetFill(dict(stored, video=b""), tgs)  # a stored clip is already upright: no rotation
+
+
+def _reference_pixels(cfg: Any, clip: Record, uri: str) -> None:
+    """``reference`` mode stores no bytes: the loader decodes the source span, and so do in-run latents (the same call)."""
+    from curate.data.decode import DecodeError, decode_targets
+    from curate.latents import fitting, targets
+
+    row = dict(clip, source_uri=uri)
+    buckets = fitting(cfg, row)
+    if not buckets:
+        return
+    tgs = targets(cfg, buckets)
+    try:
+        decode_targets(row, tgs)
+    except DecodeError as e:
+        log.warning("latents: clip %s does not decode, no latents now (`curate latents` retries it): %s", clip["clip_id"], e)
+        return
+    clip[PIXELS] = {b.key: tg.out.numpy() for b, tg in zip(buckets, tgs)}
