@@ -16,7 +16,7 @@ import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from curate.models.settings import ModelsConfig
@@ -174,6 +174,17 @@ class Pretrained(Protocol):
     revision: str | None
     cache_dir: Path | None
     random_init: bool
+
+
+def pretrained_kwargs(cfg: Pretrained, models: ModelsConfig, subfolder: str | None) -> dict[str, Any]:
+    """Keyword arguments for ``from_pretrained``/``load_config`` of ``cfg``'s weights, as :func:`resolve_pretrained` checked them.
+
+    A hub id loads from the cache only (``local_files_only``): the weights check already ran, and a run never downloads.
+    """
+    kw: dict[str, Any] = {"subfolder": subfolder} if subfolder else {}
+    if not is_local(cfg.model):
+        kw.update(cache_dir=cache_dir(cfg.cache_dir, models), revision=cfg.revision, local_files_only=True)
+    return kw
 
 
 def resolve_pretrained(cfg: Pretrained, label: str, weights: Sequence[str], models: ModelsConfig, download: bool = False,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from curate.models.hub import ModelUnavailable, cache_dir, is_local, resolve_pretrained
+from curate.models.hub import ModelUnavailable, cache_dir, is_local, pretrained_kwargs, resolve_pretrained
 from curate.models.settings import DEFAULT_MODELS, ModelsConfig, TextEncoderConfig
 
 if TYPE_CHECKING:
@@ -49,13 +49,6 @@ def resolve(cfg: TextEncoderConfig, models: ModelsConfig = DEFAULT_MODELS, downl
     return found
 
 
-def _load_kwargs(cfg: TextEncoderConfig, models: ModelsConfig, subfolder: str | None) -> dict[str, Any]:
-    kw: dict[str, Any] = {"subfolder": subfolder} if subfolder else {}
-    if not is_local(cfg.model):
-        kw.update(cache_dir=cache_dir(cfg.cache_dir, models), revision=cfg.revision, local_files_only=True)
-    return kw
-
-
 def encoder_info(cfg: TextEncoderConfig, models: ModelsConfig = DEFAULT_MODELS) -> dict[str, Any]:
     """What the manifest records about the encoder (class, weights revision, hidden size), without loading it.
 
@@ -64,7 +57,7 @@ def encoder_info(cfg: TextEncoderConfig, models: ModelsConfig = DEFAULT_MODELS) 
     import transformers
 
     source, revision = resolve(cfg, models)
-    conf = transformers.AutoConfig.from_pretrained(source, **_load_kwargs(cfg, models, cfg.subfolder))
+    conf = transformers.AutoConfig.from_pretrained(source, **pretrained_kwargs(cfg, models, cfg.subfolder))
     conf = getattr(conf, "text_config", None) or conf  # a whole CLIP config holds the text tower's
     hidden = getattr(conf, "d_model", None) or conf.hidden_size
     return {"id": cfg.id, "class": cfg.kind, "model": cfg.model, "subfolder": cfg.subfolder, "revision": revision,
@@ -105,9 +98,9 @@ def load_text_encoder(cfg: TextEncoderConfig, models: ModelsConfig = DEFAULT_MOD
     source, _ = resolve(cfg, models)
     cls = getattr(transformers, cfg.kind)
     dtype = torch_dtype(precision)
-    kw = _load_kwargs(cfg, models, cfg.subfolder)
+    kw = pretrained_kwargs(cfg, models, cfg.subfolder)
     try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(source, **_load_kwargs(cfg, models, _tokenizer_subfolder(cfg)))
+        tokenizer = transformers.AutoTokenizer.from_pretrained(source, **pretrained_kwargs(cfg, models, _tokenizer_subfolder(cfg)))
         if cfg.random_init:  # seeded, so every pass of one config makes the same (random) embeddings
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(RANDOM_SEED)

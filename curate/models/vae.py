@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from curate.models.hub import cache_dir, is_local, resolve_pretrained
+from curate.models.hub import pretrained_kwargs, resolve_pretrained
 from curate.models.settings import DEFAULT_MODELS, ModelsConfig, VaeConfig
 
 if TYPE_CHECKING:
@@ -79,13 +79,6 @@ class Vae:
         return x.float().cpu()
 
 
-def _load_kwargs(cfg: VaeConfig, models: ModelsConfig) -> dict[str, Any]:
-    kw: dict[str, Any] = {"subfolder": cfg.subfolder} if cfg.subfolder else {}
-    if not is_local(cfg.model):
-        kw.update(cache_dir=cache_dir(cfg.cache_dir, models), revision=cfg.revision, local_files_only=True)
-    return kw
-
-
 def vae_info(cfg: VaeConfig, models: ModelsConfig = DEFAULT_MODELS) -> dict[str, Any]:
     """What the manifest records about the VAE (class, weights revision, scaling/shift factors), without loading it.
 
@@ -97,7 +90,7 @@ def vae_info(cfg: VaeConfig, models: ModelsConfig = DEFAULT_MODELS) -> dict[str,
 
     source, revision = resolve(cfg, models)
     cls = getattr(diffusers, cfg.kind)
-    conf = cls.load_config(source, **_load_kwargs(cfg, models))
+    conf = cls.load_config(source, **pretrained_kwargs(cfg, models, cfg.subfolder))
     defaults = inspect.signature(cls.__init__).parameters
     factors = {k: _plain(conf[k] if k in conf else defaults[k].default if k in defaults else None) for k in FACTORS}
     return {"id": cfg.id, "class": cfg.kind, "model": cfg.model, "subfolder": cfg.subfolder, "revision": revision,
@@ -115,7 +108,7 @@ def load_vae(cfg: VaeConfig, models: ModelsConfig = DEFAULT_MODELS, device: str 
     source, _ = resolve(cfg, models)
     cls = getattr(diffusers, cfg.kind)
     dtype = torch_dtype(precision)
-    kw = _load_kwargs(cfg, models)
+    kw = pretrained_kwargs(cfg, models, cfg.subfolder)
     if cfg.random_init:  # seeded, so every pass of one config makes the same (random) latents; global RNG untouched
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_SEED)
