@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -46,3 +48,13 @@ def with_latents(out: Path, vae: dict[str, Any], **latents: Any) -> PipelineConf
 def write_pipeline(config: PipelineConfig, path: Path) -> Path:
     path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
     return path
+
+
+def assert_cli_refuses_missing_weights(out: Path, config: PipelineConfig, pipeline: Path) -> None:
+    """``curate latents OUT PIPELINE`` with missing weights: exit 2 naming them and the download command, OUT untouched."""
+    before = (out / "manifest.json").read_bytes()
+    write_pipeline(config, pipeline)
+    r = subprocess.run([sys.executable, "-m", "curate", "latents", str(out), str(pipeline)], cwd=Path(__file__).resolve().parents[1],
+                       capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert r.returncode == 2 and "no weights" in r.stderr and "curate models download" in r.stderr, r.stderr
+    assert (out / "manifest.json").read_bytes() == before

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +28,9 @@ from curate.models.settings import VaeConfig
 from curate.models.vae import load_vae
 from curate.output.shards import Location, read_table
 from curate.validate import validate
-from tests.latents_helpers import BUCKETS, copy_output, finished_output, with_latents, write_pipeline
+from tests.latents_helpers import BUCKETS, assert_cli_refuses_missing_weights, copy_output, finished_output, with_latents
 from tests.vae_fixtures import tiny_vae
 
-REPO = Path(__file__).resolve().parents[1]
 KINDS = {"kl": "AutoencoderKL", "cog": "AutoencoderKLCogVideoX"}
 
 
@@ -193,11 +190,7 @@ def test_missing_weights_stop_before_any_input_is_read(made, tmp_path: Path, mon
     assert (out / "manifest.json").read_bytes() == before
     monkeypatch.undo()
     # the CLI says the same and exits 2, writing nothing
-    pipe = write_pipeline(with_latents(out, _vae(made, "kl", model=str(empty))), tmp_path / "p.yaml")
-    r = subprocess.run([sys.executable, "-m", "curate", "latents", str(out), str(pipe)], cwd=REPO, capture_output=True,
-                       text=True, timeout=300, stdin=subprocess.DEVNULL)
-    assert r.returncode == 2 and "no weights" in r.stderr and "curate models download" in r.stderr, r.stderr
-    assert (out / "manifest.json").read_bytes() == before
+    assert_cli_refuses_missing_weights(out, with_latents(out, _vae(made, "kl", model=str(empty))), tmp_path / "p.yaml")
 
 
 def test_random_weights_only_when_asked_and_then_marked(made, tmp_path: Path):

@@ -31,7 +31,7 @@ from curate.output.shards import Location, read_table
 from curate.output.store import OutputStore
 from curate.text_embeddings import add_text_embeddings
 from curate.validate import validate
-from tests.latents_helpers import copy_output, finished_output, write_pipeline
+from tests.latents_helpers import assert_cli_refuses_missing_weights, copy_output, finished_output
 from tests.models_fixtures import CAPTION_WORDS, tiny_text_encoder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -213,11 +213,7 @@ def test_missing_weights_stop_before_any_input_is_read(made, tmp_path: Path, mon
     assert (out / "manifest.json").read_bytes() == before
     monkeypatch.undo()
     # the CLI says the same and exits 2 before any latents or embeddings are computed
-    pipe = write_pipeline(_config(out, _encoder(made, "t5", model=str(no_weights))), tmp_path / "p.yaml")
-    r = subprocess.run([sys.executable, "-m", "curate", "latents", str(out), str(pipe)], cwd=REPO, capture_output=True,
-                       text=True, timeout=300, stdin=subprocess.DEVNULL)
-    assert r.returncode == 2 and "no weights" in r.stderr and "curate models download" in r.stderr, r.stderr
-    assert (out / "manifest.json").read_bytes() == before
+    assert_cli_refuses_missing_weights(out, _config(out, _encoder(made, "t5", model=str(no_weights))), tmp_path / "p.yaml")
 
 
 def test_random_weights_only_when_asked_and_then_marked(made, tmp_path: Path):
