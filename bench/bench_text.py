@@ -3,15 +3,18 @@
 Needs ``../shared`` (real footage; prints SKIP otherwise). In one run it prints:
 
   (a) accuracy vs detector size: frames made with ``ffmpeg drawtext`` over real
-      footage (no text, a small corner word, bottom subtitles at 3.5/5/6.5 %
-      of the frame height, a full-frame slide) plus frames of
-      ``slides_talk_1080p.mp4``, each scored (1) at full size (the decoded
-      frame, detector input = source size) and (2) as the pipeline scores it:
-      shrunk to ``analysis.sample_width`` (256 px, INTER_AREA), then resized to
-      the detector size S (longer side; every frame here is landscape). Per S: CPU ms per frame (a clip's 3 frames per call, 1 thread), mean
-      |area(W) - area(full size)|, and at ``max_text_area`` the share of
-      text frames (subtitles, slides) caught and of clean frames (none,
-      corner word) dropped. Full size is printed as its own row.
+      footage, set A (no text, a small corner word, bottom subtitles at
+      3.5/5/6.5 % of the frame height, a full-frame slide) plus frames of
+      ``slides_talk_1080p.mp4``, and set B (other backgrounds, fonts,
+      colours and placements: 3 and 4.5 % subtitles, a banner, a ticker, a
+      corner logo), each scored (1) at full size (the decoded frame, detector
+      input = source size) and (2) as the pipeline scores it: shrunk once to
+      the detector size S (longer side; the decode pass samples text frames
+      at S), and for comparison as sessions 3-4 did (shrunk to the 256 px
+      ``analysis.sample_width``, then resized up to 512). Per S: CPU ms per
+      frame (a clip's 3 frames per call, 1 thread), mean |area(S) - area(full
+      size)|, and at ``max_text_area`` the share of text frames caught and of
+      clean frames dropped, per set. Full size is printed as its own row.
   (b) stage speed: frames/s of ``TextStage`` (the pipeline's stage object,
       1 CPU) on the sampled frames of real clips, at the configured size.
   (c) analysis pass: Probe + Analyse, and Probe + Analyse + Text, through the
@@ -83,6 +86,27 @@ VARIANTS = {
         for i, line in enumerate(SLIDE))),
 }
 TALK_TIMES = range(5, 121, 10)  # slides_talk_1080p.mp4: a slide or a screen page in every frame
+# Set B (added 2026-11-26, after the detector size and shape rule were chosen on set A): other backgrounds,
+# fonts, colours and placements. scene_cuts.mp4 is 1280x272: its text is small at any longer-side size.
+BACKGROUNDS_B = [("tree.avi", 3), ("tree.avi", 20), ("test.webm", 2), ("fire2.mp4", 1), ("scene_cuts.mp4", 1),
+                 ("scene_cuts.mp4", 6), ("big_buck_bunny_0_30.webm", 25), ("sintel_10s.mp4", 6), ("cockatoo.mp4", 7),
+                 ("bikes.mp4", 8), ("box.mp4", 2), ("flipping_a_pancake.mkv", 9)]
+DEJAVU = Path(FONT).parent
+LINE_B = "Where are you going tonight"
+VARIANTS_B = {
+    "none": ("clean", "null"),
+    "logo": ("clean", f"drawtext=fontfile={DEJAVU}/DejaVuSans-Bold.ttf:text='tv':fontsize=h*0.04:fontcolor=white@0.7:"
+                      "x=w-tw-15:y=h-th-15"),
+    "sub3": ("text", f"drawtext=fontfile={DEJAVU}/DejaVuSans-Bold.ttf:text='{LINE_B}':fontsize=h*0.03:fontcolor=yellow:"
+                     "borderw=1:x=(w-tw)/2:y=h-th-h*0.05"),
+    "sub45": ("text", f"drawtext=fontfile={DEJAVU}/DejaVuSerif.ttf:text='{LINE_B}':fontsize=h*0.045:fontcolor=white:"
+                      "borderw=2:x=(w-tw)/2:y=h-th-h*0.08"),
+    "banner": ("text", f"drawtext=fontfile={DEJAVU}/DejaVuSansCondensed.ttf:text='BREAKING  Storm reaches the coast':"
+                       "fontsize=h*0.05:fontcolor=white:box=1:boxcolor=red@0.8:x=w*0.05:y=h*0.05"),
+    "ticker": ("text", "drawbox=x=0:y=ih*0.88:w=iw:h=ih*0.08:color=black@0.7:t=fill,"
+                       f"drawtext=fontfile={DEJAVU}/DejaVuSansMono.ttf:text='MARKETS up 1.2   OIL down 0.4   GOLD up 0.8':"
+                       "fontsize=h*0.04:fontcolor=white:x=10:y=h*0.895"),
+}
 
 
 def _frame(src: Path, t: float, vf: str, dst: Path) -> None:
@@ -92,14 +116,17 @@ def _frame(src: Path, t: float, vf: str, dst: Path) -> None:
 
 
 def frame_set() -> list[tuple[str, str, np.ndarray]]:
-    """``(name, label, full-size RGB frame)``: drawtext variants over real footage, and slide-talk frames (label text)."""
+    """``(name, label, full-size RGB frame)``: drawtext variants over real footage, and slide-talk frames (label text);
+    set B's names start with ``B/``."""
     FRAMES.mkdir(parents=True, exist_ok=True)
+    (FRAMES / "B").mkdir(exist_ok=True)
     out = []
-    for src, t in BACKGROUNDS:
-        for variant, (label, vf) in VARIANTS.items():
-            dst = FRAMES / f"{Path(src).stem}_{t}_{variant}.png"
-            _frame(MEDIA / src, t, vf, dst)
-            out.append((dst.stem, label, cv2.cvtColor(cv2.imread(str(dst)), cv2.COLOR_BGR2RGB)))
+    for prefix, backgrounds, variants in (("", BACKGROUNDS, VARIANTS), ("B/", BACKGROUNDS_B, VARIANTS_B)):
+        for src, t in backgrounds:
+            for variant, (label, vf) in variants.items():
+                dst = FRAMES / f"{prefix}{Path(src).stem}_{t}_{variant}.png"
+                _frame(MEDIA / src, t, vf, dst)
+                out.append((f"{prefix}{dst.stem}", label, cv2.cvtColor(cv2.imread(str(dst)), cv2.COLOR_BGR2RGB)))
     for t in TALK_TIMES:
         dst = FRAMES / f"slides_talk_{t}.png"
         _frame(MEDIA / "slides_talk_1080p.mp4", t, "null", dst)
@@ -107,8 +134,16 @@ def frame_set() -> list[tuple[str, str, np.ndarray]]:
     return out
 
 
+def sampled(frame: np.ndarray, size: int | None) -> np.ndarray:
+    """The frame as the decode pass hands it to the text stage: shrunk once to the detector's size (longer side),
+    or with ``size`` None to the scorers' 256 px (how sessions 3-4 sampled it, before scaling it back up)."""
+    h, w = frame.shape[:2]
+    width = SAMPLE_WIDTH if size is None else max(SAMPLE_WIDTH, round(size * w / max(w, h)))
+    return cv2.resize(frame, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
+
+
 def accuracy(frames: list[tuple[str, str, np.ndarray]], sizes: list[int], threshold: float) -> dict[str, Any]:
-    """Part (a): every detector size against full-size detection, and against the construction labels."""
+    """Part (a): every detector size against full-size detection, and against the construction labels (sets A, B)."""
     from curate.models.text_detector import TextDetector
 
     full, full_cpu = {}, 0.0
@@ -119,28 +154,30 @@ def accuracy(frames: list[tuple[str, str, np.ndarray]], sizes: list[int], thresh
         full_cpu += time.process_time() - t0
     full_ms = 1000 * full_cpu / len(frames)
     labels = {name: label for name, label, _ in frames}
-    small = {name: cv2.resize(f, (SAMPLE_WIDTH, max(1, round(f.shape[0] * SAMPLE_WIDTH / f.shape[1]))), interpolation=cv2.INTER_AREA)
-             for name, _, f in frames}
 
-    def caught(areas: dict[str, float]) -> tuple[float, float]:
-        text = [a > threshold for n, a in areas.items() if labels[n] == "text"]
-        clean = [a > threshold for n, a in areas.items() if labels[n] == "clean"]
+    def caught(areas: dict[str, float], in_b: bool) -> tuple[float, float]:
+        mine = {n: a for n, a in areas.items() if n.startswith("B/") == in_b}
+        text = [a > threshold for n, a in mine.items() if labels[n] == "text"]
+        clean = [a > threshold for n, a in mine.items() if labels[n] == "clean"]
         return float(np.mean(text)), float(np.mean(clean))
 
-    rows = {"full size": {"ms_per_frame": full_ms, "mean_abs_diff": 0.0, "text_caught": caught(full)[0], "clean_dropped": caught(full)[1]}}
-    for w in sizes:
-        det = TextDetector(size=w)
+    def row(areas: dict[str, float], ms: float) -> dict[str, Any]:
+        (text_a, clean_a), (text_b, clean_b) = caught(areas, False), caught(areas, True)
+        return {"ms_per_frame": ms, "mean_abs_diff": float(np.mean([abs(areas[n] - full[n]) for n in areas])),
+                "text_caught": text_a, "clean_dropped": clean_a, "text_caught_b": text_b, "clean_dropped_b": clean_b,
+                "per_frame": {n: [round(areas[n], 4), round(full[n], 4)] for n in areas}}
+
+    rows = {"full size": row(full, full_ms)}
+    for label, size, sample in [(f"{w} px", w, w) for w in sizes] + [("256 px -> 512", 512, None)]:
+        det = TextDetector(size=size)
+        small = {name: sampled(f, sample) for name, _, f in frames}
         det.detect([small[frames[0][0]]] * 3)  # warm-up
         areas, t0 = {}, time.process_time()
         names = list(small)
         for i in range(0, len(names), 3):  # a clip's 3 samples per call, as the stage sees them
             for n, ft in zip(names[i : i + 3], det.detect([small[n] for n in names[i : i + 3]])):
                 areas[n] = ft.area
-        ms = 1000 * (time.process_time() - t0) / len(names)
-        text, clean = caught(areas)
-        rows[f"256 px -> {w}"] = {"ms_per_frame": ms, "mean_abs_diff": float(np.mean([abs(areas[n] - full[n]) for n in names])),
-                                  "text_caught": text, "clean_dropped": clean,
-                                  "per_frame": {n: [round(areas[n], 4), round(full[n], 4)] for n in names}}
+        rows[label] = row(areas, 1000 * (time.process_time() - t0) / len(names))
     return rows
 
 
@@ -221,13 +258,16 @@ def main() -> int:
 
     sizes = [int(w) for w in args.sizes.split(",")]
     print(f"\n(a) accuracy vs detector size: {len(frames)} frames ({sum(l == 'text' for _, l, _ in frames)} with text: "
-          f"subtitles 3.5/5/6.5 % of the height, slides, slide talk; {sum(l == 'clean' for _, l, _ in frames)} clean: "
-          f"none or a corner word), threshold max_text_area {threshold:g}", flush=True)
+          f"set A subtitles 3.5/5/6.5 % of the height, slides, slide talk; set B subtitles 3/4.5 %, a banner, a ticker; "
+          f"{sum(l == 'clean' for _, l, _ in frames)} clean: none or a corner word), threshold max_text_area {threshold:g}",
+          flush=True)
     rows = accuracy(frames, sizes, threshold)
-    print(f"  {'detector input':<18}{'CPU ms/fr':>9}{'|Δarea| vs full':>17}{'text caught':>13}{'clean dropped':>15}")
+    print(f"  {'detector input':<18}{'CPU ms/fr':>9}{'|Δarea| vs full':>17}{'A: text caught':>16}{'clean dropped':>15}"
+          f"{'B: text caught':>16}{'clean dropped':>15}")
     for k, r in rows.items():
-        mark = "  <- configured" if k == f"256 px -> {size}" else ""
-        print(f"  {k:<18}{r['ms_per_frame']:9.1f}{r['mean_abs_diff']:17.4f}{r['text_caught']:13.0%}{r['clean_dropped']:15.0%}{mark}")
+        mark = "  <- configured" if k == f"{size} px" else "  (sessions 3-4: the 256 px sample scaled up)" if "->" in k else ""
+        print(f"  {k:<18}{r['ms_per_frame']:9.1f}{r['mean_abs_diff']:17.4f}{r['text_caught']:16.0%}{r['clean_dropped']:15.0%}"
+              f"{r['text_caught_b']:16.0%}{r['clean_dropped_b']:15.0%}{mark}")
     res["a"] = rows
     if args.skip_pass:
         return _save(res, args.json)

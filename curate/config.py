@@ -140,17 +140,19 @@ class FilterConfig(_Strict):
 
 
 class TextConfig(_Strict):
-    """The text-overlay score: PP-OCRv4 text detection on the frames the decode pass sampled.
+    """The text-overlay score: PP-OCRv4 text detection on frames the decode pass sampled.
 
-    ``size`` is the longer side of the detector's input; the sampled frames
-    (``analysis.sample_width``) are resized to it. Larger finds smaller text
-    and costs more: ``bench/bench_text.py`` measures both against full-size
-    detection (512 catches 5 %-high subtitles that 448 misses). On the CPU,
-    onnxruntime is fastest one frame per forward pass (``batch_frames`` 1:
-    larger batches cost more per frame there).
+    ``size`` is the longer side of the detector's input. The decode pass
+    samples each clip's frames for the detector at that size, straight from
+    the decoded picture (the scorers' ``analysis.sample_width`` frames are
+    those shrunk further), so no frame is scaled back up. Larger finds
+    smaller text and costs more: ``bench/bench_text.py`` measures both
+    against full-size detection. On the CPU, onnxruntime is fastest one
+    frame per forward pass (``batch_frames`` 1: larger batches cost more per
+    frame there).
     """
 
-    size: int = Field(512, ge=64, le=4096, multiple_of=32, description="longer side of the detector input (px)")
+    size: int = Field(384, ge=64, le=4096, multiple_of=32, description="longer side of the detector input (px)")
     batch_frames: int = Field(1, ge=1, description="frames per forward pass")
 
 

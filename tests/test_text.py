@@ -166,6 +166,31 @@ def test_config_rules() -> None:
     assert kinds == {"text.size": "computed", "text.batch_frames": "operational"}
 
 
+def test_text_frames_are_sampled_at_the_detector_size_and_leave_the_scorers_frames_alone(tmp_path: Path) -> None:
+    """The decode pass samples the detector's frames at ``text.size`` from the decoded picture (portrait: its height);
+    the scorers' 256 px frames, and the sharpness measured on them, are the same with or without the text section."""
+    import numpy as np
+
+    from curate.synth import make_video
+
+    clips: dict[str, list[dict]] = {}
+    for name, rotation in {"landscape": None, "portrait": 90}.items():  # portrait: a phone's rotation tag
+        path = tmp_path / f"{name}.mp4"
+        make_video(path, shots=((60, "moving"),), size=(640, 360), rotation=rotation)
+        for label, cfg in (("text", _config()), ("none", _config().model_copy(update={"text": None}))):
+            stages = build_stages(cfg)[:2]
+            (rec,) = run_local(stages, list(discover([str(path)])))
+            clips[f"{name}/{label}"] = rec["clips"]
+    size = _config().text.size
+    assert {f.shape for c in clips["landscape/text"] for f in c["_text_frames"]} == {(round(size * 360 / 640), size, 3)}
+    assert {f.shape for c in clips["portrait/text"] for f in c["_text_frames"]} == {(size, round(size * 360 / 640), 3)}
+    for name in ("landscape", "portrait"):
+        with_text, without = clips[f"{name}/text"], clips[f"{name}/none"]
+        assert "_text_frames" not in without[0] and len(with_text) == len(without) >= 1
+        for a, b in zip(with_text, without):
+            assert a["sharpness"] == b["sharpness"] and all(np.array_equal(x, y) for x, y in zip(a["_frames"], b["_frames"]))
+
+
 def test_detector_input_keeps_the_cost_of_portrait_frames() -> None:
     from curate.models.text_detector import input_size
 

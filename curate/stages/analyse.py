@@ -26,6 +26,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import av
 import cv2
 import numpy as np
 
@@ -49,41 +50,65 @@ THUMBNAIL_JPEG_QUALITY = 85
 
 
 class FrameSampler:
-    """Sample candidates on a fixed frame grid, dropped once no clip can use them."""
+    """Sample candidates on a fixed frame grid, dropped once no clip can use them.
 
-    def __init__(self, grid: int, width: int, rotation: int):
-        self.grid, self.width, self.rotation = grid, width, rotation
+    With ``text_side`` (the text detector's input, its longer side) it also
+    keeps text candidates at that size, on every other grid point (a clip
+    of ``clips.min_s`` still holds one per sample), shrunk once from the
+    decoded picture: a 256 px sample scaled back up loses small text that
+    the detector finds at its own size.
+    """
+
+    def __init__(self, grid: int, width: int, rotation: int, text_side: int | None = None):
+        self.grid, self.width, self.rotation, self.text_side = grid, width, rotation, text_side
         self._buf: deque[tuple[int, np.ndarray]] = deque()
+        self._text: deque[tuple[int, np.ndarray]] = deque()
         self._latest: tuple[int, np.ndarray] | None = None  # survives drops: a fallback
+        self._latest_text: tuple[int, np.ndarray] | None = None
 
     def consume(self, df: DecodedFrame) -> None:
         if df.index % self.grid == 0:
-            f = df.frame
-            # ``width`` is the displayed width: a quarter turn makes it the coded height
-            disp_w = rotated(f.width, f.height, self.rotation)[0]
-            coded_w = self.width if disp_w == f.width else round(self.width * f.width / disp_w)
-            self._latest = (df.index, rotate_image(small_rgb(f, coded_w), self.rotation))
+            self._latest = (df.index, self._small(df.frame, self.width))
             self._buf.append(self._latest)
+            if self.text_side and df.index % (2 * self.grid) == 0:
+                disp_w, disp_h = rotated(df.frame.width, df.frame.height, self.rotation)
+                width = round(self.text_side * disp_w / max(disp_w, disp_h))
+                self._latest_text = (df.index, self._small(df.frame, width))
+                self._text.append(self._latest_text)
 
-    def pick(self, start: int, end: int, n: int) -> tuple[list[np.ndarray], np.ndarray]:
-        """``n`` candidates spread evenly over ``start .. end-1`` and the one nearest the middle.
+    def _small(self, f: av.VideoFrame, width: int) -> np.ndarray:
+        """RGB at ``width`` displayed pixels wide (a quarter turn makes it the coded height), displayed orientation."""
+        disp_w = rotated(f.width, f.height, self.rotation)[0]
+        coded_w = width if disp_w == f.width else round(width * f.width / disp_w)
+        return rotate_image(small_rgb(f, coded_w), self.rotation)
+
+    def pick(self, start: int, end: int, n: int) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray] | None]:
+        """``n`` candidates spread evenly over ``start .. end-1``, the one nearest the middle, and with
+        ``text_side`` the ``n`` text candidates nearest the same points.
 
         A clip without a candidate inside (only when the header frame rate was
         far too high) falls back to the nearest candidates still held.
         """
-        inside = [c for c in self._buf if start <= c[0] < end] or list(self._buf) or [self._latest]
-        idx = np.array([c[0] for c in inside])
         targets = start + (np.arange(n) + 0.5) * (end - start) / n
-        picks = [inside[int(np.abs(idx - t).argmin())][1] for t in targets]
-        middle = inside[int(np.abs(idx - (start + end - 1) / 2).argmin())][1]
-        return picks, middle
+        picks = _nearest(self._buf, self._latest, start, end, targets)
+        middle = _nearest(self._buf, self._latest, start, end, np.array([(start + end - 1) / 2]))[0]
+        text = _nearest(self._text, self._latest_text, start, end, targets) if self.text_side else None
+        return picks, middle, text
 
     def drop_before(self, index: int) -> None:
-        while self._buf and self._buf[0][0] < index:
-            self._buf.popleft()
+        for buf in (self._buf, self._text):
+            while buf and buf[0][0] < index:
+                buf.popleft()
 
     def __len__(self) -> int:
         return len(self._buf)
+
+
+def _nearest(buf: deque, latest: tuple[int, np.ndarray] | None, start: int, end: int, targets: np.ndarray) -> list[np.ndarray]:
+    """Per target frame index, the candidate of ``start .. end-1`` nearest it (else of all held, else the latest)."""
+    inside = [c for c in buf if start <= c[0] < end] or list(buf) or [latest]
+    idx = np.array([c[0] for c in inside])
+    return [inside[int(np.abs(idx - t).argmin())][1] for t in targets]
 
 
 @dataclass
@@ -116,7 +141,7 @@ CLIP_KEYS = (
     "start_s", "end_s", "duration_s", "width", "height", "fps", "source_fps", "source_width", "source_height",
     "source_rotation", "source_codec", "source_pix_fmt", "caption", "caption_source", "motion_score", "camera_motion",
     "camera_pan", "camera_tilt", "camera_zoom", "brightness", "contrast", "black_fraction", "frozen_fraction",
-    "sharpness", "phash", "thumbnail", "input_meta", "_frames",
+    "sharpness", "phash", "thumbnail", "input_meta", "_frames", "_text_frames",
 )
 
 
@@ -136,12 +161,13 @@ class AnalyseStage(VideoStage):
     clips: ClipsConfig = field(default_factory=ClipsConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
+    text_side: int | None = None  # ``text.size`` when the pipeline scores text: ``_text_frames`` are sampled at it
     cpus: float = 1.0
 
     @classmethod
     def from_config(cls, config: Any) -> "AnalyseStage":
         return cls(detector=config.detector, clips=config.clips, analysis=config.analysis, probe=config.probe,
-                   timeout_s=config.limits.video_timeout_s)
+                   text_side=config.text.size if config.text is not None else None, timeout_s=config.limits.video_timeout_s)
 
     def setup(self) -> None:
         """Import and build the detector once (TransNetV2 loads its weights here)."""
@@ -158,7 +184,7 @@ class AnalyseStage(VideoStage):
             planner=ClipPlanner(self.clips),
             tech=TechnicalStats(),
             motion=MotionStats(a.motion_width, a.motion_every),
-            sampler=FrameSampler(grid, a.sample_width, rotation),
+            sampler=FrameSampler(grid, a.sample_width, rotation, self.text_side),
             starts=[], ends=[], boundaries=[], clips=[],
             split_key=json.dumps(split_settings(self.detector, self.clips, self.analysis), sort_keys=True),
             purity=PurityCheck(self.clips.purity.ratio, self.clips.purity.min_change, self.clips.purity.max_frames, Checks()),
@@ -283,7 +309,7 @@ class AnalyseStage(VideoStage):
     def _clip(self, st: _Pass, span: ClipSpan, video: Record, rotation: int) -> Record:
         a = self.analysis
         probe = video.get("probe") or {}
-        frames, middle = st.sampler.pick(span.start, span.end, a.sample_frames)
+        frames, middle, text_frames = st.sampler.pick(span.start, span.end, a.sample_frames)
         start_s, end_s = st.starts[span.start], st.ends[span.end - 1]
         w, h = st.coded
         disp_w, disp_h = display_size(w, h, rotation, probe.get("sar"))  # what the encode stage stores, before max_height
@@ -319,6 +345,7 @@ class AnalyseStage(VideoStage):
             "input_meta": video.get("input_meta"),
             "reject_reasons": [],  # the purity check's ``contains_transition``; later stages add theirs
             "_frames": frames,
+            **({"_text_frames": text_frames} if text_frames is not None else {}),
         }
 
     def _finish(self, video: Record, st: _Pass, warning: str | None, errors: list[str], timeline: Timeline) -> Record:

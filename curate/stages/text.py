@@ -4,8 +4,9 @@ Burnt-in subtitles, slides, tickers and title cards teach a video generator
 to paint garbled letters; this stage measures how much of each sampled frame
 a text detector covers (:mod:`curate.models.text_detector`), so the filter
 (``filter.max_text_area``) and ``curate refilter`` can drop such clips. It
-decodes nothing: it reads ``_frames``, and runs before the filter, which
-drops them.
+decodes nothing: the analysis pass samples each clip's ``_text_frames`` at
+the detector's input size (``text.size``) beside the scorers' ``_frames``,
+and this stage drops them once scored.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class TextStage(BatchedVideoStage):
     """
 
     name: ClassVar[str] = "text"
-    reads: ClassVar[tuple[str, ...]] = ("clips", "clips._frames")
+    reads: ClassVar[tuple[str, ...]] = ("clips", "clips._text_frames")
     writes: ClassVar[tuple[str, ...]] = ("clips.text_area_max", "clips.text_area_mean", "clips.text_boxes")
     text: TextConfig = field(default_factory=TextConfig)
     cpus: float = 1.0
@@ -54,17 +55,17 @@ class TextStage(BatchedVideoStage):
     def process_videos(self, videos: list[Record]) -> list[Record]:
         assert self._detector is not None, "setup() not called"
         out = copy_clips(videos)
-        todo = [c for c in clips_of(out) if c.get("_frames")]
-        found = self._detector.detect([f for c in todo for f in c["_frames"]])
+        todo = [c for c in clips_of(out) if c.get("_text_frames")]
+        found = self._detector.detect([f for c in todo for f in c["_text_frames"]])
         start = 0
         for c in todo:
-            mine = found[start : start + len(c["_frames"])]
-            start += len(c["_frames"])
+            mine = found[start : start + len(c["_text_frames"])]
+            start += len(c["_text_frames"])
             areas = np.array([t.area for t in mine], dtype=np.float64)
             c["text_area_max"] = float(areas.max())
             c["text_area_mean"] = float(areas.mean())
             c["text_boxes"] = max(t.boxes for t in mine)
         for c in clips_of(out):
-            if not c.get("_frames"):
+            if not c.pop("_text_frames", None):
                 c.update(text_area_max=None, text_area_mean=None, text_boxes=None)
         return out
