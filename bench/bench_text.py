@@ -236,6 +236,8 @@ def main() -> int:
     ap.add_argument("--sizes", default="256,320,384,448,512,640")
     ap.add_argument("--skip-pass", action="store_true", help="leave out (c) and (d), the Ray and whole-pipeline timings")
     ap.add_argument("--skip-default", action="store_true", help="leave out (e), the default pipeline's stage times")
+    ap.add_argument("--text-cpus", type=float, help="the text stage's declared CPUs (resources.text.cpus); 0.5 or more "
+                    "gives it a Ray pool of its own instead of the analysis pool's actors")
     ap.add_argument("--json", default=str(OUT / "text.json"))
     args = ap.parse_args()
     try:
@@ -251,9 +253,12 @@ def main() -> int:
 
     base = load_pipeline(PIPELINE)
     cfg = base if base.text is not None else base.model_copy(update={"text": TextConfig()})
+    if args.text_cpus is not None:
+        cfg = cfg.model_copy(update={"resources": {**cfg.resources, "text": {"cpus": args.text_cpus}}})
     size = cfg.text.size
     threshold = cfg.filter.max_text_area if cfg.filter.max_text_area is not None else 0.02
-    res: dict[str, Any] = {"cpus": os.cpu_count(), "load_start": load(), "size": size, "threshold": threshold}
+    res: dict[str, Any] = {"cpus": os.cpu_count(), "load_start": load(), "size": size, "threshold": threshold,
+                           "text_cpus": args.text_cpus}
     print(f"== text-overlay benchmark (issue 15) — {os.cpu_count()} CPUs, load average {load()} ==")
 
     sizes = [int(w) for w in args.sizes.split(",")]

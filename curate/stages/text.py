@@ -35,7 +35,10 @@ class TextStage(BatchedVideoStage):
     reads: ClassVar[tuple[str, ...]] = ("clips", "clips._text_frames")
     writes: ClassVar[tuple[str, ...]] = ("clips.text_area_max", "clips.text_area_mean", "clips.text_boxes")
     text: TextConfig = field(default_factory=TextConfig)
-    cpus: float = 1.0
+    # Below the Ray runner's cheap-stage line, so it runs in the analysis pool's actors: its input (3 frames a
+    # clip at text.size, ~0.75 MB) then never crosses the object store, only three numbers a clip leave, and
+    # the text work scales with the analysis actors it is a fixed share of. onnxruntime gets one thread.
+    cpus: float = 0.25
     # One video per batch on the CPU: the frames of its clips already batch (``text.batch_frames``), and a
     # pool that waits for four videos scores the last ones only after the analysis pass ends (a serial tail).
     batch_size: int = 1
@@ -46,7 +49,7 @@ class TextStage(BatchedVideoStage):
         return None if config.text is None else cls(text=config.text)
 
     def setup(self) -> None:
-        """Load the ONNX model once per worker, with onnxruntime threads to match the stage's CPUs."""
+        """Load the ONNX model once per worker, with onnxruntime threads to match the stage's CPUs (at least one)."""
         self._detector = TextDetector(self.text.size, threads=max(1, math.floor(self.cpus)), batch_frames=self.text.batch_frames)
 
     def teardown(self) -> None:
