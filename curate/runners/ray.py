@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, NamedTuple
 
 from curate.output.rows import Outcome
-from curate.output.writer import ShardWriter, Staged, StagedPiece, WriterSpec
+from curate.output.pieces import Staged, StagedPiece
+from curate.output.writer import ShardWriter, WriterSpec
 from curate.records import Record, is_piece
 from curate.runners.pools import plan_pools
 from curate.stage import Stage, run_stages
