@@ -56,6 +56,7 @@ def _serve(conn: Connection, parent_pid: int) -> None:
         try:
             for out in stage.stream_captured(video):  # clip pieces as they are made, the record last
                 conn.send(("out", out))
+                del out  # sent: not held while the next piece is made
             conn.send(("end", None))
         except OSError:  # the parent gave up on this video (interrupted, or timed out): just exit
             return
@@ -134,6 +135,7 @@ class Guard:
                 return
             held = time.monotonic()
             yield out
+            del out  # not held while the child makes the next piece
             deadline += time.monotonic() - held  # the caller's time on a piece (the local runner takes it through every later stage) is not the child's
 
     def call(self, video: dict[str, Any], timeout_s: float) -> dict[str, Any]:

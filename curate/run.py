@@ -157,6 +157,7 @@ def run_pipeline(
                     done = store.add(video if is_piece(video) else finished(video))  # a piece: stored now, committed with its video
                     if done is not None:
                         _count(done, summary, on_video)
+                    del video  # a piece stored is not held while the next is made
             elif work.chunks:
                 _write_on_ray(store, stages, work.chunks, ray_address, summary, on_video)
         finally:

@@ -162,6 +162,7 @@ class VideoStage(Stage):
                 timings[self.name] = timings.get(self.name, 0.0) + spent
                 out["timings"] = timings
             yield out
+            del out  # not held while the next piece is made: a long source holds one piece at a time
 
     def stream_captured(self, video: Record) -> Iterator[Record]:
         """:meth:`stream_video` with any exception recorded on the record as ``failed`` (pieces sent before it are dropped by the writer)."""
@@ -211,6 +212,7 @@ def run_stages(stages: list[Stage], batch: list[Record]) -> Iterator[Record]:
             yield from run_stages(stages[1:], [out])
         else:
             rest.append(out)
+        del out  # a piece is done with here: not held while the stage makes the next
     yield from run_stages(stages[1:], rest)
 
 

@@ -140,6 +140,7 @@ class _StageActor:
                 yield {"uri": [record["uri"]], "payload": [pickle.dumps([record], protocol=5)]}
             else:
                 records.append(record)
+            del record  # a piece handed on is not held while the stages make the next
         if len(records) != sum(map(len, groups)):
             raise RuntimeError(f"stages returned {len(records)} records for {sum(map(len, groups))}")
         out, at = [], 0
