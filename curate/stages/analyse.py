@@ -17,6 +17,12 @@ has passed it. The clip then picks its samples, thumbnail and pHash from the
 candidates, and candidates before the next clip's first frame are dropped.
 The buffer therefore spans one window plus the detector latency, never the
 whole video.
+
+Finished clips keep their sampled frames (for the model stages) until they
+leave: in the record at the end for a short source, and for a long one in
+analysis pieces (``curate.records``) as soon as they hold ``piece_mb`` of
+frames, so the pass holds one piece, not the video. A piece takes ``fps``
+and ``decoded.irregular`` as known when it leaves (see :meth:`AnalyseStage._piece`).
 """
 
 from __future__ import annotations
@@ -128,7 +134,7 @@ class _Pass:
     split_key: str
     purity: PurityCheck
     transitions: list[dict[str, Any]] = field(default_factory=list)
-    held: int = 0  # bytes of sampled frames the clips in ``clips`` hold
+    held: int = 0  # bytes of sampled frames the clips in ``clips`` hold (``_frame_bytes``)
     pieces: int = 0  # analysis pieces sent
     seen_dropped: int = 0  # proposals the detector dropped that are already in ``transitions``
     coded: tuple[int, int] | None = None  # coded size of the first frame
@@ -315,7 +321,7 @@ class AnalyseStage(VideoStage):
         for span in spans:
             clips = self._purified(st, span, video, rotation)
             st.clips += clips
-            st.held += sum(f.nbytes for c in clips for f in c["_frames"])
+            st.held += sum(map(_frame_bytes, clips))
         if spans:
             keep = st.planner.keep_from
             st.sampler.drop_before(keep)
@@ -408,6 +414,12 @@ class AnalyseStage(VideoStage):
         out["boundaries"] = [[b.start, b.end] for b in merged]
         out["shots_too_short"] = st.planner.too_short
         return out
+
+
+def _frame_bytes(clip: Record) -> int:
+    """Bytes of the sampled frames ``clip`` holds (``_frames``, and ``_text_frames`` when text is scored), each array once."""
+    arrays = {id(f): f for f in [*clip["_frames"], *clip.get("_text_frames", ())]}
+    return sum(f.nbytes for f in arrays.values())
 
 
 def _transition(st: _Pass, b: Boundary, kind: str) -> None:
