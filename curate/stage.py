@@ -2,8 +2,9 @@
 
 Records flowing between stages are plain dicts, one per *source video*
 (see ``curate/records.py``); its clips travel nested under ``"clips"``, except
-those a stage sends ahead as clip pieces (the encode stage, for a long
-source's bytes), which the writers hold until the video's record commits. Keys
+those a stage sends ahead as clip pieces (the analysis stage for a long
+source's sampled frames, the encode stage for its bytes), which the writers
+hold until the video's record commits. Keys
 that start with ``_`` are transient (e.g. sampled frames) and are never written.
 
 Lifecycle. A stage author overrides three verbs: :meth:`Stage.setup` (load

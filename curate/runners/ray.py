@@ -129,8 +129,9 @@ class _StageActor:
 
     def __call__(self, batch: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """The batch's groups through the stages; clip pieces leave as one-row batches the moment a stage makes them."""
-        # a piece from an earlier pool comes as a one-row group of its own and leaves as one (the
-        # latents stage works on its clips); groups are of the video records, whose order is kept
+        # a piece from an earlier pool comes as a one-row group of its own and leaves as one (the stages
+        # up to encode work on an analysis piece, the latents stage on a closed one's clips); groups are
+        # of the video records, whose order is kept
         loaded = [pickle.loads(b) for b in batch["payload"]]
         groups = [g for g in ([r for r in g if not is_piece(r)] for g in loaded) if g]
         pieces = [r for g in loaded for r in g if is_piece(r)]
