@@ -1,12 +1,15 @@
-"""Long-source benchmark (issue 12, clip pieces): memory of the encode stage and its writer on one long video.
+"""Long-source benchmark (issue 12, clip pieces): memory of the analysis pass, and of the encode stage and its writer, on one long video.
 
 A synthetic 1-minute video (shots of moving texture, pans, zooms) is played
 ``--minutes`` times in a row (stream copy), then each phase runs in a fresh
 process so its peak RSS (``ru_maxrss``) is its own:
 
-  analyse  probe + analyse (one decode pass) in-process: peak RSS, clips found,
-           and the pickled size of the record it hands on (sampled frames
-           included: what the next stage receives today, in one object);
+  analyse  probe + analyse (one decode pass) in-process, once with ``piece_mb``
+           so large that nothing streams (the behaviour before analysis
+           pieces: every clip's sampled frames in the one record it hands on)
+           and once with ``--analyse-piece-mb`` (its default, 64): peak RSS,
+           clips found, pieces, and the pickled size of the largest object
+           it hands on (counted, not copied);
   encode   the encode stage over that record (no filter: every clip the
            analysis kept is encoded) with its output going to a
            :class:`~curate.output.writer.ShardWriter`, as on a Ray node,
@@ -16,7 +19,7 @@ process so its peak RSS (``ru_maxrss``) is its own:
            peak RSS above the process's RSS before the first clip, the
            biggest object the stage hands on, and the clips' total bytes.
 
-    python bench/bench_long_source.py [--minutes 20] [--size 320x180] [--piece-mb 8] [--real]
+    python bench/bench_long_source.py [--minutes 20] [--size 320x180] [--piece-mb 8] [--analyse-piece-mb 64] [--skip-encode] [--real]
 
 ``--real`` takes real footage instead: ``chaplin.mp4`` from ``../shared/media``
 looped to about ``--minutes`` (at 20, the memory input of ``bench_pipeline.py``);
@@ -80,9 +83,34 @@ def _config() -> Any:
     return PipelineConfig.model_validate(PIPELINE)
 
 
-def phase_analyse(source: Path, record_out: Path) -> dict[str, Any]:
-    """Probe + analyse in this process; writes the record without its sampled frames for the encode phase."""
+class _Counter:
+    """A file that only counts what is written: an object's pickled size without a second copy of it in memory."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def write(self, b: Any) -> int:
+        self.n += memoryview(b).nbytes
+        return self.n
+
+
+def _pickled_size(obj: Any) -> int:
+    sink = _Counter()
+    pickle.Pickler(sink, protocol=5).dump(obj)
+    return sink.n
+
+
+def phase_analyse(source: Path, record_out: Path, piece_mb: float) -> dict[str, Any]:
+    """Probe + analyse in this process with ``piece_mb``; writes every clip, without sampled frames, for the encode phase.
+
+    Each object the stage hands on (analysis pieces, then the record) is
+    measured, its clips appended to ``record_out`` (:func:`_read_record`), and
+    dropped, as an actor hands it on to the next pool.
+    """
+    import dataclasses
+
     from curate.discover import discover
+    from curate.records import is_piece
     from curate.stages.analyse import AnalyseStage
     from curate.stages.probe import ProbeStage
 
@@ -91,19 +119,39 @@ def phase_analyse(source: Path, record_out: Path) -> dict[str, Any]:
     base = _rss_mb()
     t0 = time.perf_counter()
     probe = ProbeStage.from_config(config)
-    analyse = AnalyseStage.from_config(config)
-    probe.timeout_s = analyse.timeout_s = None
+    analyse = dataclasses.replace(AnalyseStage.from_config(config), piece_mb=piece_mb, timeout_s=None)
+    probe.timeout_s = None
     (video,) = probe.process([video])
-    (video,) = analyse.process([video])
+    largest = pieces = n = kept = 0
+    with record_out.open("wb") as f:
+        for out in analyse.process_iter([video]):
+            largest = max(largest, _pickled_size(out))
+            pieces += is_piece(out)
+            # no thresholds: every clip the analysis kept is encoded (more bytes per minute than a filtered run)
+            clips = [{k: v for k, v in c.items() if k != "_frames"} for c in out.get("clips") or []]
+            n, kept = n + len(clips), kept + sum(not c.get("reject_reasons") for c in clips)
+            pickle.dump(clips, f, protocol=5)
+            if not is_piece(out):
+                video = dict(out, clips=[])
+            del out, clips
+        pickle.dump(video, f, protocol=5)
     seconds = time.perf_counter() - t0
-    handed_on = len(pickle.dumps(video, protocol=5))
-    # no thresholds: every clip the analysis kept is encoded (more bytes per minute than a filtered run)
-    video = dict(video, clips=[{k: v for k, v in c.items() if k != "_frames"} for c in video.get("clips") or []])
-    record_out.write_bytes(pickle.dumps(video, protocol=5))
-    clips = video.get("clips") or []
-    return {"status": video["status"], "frames": (video.get("decoded") or {}).get("num_frames"), "clips": len(clips),
-            "kept": sum(not c.get("reject_reasons") for c in clips), "seconds": seconds,
-            "peak_above_start_mb": _peak_mb() - base, "record_handed_on_mb": handed_on / 2**20}
+    peak = _peak_mb() - base
+    return {"piece_mb": piece_mb, "status": video["status"], "frames": (video.get("decoded") or {}).get("num_frames"), "clips": n,
+            "kept": kept, "pieces": pieces, "seconds": seconds,
+            "peak_above_start_mb": peak, "largest_object_mb": largest / 2**20}
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    """The record :func:`phase_analyse` wrote, with every clip in it (as the encode stage got a long source before pieces)."""
+    clips: list[dict[str, Any]] = []
+    with path.open("rb") as f:
+        while True:
+            obj = pickle.load(f)
+            if isinstance(obj, dict):
+                video = {k: v for k, v in obj.items() if k != "_streamed"}
+                return dict(video, clips=clips)
+            clips += obj
 
 
 def phase_encode(record: Path, piece_mb: float) -> dict[str, Any]:
@@ -116,7 +164,7 @@ def phase_encode(record: Path, piece_mb: float) -> dict[str, Any]:
     from curate.stages.encode import EncodeStage
 
     config = _config()
-    video = pickle.loads(record.read_bytes())
+    video = _read_record(record)
     stage = dataclasses.replace(EncodeStage.from_config(config), piece_mb=piece_mb, timeout_s=None)
     with tempfile.TemporaryDirectory() as root:
         for table in ("clips", "review", "rejected"):
@@ -147,13 +195,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=int, default=20)
     ap.add_argument("--size", default="320x180")
-    ap.add_argument("--piece-mb", type=float, default=8.0)
+    ap.add_argument("--piece-mb", type=float, default=8.0, help="the encode stage's piece_mb (MP4)")
+    ap.add_argument("--analyse-piece-mb", type=float, default=64.0, help="the analysis stage's piece_mb (sampled frames; its default)")
+    ap.add_argument("--skip-encode", action="store_true", help="measure the analysis pass only")
     ap.add_argument("--real", action="store_true", help="chaplin.mp4 looped to ~--minutes (needs ../shared/media)")
     ap.add_argument("--phase", choices=("analyse", "encode"), help=argparse.SUPPRESS)
     ap.add_argument("--arg", action="append", default=[], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.phase == "analyse":
-        print(json.dumps(phase_analyse(Path(args.arg[0]), Path(args.arg[1]))))
+        print(json.dumps(phase_analyse(Path(args.arg[0]), Path(args.arg[1]), float(args.arg[2]))))
         return
     if args.phase == "encode":
         print(json.dumps(phase_encode(Path(args.arg[0]), float(args.arg[1]))))
@@ -166,14 +216,17 @@ def main() -> None:
     else:
         source = make_source(args.minutes, tuple(int(v) for v in args.size.split("x")))
     print(f"source {source.name} ({source.stat().st_size / 2**20:.1f} MB)", flush=True)
-    res: dict[str, Any] = {"source": source.name, "pipeline": PIPELINE}
+    res: dict[str, Any] = {"source": source.name, "pipeline": PIPELINE, "analyse": []}
     with tempfile.TemporaryDirectory() as tmp:
         record = Path(tmp) / "record.pkl"
-        res["analyse"] = a = _sub("--phase", "analyse", "--arg", str(source), "--arg", str(record))
-        print(f"analyse: {a['frames']} frames, {a['clips']} clips ({a['kept']} kept) in {a['seconds']:.0f} s; "
-              f"peak +{a['peak_above_start_mb']:.0f} MB; record handed on {a['record_handed_on_mb']:.1f} MB", flush=True)
+        for piece_mb in (NO_PIECES_MB, args.analyse_piece_mb):
+            a = _sub("--phase", "analyse", "--arg", str(source), "--arg", str(record), "--arg", str(piece_mb))
+            res["analyse"].append(a)
+            label = "no pieces (before)" if piece_mb == NO_PIECES_MB else f"piece_mb {piece_mb:g}"
+            print(f"analyse, {label}: {a['frames']} frames, {a['clips']} clips ({a['kept']} kept), {a['pieces']} pieces in "
+                  f"{a['seconds']:.0f} s; peak +{a['peak_above_start_mb']:.0f} MB; largest object {a['largest_object_mb']:.1f} MB", flush=True)
         res["encode"] = []
-        for piece_mb in (NO_PIECES_MB, args.piece_mb):
+        for piece_mb in () if args.skip_encode else (NO_PIECES_MB, args.piece_mb):
             e = _sub("--phase", "encode", "--arg", str(record), "--arg", str(piece_mb))
             res["encode"].append(e)
             label = "no pieces (before)" if piece_mb == NO_PIECES_MB else f"piece_mb {piece_mb:g}"

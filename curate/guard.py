@@ -18,8 +18,6 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any, Iterator
 
-from curate.records import is_piece
-
 SETUP_TIMEOUT_S = 600.0
 TEARDOWN_TIMEOUT_S = 10.0  # a child still busy after this is killed
 
@@ -57,7 +55,9 @@ def _serve(conn: Connection, parent_pid: int) -> None:
             return
         try:
             for out in stage.stream_captured(video):  # clip pieces as they are made, the record last
-                conn.send(("piece" if is_piece(out) else "ok", out))
+                conn.send(("out", out))
+                del out  # sent: not held while the next piece is made
+            conn.send(("end", None))
         except OSError:  # the parent gave up on this video (interrupted, or timed out): just exit
             return
 
@@ -115,7 +115,7 @@ class Guard:
     def stream(self, video: dict[str, Any], timeout_s: float) -> Iterator[dict[str, Any]]:
         """Process one video in the child: its clip pieces as they come, then its record.
 
-        ``timeout_s`` limits the whole video; raises :class:`GuardError` on timeout or crash.
+        ``timeout_s`` limits the child's time on the whole video; raises :class:`GuardError` on timeout or crash.
         """
         if self._busy:  # the last stream was left unread: its child may still be sending that video's pieces
             self.close(graceful=False)
@@ -130,11 +130,13 @@ class Guard:
                 self.close(graceful=False)
                 raise GuardError("timeout", f"timeout: no result within {timeout_s:g}s (limits.video_timeout_s)")
             kind, out = self._recv(conn, proc)
-            if kind == "ok":
+            if kind == "end":
                 self._busy = False
-            yield out
-            if kind == "ok":
                 return
+            held = time.monotonic()
+            yield out
+            del out  # not held while the child makes the next piece
+            deadline += time.monotonic() - held  # the caller's time on a piece (the local runner takes it through every later stage) is not the child's
 
     def call(self, video: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         """Process one video in the child and return its record (for stages that send no pieces)."""

@@ -53,7 +53,7 @@ def in_pipeline_order(names: list[str] | dict[str, object]) -> list[str]:
 
 
 # What ``resources.<stage>`` may set, and its type (YAML numbers arrive as floats).
-# ``piece_mb`` only where a stage streams clip pieces (encode): the bytes one piece holds, its memory bound.
+# ``piece_mb`` only where a stage streams clip pieces (analyse: sampled frames, encode: MP4): what one piece holds, its memory bound.
 RESOURCE_KEYS = {"cpus": float, "gpus": float, "batch_size": int, "gpu_batch_size": int, "piece_mb": float}
 
 

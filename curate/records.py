@@ -39,16 +39,28 @@ uint8 ``(T, 3, H, W)`` pixels of an accepted clip, dropped by the latents
 stage) and ``_latents`` (latents: bucket key -> ``(latent, logvar)`` bytes,
 which :mod:`curate.output.rows` turns into ``latents`` rows).
 
-Clip pieces. A stage may stream a long video's clips out ahead of its record
-(the encode stage does, so a long source's MP4 bytes never sit in one
-object): a *piece* is ``{"video_id", "uri", PIECE: True, "clips": [...]}``
-and later stages pass it through untouched, except those that work on the
-clips encode made (the latents stage gives a piece's clips their
-``_latents`` and the piece its ``_latent_sets``); the video's own record follows
-its pieces with the clips not streamed and ``STREAMED`` counting those that
-were (``{"pieces", "clips", "review"}``). Writers store a piece's rows (its
-latent rows too) at once, under staged names, and commit them with the
-video's ledger row, or drop them when the video failed (see ``curate/output/writer.py``).
+Clip pieces. A stage may stream a long video's clips out ahead of its record,
+so a long source's clips never sit in one object. A *piece* is ``{"video_id",
+"uri", PIECE: True, "clips": [...]}`` plus the video-level keys its rows fall
+back to. Two kinds:
+
+* an *analysis piece* (the analysis stage sends one once the clips it has
+  finished hold ``piece_mb`` of sampled frames) carries ``OPEN``, ``PARTS``
+  (0), ``probe`` and its own ``decoded`` (``fps`` and ``irregular`` as known
+  when it left): every stage up to encode works on it as on a video, and the
+  encode stage closes it (drops ``OPEN``, sets ``PARTS`` to the byte pieces it
+  split off it). A stage that fails on it fails it (``status``), and so the video.
+* a *byte piece* (the encode stage sends one once the clips it has encoded
+  hold ``piece_mb`` of MP4) is stored: later stages pass it through, except
+  the latents stage, which gives its clips ``_latents`` and the piece its
+  ``_latent_sets``.
+
+The video's own record follows its pieces with the clips not streamed and
+``STREAMED`` saying what to wait for (``{"analysed": analysis pieces,
+"pieces": byte pieces of its own clips}``). Writers store a piece's rows at
+once, under staged names, and commit them with the video's ledger row (which
+then counts their clips and adds their timings), or drop them all when the
+video or one of its pieces failed (see ``curate/output/pieces.py``).
 """
 
 from __future__ import annotations
@@ -84,18 +96,35 @@ def clip_id(video_id: str, split_key: str, start_frame: int, end_frame: int) -> 
 
 
 PIECE = "_piece"  # marks a record holding some of a video's clips, sent ahead of the video's record
-STREAMED = "_streamed"  # on the video's record: {"pieces", "clips", "review"} counts of what its pieces held
+OPEN = "_open"  # on an analysis piece until the encode stage: stages work on it as on a video
+PARTS = "_parts"  # on an analysis piece: byte pieces the encode stage split off it (its presence marks one)
+STREAMED = "_streamed"  # on the video's record: {"analysed", "pieces"} counts of what was sent ahead of it
 
 
 def is_piece(record: Record) -> bool:
-    """True for a clip piece (see the module docstring), which stages pass through untouched."""
+    """True for a clip piece (see the module docstring)."""
     return bool(record.get(PIECE))
 
 
+def is_open(record: Record) -> bool:
+    """True for an analysis piece no encode stage has closed yet: stages work on it like a video."""
+    return bool(record.get(OPEN))
+
+
+def passes(record: Record) -> bool:
+    """True for a piece that stages pass through untouched (a closed one)."""
+    return is_piece(record) and not is_open(record)
+
+
 def piece(video: Record, clips: list[Record]) -> Record:
-    """A piece of ``video`` holding ``clips`` (the video-level keys a clip row falls back to, and no more)."""
+    """A byte piece of ``video`` holding ``clips`` (the video-level keys a clip row falls back to, and no more)."""
     keep = ("video_id", "uri", "caption", "caption_source", "input_meta")
     return {**{k: video.get(k) for k in keep}, PIECE: True, "clips": clips}
+
+
+def analysis_piece(video: Record, clips: list[Record], decoded: dict[str, Any]) -> Record:
+    """An open piece of ``video``: ``clips`` with what later stages read of a video (``probe``, ``decoded`` so far)."""
+    return {**piece(video, clips), "probe": video.get("probe"), "decoded": decoded, OPEN: True, PARTS: 0, "timings": {}}
 
 
 def public(d: Record) -> Record:

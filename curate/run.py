@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 from curate.config import PipelineConfig
 from curate.discover import InputError, discover
-from curate.output.rows import Outcome, finished, outcome
+from curate.output.rows import Outcome, finished
 from curate.pipeline import build_stages
 from curate.records import DONE, REJECTED, is_piece
 from curate.stage import Stage
@@ -154,12 +154,10 @@ def run_pipeline(
                 from curate.runners.local import run_local
 
                 for video in run_local(stages, work.records()):
-                    if is_piece(video):  # stored now, committed with its video
-                        store.add(video)
-                        continue
-                    video = finished(video)
-                    store.add(video)
-                    _count(outcome(video), summary, on_video)
+                    done = store.add(video if is_piece(video) else finished(video))  # a piece: stored now, committed with its video
+                    if done is not None:
+                        _count(done, summary, on_video)
+                    del video  # a piece stored is not held while the next is made
             elif work.chunks:
                 _write_on_ray(store, stages, work.chunks, ray_address, summary, on_video)
         finally:
@@ -211,7 +209,8 @@ def _write_on_ray(store: Any, stages: list[Stage], chunks: list[str], address: s
     A commit whose videos streamed clip pieces waits until those pieces are
     reported too (they may come from another node's writer), then commits with them.
     """
-    from curate.output.writer import Pieces, WriterSpec
+    from curate.output.pieces import Pieces
+    from curate.output.writer import WriterSpec
     from curate.runners.ray import init_ray, write_ray
 
     summary.ray_init_s = init_ray(address)
@@ -221,14 +220,14 @@ def _write_on_ray(store: Any, stages: list[Stage], chunks: list[str], address: s
         summary.driver_bytes += written.received
         for piece in written.pieces:
             pieces.add(piece)
+        for done in pieces.settle(written.outcomes):  # a video's outcome counts once its pieces are in
+            _count(done, summary, on_video)
         for staged in written.staged:
             pieces.hold(staged)
         for staged in pieces.ready():
             store.commit_staged(staged)
-        for done in written.outcomes:
-            _count(done, summary, on_video)
     if pieces.waiting:
-        raise RuntimeError(f"{pieces.waiting} commit(s) still wait for clip pieces after every writer finished; rerun to resume")
+        raise RuntimeError(f"{pieces.waiting} commit(s) or videos still wait for clip pieces after every writer finished; rerun to resume")
 
 
 def _count(done: Outcome, summary: RunSummary, on_video: Callable[[Outcome, RunSummary], None] | None) -> None:

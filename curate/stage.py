@@ -2,8 +2,9 @@
 
 Records flowing between stages are plain dicts, one per *source video*
 (see ``curate/records.py``); its clips travel nested under ``"clips"``, except
-those a stage sends ahead as clip pieces (the encode stage, for a long
-source's bytes), which the writers hold until the video's record commits. Keys
+those a stage sends ahead as clip pieces (the analysis stage for a long
+source's sampled frames, the encode stage for its bytes), which the writers
+hold until the video's record commits. Keys
 that start with ``_`` are transient (e.g. sampled frames) and are never written.
 
 Lifecycle. A stage author overrides three verbs: :meth:`Stage.setup` (load
@@ -27,7 +28,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator
 
-from curate.records import FAILED, PENDING, REJECTED, Reason, Record, is_piece
+from curate.records import FAILED, PARTS, PENDING, REJECTED, Reason, Record, is_piece, passes
 
 
 @dataclass
@@ -139,19 +140,30 @@ class VideoStage(Stage):
             self.teardown()
 
     def _one(self, video: Record) -> Iterator[Record]:
-        """Pieces as they come, then the record with this stage's time added (pieces and finished videos pass)."""
-        if is_piece(video) or video.get("status", PENDING) != PENDING:
+        """Pieces as they come, then the record with this stage's time added; closed pieces and finished videos pass.
+
+        An analysis piece (``records.OPEN``) is worked on like a video and
+        gets its own timings, which its commit adds to the video's. Only time
+        spent in the stage counts, not the time a caller spends on what it
+        yielded (the local runner takes a piece through every later stage at once).
+        """
+        if passes(video) or video.get("status", PENDING) != PENDING:
             yield video
             return
-        t0 = time.perf_counter()
-        out = video
-        for out in self.stream_captured(video) if self.timeout_s is None else self._guarded(video):
-            if is_piece(out):
-                yield out
-        timings = dict(out.get("timings") or {})
-        timings[self.name] = timings.get(self.name, 0.0) + time.perf_counter() - t0
-        out["timings"] = timings
-        yield out
+        outs = self.stream_captured(video) if self.timeout_s is None else self._guarded(video)
+        spent = 0.0
+        while True:
+            t0 = time.perf_counter()
+            out = next(outs, None)
+            spent += time.perf_counter() - t0
+            if out is None:
+                return
+            if _carries(video, out):  # the last: the video's record, or the piece worked on
+                timings = dict(out.get("timings") or {})
+                timings[self.name] = timings.get(self.name, 0.0) + spent
+                out["timings"] = timings
+            yield out
+            del out  # not held while the next piece is made: a long source holds one piece at a time
 
     def stream_captured(self, video: Record) -> Iterator[Record]:
         """:meth:`stream_video` with any exception recorded on the record as ``failed`` (pieces sent before it are dropped by the writer)."""
@@ -179,12 +191,18 @@ class VideoStage(Stage):
         return state
 
 
+def _carries(video: Record, out: Record) -> bool:
+    """Whether ``out`` is what ``video`` became (its record, or the analysis piece itself), not a piece sent ahead of it."""
+    return PARTS in out if is_piece(video) else not is_piece(out)
+
+
 def run_stages(stages: list[Stage], batch: list[Record]) -> Iterator[Record]:
     """``batch`` through ``stages`` in order, as a stream: a clip piece leaves as soon as the stages are done with it.
 
     A piece a stage makes goes on through the later stages at once, on its
-    own: most pass it untouched, one that works on the clips made (the latents
-    stage) does its part. A video's pieces therefore always come out before its record.
+    own: an analysis piece through every stage up to encode as a video would,
+    a closed one untouched except by the latents stage. A video's pieces
+    therefore always come out before its record.
     """
     if not stages:
         yield from batch
@@ -195,6 +213,7 @@ def run_stages(stages: list[Stage], batch: list[Record]) -> Iterator[Record]:
             yield from run_stages(stages[1:], [out])
         else:
             rest.append(out)
+        del out  # a piece is done with here: not held while the stage makes the next
     yield from run_stages(stages[1:], rest)
 
 

@@ -14,7 +14,8 @@ import yaml
 from curate.config import PipelineConfig
 from curate.output.rows import RowMaker
 from curate.output.shards import Location
-from curate.output.writer import Pieces, Staged, ShardWriter, WriterSpec
+from curate.output.pieces import Pieces
+from curate.output.writer import ShardWriter, WriterSpec
 from curate.records import DONE, FAILED, STREAMED, piece
 from curate.run import run_pipeline
 from curate.validate import validate
@@ -93,10 +94,10 @@ def test_a_commit_waits_for_its_pieces_and_drops_those_of_a_failed_video(referen
     video, rows = _record(reference)
     writer = ShardWriter(_spec(tmp_path))
     _, _, (first,) = writer.add([piece(video, rows[:1])])
-    done = dict(video, **{STREAMED: {"pieces": 2, "clips": len(rows), "review": 0}})
+    done = dict(video, **{STREAMED: {"pieces": 2}})
     writer.add([done])
     staged = writer.flush()
-    assert staged.pieces == {video["video_id"]: 2} and staged.ledger_rows[0]["num_accepted"] == len(rows)
+    assert staged.pieces == {video["video_id"]: {"pieces": 2}} and staged.ledger_rows[0]["num_accepted"] == 0
     pieces = Pieces()
     pieces.add(first)
     pieces.hold(staged)
@@ -105,11 +106,12 @@ def test_a_commit_waits_for_its_pieces_and_drops_those_of_a_failed_video(referen
     pieces.add(second)
     (ready,) = pieces.ready()
     assert [f.temp for f in ready.files] == [f.temp for f in first.files + second.files] and not pieces.waiting
+    assert ready.ledger_rows[0]["num_accepted"] == ready.ledger_rows[0]["num_clips"] == len(rows)  # counted as they join
 
     failed = Pieces()
     failed.add(first)
-    assert failed.take([dict(staged.ledger_rows[0], status=FAILED)], {}) == []  # dropped, never committed
-    assert failed.take([staged.ledger_rows[0]], {video["video_id"]: 1}) is None  # and gone
+    assert failed.take([dict(staged.ledger_rows[0], status=FAILED)], {}) == ([dict(staged.ledger_rows[0], status=FAILED)], [])  # dropped
+    assert failed.take([staged.ledger_rows[0]], {video["video_id"]: {"pieces": 1}}) is None  # and gone
 
 
 @pytest.mark.slow

@@ -54,7 +54,12 @@ def checked(vid: str, rows: list[dict[str, Any]], schema: str, params: dict[str,
 
 @dataclass(frozen=True)
 class Outcome:
-    """What the driver logs and counts of a video once its rows are buffered (no clip data)."""
+    """What the driver logs and counts of a video once its rows are buffered (no clip data).
+
+    ``streamed``: what the video sent ahead (``records.STREAMED``); such an
+    outcome counts only the record's own clips until
+    :meth:`curate.output.pieces.Pieces.settle` adds its pieces'.
+    """
 
     video_id: str
     uri: str
@@ -64,6 +69,7 @@ class Outcome:
     kept: int
     flagged: int
     seconds: float
+    streamed: dict[str, int] | None = None
 
 
 def finished(video: dict[str, Any]) -> dict[str, Any]:
@@ -73,13 +79,13 @@ def finished(video: dict[str, Any]) -> dict[str, Any]:
 
 def outcome(video: dict[str, Any]) -> Outcome:
     clips = video.get("clips") or []
-    streamed = video.get(STREAMED) or {}  # kept clips its pieces carried ahead of it
     return Outcome(
         video_id=video["video_id"], uri=video["uri"], status=video["status"], reason=video.get("reason"),
-        clips=len(clips) + streamed.get("clips", 0) + streamed.get("review", 0),
-        kept=sum(1 for c in clips if not c.get("reject_reasons") and not c.get("flag_reasons")) + streamed.get("clips", 0),
-        flagged=sum(1 for c in clips if not c.get("reject_reasons") and c.get("flag_reasons")) + streamed.get("review", 0),
+        clips=len(clips),
+        kept=sum(1 for c in clips if not c.get("reject_reasons") and not c.get("flag_reasons")),
+        flagged=sum(1 for c in clips if not c.get("reject_reasons") and c.get("flag_reasons")),
         seconds=float(sum((video.get("timings") or {}).values())),
+        streamed=video.get(STREAMED),
     )
 
 
@@ -95,7 +101,7 @@ class VideoRows:
     tables: dict[str, pa.Table]
     sizes: dict[str, list[int]]
     ledger_row: dict[str, Any]
-    pieces: int = 0  # clip pieces (stored ahead, see curate.records.PIECE) whose rows join this commit
+    streamed: dict[str, int] | None = None  # what it sent ahead (curate.records.STREAMED), whose rows join this commit
     sets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -122,16 +128,16 @@ class RowMaker:
             row = self._clip_row(video, clip)
             rows[table_of(row)].append(row)
         tables = {t: checked(vid, r, TABLES[t], self.schema_params) for t, r in rows.items() if r}
-        streamed = {} if status == FAILED else video.get(STREAMED) or {}
-        ledger_row = video_row(video, self.run_id, len(rows[fn.ACCEPTED_TABLE]) + streamed.get("clips", 0),
-                               len(rows[fn.REJECTED_TABLE]), len(rows[fn.FLAGGED_TABLE]) + streamed.get("review", 0))
+        # rows of clips it sent ahead are counted when they join the commit (curate.output.pieces)
+        ledger_row = video_row(video, self.run_id, len(rows[fn.ACCEPTED_TABLE]), len(rows[fn.REJECTED_TABLE]), len(rows[fn.FLAGGED_TABLE]))
         checked(vid, [ledger_row], "videos")
         sizes = {t: [sum(len(r.get(c) or b"") for c in _BINARY[TABLES[t]]) for r in rows[t]] for t in tables}
         latents, sets = self._latent_rows(video, [] if status == FAILED else video.get("clips") or [])
         if latents:
             tables[LATENTS_TABLE] = checked(vid, latents, ROW_TABLES[LATENTS_TABLE])
             sizes[LATENTS_TABLE] = [len(r["latent"]) + len(r["logvar"] or b"") for r in latents]
-        return VideoRows(vid, status, tables, sizes, ledger_row, (video.get(STREAMED) or {}).get("pieces", 0), sets)
+        # only a done video waits for its pieces; a failed one drops those that came (the rest are staged files, removed at close)
+        return VideoRows(vid, status, tables, sizes, ledger_row, video.get(STREAMED) if status == DONE else None, sets)
 
     def piece_tables(self, piece: dict[str, Any]) -> tuple[dict[str, pa.Table], dict[str, dict[str, Any]]]:
         """The rows of a clip piece (``curate.records.PIECE``) per table, as :meth:`rows` makes a video's, and the latent sets they add.
@@ -193,7 +199,7 @@ class RowBuffer:
     videos: list[dict[str, Any]] = field(default_factory=list)
     sets: dict[str, dict[str, Any]] = field(default_factory=dict)  # latent sets the buffered rows add (with rows)
     status: dict[str, str] = field(default_factory=dict)
-    pieces: dict[str, int] = field(default_factory=dict)  # video_id -> clip pieces stored ahead of its rows
+    pieces: dict[str, dict[str, int]] = field(default_factory=dict)  # video_id -> what it sent ahead of its rows (records.STREAMED)
     nbytes: int = 0
     since: float = field(default_factory=time.monotonic)
 
@@ -204,8 +210,8 @@ class RowBuffer:
             self.nbytes += sum(rows.sizes[t])
         self.videos.append(rows.ledger_row)
         self.status[rows.video_id] = rows.status
-        if rows.pieces:
-            self.pieces[rows.video_id] = rows.pieces
+        if rows.streamed:
+            self.pieces[rows.video_id] = rows.streamed
         add_sets(self.sets, rows.sets)
 
     def full(self, target_bytes: int) -> bool:

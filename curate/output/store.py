@@ -61,7 +61,8 @@ from curate.output import funnel as fn
 from curate.output import manifest as mf
 from curate.output.ledger import Ledger, latest, read_parts
 from curate.output.lock import Lock, acquire
-from curate.output.rows import PARAM_SCHEMAS, RowBuffer, RowMaker, checked, table_of
+from curate.output.pieces import Pieces, Staged, joined_sets, own_piece
+from curate.output.rows import PARAM_SCHEMAS, Outcome, RowBuffer, RowMaker, checked, outcome, table_of
 from curate.output.shards import (
     DERIVED,
     LEDGER_DIR,
@@ -75,7 +76,7 @@ from curate.output.shards import (
     sidecar_name,
     write_tables,
 )
-from curate.output.writer import STAGED_PREFIX, Pieces, Staged, joined_sets, stage_piece
+from curate.output.writer import STAGED_PREFIX, stage_piece
 from curate.records import DONE, REJECTED, is_piece
 from curate.schema import load_schema, schema_versions, to_table
 
@@ -195,25 +196,38 @@ class OutputStore:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def add(self, video: dict[str, Any]) -> None:
-        """Buffer a finished video record; commits once the shard target is reached.
+    def add(self, video: dict[str, Any]) -> Outcome | None:
+        """Buffer a finished video record (commits once the shard target is reached); returns its outcome.
+
+        A clip piece is staged at once and returns ``None``, as does a
+        duplicate; a record's outcome counts its pieces, which always come
+        before it here.
 
         Raises:
             ValueError: the record is not finished, or its rows do not match the schemas
                 (a pipeline bug; nothing of the record is buffered).
         """
         if is_piece(video):  # its rows go to a staged file now, committed with the video's record
-            self._piece_seq += 1
-            name = f"{STAGED_PREFIX}{self._tag}-store-p{self._piece_seq:06d}"
-            self._pieces.add(stage_piece(self._loc, self._rows, video, name, self.row_group_rows))
-            return
+            self._stage_piece(video)
+            return None
         vid = video.get("video_id")
         if vid and (self._ledger.status(vid) in (DONE, REJECTED) or self._buf.status.get(vid) in (DONE, REJECTED)):
             log.warning("video %s (%s) is already finished; ignoring the duplicate", vid, video.get("uri"))
-            return
-        self._buf.add(self._rows.rows(video))
+            return None
+        own, video = own_piece(video)
+        rows = self._rows.rows(video)
+        if own is not None:
+            self._stage_piece(own)
+        self._buf.add(rows)
+        settled = self._pieces.settle([outcome(video)])  # before a commit takes the pieces
         if self._buf.full(self.target_bytes):
             self.commit()
+        return settled[-1] if settled else None
+
+    def _stage_piece(self, piece: dict[str, Any]) -> None:
+        self._piece_seq += 1
+        name = f"{STAGED_PREFIX}{self._tag}-store-p{self._piece_seq:06d}"
+        self._pieces.add(stage_piece(self._loc, self._rows, piece, name, self.row_group_rows))
 
     @property
     def tag(self) -> str:
@@ -231,13 +245,14 @@ class OutputStore:
         if not buf.videos:
             return
         self._lock.check()
-        joined = self._pieces.take(buf.videos, buf.pieces)
-        if joined is None:  # a record's pieces always come before it
+        taken = self._pieces.take(buf.videos, buf.pieces)
+        if taken is None:  # a record's pieces always come before it
             raise RuntimeError(f"clip pieces of {sorted(buf.pieces)[:5]} missing at commit; not committed")
+        ledger_rows, joined = taken
         part = part_name(self._ledger.next_seq, self._tag)
         data = [(table, f"{table}/{part}-{k:03d}.parquet", t) for table, k, t in buf.files(self.target_bytes)]
         moves = [(f, f"{f.table}/{part}-{k:03d}.parquet") for k, f in enumerate((f for p in joined for f in p.files), len(data))]
-        rows = [dict(r, part=part) for r in buf.videos]
+        rows = [dict(r, part=part) for r in ledger_rows]
         ledger_rel = f"{LEDGER_DIR}/{part}.parquet"
         # the latents of the buffered videos and of their pieces: one sidecar, as `curate latents` commits record them
         sidecar = self._latents_sidecar(part, joined_sets(buf.sets, joined),

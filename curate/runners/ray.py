@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, NamedTuple
 
 from curate.output.rows import Outcome
-from curate.output.writer import ShardWriter, Staged, StagedPiece, WriterSpec
+from curate.output.pieces import Staged, StagedPiece
+from curate.output.writer import ShardWriter, WriterSpec
 from curate.records import Record, is_piece
 from curate.runners.pools import plan_pools
 from curate.stage import Stage, run_stages
@@ -128,8 +129,9 @@ class _StageActor:
 
     def __call__(self, batch: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """The batch's groups through the stages; clip pieces leave as one-row batches the moment a stage makes them."""
-        # a piece from an earlier pool comes as a one-row group of its own and leaves as one (the
-        # latents stage works on its clips); groups are of the video records, whose order is kept
+        # a piece from an earlier pool comes as a one-row group of its own and leaves as one (the stages
+        # up to encode work on an analysis piece, the latents stage on a closed one's clips); groups are
+        # of the video records, whose order is kept
         loaded = [pickle.loads(b) for b in batch["payload"]]
         groups = [g for g in ([r for r in g if not is_piece(r)] for g in loaded) if g]
         pieces = [r for g in loaded for r in g if is_piece(r)]
@@ -139,6 +141,7 @@ class _StageActor:
                 yield {"uri": [record["uri"]], "payload": [pickle.dumps([record], protocol=5)]}
             else:
                 records.append(record)
+            del record  # a piece handed on is not held while the stages make the next
         if len(records) != sum(map(len, groups)):
             raise RuntimeError(f"stages returned {len(records)} records for {sum(map(len, groups))}")
         out, at = [], 0

@@ -17,14 +17,21 @@ has passed it. The clip then picks its samples, thumbnail and pHash from the
 candidates, and candidates before the next clip's first frame are dropped.
 The buffer therefore spans one window plus the detector latency, never the
 whole video.
+
+Finished clips keep their sampled frames (for the model stages) until they
+leave: in the record at the end for a short source, and for a long one in
+analysis pieces (``curate.records``) as soon as they hold ``piece_mb`` of
+frames, so the pass holds one piece, not the video. A piece takes ``fps``
+and ``decoded.irregular`` as known when it leaves (see :meth:`AnalyseStage._piece`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
 import av
 import cv2
@@ -42,7 +49,7 @@ from curate.config import AnalysisConfig, ClipsConfig, DetectorConfig, ProbeConf
 from curate.decisions import duration_rejection, transition_rejection
 from curate.media.geometry import display_size, rotated
 from curate.media.decode import FALLBACK_FPS, DecodedFrame, Timeline, iter_frames, rotate_image, small_luma, small_rgb
-from curate.records import Record, clip_id
+from curate.records import STREAMED, Record, analysis_piece, clip_id
 from curate.stage import VideoStage, fail, reject
 
 MAX_GRID = 8  # sample candidates at least every 8th frame
@@ -127,6 +134,8 @@ class _Pass:
     split_key: str
     purity: PurityCheck
     transitions: list[dict[str, Any]] = field(default_factory=list)
+    held: int = 0  # bytes of sampled frames the clips in ``clips`` hold (``_frame_bytes``)
+    pieces: int = 0  # analysis pieces sent
     seen_dropped: int = 0  # proposals the detector dropped that are already in ``transitions``
     coded: tuple[int, int] | None = None  # coded size of the first frame
     size: tuple[int, int] | None = None  # small frame size, fixed by the first frame
@@ -163,6 +172,7 @@ class AnalyseStage(VideoStage):
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     text_side: int | None = None  # ``text.size`` when the pipeline scores text: ``_text_frames`` are sampled at it
     cpus: float = 1.0
+    piece_mb: float = 64.0  # sampled frames (MiB) finished clips hold before they leave as an analysis piece (``resources.analyse.piece_mb``)
 
     @classmethod
     def from_config(cls, config: Any) -> "AnalyseStage":
@@ -173,7 +183,16 @@ class AnalyseStage(VideoStage):
         """Import and build the detector once (TransNetV2 loads its weights here)."""
         build_detector(self.detector.kind, dict(self.detector.params), self.detector.fades, FALLBACK_FPS)
 
+    def stream_video(self, video: Record) -> Iterator[Record]:
+        """Analysis pieces of a long source as its finished clips' sampled frames reach ``piece_mb``, then its record."""
+        yield from self._run(video, self.piece_mb * 2**20)
+
     def process_video(self, video: Record) -> Record:
+        """The record with every clip in it, however long the source (what a short source gets either way)."""
+        *_, out = self._run(video, math.inf)
+        return out
+
+    def _run(self, video: Record, piece_bytes: float) -> Iterator[Record]:
         probe = video.get("probe") or {}
         rotation = int(probe.get("rotation") or 0)
         fps = float(probe.get("fps") or FALLBACK_FPS)
@@ -200,16 +219,37 @@ class AnalyseStage(VideoStage):
                 break
             except Exception as e:  # noqa: BLE001 - any decode error: a truncated file keeps what decoded
                 if not st.starts:
-                    return fail(video, f"analyse: {type(e).__name__}", f"analyse: nothing decodes: {type(e).__name__}: {e}")
+                    yield fail(video, f"analyse: {type(e).__name__}", f"analyse: nothing decodes: {type(e).__name__}: {e}")
+                    return
                 warning = f"decoding stopped after {len(st.starts)} frames: {type(e).__name__}: {e}"
                 break
             self._consume(st, df, video, rotation)
+            # never before the decode is past min_duration_s: a video whose pieces left is not rejected as too short
+            if st.held >= piece_bytes and st.ends[-1] - st.starts[0] >= max(self.probe.min_duration_s, 1e-6):
+                yield self._piece(st, video, timeline[0])
         if not st.starts:
-            return fail(video, "analyse: no video frames decoded")
+            yield fail(video, "analyse: no video frames decoded")
+            return
         last = len(st.starts) - 1
         self._found(st, st.detector.post_process(last))
         self._emit(st, st.planner.finish(st.starts, st.ends), video, rotation)
-        return self._finish(video, st, warning, errors, timeline[0])
+        yield self._finish(video, st, warning, errors, timeline[0])
+
+    @staticmethod
+    def _piece(st: _Pass, video: Record, timeline: Timeline) -> Record:
+        """The finished clips held so far as an analysis piece, with the two values that are otherwise only known at the end.
+
+        ``fps``: the decoded rate so far (frames / span), which for a constant
+        rate is the video's; ``irregular``: the timeline's verdict so far, which
+        covers every frame of these clips (it never turns back to regular), so
+        the encode stage may seek for them exactly when it is ``None``.
+        """
+        clips, st.clips, st.held = st.clips, [], 0
+        rate = len(st.starts) / (st.ends[-1] - st.starts[0])
+        for c in clips:
+            c["fps"] = c["source_fps"] = rate
+        st.pieces += 1
+        return analysis_piece(video, clips, {"fps": rate, "irregular": timeline.irregular})
 
     def _consume(self, st: _Pass, df: DecodedFrame, video: Record, rotation: int) -> None:
         i = len(st.starts)  # == df.index: iter_frames without start_s counts from 0
@@ -279,7 +319,9 @@ class AnalyseStage(VideoStage):
 
     def _emit(self, st: _Pass, spans: list[ClipSpan], video: Record, rotation: int) -> None:
         for span in spans:
-            st.clips += self._purified(st, span, video, rotation)
+            clips = self._purified(st, span, video, rotation)
+            st.clips += clips
+            st.held += sum(map(_frame_bytes, clips))
         if spans:
             keep = st.planner.keep_from
             st.sampler.drop_before(keep)
@@ -367,9 +409,17 @@ class AnalyseStage(VideoStage):
         for c in st.clips:
             c["fps"] = c["source_fps"] = fps
         out["clips"] = st.clips
+        if st.pieces:  # the writer waits for them; the rows the video's own clips are then stored as wait with them
+            out[STREAMED] = {"analysed": st.pieces, "pieces": 0}
         out["boundaries"] = [[b.start, b.end] for b in merged]
         out["shots_too_short"] = st.planner.too_short
         return out
+
+
+def _frame_bytes(clip: Record) -> int:
+    """Bytes of the sampled frames ``clip`` holds (``_frames``, and ``_text_frames`` when text is scored), each array once."""
+    arrays = {id(f): f for f in [*clip["_frames"], *clip.get("_text_frames", ())]}
+    return sum(f.nbytes for f in arrays.values())
 
 
 def _transition(st: _Pass, b: Boundary, kind: str) -> None:

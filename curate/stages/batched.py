@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator
 
-from curate.records import PENDING, Record, is_piece
+from curate.records import PENDING, Record, passes
 from curate.stage import VideoStage
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,8 @@ class BatchedVideoStage(VideoStage):
         yield from self.process(batch)
 
     def process(self, batch: list[Record]) -> list[Record]:
-        pending = [i for i, v in enumerate(batch) if v.get("status", PENDING) == PENDING and not is_piece(v)]
+        # analysis pieces are scored like videos (with them, when a batch holds both)
+        pending = [i for i, v in enumerate(batch) if v.get("status", PENDING) == PENDING and not passes(v)]
         if len(pending) < 2 or self.timeout_s is not None:
             return list(super().process_iter(batch))
         t0 = time.perf_counter()

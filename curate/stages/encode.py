@@ -8,8 +8,11 @@ that does not check out fails the video with the reason; a short clip is
 never stored.
 
 A long source streams: once the clips encoded so far hold ``piece_mb`` of
-bytes they leave as a clip piece (``curate.records.PIECE``) that the writer
+bytes they leave as a byte piece (``curate.records.PIECE``) that the writer
 stores at once, so the bytes held per video are one piece, not the video.
+An analysis piece (a long source's clips the analysis sent ahead) is encoded
+like a video and leaves closed, counting the byte pieces split off it
+(``curate.records.PARTS``), so the writer knows what to wait for.
 
 With a ``latents:`` section the accepted clips also get the loader's pixels
 of every bucket they fit (``_latent_pixels``, for :class:`~curate.stages.latents.LatentsStage`),
@@ -26,7 +29,7 @@ from typing import Any, ClassVar, Iterator
 
 from curate.config import EncodeConfig, LatentsConfig
 from curate.media.encode import ClipMismatch, iter_spans, reference_spans
-from curate.records import STREAMED, Record, piece
+from curate.records import OPEN, PARTS, STREAMED, Record, is_piece, piece
 from curate.stage import VideoStage, fail
 
 log = logging.getLogger(__name__)
@@ -65,7 +68,7 @@ class EncodeStage(VideoStage):
             for c in kept:
                 if c["clip_id"] in accepted:
                     _reference_pixels(self.latents, c, video["uri"])
-            yield video
+            yield _closed(video, video.get("clips", []), 0)
             return
         decoded = video.get("decoded")
         # refilter has no analysis record: how regular the timeline is is unknown, so cut by index
@@ -73,7 +76,7 @@ class EncodeStage(VideoStage):
         held: list[Record] = []
         nbytes = 0
         sent: set[int] = set()
-        counts = {"pieces": 0, "clips": 0, "review": 0}  # what the pieces hold, by table (kept clips only)
+        parts = 0
         tap = (lambda clip, stored: _tap(self.latents, clip, stored) if clip["clip_id"] in accepted else None) if accepted else None
         try:
             for clip in iter_spans(video["uri"], kept, self.encode, rotation, irregular, tap):
@@ -81,20 +84,29 @@ class EncodeStage(VideoStage):
                 nbytes += len(clip["video"])
                 if nbytes >= self.piece_mb * 2**20:
                     yield piece(video, [dict(c) for c in held])
-                    counts["pieces"] += 1
+                    parts += 1
                     for c in held:  # the piece took the bytes (and latent pixels): this record keeps none of them
-                        counts["review" if c.get("flag_reasons") else "clips"] += 1
                         sent.add(id(c))
                         c["video"] = None
                         c.pop(PIXELS, None)
                     held, nbytes = [], 0
         except ClipMismatch as e:
-            yield fail(video, "encode: ClipMismatch", f"encode: {e}")
+            yield fail(_closed(video, [], parts), "encode: ClipMismatch", f"encode: {e}")
             return
-        if not sent:
-            yield video
-            return
-        yield dict(video, clips=[c for c in video["clips"] if id(c) not in sent], **{STREAMED: counts})
+        yield _closed(video, [c for c in video["clips"] if id(c) not in sent], parts)
+
+
+def _closed(video: Record, clips: list[Record], parts: int) -> Record:
+    """What ``video`` leaves encode as: its record, or the analysis piece closed, each saying how many byte pieces went ahead.
+
+    A record that sent none and had no analysis pieces is unchanged (a short video's record, as ever).
+    """
+    if is_piece(video):
+        return {**{k: v for k, v in video.items() if k != OPEN}, "clips": clips, PARTS: parts}
+    streamed = dict(video.get(STREAMED) or {})
+    if not parts and not streamed:
+        return dict(video, clips=clips)
+    return dict(video, clips=clips, **{STREAMED: {"analysed": streamed.get("analysed", 0), "pieces": parts}})
 
 
 def _tap(cfg: Any, clip: Record, stored: Record) -> Any:
