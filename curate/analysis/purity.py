@@ -55,7 +55,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from curate.analysis.detector import TINY_SIZE, Boundary
+from curate.analysis.detector import TINY_SIZE, Boundary, with_faint_ends
 from curate.analysis.same_content import FLASH_FRAMES, Checks, diff, same_content
 
 REPEAT = 0.3  # mean RGB difference below which a frame repeats the previous one (as the combined detector)
@@ -75,9 +75,6 @@ NORM_STD = 50.0
 SCALES = (2, 3, 5, 8, 12, 18, 26)  # transitions up to ~24 frames
 CELL_RATIO, CELL_MIN, CLIP_RATIO, CELLS = 2.0, 6.0, 2.0, 0.5
 SIDE_SHARE, SIDE_CELLS = 0.3, 0.95
-# A transition's first and last frames may change too little to see (an iris covers p^2 of the picture at progress p:
-# 5 % of it at p = 0.22), so a found transition is cut out with 1/FAINT of its length more on each side.
-FAINT = 4
 
 
 @dataclass(frozen=True)
@@ -174,8 +171,7 @@ class PurityCheck:
             if g0 == g1:
                 b = Boundary(s, s)
             else:  # and with its faint ends: an iris or clock wipe changes next to nothing in its first and last frames
-                pad = (g1 - g0 + 1) // FAINT
-                b = Boundary(max(lo, g0 - pad), min(hi - 1, g1 + pad))
+                b = with_faint_ends(Boundary(g0, g1 + 1), lo, hi)
             edge = all(why == EDGE for a, z, why in judged if a <= e and s <= z and (why is None or why == EDGE))
             found.append(Finding(b, max(d.get(k, 0.0) for k in range(s, e + 1)), level, edge))
         return sorted(found, key=lambda f: f.boundary)
