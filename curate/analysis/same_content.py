@@ -101,18 +101,25 @@ def block_matched_diff(a: np.ndarray, b: np.ndarray, tile: int = 9, reach: int =
 PALETTE, PALETTE_SPREAD = 0.06, 1.5
 
 
-def _palette(x: np.ndarray) -> np.ndarray:
+def palette(x: np.ndarray) -> np.ndarray:
+    """The share of an RGB uint8 image's pixels in each of 4x4x4 colour bins."""
     q = x // 64
     idx = (q[..., 0].astype(np.int32) * 16 + q[..., 1] * 4 + q[..., 2]).ravel()
     return np.bincount(idx, minlength=64) / idx.size
 
 
+def palette_change(before: Sequence[np.ndarray], after: Sequence[np.ndarray]) -> tuple[float, float]:
+    """(cross, spread) of two runs of :func:`palette`: the share of pixels in other bins for the closest before/after
+    pair, and the largest such share between two frames of one side."""
+    d = lambda x, y: 0.5 * float(np.abs(x - y).sum())  # noqa: E731
+    cross = min(d(x, y) for x in before for y in after)
+    spread = max(d(x, y) for side in (before, after) for x in side for y in side)
+    return cross, spread
+
+
 def same_palette(before: Sequence[np.ndarray], after: Sequence[np.ndarray]) -> bool:
-    """Before and after show the same colours, no more apart than either side's own frames (module docstring)."""
-    pb, pa = [_palette(x) for x in before], [_palette(x) for x in after]
-    d = lambda x, y: 0.5 * float(np.abs(x - y).sum())  # noqa: E731  share of the pixels in other bins
-    cross = min(d(x, y) for x in pb for y in pa)
-    spread = max(d(x, y) for side in (pb, pa) for x in side for y in side)
+    """Before and after (RGB frames) show the same colours, no more apart than either side's own frames (module docstring)."""
+    cross, spread = palette_change([palette(x) for x in before], [palette(x) for x in after])
     return cross < PALETTE and cross < PALETTE_SPREAD * spread
 
 
