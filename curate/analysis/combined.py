@@ -14,7 +14,9 @@
   of the run's change is a hard cut (a jump cut on a locked-off camera is a
   small change but a large one *relative* to the people walking); a change
   spread over the run is a gradual transition (wipes and slides, which
-  neither TransNetV2 nor the linear-mix test sees, and short dissolves);
+  neither TransNetV2 nor the linear-mix test sees, and short dissolves), and
+  a frame changing ``STANDS_OUT`` times more than every other frame of such a
+  run is proposed as a cut as well (a cut into fast motion such as fire);
 * **TransNetV2** per-frame probabilities, folded into regions as
   :class:`~curate.analysis.transnet.TransNetDetector` does; a region needs a
   single-frame probability above ``threshold``;
@@ -78,6 +80,9 @@ FAINT, FAINT_MOST = 2, 6
 # frames (29.97 fps shown at 25: box, cup, carphone) doubles one frame's motion, ~2x its neighbours'; on 20
 # development composites such false cuts stood at 1.3-2.4x and every true cut (jump cuts too) at >= 2.3x.
 STANDS_OUT = 2.0
+# A one-frame change this many times the largest within 2 frames either side is new content even where per-block
+# shifts could explain it (a jump cut in hand-held footage of one object): motion, a dropped frame, does not jump so.
+SUDDEN = 4.0
 
 
 class _Tail:
@@ -296,8 +301,11 @@ class CombinedShotDetector(ShotDetector):
         c = max(range(s, e + 1), key=lambda k: self._d[k])
         if s == e or self._d[c] >= self.concentrated * sum(self._d[s : e + 1]):
             self._propose(Boundary(c, c), "change")
-        else:
-            self._propose(Boundary(s, e), "change")
+            return
+        self._propose(Boundary(s, e), "change")
+        if self._d[c] >= STANDS_OUT * max(self._d[k] for k in range(s, e + 1) if k != c):
+            # a cut into or out of fast motion (fire) joins the motion into the run, whose ends may even match
+            self._propose(Boundary(c, c), "change")
 
     def _step_tn(self, i: int, s: float, m: float) -> None:
         if s > self.threshold or m > self.span_threshold:
@@ -367,6 +375,8 @@ class CombinedShotDetector(ShotDetector):
         inside = [self._frame(k) for k in range(s, e + 1)]
         after = [self._frame(k) for k in range(e, min(e + SIDE, self._last + 1))]
         why = same_content(before, inside, after, b.is_cut, self.checks)
+        if why == "motion" and b.is_cut and self._d[s] >= SUDDEN * max(around, default=0.0):
+            return None  # no motion changes one frame so much more than the frames around it
         if why is None and source == "change" and not b.is_cut and len(after) > 1 and same_palette(before, after):
             return "palette"
         return why
