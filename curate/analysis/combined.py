@@ -59,7 +59,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from curate.analysis.same_content import Checks, block_matched_diff, diff, same_content, same_palette, shifted_diff
+from curate.analysis.same_content import FLASH_FRAMES, Checks, block_matched_diff, diff, same_content, same_palette, shifted_diff
 from curate.analysis.detector import with_faint_ends
 from curate.analysis.shots import Boundary, GradualDetector, ShotDetector, merge_boundaries
 
@@ -157,6 +157,7 @@ class CombinedShotDetector(ShotDetector):
         self._cue = False  # a gradual-detector candidate or a flat frame since the last block
         self._next = 0  # first frame of the next block to decide
         self._run: list[int] | None = None  # open change run [first, last elevated frame]
+        self._flash_to = -1  # last frame of the latest flash (_in_flash)
         self._tn: list | None = None  # open TransNetV2 region [first, last, peak]
         self._flat_run: list[int] | None = None  # open flat run [first, last]
         self._pending: list[Boundary] = []  # accepted, not yet reported
@@ -257,7 +258,7 @@ class CombinedShotDetector(ShotDetector):
         self.transnet_blocks[1] += 1
         self._cue = False
         for j, i in enumerate(range(b0, b1)):
-            self._step_run(i, self._elevated(i, self.ratio))
+            self._step_run(i, self._elevated(i, self.ratio) and not self._in_flash(i))
             self._step_flat(i)
             if ps is not None:
                 self._step_tn(i, ps[j], pm[j])
@@ -267,6 +268,20 @@ class CombinedShotDetector(ShotDetector):
         keep = min([self._open_from()] + [b.start for b in self._pending]) - KEEP
         for series in (self._d, self._line, self._mean, self._flat):
             series.trim(keep)
+
+    def _in_flash(self, i: int) -> bool:
+        """Frame ``i`` belongs to a flash: its change is elevated and the picture before it returns within
+        ``FLASH_FRAMES`` frames (noted in ``dropped``). Found before change runs form, so a flash in fast motion
+        does not join the motion into one run whose sides differ by the motion alone."""
+        if i <= self._flash_to:
+            return True
+        pre = self._frame(i - 1)
+        for k in range(i + 1, min(i + FLASH_FRAMES + 2, self._last + 1)):
+            if diff(pre, self._frame(k)) < self.checks.flash * self._d[i]:
+                self._flash_to = k
+                self.dropped.append(("flash", Boundary(i, k)))
+                return True
+        return False
 
     def _predict(self, b0: int, b1: int) -> tuple[list[float], list[float]]:
         import torch
