@@ -228,3 +228,44 @@ def test_combined_keeps_a_transition_that_runs_to_the_last_frame(tmp_path):
                    check=True, stdin=subprocess.DEVNULL)
     found = detect(faded, "combined", {"transnet": "never"})
     assert found and max(b.end for b in found) >= 90, found
+
+
+# --- regressions found on the development composites (issue 8) -------------------------------
+
+def _touches(b: Boundary, s: int, e: int, tol: int = 2) -> bool:
+    return b.start - tol <= e and s <= max(b.end - 1, b.start) + tol
+
+
+@pytest.mark.shared
+def test_a_flash_right_after_fast_motion_is_no_boundary(shared_dir, tmp_path):
+    """A one-frame flash just after a burst of the bird's motion: the flash must not join the motion into a boundary."""
+    comp = concat_with_transitions(tmp_path / "c.mp4", [Segment("cockatoo.mp4", 9.91, 80, flash=(39, 1))], [],
+                                   shared_dir / "media/videos")
+    ((s, e),) = comp.flashes
+    pred = detect(comp.path, "combined", FAST)
+    assert not [b for b in pred if _touches(b, s, e)], pred
+
+
+@pytest.mark.shared
+def test_a_jump_cut_of_a_hand_held_object_and_a_cut_into_fire_are_cuts(shared_dir, tmp_path):
+    """Per-block shifts explain the hand-held box's jump cut, and the fire's own changes join a cut into it into one run."""
+    segs = [Segment("box.mp4", 0.25, 67), Segment("box.mp4", 7.1, 71), Segment("vtest.avi", 68.96, 91), Segment("fire2.mp4", 0.07, 55),
+            Segment("vtest.avi", 10.95, 85)]
+    comp = concat_with_transitions(tmp_path / "c.mp4", segs, [None, None, None, ("circleclose", 19)], shared_dir / "media/videos")
+    q = _quality(comp, detect(comp.path, "combined", FAST))
+    assert q.cut == [3, 0, 0] and q.jumps_found == 1, q
+
+
+@pytest.mark.shared
+def test_short_dissolves_irises_and_wipes_stay_out_of_every_clip(shared_dir, tmp_path):
+    """The model-free pipeline (combined detector + clip purity check) on short and faint-ended gradual transitions:
+    no kept clip holds any of their frames, and the shots between them still give clips."""
+    segs = [Segment("chaplin.mp4", 5.0, 90), Segment("big_buck_bunny_5s.mp4", 1.48, 90), Segment("cockatoo.mp4", 10.16, 80),
+            Segment("box.mp4", 11.0, 90), Segment("flipping_a_pancake.mkv", 1.54, 90), Segment("cockatoo.mp4", 3.14, 85),
+            Segment("big_buck_bunny_5s.mp4", 1.72, 72)]
+    trs = [("circleopen", 9), ("dissolve", 5), ("diagtl", 10), ("circleclose", 14), ("dissolve", 7), ("slideup", 19)]
+    comp = concat_with_transitions(tmp_path / "c.mp4", segs, trs, shared_dir / "media/videos")
+    out = analyse(comp.path, PipelineConfig(detector=DetectorConfig(kind="combined", params=FAST)))
+    kept = [c for c in out["clips"] if not c["reject_reasons"]]
+    assert_clean(kept, spans=comp.spans)
+    assert len(kept) >= 4, [(c["start_frame"], c["end_frame"]) for c in out["clips"]]
