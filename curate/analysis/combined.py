@@ -59,8 +59,9 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from curate.analysis.same_content import FLASH_FRAMES, Checks, block_matched_diff, diff, same_content, same_palette, shifted_diff
 from curate.analysis.detector import with_faint_ends
+from curate.analysis.same_content import (FLASH_FRAMES, Checks, block_matched_diff, diff, new_colours, palette, same_content,
+                                         same_palette, shifted_diff)
 from curate.analysis.shots import Boundary, GradualDetector, ShotDetector, merge_boundaries
 
 __all__ = ["CombinedShotDetector", "block_matched_diff", "shifted_diff"]
@@ -364,6 +365,10 @@ class CombinedShotDetector(ShotDetector):
 
     def _propose(self, b: Boundary, source: str) -> None:
         why = self._same_content(b, source)
+        if why == "camera":  # a slide's first part is the old picture shifted: judged from its real end, with new colours
+            grown = self._extend(b)
+            if grown != b and self._same_content(grown, source) is None and self._new_colours(grown):
+                b, why = grown, None
         if why is None:
             if not b.is_cut:
                 b = with_faint_ends(self._extend(b), 0, self._last + 1, FAINT_MOST, FAINT)
@@ -395,6 +400,13 @@ class CombinedShotDetector(ShotDetector):
         if why is None and source == "change" and not b.is_cut and len(after) > 1 and same_palette(before, after):
             return "palette"
         return why
+
+    def _new_colours(self, b: Boundary) -> bool:
+        """The ``SIDE`` frames before ``b`` and from its end on bring other colours (:func:`~curate.analysis.same_content.new_colours`)."""
+        lo, e = self._last - len(self._img) + 1, max(b.end, b.start)
+        before = [palette(self._frame(k)) for k in range(max(b.start - SIDE, lo), b.start)]
+        after = [palette(self._frame(k)) for k in range(e, min(e + SIDE, self._last + 1))]
+        return new_colours(before, after)
 
     # --- reporting ---------------------------------------------------------------------
     def _open_from(self) -> int:

@@ -36,8 +36,8 @@ Within a clip ``[start, end)``:
   those windows (**palette windows**: a wipe between a fast-moving shot and
   another, where the motion hides the cells' change). Its regions are fitted
   to the frames that show neither side's picture and judged by the same
-  same-content test, except that new colours either side (``NEW_PALETTE``)
-  outweigh "motion", and that a region found by the palette windows alone
+  same-content test, except that new colours either side
+  (:func:`~curate.analysis.same_content.new_colours`) outweigh "motion", and that a region found by the palette windows alone
   needs them;
 * a region in which one frame changes ``STANDS_OUT`` times more than every
   other is judged as a cut of its own as well (a cut into fire), and a cut
@@ -64,7 +64,7 @@ import cv2
 import numpy as np
 
 from curate.analysis.detector import TINY_SIZE, Boundary, with_faint_ends
-from curate.analysis.same_content import FLASH_FRAMES, Checks, diff, palette, palette_change, same_content
+from curate.analysis.same_content import FLASH_FRAMES, Checks, diff, new_colours, palette, same_content
 
 REPEAT = 0.3  # mean RGB difference below which a frame repeats the previous one (as the combined detector)
 GAP = 4  # frames of ordinary change that may interrupt one region
@@ -80,11 +80,9 @@ EDGE = "at the clip's edge"  # a region too close to the clip's first or last fr
 # picture when SIDE_CELLS of the cells that differ between the sides are within SIDE_SHARE of that side.
 # The palette windows: across a window, the share of pixels whose colour bin (same_content.palette) changed exceeds
 # PAL_RATIO x that of the windows just before and after, + PAL_MIN, and CLIP_RATIO x its median in the clip (fast
-# motion in front of a still picture changes the pixels but not the colours). Such a region the same-content test
-# calls motion is still a transition when the sides' palettes differ by NEW_PALETTE and PAL_RATIO x either side's own.
-# On 40 development composites NEW_PALETTE 0.15 also cut hand-held close-ups of a turning bird (cockatoo.mp4) out of
-# 21 of 276 clean clips; at 0.45 (nearly half the pixels in other colour bins) 9, against 8 without palette windows.
-PAL_RATIO, PAL_MIN, NEW_PALETTE = 2.0, 0.1, 0.45
+# motion in front of a still picture changes the pixels but not the colours). Such a region, and a spatial one the
+# same-content test calls motion, is a transition when the sides bring new colours (same_content.new_colours).
+PAL_RATIO, PAL_MIN = 2.0, 0.1
 STANDS_OUT = 2.0  # a region's frame changing this many times more than every other is a cut (as the combined detector's)
 SUDDEN = 4.0  # a cut this many times the changes within 2 frames either side is no motion (as the combined detector's)
 GRID = (16, 9)
@@ -210,7 +208,7 @@ class PurityCheck:
         return why
 
     def _judge_sweep(self, s: int, e: int, lo: int, hi: int, colours: bool) -> str | None:
-        """As :meth:`_is_transition`, but fast motion on one side does not hide new colours (``NEW_PALETTE``).
+        """As :meth:`_is_transition`, but fast motion on one side does not hide new colours (:func:`new_colours`).
 
         A region only the palette windows found (``colours``) needs those new colours, at the clip's edge too.
         """
@@ -219,10 +217,7 @@ class PurityCheck:
             return why
         before = [self._pal[k - self._off] for k in range(max(lo, s - SIDE), s)]
         after = [self._pal[k - self._off] for k in range(e, min(hi, e + SIDE))]
-        new = False
-        if before and after:
-            cross, spread = palette_change(before, after)
-            new = cross >= NEW_PALETTE and cross >= PAL_RATIO * spread
+        new = new_colours(before, after)
         if why == "motion":
             return None if new else why
         return why if new or not colours else "motion"
