@@ -35,8 +35,8 @@ fast motion moves pixels, a transition brings other colours).
 A proposal that fails a check is dropped (it is not a boundary; ``dropped``
 keeps why); an accepted gradual span grows over the still-changing frames at
 its ends (a wipe's slow start) and then by half its length more on each
-side (``FAINT``: an iris's or a soft wipe's first and last frames change too
-little to see), and all are merged (overlapping spans, cuts
+side, at most ``faint_ends`` frames (an iris's or a soft wipe's first and
+last frames change too little to see), and all are merged (overlapping spans, cuts
 touching a span) into the answer.
 
 TransNetV2 costs far more than decoding on a CPU, so it is asked only about
@@ -75,8 +75,9 @@ GAP = 4  # frames of ordinary change that may interrupt one change run (a wipe's
 RAMP = 20  # at most this many frames of brightness ramp either side of a flat run
 # An accepted gradual span is only what visibly changes: an iris, a diagonal or a soft wipe starts and ends with frames
 # that change too little to stand out (on 40 development composites the detected core of a 4-12-frame iris missed up
-# to its own length of faint frames). So half its length more (at most FAINT_MOST frames) is excluded on each side.
-FAINT, FAINT_MOST = 2, 6
+# to its own length of faint frames). So half its length more (at most ``faint_ends`` frames, 6 by default) is excluded
+# on each side. That costs clips where shots are barely longer than clips.min_s (bench/README.md "split").
+FAINT = 2
 # A cut's change must be this many times the largest change within 2 frames either side. A source that drops
 # frames (29.97 fps shown at 25: box, cup, carphone) doubles one frame's motion, ~2x its neighbours'; on 20
 # development composites such false cuts stood at 1.3-2.4x and every true cut (jump cuts too) at >= 2.3x.
@@ -131,6 +132,7 @@ class CombinedShotDetector(ShotDetector):
         camera: float = 0.4,
         motion: float = 0.45,
         flat_std: float = 6.0,
+        faint_ends: int = 6,
         transnet: Literal["gated", "always", "never"] = "gated",
         gradual: bool = True,
         threads: int = 2,
@@ -138,7 +140,9 @@ class CombinedShotDetector(ShotDetector):
         if transnet not in ("gated", "always", "never"):
             raise ValueError(f"transnet must be gated, always or never, not {transnet!r}")
         self.ratio, self.min_change, self.threshold, self.span_threshold = ratio, min_change, threshold, span_threshold
-        self.concentrated, self.flat_std = concentrated, flat_std
+        if faint_ends < 0:
+            raise ValueError(f"faint_ends must be >= 0 frames, not {faint_ends}")
+        self.concentrated, self.flat_std, self.faint_ends = concentrated, flat_std, faint_ends
         self.checks = Checks(flash, separation, camera, motion)
         self.transnet, self.threads = transnet, threads
         self.model = None
@@ -371,7 +375,7 @@ class CombinedShotDetector(ShotDetector):
                 b, why = grown, None
         if why is None:
             if not b.is_cut:
-                b = with_faint_ends(self._extend(b), 0, self._last + 1, FAINT_MOST, FAINT)
+                b = with_faint_ends(self._extend(b), 0, self._last + 1, self.faint_ends, FAINT)
             self._pending.append(b)
             self.accepted.append((source, b))
         else:
@@ -410,7 +414,7 @@ class CombinedShotDetector(ShotDetector):
 
     # --- reporting ---------------------------------------------------------------------
     def _open_from(self) -> int:
-        reach = RAMP + FAINT_MOST  # an accepted span grows back over its ramp and its faint ends
+        reach = RAMP + self.faint_ends  # an accepted span grows back over its ramp and its faint ends
         starts = [self._next - reach]  # a flat run yet to come may reach back so far
         for r in (self._run, self._tn, self._flat_run):
             if r is not None:
