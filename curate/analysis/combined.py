@@ -406,7 +406,8 @@ class CombinedShotDetector(ShotDetector):
         return why
 
     def _new_colours(self, b: Boundary) -> bool:
-        """The ``SIDE`` frames before ``b`` and from its end on bring other colours (:func:`~curate.analysis.same_content.new_colours`)."""
+        """The ``SIDE`` frames before ``b`` and from its end on bring other colours
+        (:func:`~curate.analysis.same_content.new_colours`)."""
         lo, e = self._last - len(self._img) + 1, max(b.end, b.start)
         before = [palette(self._frame(k)) for k in range(max(b.start - SIDE, lo), b.start)]
         after = [palette(self._frame(k)) for k in range(e, min(e + SIDE, self._last + 1))]

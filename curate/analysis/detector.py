@@ -35,7 +35,8 @@ class Boundary:
 
 
 def with_faint_ends(b: Boundary, lo: int, hi: int, most: int | None = None, faint: int = FAINT) -> Boundary:
-    """``b`` (a gradual transition) with ``1/faint`` of its length (at most ``most`` frames) more on each side, within ``[lo, hi]``."""
+    """``b`` (a gradual transition) with ``1/faint`` of its length, rounded up and at most ``most`` frames, more on
+    each side, within ``[lo, hi]``."""
     pad = -(-(b.end - b.start) // faint)
     if most is not None:
         pad = min(pad, most)

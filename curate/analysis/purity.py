@@ -37,8 +37,8 @@ Within a clip ``[start, end)``:
   another, where the motion hides the cells' change). Its regions are fitted
   to the frames that show neither side's picture and judged by the same
   same-content test, except that new colours either side
-  (:func:`~curate.analysis.same_content.new_colours`) outweigh "motion", and that a region found by the palette windows alone
-  needs them;
+  (:func:`~curate.analysis.same_content.new_colours`) outweigh "motion", and
+  that a region found by the palette windows alone needs them;
 * a region in which one frame changes ``STANDS_OUT`` times more than every
   other is judged as a cut of its own as well (a cut into fire), and a cut
   ``SUDDEN`` times the changes around it is never "motion";
@@ -203,7 +203,8 @@ class PurityCheck:
         if len(before) < 2 or len(after) < 2:
             return EDGE
         why = same_content(before, self._frames(s, e + 1), after, s == e, self.checks)
-        if why == "motion" and s == e and self._d[s - self._off] >= SUDDEN * max(self._d[k - self._off] for k in (s - 2, s - 1, s + 1, s + 2) if lo <= k < hi):
+        around = [self._d[k - self._off] for k in (s - 2, s - 1, s + 1, s + 2) if lo <= k < hi]
+        if why == "motion" and s == e and self._d[s - self._off] >= SUDDEN * max(around, default=0.0):
             return None  # as the combined detector: no motion changes one frame so much more than the frames around it
         return why
 
@@ -222,7 +223,8 @@ class PurityCheck:
             return None if new else why
         return why if new or not colours else "motion"
 
-    def _sweeps(self, lo: int, hi: int, flashes: dict[int, int], explained: list[tuple[int, int]]) -> list[tuple[int, int, bool]]:
+    def _sweeps(self, lo: int, hi: int, flashes: dict[int, int],
+                explained: list[tuple[int, int]]) -> list[tuple[int, int, bool]]:
         """Regions ``[first, last, colours]`` (changes into those frames) where most of the picture was replaced.
 
         A wipe, slide or short dissolve spreads its change over many frames,
@@ -258,7 +260,8 @@ class PurityCheck:
             wins += [(lo + int(i) + 1, lo + int(i) + k) for i in np.flatnonzero(changed)]
         cells = _merged(wins)
         parts = [(p, False) for a, b in cells for p in _without((a, b), explained)]
-        parts += [(p, True) for a, b in _merged(self._palette_windows(lo, hi, flashes)) for p in _without((a, b), [*explained, *cells])]
+        colour_wins = _merged(self._palette_windows(lo, hi, flashes))
+        parts += [(p, True) for a, b in colour_wins for p in _without((a, b), [*explained, *cells])]
         fitted = [(self._fit(g, lo, a, b), colours) for (a, b), colours in parts]
         return [(r[0], r[1], colours) for r, colours in fitted if r is not None]
 
