@@ -18,6 +18,8 @@ import pytest
 
 from curate import synth
 from curate.analysis.combined import CombinedShotDetector, block_matched_diff, shifted_diff
+from curate.analysis.detector import with_faint_ends
+from curate.analysis.same_content import new_colours, palette, same_palette
 from curate.analysis.shot_eval import SplitQuality, split_quality
 from curate.analysis.shots import Boundary
 from curate.config import DetectorConfig, PipelineConfig
@@ -146,6 +148,24 @@ def test_flash_and_exposure_step_are_not_cuts_but_a_cut_is():
     det = CombinedShotDetector(**FAST)
     assert _feed(det, frames) == [Boundary(120, 120)]
     assert {why for why, _ in det.dropped} >= {"flash"}
+
+
+def test_palette_tells_motion_from_new_colours():
+    """Moving a picture keeps its colours (a change run of motion); another shot brings other colours."""
+    rng = np.random.default_rng(3)
+    warm = np.stack([rng.integers(150, 256, (27, 48)), rng.integers(60, 140, (27, 48)), rng.integers(0, 60, (27, 48))], axis=2).astype(np.uint8)
+    moved = np.roll(warm, 9, axis=1)
+    cold = warm[..., ::-1].copy()  # the same texture in blue
+    assert same_palette([warm, warm], [moved, moved]) and not new_colours([palette(warm)], [palette(moved)])
+    assert not same_palette([warm, warm], [cold, cold]) and new_colours([palette(warm)], [palette(cold)])
+
+
+def test_faint_ends_widen_a_gradual_span_within_the_video():
+    assert with_faint_ends(Boundary(100, 110), 0, 1000, 6, 2) == Boundary(95, 115)
+    assert with_faint_ends(Boundary(100, 130), 0, 1000, 6, 2) == Boundary(94, 136)  # at most 6 frames
+    assert with_faint_ends(Boundary(2, 12), 0, 14, None, 4) == Boundary(0, 14)  # a quarter (rounded up), clamped
+    with pytest.raises(ValueError, match="faint_ends"):
+        CombinedShotDetector(faint_ends=-1, **FAST)
 
 
 # --- the combined detector ----------------------------------------------------------------

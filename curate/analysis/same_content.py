@@ -133,7 +133,7 @@ def new_colours(before: Sequence[np.ndarray], after: Sequence[np.ndarray]) -> bo
 def same_palette(before: Sequence[np.ndarray], after: Sequence[np.ndarray]) -> bool:
     """Before and after (RGB frames) show the same colours, no more apart than either side's own frames (module docstring)."""
     cross, spread = palette_change([palette(x) for x in before], [palette(x) for x in after])
-    return cross < PALETTE and cross < PALETTE_SPREAD * spread
+    return cross < PALETTE and cross <= PALETTE_SPREAD * spread  # <=: two still, identical sides share it too
 
 
 @dataclass(frozen=True)
