@@ -18,6 +18,8 @@ import pytest
 
 from curate import synth
 from curate.analysis.combined import CombinedShotDetector, block_matched_diff, shifted_diff
+from curate.analysis.detector import with_faint_ends
+from curate.analysis.same_content import new_colours, palette, same_palette
 from curate.analysis.shot_eval import SplitQuality, split_quality
 from curate.analysis.shots import Boundary
 from curate.config import DetectorConfig, PipelineConfig
@@ -148,6 +150,24 @@ def test_flash_and_exposure_step_are_not_cuts_but_a_cut_is():
     assert {why for why, _ in det.dropped} >= {"flash"}
 
 
+def test_palette_tells_motion_from_new_colours():
+    """Moving a picture keeps its colours (a change run of motion); another shot brings other colours."""
+    rng = np.random.default_rng(3)
+    warm = np.stack([rng.integers(150, 256, (27, 48)), rng.integers(60, 140, (27, 48)), rng.integers(0, 60, (27, 48))], axis=2).astype(np.uint8)
+    moved = np.roll(warm, 9, axis=1)
+    cold = warm[..., ::-1].copy()  # the same texture in blue
+    assert same_palette([warm, warm], [moved, moved]) and not new_colours([palette(warm)], [palette(moved)])
+    assert not same_palette([warm, warm], [cold, cold]) and new_colours([palette(warm)], [palette(cold)])
+
+
+def test_faint_ends_widen_a_gradual_span_within_the_video():
+    assert with_faint_ends(Boundary(100, 110), 0, 1000, 6, 2) == Boundary(95, 115)
+    assert with_faint_ends(Boundary(100, 130), 0, 1000, 6, 2) == Boundary(94, 136)  # at most 6 frames
+    assert with_faint_ends(Boundary(2, 12), 0, 14, None, 4) == Boundary(0, 14)  # a quarter (rounded up), clamped
+    with pytest.raises(ValueError, match="faint_ends"):
+        CombinedShotDetector(faint_ends=-1, **FAST)
+
+
 # --- the combined detector ----------------------------------------------------------------
 
 def test_config_selects_combined():
@@ -228,3 +248,44 @@ def test_combined_keeps_a_transition_that_runs_to_the_last_frame(tmp_path):
                    check=True, stdin=subprocess.DEVNULL)
     found = detect(faded, "combined", {"transnet": "never"})
     assert found and max(b.end for b in found) >= 90, found
+
+
+# --- regressions found on the development composites (issue 8) -------------------------------
+
+def _touches(b: Boundary, s: int, e: int, tol: int = 2) -> bool:
+    return b.start - tol <= e and s <= max(b.end - 1, b.start) + tol
+
+
+@pytest.mark.shared
+def test_a_flash_right_after_fast_motion_is_no_boundary(shared_dir, tmp_path):
+    """A one-frame flash just after a burst of the bird's motion: the flash must not join the motion into a boundary."""
+    comp = concat_with_transitions(tmp_path / "c.mp4", [Segment("cockatoo.mp4", 9.91, 80, flash=(39, 1))], [],
+                                   shared_dir / "media/videos")
+    ((s, e),) = comp.flashes
+    pred = detect(comp.path, "combined", FAST)
+    assert not [b for b in pred if _touches(b, s, e)], pred
+
+
+@pytest.mark.shared
+def test_a_jump_cut_of_a_hand_held_object_and_a_cut_into_fire_are_cuts(shared_dir, tmp_path):
+    """Per-block shifts explain the hand-held box's jump cut, and the fire's own changes join a cut into it into one run."""
+    segs = [Segment("box.mp4", 0.25, 67), Segment("box.mp4", 7.1, 71), Segment("vtest.avi", 68.96, 91), Segment("fire2.mp4", 0.07, 55),
+            Segment("vtest.avi", 10.95, 85)]
+    comp = concat_with_transitions(tmp_path / "c.mp4", segs, [None, None, None, ("circleclose", 19)], shared_dir / "media/videos")
+    q = _quality(comp, detect(comp.path, "combined", FAST))
+    assert q.cut == [3, 0, 0] and q.jumps_found == 1, q
+
+
+@pytest.mark.shared
+def test_short_dissolves_irises_and_wipes_stay_out_of_every_clip(shared_dir, tmp_path):
+    """The model-free pipeline (combined detector + clip purity check) on short and faint-ended gradual transitions:
+    no kept clip holds any of their frames, and the shots between them still give clips."""
+    segs = [Segment("chaplin.mp4", 5.0, 90), Segment("big_buck_bunny_5s.mp4", 1.48, 90), Segment("cockatoo.mp4", 10.16, 80),
+            Segment("box.mp4", 11.0, 90), Segment("flipping_a_pancake.mkv", 1.54, 90), Segment("cockatoo.mp4", 3.14, 85),
+            Segment("big_buck_bunny_5s.mp4", 1.72, 72)]
+    trs = [("circleopen", 9), ("dissolve", 5), ("diagtl", 10), ("circleclose", 14), ("dissolve", 7), ("slideup", 19)]
+    comp = concat_with_transitions(tmp_path / "c.mp4", segs, trs, shared_dir / "media/videos")
+    out = analyse(comp.path, PipelineConfig(detector=DetectorConfig(kind="combined", params=FAST)))
+    kept = [c for c in out["clips"] if not c["reject_reasons"]]
+    assert_clean(kept, spans=comp.spans)
+    assert len(kept) >= 4, [(c["start_frame"], c["end_frame"]) for c in out["clips"]]

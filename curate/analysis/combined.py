@@ -14,7 +14,9 @@
   of the run's change is a hard cut (a jump cut on a locked-off camera is a
   small change but a large one *relative* to the people walking); a change
   spread over the run is a gradual transition (wipes and slides, which
-  neither TransNetV2 nor the linear-mix test sees, and short dissolves);
+  neither TransNetV2 nor the linear-mix test sees, and short dissolves), and
+  a frame changing ``STANDS_OUT`` times more than every other frame of such a
+  run is proposed as a cut as well (a cut into fast motion such as fire);
 * **TransNetV2** per-frame probabilities, folded into regions as
   :class:`~curate.analysis.transnet.TransNetDetector` does; a region needs a
   single-frame probability above ``threshold``;
@@ -26,11 +28,15 @@
 Every proposal then has to pass the "same content" checks of
 :func:`curate.analysis.same_content.same_content` (flash, motion, exposure,
 camera), comparing the ``SIDE`` frames before it with the ``SIDE`` frames
-from its end on.
+from its end on; a multi-frame change run must also change the picture's
+palette (:func:`~curate.analysis.same_content.same_palette`: a stretch of
+fast motion moves pixels, a transition brings other colours).
 
 A proposal that fails a check is dropped (it is not a boundary; ``dropped``
 keeps why); an accepted gradual span grows over the still-changing frames at
-its ends (a wipe's slow start), and all are merged (overlapping spans, cuts
+its ends (a wipe's slow start) and then by half its length more on each
+side, at most ``faint_ends`` frames (an iris's or a soft wipe's first and
+last frames change too little to see), and all are merged (overlapping spans, cuts
 touching a span) into the answer.
 
 TransNetV2 costs far more than decoding on a CPU, so it is asked only about
@@ -53,7 +59,9 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from curate.analysis.same_content import Checks, block_matched_diff, diff, same_content, shifted_diff
+from curate.analysis.detector import with_faint_ends
+from curate.analysis.same_content import (FLASH_FRAMES, Checks, block_matched_diff, diff, new_colours, palette, same_content,
+                                         same_palette, shifted_diff)
 from curate.analysis.shots import Boundary, GradualDetector, ShotDetector, merge_boundaries
 
 __all__ = ["CombinedShotDetector", "block_matched_diff", "shifted_diff"]
@@ -65,10 +73,18 @@ REPEAT = 0.3  # mean RGB difference below which a frame repeats the previous one
 SIDE = 5  # frames either side of a proposal for the same-content checks
 GAP = 4  # frames of ordinary change that may interrupt one change run (a wipe's slow middle)
 RAMP = 20  # at most this many frames of brightness ramp either side of a flat run
+# An accepted gradual span is only what visibly changes: an iris, a diagonal or a soft wipe starts and ends with frames
+# that change too little to stand out (on 40 development composites the detected core of a 4-12-frame iris missed up
+# to its own length of faint frames). So half its length more (at most ``faint_ends`` frames, 6 by default) is excluded
+# on each side. That costs clips where shots are barely longer than clips.min_s (bench/README.md "split").
+FAINT = 2
 # A cut's change must be this many times the largest change within 2 frames either side. A source that drops
 # frames (29.97 fps shown at 25: box, cup, carphone) doubles one frame's motion, ~2x its neighbours'; on 20
 # development composites such false cuts stood at 1.3-2.4x and every true cut (jump cuts too) at >= 2.3x.
 STANDS_OUT = 2.0
+# A one-frame change this many times the largest within 2 frames either side is new content even where per-block
+# shifts could explain it (a jump cut in hand-held footage of one object): motion, a dropped frame, does not jump so.
+SUDDEN = 4.0
 
 
 class _Tail:
@@ -116,6 +132,7 @@ class CombinedShotDetector(ShotDetector):
         camera: float = 0.4,
         motion: float = 0.45,
         flat_std: float = 6.0,
+        faint_ends: int = 6,
         transnet: Literal["gated", "always", "never"] = "gated",
         gradual: bool = True,
         threads: int = 2,
@@ -123,7 +140,9 @@ class CombinedShotDetector(ShotDetector):
         if transnet not in ("gated", "always", "never"):
             raise ValueError(f"transnet must be gated, always or never, not {transnet!r}")
         self.ratio, self.min_change, self.threshold, self.span_threshold = ratio, min_change, threshold, span_threshold
-        self.concentrated, self.flat_std = concentrated, flat_std
+        if faint_ends < 0:
+            raise ValueError(f"faint_ends must be >= 0 frames, not {faint_ends}")
+        self.concentrated, self.flat_std, self.faint_ends = concentrated, flat_std, faint_ends
         self.checks = Checks(flash, separation, camera, motion)
         self.transnet, self.threads = transnet, threads
         self.model = None
@@ -143,6 +162,7 @@ class CombinedShotDetector(ShotDetector):
         self._cue = False  # a gradual-detector candidate or a flat frame since the last block
         self._next = 0  # first frame of the next block to decide
         self._run: list[int] | None = None  # open change run [first, last elevated frame]
+        self._flash_to = -1  # last frame of the latest flash (_in_flash)
         self._tn: list | None = None  # open TransNetV2 region [first, last, peak]
         self._flat_run: list[int] | None = None  # open flat run [first, last]
         self._pending: list[Boundary] = []  # accepted, not yet reported
@@ -243,7 +263,7 @@ class CombinedShotDetector(ShotDetector):
         self.transnet_blocks[1] += 1
         self._cue = False
         for j, i in enumerate(range(b0, b1)):
-            self._step_run(i, self._elevated(i, self.ratio))
+            self._step_run(i, self._elevated(i, self.ratio) and not self._in_flash(i))
             self._step_flat(i)
             if ps is not None:
                 self._step_tn(i, ps[j], pm[j])
@@ -253,6 +273,20 @@ class CombinedShotDetector(ShotDetector):
         keep = min([self._open_from()] + [b.start for b in self._pending]) - KEEP
         for series in (self._d, self._line, self._mean, self._flat):
             series.trim(keep)
+
+    def _in_flash(self, i: int) -> bool:
+        """Frame ``i`` belongs to a flash: its change is elevated and the picture before it returns within
+        ``FLASH_FRAMES`` frames (noted in ``dropped``). Found before change runs form, so a flash in fast motion
+        does not join the motion into one run whose sides differ by the motion alone."""
+        if i <= self._flash_to:
+            return True
+        pre = self._frame(i - 1)
+        for k in range(i + 1, min(i + FLASH_FRAMES + 2, self._last + 1)):
+            if diff(pre, self._frame(k)) < self.checks.flash * self._d[i]:
+                self._flash_to = k
+                self.dropped.append(("flash", Boundary(i, k)))
+                return True
+        return False
 
     def _predict(self, b0: int, b1: int) -> tuple[list[float], list[float]]:
         import torch
@@ -287,8 +321,11 @@ class CombinedShotDetector(ShotDetector):
         c = max(range(s, e + 1), key=lambda k: self._d[k])
         if s == e or self._d[c] >= self.concentrated * sum(self._d[s : e + 1]):
             self._propose(Boundary(c, c), "change")
-        else:
-            self._propose(Boundary(s, e), "change")
+            return
+        self._propose(Boundary(s, e), "change")
+        if self._d[c] >= STANDS_OUT * max(self._d[k] for k in range(s, e + 1) if k != c):
+            # a cut into or out of fast motion (fire) joins the motion into the run, whose ends may even match
+            self._propose(Boundary(c, c), "change")
 
     def _step_tn(self, i: int, s: float, m: float) -> None:
         if s > self.threshold or m > self.span_threshold:
@@ -331,19 +368,25 @@ class CombinedShotDetector(ShotDetector):
         self._propose(Boundary(s, e + 1), "flat")
 
     def _propose(self, b: Boundary, source: str) -> None:
-        why = self._same_content(b)
+        why = self._same_content(b, source)
+        if why == "camera":  # a slide's first part is the old picture shifted: judged from its real end, with new colours
+            grown = self._extend(b)
+            if grown != b and self._same_content(grown, source) is None and self._new_colours(grown):
+                b, why = grown, None
         if why is None:
             if not b.is_cut:
-                b = self._extend(b)
+                b = with_faint_ends(self._extend(b), 0, self._last + 1, self.faint_ends, FAINT)
             self._pending.append(b)
             self.accepted.append((source, b))
         else:
             self.dropped.append((why, b))
 
-    def _same_content(self, b: Boundary) -> str | None:
+    def _same_content(self, b: Boundary, source: str) -> str | None:
         """Why ``b`` is no boundary (:func:`~curate.analysis.same_content.same_content`), or None when it is one.
 
-        Compares the ``SIDE`` frames before ``b`` with the ``SIDE`` frames from its end on.
+        Compares the ``SIDE`` frames before ``b`` with the ``SIDE`` frames from
+        its end on; a multi-frame change run (``source`` "change") whose sides
+        share one palette is motion (:func:`~curate.analysis.same_content.same_palette`).
         """
         lo = self._last - len(self._img) + 1
         s, e = b.start, max(b.end, b.start)
@@ -355,16 +398,30 @@ class CombinedShotDetector(ShotDetector):
         before = [self._frame(k) for k in range(s - SIDE, s)]
         inside = [self._frame(k) for k in range(s, e + 1)]
         after = [self._frame(k) for k in range(e, min(e + SIDE, self._last + 1))]
-        return same_content(before, inside, after, b.is_cut, self.checks)
+        why = same_content(before, inside, after, b.is_cut, self.checks)
+        if why == "motion" and b.is_cut and self._d[s] >= SUDDEN * max(around, default=0.0):
+            return None  # no motion changes one frame so much more than the frames around it
+        if why is None and source == "change" and not b.is_cut and len(after) > 1 and same_palette(before, after):
+            return "palette"
+        return why
+
+    def _new_colours(self, b: Boundary) -> bool:
+        """The ``SIDE`` frames before ``b`` and from its end on bring other colours
+        (:func:`~curate.analysis.same_content.new_colours`)."""
+        lo, e = self._last - len(self._img) + 1, max(b.end, b.start)
+        before = [palette(self._frame(k)) for k in range(max(b.start - SIDE, lo), b.start)]
+        after = [palette(self._frame(k)) for k in range(e, min(e + SIDE, self._last + 1))]
+        return new_colours(before, after)
 
     # --- reporting ---------------------------------------------------------------------
     def _open_from(self) -> int:
-        starts = [self._next - RAMP]  # a flat run yet to come may reach back over its ramp
-        for r in (self._run, self._tn, self._flat_run):  # an accepted span may grow back by RAMP
+        reach = RAMP + self.faint_ends  # an accepted span grows back over its ramp and its faint ends
+        starts = [self._next - reach]  # a flat run yet to come may reach back so far
+        for r in (self._run, self._tn, self._flat_run):
             if r is not None:
-                starts.append(r[0] - RAMP)
+                starts.append(r[0] - reach)
         if self._gradual is not None:
-            starts.append(self._gradual.settled() - RAMP)
+            starts.append(self._gradual.settled() - reach)
         return min(starts)
 
     def _report(self, final: bool) -> list[Boundary]:

@@ -32,8 +32,16 @@ Within a clip ``[start, end)``:
   a window that spans it, most cells of a 16x9 grid change far more than they
   change across equally long windows just before and after (2-26 frames, so
   transitions of up to ~24 frames), and far more than such windows change them
-  anywhere in the clip. Its regions are fitted to the frames that show
-  neither side's picture and judged by the same same-content test;
+  anywhere in the clip; or far more of the pixels change colour than across
+  those windows (**palette windows**: a wipe between a fast-moving shot and
+  another, where the motion hides the cells' change). Its regions are fitted
+  to the frames that show neither side's picture and judged by the same
+  same-content test, except that new colours either side
+  (:func:`~curate.analysis.same_content.new_colours`) outweigh "motion", and
+  that a region found by the palette windows alone needs them;
+* a region in which one frame changes ``STANDS_OUT`` times more than every
+  other is judged as a cut of its own as well (a cut into fire), and a cut
+  ``SUDDEN`` times the changes around it is never "motion";
 * a region with fewer than two of the clip's frames on one side cannot be
   judged (a transition the planner cut through, or motion at the clip's
   first frames): it is trimmed off, which costs a few frames at most.
@@ -55,8 +63,8 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from curate.analysis.detector import TINY_SIZE, Boundary
-from curate.analysis.same_content import FLASH_FRAMES, Checks, diff, same_content
+from curate.analysis.detector import TINY_SIZE, Boundary, with_faint_ends
+from curate.analysis.same_content import FLASH_FRAMES, Checks, diff, new_colours, palette, same_content
 
 REPEAT = 0.3  # mean RGB difference below which a frame repeats the previous one (as the combined detector)
 GAP = 4  # frames of ordinary change that may interrupt one region
@@ -70,14 +78,18 @@ EDGE = "at the clip's edge"  # a region too close to the clip's first or last fr
 # before and just after, + CELL_MIN, and CLIP_RATIO x its median change across such windows in the clip; a window
 # replaced the picture when at least CELLS of the cells changed. A frame of a region still shows one side's
 # picture when SIDE_CELLS of the cells that differ between the sides are within SIDE_SHARE of that side.
+# The palette windows: across a window, the share of pixels whose colour bin (same_content.palette) changed exceeds
+# PAL_RATIO x that of the windows just before and after, + PAL_MIN, and CLIP_RATIO x its median in the clip (fast
+# motion in front of a still picture changes the pixels but not the colours). Such a region, and a spatial one the
+# same-content test calls motion, is a transition when the sides bring new colours (same_content.new_colours).
+PAL_RATIO, PAL_MIN = 2.0, 0.1
+STANDS_OUT = 2.0  # a region's frame changing this many times more than every other is a cut (as the combined detector's)
+SUDDEN = 4.0  # a cut this many times the changes within 2 frames either side is no motion (as the combined detector's)
 GRID = (16, 9)
 NORM_STD = 50.0
 SCALES = (2, 3, 5, 8, 12, 18, 26)  # transitions up to ~24 frames
 CELL_RATIO, CELL_MIN, CLIP_RATIO, CELLS = 2.0, 6.0, 2.0, 0.5
 SIDE_SHARE, SIDE_CELLS = 0.3, 0.95
-# A transition's first and last frames may change too little to see (an iris covers p^2 of the picture at progress p:
-# 5 % of it at p = 0.22), so a found transition is cut out with 1/FAINT of its length more on each side.
-FAINT = 4
 
 
 @dataclass(frozen=True)
@@ -108,6 +120,7 @@ class PurityCheck:
         self.ratio, self.min_change, self.max_frames, self.checks = ratio, min_change, max_frames, checks
         self._img: deque[np.ndarray] = deque()
         self._grid: deque[np.ndarray] = deque()  # GRID cells (RGB means) of each held frame
+        self._pal: deque[np.ndarray] = deque()  # palette (same_content.palette) of each held frame
         self._d: deque[float] = deque()  # change into each held frame (0.0 for a repeat or the first frame)
         self._off = 0  # frame number of _img[0]
 
@@ -119,6 +132,7 @@ class PurityCheck:
         d = diff(rgb, self._img[-1]) if self._img else 0.0
         self._img.append(rgb)
         self._grid.append(cv2.resize(rgb, GRID, interpolation=cv2.INTER_AREA))
+        self._pal.append(palette(rgb))
         self._d.append(d if d >= REPEAT else 0.0)
 
     def drop_before(self, index: int) -> None:
@@ -126,6 +140,7 @@ class PurityCheck:
         while self._img and self._off < index - MARGIN:
             self._img.popleft()
             self._grid.popleft()
+            self._pal.popleft()
             self._d.popleft()
             self._off += 1
 
@@ -156,9 +171,10 @@ class PurityCheck:
         level = float(np.median(peaks[peaks > 0.0]))
         bar = max(self.min_change, self.ratio * level)
         flashes = self._mask_flashes(d, bar)
-        judged = [(s, e, self._is_transition(s, e, lo, hi)) for s, e in self._regions(d, bar) if e - s + 1 <= self.max_frames]
+        regions = [r for s, e in self._regions(d, bar) for r in ((s, e), *_dominant(d, s, e))]
+        judged = [(s, e, self._is_transition(s, e, lo, hi)) for s, e in regions if e - s + 1 <= self.max_frames]
         explained = [(s, e) for s, e, why in judged if why in ("flash", "camera")]  # flashes, whip pans: never a transition
-        for s, e in self._sweeps(lo, hi, flashes, explained):
+        for s, e, colours in self._sweeps(lo, hi, flashes, explained):
             over = [j for j in judged if j[0] <= e and s <= j[1] and j[2] is None]
             if any(j[0] == j[1] for j in over):  # a cut, found exactly by its one changed frame
                 continue
@@ -166,7 +182,7 @@ class PurityCheck:
                 judged = [j for j in judged if j not in over]
                 judged.append((min(s, *(j[0] for j in over)), max(e, *(j[1] for j in over)), None))
             elif e - s + 1 <= self.max_frames:
-                judged.append((s, e, self._is_transition(s, e, lo, hi)))
+                judged.append((s, e, self._judge_sweep(s, e, lo, hi, colours)))
         cut = [(s, e) for s, e, why in judged if why is None or why == EDGE]
         found = []
         for s, e in _merged(cut):  # overlapping findings (a region and the sweep that overlaps it) are one
@@ -174,8 +190,7 @@ class PurityCheck:
             if g0 == g1:
                 b = Boundary(s, s)
             else:  # and with its faint ends: an iris or clock wipe changes next to nothing in its first and last frames
-                pad = (g1 - g0 + 1) // FAINT
-                b = Boundary(max(lo, g0 - pad), min(hi - 1, g1 + pad))
+                b = with_faint_ends(Boundary(g0, g1 + 1), lo, hi)
             edge = all(why == EDGE for a, z, why in judged if a <= e and s <= z and (why is None or why == EDGE))
             found.append(Finding(b, max(d.get(k, 0.0) for k in range(s, e + 1)), level, edge))
         return sorted(found, key=lambda f: f.boundary)
@@ -187,10 +202,30 @@ class PurityCheck:
         after = self._frames(e, min(hi, e + SIDE))
         if len(before) < 2 or len(after) < 2:
             return EDGE
-        return same_content(before, self._frames(s, e + 1), after, s == e, self.checks)
+        why = same_content(before, self._frames(s, e + 1), after, s == e, self.checks)
+        around = [self._d[k - self._off] for k in (s - 2, s - 1, s + 1, s + 2) if lo <= k < hi]
+        if why == "motion" and s == e and self._d[s - self._off] >= SUDDEN * max(around, default=0.0):
+            return None  # as the combined detector: no motion changes one frame so much more than the frames around it
+        return why
 
-    def _sweeps(self, lo: int, hi: int, flashes: dict[int, int], explained: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        """Regions ``[first, last]`` (changes into those frames) where most of the picture was replaced.
+    def _judge_sweep(self, s: int, e: int, lo: int, hi: int, colours: bool) -> str | None:
+        """As :meth:`_is_transition`, but fast motion on one side does not hide new colours (:func:`new_colours`).
+
+        A region only the palette windows found (``colours``) needs those new colours, at the clip's edge too.
+        """
+        why = self._is_transition(s, e, lo, hi)
+        if why not in (None, "motion", EDGE):
+            return why
+        before = [self._pal[k - self._off] for k in range(max(lo, s - SIDE), s)]
+        after = [self._pal[k - self._off] for k in range(e, min(hi, e + SIDE))]
+        new = new_colours(before, after)
+        if why == "motion":
+            return None if new else why
+        return why if new or not colours else "motion"
+
+    def _sweeps(self, lo: int, hi: int, flashes: dict[int, int],
+                explained: list[tuple[int, int]]) -> list[tuple[int, int, bool]]:
+        """Regions ``[first, last, colours]`` (changes into those frames) where most of the picture was replaced.
 
         A wipe, slide or short dissolve spreads its change over many frames,
         so no single frame-to-frame change stands out; but across a window
@@ -202,7 +237,9 @@ class PurityCheck:
         the frame before them); overlapping ones form a region, less what
         the frame test already explained as a flash or a whip pan
         (``explained``), fitted to the frames that show neither side's
-        picture (:meth:`_fit`).
+        picture (:meth:`_fit`). Where no cell window but a palette window
+        (:meth:`_palette_windows`) found a change, the region is one of new
+        ``colours``.
         """
         n = hi - lo
         if n < 2 * SCALES[0] + 1:
@@ -221,8 +258,28 @@ class PurityCheck:
             changed = ((x > CELL_RATIO * y + CELL_MIN) & (x > CLIP_RATIO * usual)).mean(axis=(1, 2)) >= CELLS
             changed &= y[:, 0, 0] >= 0.0  # at least one side to compare with
             wins += [(lo + int(i) + 1, lo + int(i) + k) for i in np.flatnonzero(changed)]
-        parts = [p for a, b in _merged(wins) for p in _without((a, b), explained)]
-        return [r for r in (self._fit(g, lo, a, b) for a, b in parts) if r is not None]
+        cells = _merged(wins)
+        parts = [(p, False) for a, b in cells for p in _without((a, b), explained)]
+        colour_wins = _merged(self._palette_windows(lo, hi, flashes))
+        parts += [(p, True) for a, b in colour_wins for p in _without((a, b), [*explained, *cells])]
+        fitted = [(self._fit(g, lo, a, b), colours) for (a, b), colours in parts]
+        return [(r[0], r[1], colours) for r, colours in fitted if r is not None]
+
+    def _palette_windows(self, lo: int, hi: int, flashes: dict[int, int]) -> list[tuple[int, int]]:
+        """Windows ``(first changed frame, last)`` across which far more pixels changed colour than just before and after."""
+        p = np.stack([self._pal[flashes.get(k, k) - self._off] for k in range(lo, hi)])
+        n, wins = hi - lo, []
+        for k in SCALES:
+            m = n - k
+            if m <= k:
+                break
+            x = 0.5 * np.abs(p[k:] - p[:-k]).sum(axis=1)
+            y = np.full_like(x, -1.0)
+            y[k:] = x[:-k]
+            y[: m - k] = np.maximum(y[: m - k], x[k:])
+            changed = (x > PAL_RATIO * y + PAL_MIN) & (x > CLIP_RATIO * np.median(x)) & (y >= 0.0)
+            wins += [(lo + int(i) + 1, lo + int(i) + k) for i in np.flatnonzero(changed)]
+        return wins
 
     @staticmethod
     def _fit(g: np.ndarray, lo: int, a: int, b: int) -> tuple[int, int] | None:
@@ -302,6 +359,20 @@ class PurityCheck:
                 e = k
             k += 1
         return s, e
+
+
+def _dominant(d: dict[int, float], s: int, e: int) -> list[tuple[int, int]]:
+    """The frame of the region ``[s, e]`` whose change is ``STANDS_OUT`` times every other's, as a cut of its own.
+
+    A cut into (or out of) fast motion joins the motion's changes into one
+    region, whose two ends may even show the same picture (a burst of fire
+    between two stretches of one locked-off camera); the cut is judged alone.
+    """
+    if e == s:
+        return []
+    k = max(range(s, e + 1), key=lambda j: d.get(j, 0.0))
+    rest = max(d.get(j, 0.0) for j in range(s, e + 1) if j != k)
+    return [(k, k)] if d[k] >= STANDS_OUT * rest else []
 
 
 def _normalised(cells: np.ndarray) -> np.ndarray:

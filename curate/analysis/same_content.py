@@ -16,6 +16,9 @@ to 48x27 RGB frames. Each test names the kind of same content it recognises:
 * **exposure**: the same picture, brighter or darker (gain and offset);
 * **camera** (multi-frame changes only): before and after are one picture
   shifted far (:func:`shifted_diff`; a whip pan), ``camera``.
+
+:func:`same_palette` is a further test the combined detector asks of its
+multi-frame change runs only: motion moves pixels, not the picture's colours.
 """
 
 from __future__ import annotations
@@ -89,6 +92,48 @@ def block_matched_diff(a: np.ndarray, b: np.ndarray, tile: int = 9, reach: int =
             per = err[: th * tile, : tw * tile].reshape(th, tile, tw, tile).mean(axis=(1, 3))
             best = per if best is None else np.minimum(best, per)
     return float(best.mean()) if best is not None else 0.0
+
+
+# same_palette: a 4x4x4 RGB histogram per frame; before and after share the palette when their closest pair differs
+# in less than PALETTE of the pixels' colour bins and by less than PALETTE_SPREAD times the palette's own change
+# within either side. On 40 development composites every gradual transition (wipes, irises, dissolves, white fades)
+# changed >= 6.3 % of the pixels' bins, while 15 of the 37 motion runs taken for transitions changed < 6 % (ratio < 1.5).
+PALETTE, PALETTE_SPREAD = 0.06, 1.5
+# new_colours: on the same 40 composites, 0.15 also took a hand-held close-up of a turning bird (cockatoo.mp4) for new
+# colours in 21 of 276 clean clips (the purity check's palette windows); at 0.45 (nearly half the pixels) in 9.
+NEW_PALETTE, NEW_PALETTE_SPREAD = 0.45, 2.0
+
+
+def palette(x: np.ndarray) -> np.ndarray:
+    """The share of an RGB uint8 image's pixels in each of 4x4x4 colour bins."""
+    q = x // 64
+    idx = (q[..., 0].astype(np.int32) * 16 + q[..., 1] * 4 + q[..., 2]).ravel()
+    return np.bincount(idx, minlength=64) / idx.size
+
+
+def palette_change(before: Sequence[np.ndarray], after: Sequence[np.ndarray]) -> tuple[float, float]:
+    """(cross, spread) of two runs of :func:`palette`: the share of pixels in other bins for the closest before/after
+    pair, and the largest such share between two frames of one side."""
+    d = lambda x, y: 0.5 * float(np.abs(x - y).sum())  # noqa: E731
+    cross = min(d(x, y) for x in before for y in after)
+    spread = max(d(x, y) for side in (before, after) for x in side for y in side)
+    return cross, spread
+
+
+def new_colours(before: Sequence[np.ndarray], after: Sequence[np.ndarray]) -> bool:
+    """The sides (runs of :func:`palette`) bring other colours: the closest pair has ``NEW_PALETTE`` of the pixels in
+    other bins, and ``NEW_PALETTE_SPREAD`` times either side's own change (a slide or a wipe out of fast motion to
+    another shot; a whip pan or motion within one scene keeps its colours)."""
+    if not before or not after:
+        return False
+    cross, spread = palette_change(before, after)
+    return cross >= NEW_PALETTE and cross >= NEW_PALETTE_SPREAD * spread
+
+
+def same_palette(before: Sequence[np.ndarray], after: Sequence[np.ndarray]) -> bool:
+    """Before and after (RGB frames) show the same colours, no more apart than either side's own frames (module docstring)."""
+    cross, spread = palette_change([palette(x) for x in before], [palette(x) for x in after])
+    return cross < PALETTE and cross <= PALETTE_SPREAD * spread  # <=: two still, identical sides share it too
 
 
 @dataclass(frozen=True)
