@@ -68,3 +68,24 @@ def _same_video(x: bytes | None, y: bytes | None, max_mean_diff: float = 2.0) ->
 
     fx, fy = frames(x), frames(y)
     return len(fx) == len(fy) and all(np.abs(p - q).mean() <= max_mean_diff for p, q in zip(fx, fy))
+
+
+def ledger_rows(out: Path) -> list[dict]:
+    """The ledger's per-video outcome (counts, shot list, which stages ran), sorted by video: what a rerun or a
+    streamed run must reproduce."""
+    import json
+
+    keep = ("video_id", "status", "num_clips", "num_accepted", "num_rejected", "num_flagged", "num_frames", "shots", "transitions")
+    rows = pads.dataset(str(out / "_ledger"), format="parquet").to_table().to_pylist()
+    return sorted(({k: r[k] for k in keep} | {"stages": sorted(json.loads(r["timings"]))} for r in rows), key=lambda r: r["video_id"])
+
+
+def assert_same_output(out: Path, reference: Path) -> None:
+    """``out`` holds the reference run's rows in every clip table and its ledger, validates, and left no staged piece."""
+    from curate.validate import validate
+
+    for table in ("clips", "review", "rejected"):
+        assert_same_rows(read_table(out, table), read_table(reference, table))
+    assert ledger_rows(out) == ledger_rows(reference)
+    assert validate(str(out)) == []
+    assert not list(out.rglob(".w-*")), "a staged piece outlived the run"

@@ -13,13 +13,11 @@ import yaml
 
 from curate.config import PipelineConfig
 from curate.output.rows import RowMaker
-from curate.output.shards import Location
 from curate.output.pieces import Pieces
 from curate.output.writer import ShardWriter, WriterSpec
 from curate.records import DONE, FAILED, STREAMED, piece
 from curate.run import run_pipeline
-from curate.validate import validate
-from tests.pipeline_helpers import assert_same_rows, make_inputs, read_table
+from tests.pipeline_helpers import assert_same_output, make_inputs, read_table
 
 BASE = {"clips": {"min_s": 1.0, "max_s": 2.0}, "limits": {"video_timeout_s": 60}, "output": {"shard_size_mb": 64.0}}
 EVERY_CLIP = {"resources": {"encode": {"piece_mb": 1e-6}}}  # every encoded clip is a piece of its own
@@ -43,24 +41,10 @@ def reference(inputs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _ledger(out: Path) -> list[dict]:
-    rows = pads.dataset(str(out / "_ledger"), format="parquet").to_table().to_pylist()
-    keep = ("video_id", "status", "num_clips", "num_accepted", "num_rejected", "num_flagged")
-    return sorted(({k: r[k] for k in keep} for r in rows), key=lambda r: r["video_id"])
-
-
-def _same_as_reference(out: Path, reference: Path) -> None:
-    for table in ("clips", "review", "rejected"):
-        assert_same_rows(read_table(out, table), read_table(reference, table))
-    assert _ledger(out) == _ledger(reference)
-    assert validate(str(out)) == []
-    assert not list(out.rglob(".w-*")), "a staged piece outlived the run"
-
-
 def test_streamed_clips_commit_the_same_rows_and_counts(inputs: Path, reference: Path, tmp_path: Path):
     out = tmp_path / "out"
     summary = run_pipeline(_config(**EVERY_CLIP), [str(inputs)], str(out), runner="local")
-    _same_as_reference(out, reference)
+    assert_same_output(out, reference)
     assert summary.accepted == len(read_table(reference, "clips")) > 1
     # one file per piece: the clips were stored one at a time, not as one video's object
     assert len(list((out / "clips").glob("*.parquet"))) == summary.accepted
@@ -69,7 +53,7 @@ def test_streamed_clips_commit_the_same_rows_and_counts(inputs: Path, reference:
 def test_ray_runner_streams_the_same_rows(inputs: Path, reference: Path, tmp_path: Path, ray_session):
     out = tmp_path / "out"
     summary = run_pipeline(_config(**EVERY_CLIP), [str(inputs)], str(out), runner="ray")
-    _same_as_reference(out, reference)
+    assert_same_output(out, reference)
     smallest_clip = min(len(v) for v in read_table(out, "clips")["video"])
     assert 0 < summary.driver_bytes < smallest_clip * summary.accepted  # metadata only
 
@@ -128,4 +112,4 @@ def test_killed_while_pieces_are_staged_the_rerun_stores_each_clip_once(inputs: 
     proc.kill()
     proc.wait(timeout=60)
     assert subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600).returncode == 0
-    _same_as_reference(out, reference)
+    assert_same_output(out, reference)
