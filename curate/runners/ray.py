@@ -15,6 +15,8 @@ import contextlib
 import logging
 import os
 import pickle
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, NamedTuple
@@ -159,7 +161,7 @@ def init_ray(address: str | None = None) -> float:
     t0 = time.perf_counter()
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS") or None
-        with _stdin_from_devnull(), quiet_ray():
+        with _stdin_from_devnull(), quiet_ray(), _ctrl_c_after():
             ray.init(
                 address=address,
                 include_dashboard=False,
@@ -208,6 +210,28 @@ def _run_context() -> Iterator[None]:
         yield
     finally:
         ctx.enable_progress_bars, ctx.target_max_block_size = before
+
+
+@contextlib.contextmanager
+def _ctrl_c_after() -> Iterator[None]:
+    """Hold Ctrl-C until the block ends, then raise it.
+
+    ``ray.init`` starts its processes with a Python ``preexec_fn``, so a
+    SIGINT that lands in the instant between fork and exec raises
+    KeyboardInterrupt inside the child, whose traceback then goes to the
+    user's terminal. Here a SIGINT is only noted, and is raised once Ray is up.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    hit: list[int] = []
+    before = signal.signal(signal.SIGINT, lambda signum, frame: hit.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+    if hit:
+        raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
