@@ -19,7 +19,7 @@ import pytest
 from curate import synth
 from curate.analysis.combined import CombinedShotDetector, block_matched_diff, shifted_diff
 from curate.analysis.detector import with_faint_ends
-from curate.analysis.same_content import new_colours, palette, same_palette
+from curate.analysis.same_content import explained_by_motion, new_colours, palette, same_palette
 from curate.analysis.shot_eval import SplitQuality, split_quality
 from curate.analysis.shots import Boundary
 from curate.config import DetectorConfig, PipelineConfig
@@ -99,6 +99,49 @@ def test_shifted_and_block_matched_differences():
 
 
 
+def _block_matched_diff_by_loop(a: np.ndarray, b: np.ndarray, tile: int, reach: int) -> float:
+    """The definition ``block_matched_diff`` computes in bulk: each block's smallest mean over its shifts."""
+    h, w = a.shape
+    pad = np.pad(a.astype(np.float64), reach, mode="edge")
+    total = []
+    for y in range(0, h // tile * tile, tile):
+        for x in range(0, w // tile * tile, tile):
+            blk = b[y : y + tile, x : x + tile].astype(np.float64)
+            total.append(min(np.abs(pad[reach + y + dy : reach + y + dy + tile, reach + x + dx : reach + x + dx + tile] - blk).mean()
+                             for dy in range(-reach, reach + 1) for dx in range(-reach, reach + 1)))
+    return float(np.mean(total))
+
+
+@pytest.mark.parametrize("tile,reach", [(9, 4), (6, 3)])
+def test_block_matched_diff_is_each_blocks_best_shift(tile, reach):
+    rng = np.random.default_rng(tile)
+    a = rng.integers(0, 256, (27, 48)).astype(np.float32)
+    b = np.roll(a, (1, -2), axis=(0, 1)) + rng.normal(0, 4, a.shape).astype(np.float32)
+    assert block_matched_diff(a, b, tile, reach) == pytest.approx(_block_matched_diff_by_loop(a, b, tile, reach), rel=1e-5)
+
+
+def _texture(seed: int, h: int = 27, w: int = 200) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = cv2.GaussianBlur(rng.random((h, w, 3)).astype(np.float32), (0, 0), 1.2)
+    return cv2.normalize(x, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)  # a picture's contrast
+
+
+def test_explained_by_motion_tells_fast_motion_from_wipes_and_dissolves():
+    """A picture sweeping past, faster in the middle, is motion frame by frame; a wipe into another picture over
+    the same frames, or a 6-frame dissolve, is not, though both sides keep moving."""
+    a, b = _texture(1), _texture(2)
+    speed = [1] * 8 + [3] * 10 + [1] * 8  # 26 frames: 8 around, 10 of the change, 8 around
+    pos = np.cumsum([0] + speed)
+    pan = [a[:, p : p + 48] for p in pos]
+    assert explained_by_motion(pan, 9, 18)
+    wipe = [np.concatenate([b[:, p : p + 48][:, : min(48, max(0, 5 * (k - 8)))], a[:, p : p + 48][:, min(48, max(0, 5 * (k - 8))) :]], axis=1)
+            for k, p in enumerate(pos)]
+    assert not explained_by_motion(wipe, 9, 18)
+    mix = [min(1.0, max(0.0, (k - 10) / 6)) for k in range(len(pos))]  # frames 11-16
+    dissolve = [cv2.addWeighted(b[:, p : p + 48], m, a[:, p : p + 48], 1 - m, 0) for m, p in zip(mix, pos)]
+    assert not explained_by_motion(dissolve, 11, 16)
+
+
 def _shifted_diff_by_loop(a: np.ndarray, b: np.ndarray, min_overlap: float = 0.35) -> float:
     """The definition ``shifted_diff`` computes in bulk: one mean per translation."""
     h, w = a.shape
@@ -160,6 +203,18 @@ def test_palette_tells_motion_from_new_colours():
     assert not same_palette([warm, warm], [cold, cold]) and new_colours([palette(warm)], [palette(cold)])
 
 
+def test_a_pan_in_the_first_frames_is_judged_too():
+    """A change run within a few frames of the video's start is judged with the frames there are (it once went
+    unjudged: every fast move in a video's first five frames became a gradual boundary)."""
+    big = cv2.resize(_texture(5, 27, 300), (1200, 108), interpolation=cv2.INTER_LINEAR)
+    rng = np.random.default_rng(5)
+    pos = [0, 24, 48, 72, 96, 120] + [120 + k % 2 for k in range(80)]  # a fast pan, then a still picture
+    frames = [cv2.add(np.ascontiguousarray(big[:, p : p + 192]), rng.integers(0, 3, (108, 192, 3), dtype=np.uint8)) for p in pos]
+    det = CombinedShotDetector(transnet="never")
+    found = [b for i, f in enumerate(frames) for b in det.process_frame(i, f)] + det.post_process(len(frames) - 1)
+    assert found == [] and [why for why, b in det.dropped if b.start <= 5] == ["camera"]
+
+
 def test_faint_ends_widen_a_gradual_span_within_the_video():
     assert with_faint_ends(Boundary(100, 110), 0, 1000, 6, 2) == Boundary(95, 115)
     assert with_faint_ends(Boundary(100, 130), 0, 1000, 6, 2) == Boundary(94, 136)  # at most 6 frames
@@ -199,6 +254,7 @@ def test_combined_shared_ground_truth(shared_dir):
     gt = json.loads((shared_dir / "media/annotations/bikes.gt.json").read_text())
     q = split_quality(detect(shared_dir / "media/videos/bikes.mp4", "combined", FAST), gt["cuts"], [], gt["num_frames"], 25)
     assert q.cut_f1 >= 0.95 and q.bad_clips == 0, q
+    assert q.gradual == [0, 0, 0], q  # a van driving past the camera (frames 80-116) is no wipe
     gt = json.loads((shared_dir / "media/annotations/composite_cuts_dissolve_fade.gt.json").read_text())
     cuts = [t["frame"] for t in gt["transitions"] if t["type"] == "cut"]
     spans = [(t["start"], t["end"]) for t in gt["transitions"] if t["type"] != "cut"]

@@ -30,7 +30,11 @@ Every proposal then has to pass the "same content" checks of
 camera), comparing the ``SIDE`` frames before it with the ``SIDE`` frames
 from its end on; a multi-frame change run must also change the picture's
 palette (:func:`~curate.analysis.same_content.same_palette`: a stretch of
-fast motion moves pixels, a transition brings other colours).
+fast motion moves pixels, a transition brings other colours), and bring, frame
+by frame, change that local motion does not explain
+(:func:`~curate.analysis.same_content.explained_by_motion`: a bird turning to
+the camera or a van driving past is per-block shifts, a wipe's edge or a
+dissolve's blend is not).
 
 A proposal that fails a check is dropped (it is not a boundary; ``dropped``
 keeps why); an accepted gradual span grows over the still-changing frames at
@@ -60,8 +64,8 @@ import cv2
 import numpy as np
 
 from curate.analysis.detector import with_faint_ends
-from curate.analysis.same_content import (FLASH_FRAMES, Checks, block_matched_diff, diff, new_colours, palette, same_content,
-                                         same_palette, shifted_diff)
+from curate.analysis.same_content import (FLASH_FRAMES, UNEXPLAINED_AROUND, Checks, block_matched_diff, diff, explained_by_motion,
+                                         new_colours, palette, same_content, same_palette, shifted_diff)
 from curate.analysis.shots import Boundary, GradualDetector, ShotDetector, merge_boundaries
 
 __all__ = ["CombinedShotDetector", "block_matched_diff", "shifted_diff"]
@@ -393,16 +397,21 @@ class CombinedShotDetector(ShotDetector):
         around = [self._d[k] for k in (s - 2, s - 1, s + 1, s + 2) if 0 <= k < len(self._d)]
         if b.is_cut and 0 < self._d[s] < STANDS_OUT * max(around, default=0.0):
             return "motion"  # one frame of doubled motion (a dropped frame), not new content
-        if s - SIDE < lo or s < 1:
+        if s - 1 < max(lo, 0):
             return None
-        before = [self._frame(k) for k in range(s - SIDE, s)]
+        before = [self._frame(k) for k in range(max(s - SIDE, lo), s)]  # fewer at the video's start
         inside = [self._frame(k) for k in range(s, e + 1)]
         after = [self._frame(k) for k in range(e, min(e + SIDE, self._last + 1))]
         why = same_content(before, inside, after, b.is_cut, self.checks)
         if why == "motion" and b.is_cut and self._d[s] >= SUDDEN * max(around, default=0.0):
             return None  # no motion changes one frame so much more than the frames around it
-        if why is None and source == "change" and not b.is_cut and len(after) > 1 and same_palette(before, after):
-            return "palette"
+        if why is None and source == "change" and not b.is_cut and len(after) > 1:
+            if same_palette(before, after):
+                return "palette"
+            k0 = max(s - UNEXPLAINED_AROUND, lo)
+            frames = [self._frame(k) for k in range(k0, min(e + UNEXPLAINED_AROUND, self._last) + 1)]
+            if explained_by_motion(frames, s - k0, e - k0):
+                return "motion"
         return why
 
     def _new_colours(self, b: Boundary) -> bool:
