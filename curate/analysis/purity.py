@@ -182,7 +182,9 @@ class PurityCheck:
                 judged = [j for j in judged if j not in over]
                 judged.append((min(s, *(j[0] for j in over)), max(e, *(j[1] for j in over)), None))
             elif e - s + 1 <= self.max_frames:
-                judged.append((s, e, self._judge_sweep(s, e, lo, hi, colours)))
+                touching = [(a, z) for a, z in explained if a <= e + 2 and s <= z + 2]  # carved out of the sweep
+                whole = (min([s, *(a for a, _ in touching)]), max([e, *(z for _, z in touching)]))
+                judged.append((s, e, self._judge_sweep(s, e, lo, hi, colours, whole)))
         cut = [(s, e) for s, e, why in judged if why is None or why == EDGE]
         found = []
         for s, e in _merged(cut):  # overlapping findings (a region and the sweep that overlaps it) are one
@@ -208,18 +210,20 @@ class PurityCheck:
             return None  # as the combined detector: no motion changes one frame so much more than the frames around it
         return why
 
-    def _judge_sweep(self, s: int, e: int, lo: int, hi: int, colours: bool) -> str | None:
-        """As :meth:`_is_transition`, but fast motion on one side does not hide new colours (:func:`new_colours`).
+    def _judge_sweep(self, s: int, e: int, lo: int, hi: int, colours: bool, whole: tuple[int, int]) -> str | None:
+        """As :meth:`_is_transition`, but neither fast motion on one side nor the shifted old picture of a slide's
+        first frames hides new colours (:func:`new_colours`) either side of the ``whole`` change (the region with
+        what the frame test took for a whip pan next to it).
 
         A region only the palette windows found (``colours``) needs those new colours, at the clip's edge too.
         """
         why = self._is_transition(s, e, lo, hi)
-        if why not in (None, "motion", EDGE):
+        if why not in (None, "motion", "camera", EDGE):
             return why
-        before = [self._pal[k - self._off] for k in range(max(lo, s - SIDE), s)]
-        after = [self._pal[k - self._off] for k in range(e, min(hi, e + SIDE))]
+        before = [self._pal[k - self._off] for k in range(max(lo, whole[0] - SIDE), whole[0])]
+        after = [self._pal[k - self._off] for k in range(whole[1], min(hi, whole[1] + SIDE))]
         new = new_colours(before, after)
-        if why == "motion":
+        if why in ("motion", "camera"):  # a slide's first frames are the old picture shifted, but it brings new colours
             return None if new else why
         return why if new or not colours else "motion"
 
