@@ -140,10 +140,6 @@ PALETTE, PALETTE_SPREAD = 0.06, 1.5
 # new_colours: on the same 40 composites, 0.15 also took a hand-held close-up of a turning bird (cockatoo.mp4) for new
 # colours in 21 of 276 clean clips (the purity check's palette windows); at 0.45 (nearly half the pixels) in 9.
 NEW_PALETTE, NEW_PALETTE_SPREAD = 0.45, 2.0
-# ... or less of them where both sides keep their colours far better: a slide from a locked-off grey film into the
-# bird (chaplin -> cockatoo) changed 0.37 of the pixels' bins against 0.04 within either side. On 70 composites
-# (seeds 401-420, 431-440, 461-500) this took one more clip holding a slide out, and changed one more of 508 clean ones.
-STILL_NEW_PALETTE, STILL_NEW_PALETTE_SPREAD = 0.3, 8.0
 
 
 def palette(x: np.ndarray) -> np.ndarray:
@@ -164,14 +160,12 @@ def palette_change(before: Sequence[np.ndarray], after: Sequence[np.ndarray]) ->
 
 def new_colours(before: Sequence[np.ndarray], after: Sequence[np.ndarray]) -> bool:
     """The sides (runs of :func:`palette`) bring other colours: the closest pair has ``NEW_PALETTE`` of the pixels in
-    other bins, and ``NEW_PALETTE_SPREAD`` times either side's own change, or ``STILL_NEW_PALETTE`` and
-    ``STILL_NEW_PALETTE_SPREAD`` times (a slide or a wipe out of fast motion to another shot; a whip pan or motion
-    within one scene keeps its colours)."""
+    other bins, and ``NEW_PALETTE_SPREAD`` times either side's own change (a slide or a wipe out of fast motion to
+    another shot; a whip pan or motion within one scene keeps its colours)."""
     if not before or not after:
         return False
     cross, spread = palette_change(before, after)
-    return (cross >= NEW_PALETTE and cross >= NEW_PALETTE_SPREAD * spread) or (
-        cross >= STILL_NEW_PALETTE and cross >= STILL_NEW_PALETTE_SPREAD * spread)
+    return cross >= NEW_PALETTE and cross >= NEW_PALETTE_SPREAD * spread
 
 
 def same_palette(before: Sequence[np.ndarray], after: Sequence[np.ndarray]) -> bool:
