@@ -345,3 +345,18 @@ def test_short_dissolves_irises_and_wipes_stay_out_of_every_clip(shared_dir, tmp
     kept = [c for c in out["clips"] if not c["reject_reasons"]]
     assert_clean(kept, spans=comp.spans)
     assert len(kept) >= 4, [(c["start_frame"], c["end_frame"]) for c in out["clips"]]
+
+
+@pytest.mark.shared
+def test_wipes_into_and_out_of_a_low_rate_source_stay_out_of_every_clip(shared_dir, tmp_path):
+    """fire2.mp4 repeats every other frame and changes each new frame more than a wipe out of it does, so no change
+    run finds such a wipe; a transition rendered at the container's rate breaks the fire's cadence (and starts it,
+    on the way back in)."""
+    segs = [Segment("chaplin.mp4", 5.35, 64), Segment("fire2.mp4", 0.02, 55), Segment("cockatoo.mp4", 3.2, 79),
+            Segment("fire2.mp4", 0.01, 55), Segment("cockatoo.mp4", 4.14, 91)]
+    trs = [None, ("squeezeh", 18), ("wipeup", 14), ("smoothup", 14)]
+    comp = concat_with_transitions(tmp_path / "c.mp4", segs, trs, shared_dir / "media/videos")
+    out = analyse(comp.path, PipelineConfig(detector=DetectorConfig(kind="combined", params=FAST)))
+    kept = [c for c in out["clips"] if not c["reject_reasons"]]
+    assert_clean(kept, cuts=comp.cuts, spans=comp.spans)
+    assert len(kept) >= 2, [(c["start_frame"], c["end_frame"]) for c in out["clips"]]
