@@ -328,11 +328,7 @@ class CombinedShotDetector(ShotDetector):
         """Frame ``i`` repeats the one before: no change, or a tenth of the changes around it (a re-encoded
         duplicate of a low-rate source differs a little)."""
         d = self._d[i]
-        if d == 0.0:
-            return True
-        lo, hi = max(i - LEVEL_HALF, 1), min(i + LEVEL_HALF + 1, len(self._d))
-        moving = [x for x in self._d[lo:hi] if x > 0.0]
-        return d < 0.1 * float(median(moving)) if moving else False
+        return d == 0.0 or d < 0.1 * self._level(self._d, i)
 
     def _repeats(self, a: int, b: int) -> float:
         """The share of ``CADENCE_WINDOW`` frames that are repeats among frames ``a .. b - 1`` (those held); 0 where
