@@ -39,7 +39,13 @@ Throughput (``--skip-speed`` to leave out): the analysis stage (probe +
 analyse, local runner, in this process) with each detector on real 720p
 footage (cockatoo.mp4 x2, big_buck_bunny_5s.mp4 x4, stream-copied loops from
 ``bench/inputs.py``) against ``ffmpeg -i X -f null -`` on the same files;
-``ratio = ffmpeg seconds / analysis seconds`` (target >= 0.8).
+``ratio = ffmpeg seconds / analysis seconds`` (target >= 0.8). Where there is
+no ffmpeg CLI (the GPU machines), the baseline is PyAV's own decode with
+frame threads (``thread_type = "AUTO"``, no conversion), which runs at the
+ffmpeg CLI's rate where both exist; both are printed where both exist.
+``--device`` is where TransNetV2 runs in those passes (``DetectorConfig.device``;
+``auto`` is a GPU where one is visible): run under ``taskset -c 0,1`` on a GPU
+machine to compare with the 2-CPU figures.
 
     python bench/bench_split.py [--seeds 501-510] [--skip-speed] [--skip-purity] [--detectors adaptive,combined]
 """
@@ -50,6 +56,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -81,14 +88,14 @@ class CachedModel:
     """TransNetV2 with its raw outputs cached on disk by the window's bytes (same windows, same answer)."""
 
     def __init__(self, model, folder: Path):
-        self.model, self.folder = model, folder
+        self.model, self.folder, self.device = model, folder, getattr(model, "device", "cpu")
         folder.mkdir(parents=True, exist_ok=True)
         self.hits = self.misses = 0
 
     def predict_raw(self, x):
         import torch
 
-        key = hashlib.sha256(x.numpy().tobytes()).hexdigest()[:24]
+        key = hashlib.sha256(x.cpu().numpy().tobytes()).hexdigest()[:24]
         f = self.folder / f"{key}.npz"
         if f.is_file():
             self.hits += 1
@@ -96,7 +103,7 @@ class CachedModel:
             return torch.from_numpy(z["s"]), torch.from_numpy(z["m"])
         self.misses += 1
         s, m = self.model.predict_raw(x)
-        np.savez(f, s=s.numpy(), m=m.numpy())
+        np.savez(f, s=s.cpu().numpy(), m=m.cpu().numpy())
         return s, m
 
 
@@ -112,13 +119,13 @@ def spec(name: str) -> tuple[str, dict]:
     return kind, ({"transnet": mode} if mode else {})
 
 
-def pipeline_with(base, name: str):
-    """``base`` with the detector ``name``; ``NAME/nopurity`` also turns the clip purity check off."""
+def pipeline_with(base, name: str, device: str = "auto"):
+    """``base`` with the detector ``name`` (TransNetV2 on ``device``); ``NAME/nopurity`` also turns the clip purity check off."""
     from curate.config import DetectorConfig
 
     kind, params = spec(name)
     clips = base.clips.model_copy(update={"purity": base.clips.purity.model_copy(update={"enabled": not name.endswith("/nopurity")})})
-    return base.model_copy(update={"detector": DetectorConfig(kind=kind, params=params), "clips": clips})
+    return base.model_copy(update={"detector": DetectorConfig(kind=kind, params=params, device=device), "clips": clips})
 
 
 def detect(name: str, frames: list[np.ndarray], fps: float, cache: CachedModel | None):
@@ -272,7 +279,22 @@ def table(title: str, res: dict) -> None:
               f"purity check {r['frames'] / max(r['purity_s'], 1e-9):.0f} frames/s")
 
 
-def speed(detectors: list[str], rounds: int) -> dict:
+def pyav_decode(path: str) -> None:
+    """Every frame of ``path``'s video decoded by PyAV with frame threads, nothing converted: raw decode cost."""
+    import av
+
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for _ in container.decode(stream):
+            pass
+
+
+def ffmpeg_decode(path: str) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", path, "-f", "null", "-"], check=True)
+
+
+def speed(detectors: list[str], rounds: int, device: str = "auto") -> dict:
     """Analysis stage (probe + analyse, in this process) per detector vs ffmpeg decode, wall seconds.
 
     Each detector's stages are started once (guard children, weights) and warmed
@@ -285,12 +307,16 @@ def speed(detectors: list[str], rounds: int) -> dict:
     from curate.pipeline import build_stages
     from curate.stage import run_stages
 
+    from curate.models.device import pick_device
+
     inputs = [looped("cockatoo.mp4", 2), looped("big_buck_bunny_5s.mp4", 4)]
     frames = sum(i.frames for i in inputs)
     base = load_pipeline(ROOT / "pipelines" / "model-free.yaml")
-    t_ff, t_an = 0.0, {k: 0.0 for k in detectors}
+    baselines = {"ffmpeg decode": ffmpeg_decode} if shutil.which("ffmpeg") else {}
+    baselines["PyAV decode"] = pyav_decode
+    t_base, t_an = {k: 0.0 for k in baselines}, {k: 0.0 for k in detectors}
     warm = looped("big_buck_bunny_5s.mp4", 1)
-    stages = {k: build_stages(pipeline_with(base, k))[:2] for k in detectors}
+    stages = {k: build_stages(pipeline_with(base, k, device))[:2] for k in detectors}
     try:
         for k in detectors:  # started once: guard children, weights; then warmed up
             for stage in stages[k]:
@@ -298,13 +324,13 @@ def speed(detectors: list[str], rounds: int) -> dict:
             for video in discover([warm.path]):
                 run_stages(stages[k], [video])
         for r in range(rounds):
-            order = ["ffmpeg", *detectors]
+            order = [*baselines, *detectors]
             for what in order if r % 2 == 0 else order[::-1]:
                 t = time.perf_counter()
-                if what == "ffmpeg":
+                if what in baselines:
                     for i in inputs:
-                        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", i.path, "-f", "null", "-"], check=True)
-                    t_ff += time.perf_counter() - t
+                        baselines[what](i.path)
+                    t_base[what] += time.perf_counter() - t
                 else:
                     recs = [r for v in discover([i.path for i in inputs]) for r in run_stages(stages[what], [v])]
                     bad = [x.get("reason") for x in recs if x.get("status") == "failed"]
@@ -315,11 +341,15 @@ def speed(detectors: list[str], rounds: int) -> dict:
         for k in detectors:
             for stage in reversed(stages[k]):
                 stage.stop()
-    print(f"\n  throughput on {', '.join(i.name for i in inputs)} ({frames} frames, 720p), {rounds} round(s):")
-    print(f"  {'ffmpeg decode':<39}{frames * rounds / t_ff:8.0f} frames/s")
-    out = {"ffmpeg_fps": frames * rounds / t_ff}
+    ref = next(iter(t_base))  # the ffmpeg CLI where there is one
+    print(f"\n  throughput on {', '.join(i.name for i in inputs)} ({frames} frames, 720p), {rounds} round(s), "
+          f"{len(os.sched_getaffinity(0))} CPUs, TransNetV2 on {pick_device(device)}; ratios against {ref}:")
+    out: dict = {"baseline": ref, "cpus": len(os.sched_getaffinity(0)), "transnet_device": pick_device(device)}
+    for k, s in t_base.items():
+        print(f"  {k:<39}{frames * rounds / s:8.0f} frames/s")
+        out[k.split()[0].lower() + "_fps"] = frames * rounds / s
     for k, s in t_an.items():
-        ratio = t_ff / s
+        ratio = t_base[ref] / s
         label = {"transnetv2": "TransNetV2", "combined": "combined detector", "combined:never": "combined, no TransNetV2",
                  "combined:never/nopurity": "combined, no TransNetV2, no purity"}.get(k, k)
         print(f"  analysis pass, {label:<24}{frames * rounds / s:8.0f} frames/s   ratio {ratio:.2f} "
@@ -339,6 +369,7 @@ def main() -> int:
     ap.add_argument("--skip-purity", action="store_true", help="leave out the purity check's own stress test")
     ap.add_argument("--skip-quality", action="store_true", help="throughput only")
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--device", default="auto", help="where TransNetV2 runs in the throughput passes: auto, cpu, cuda")
     ap.add_argument("--no-cache", action="store_true", help="run TransNetV2 on every window, no cached outputs")
     ap.add_argument("--verbose", action="store_true", help="per-video figures")
     ap.add_argument("--json", type=Path, default=OUT / "split.json")
@@ -378,7 +409,7 @@ def main() -> int:
         print(f"\n  TransNetV2 windows: {cache.misses} computed, {cache.hits} from the cache (detector fps above include cache hits)")
     if not args.skip_speed:
         try:
-            report["speed"] = speed(args.detectors.split(","), args.rounds)
+            report["speed"] = speed(args.detectors.split(","), args.rounds, args.device)
         except SharedMissing as e:
             print(f"  speed: SKIP ({e})")
     print(f"\n  targets: hard-cut F1 >= {TARGETS['cut_f1']}, gradual F1 >= {TARGETS['gradual_f1']}, no cut at a flash, "

@@ -56,6 +56,16 @@ class DetectorConfig(_Strict):
     # Also run curate's GradualDetector (curate/analysis/shots.py), which reports fades
     # through black and dissolves as whole spans (PySceneDetect reports one cut in their middle).
     fades: bool = True
+    # Where TransNetV2 runs (kinds transnetv2 and combined); not part of clip ids. ``auto`` is a
+    # GPU where the worker sees one; on a Ray cluster with GPUs the analysis actors then ask
+    # for a token share of one (curate/runners/pools.py), which places them on the GPU nodes.
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+                        description="auto (CUDA when the worker sees one), cpu, cuda or cuda:N")
+
+    @property
+    def uses_transnet(self) -> bool:
+        """TransNetV2 runs in the analysis pass (``transnetv2``, or ``combined`` unless ``transnet: never``)."""
+        return self.kind == "transnetv2" or (self.kind == "combined" and self.params.get("transnet", "gated") != "never")
 
     @model_validator(mode="after")
     def _params_fit_the_detector(self) -> "DetectorConfig":
@@ -333,7 +343,7 @@ class PipelineConfig(_Strict):
 
 def split_settings(detector: DetectorConfig, clips: ClipsConfig, analysis: AnalysisConfig) -> dict[str, Any]:
     """Settings that decide where clips start and end (hence clip ids), from the sections that hold them."""
-    return {"detector": detector.model_dump(), "clips": clips.model_dump(), "analysis_width": analysis.width}
+    return {"detector": detector.model_dump(exclude={"device"}), "clips": clips.model_dump(), "analysis_width": analysis.width}
 
 
 class ConfigError(ValueError):

@@ -3,7 +3,7 @@
 An OUTPUT holds clips made under one configuration, and its manifest says
 which. Settings fall in five kinds, by what a change would do to the clips:
 
-* **split** (detector, clip lengths and trims, the clip purity check
+* **split** (detector but its ``device``, clip lengths and trims, the clip purity check
   ``clips.purity``, ``analysis.width``): clip
   boundaries, hence clip ids, would change — only a new OUTPUT can hold them;
 * **computed** (probe, other analysis sizes, encoding, models, captions,
@@ -18,7 +18,7 @@ which. Settings fall in five kinds, by what a change would do to the clips:
   them at the next ``curate latents``, which skips clips that have them);
 * **operational** (name, description, shard sizes, limits, model directory,
   resources, the review queue, the dedup engine, the text detector's frames per
-  forward pass): how a run works, not what it produces — free to change.
+  forward pass, where TransNetV2 runs): how a run works, not what it produces — free to change.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ SPLIT = ("detector", "clips", "analysis.width")
 THRESHOLDS = ("filter", "caption_check", "dedup")
 DERIVED = ("latents", "text_embeddings")
 OPERATIONAL = ("name", "description", "output", "limits", "models", "resources", "review", "dedup.engine",
-               "text.batch_frames")
+               "text.batch_frames", "detector.device")
 
 
 @dataclass(frozen=True)
@@ -57,12 +57,12 @@ def _kind(path: str, old: Any, new: Any) -> str:
     def under(prefixes: tuple[str, ...]) -> bool:
         return any(path == p or path.startswith(p + ".") for p in prefixes)
 
+    if under(OPERATIONAL):  # first: detector.device within the split settings, dedup.engine within the thresholds
+        return "operational"
     if under(SPLIT):
         return "split"
     if path == "caption_check" and (old is None or new is None):
         return "computed"  # adding or removing the check changes what the run computes
-    if under(OPERATIONAL):  # before thresholds: dedup.engine is operational within the dedup section
-        return "operational"
     if under(THRESHOLDS):
         return "thresholds"
     if under(DERIVED):

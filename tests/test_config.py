@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from curate.config import ConfigError, load_pipeline
+from curate.config import ConfigError, PipelineConfig, load_pipeline
 from curate.pipeline import build_stages
 
 PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
@@ -107,3 +108,36 @@ def test_shipped_pipelines_build_their_shot_detector(path: Path):
 
     d = load_pipeline(path).detector
     assert build_detector(d.kind, dict(d.params), d.fades, 25.0) is not None
+
+
+def test_transnet_device_is_not_part_of_clip_ids():
+    """``detector.device`` moves TransNetV2 (same probabilities to 1e-3, bench/bench_split_gpu.py), not the clips;
+    it is refused inside ``params``, where it would change every clip id."""
+    cpu, gpu = (PipelineConfig.model_validate({"detector": {"kind": "combined", "device": d}}) for d in ("cpu", "cuda:1"))
+    assert cpu.split_settings() == gpu.split_settings()
+    with pytest.raises(ValidationError, match="set detector.device instead"):
+        PipelineConfig.model_validate({"detector": {"kind": "combined", "params": {"device": "cuda"}}})
+    with pytest.raises(ValidationError, match="device"):
+        PipelineConfig.model_validate({"detector": {"kind": "combined", "device": "gpu"}})
+
+
+def test_analysis_asks_for_a_gpu_share_only_where_transnet_runs_on_one():
+    def share(detector: dict) -> float:
+        return next(s for s in build_stages(PipelineConfig.model_validate({"detector": detector})) if s.name == "analyse").gpus
+
+    assert share({"kind": "combined"}) == share({"kind": "transnetv2"}) == 0.01
+    assert share({"kind": "combined", "device": "cpu"}) == share({"kind": "combined", "params": {"transnet": "never"}}) == 0.0
+    assert share({"kind": "adaptive"}) == 0.0
+
+
+def test_the_transnet_device_is_operational():
+    """A GPU machine may add to an OUTPUT a CPU machine started, and an OUTPUT written before the setting existed
+    accepts runs with it."""
+    from curate.config_diff import check_run_fits
+
+    old = PipelineConfig.model_validate({"detector": {"kind": "combined", "device": "cpu"}}).model_dump(mode="json")
+    check_run_fits("out", old, PipelineConfig.model_validate({"detector": {"kind": "combined", "device": "cuda"}}).model_dump(mode="json"))
+    old["detector"].pop("device")
+    check_run_fits("out", old, PipelineConfig.model_validate({"detector": {"kind": "combined"}}).model_dump(mode="json"))
+    with pytest.raises(ConfigError, match="detector.kind"):
+        check_run_fits("out", old, PipelineConfig().model_dump(mode="json"))

@@ -8,7 +8,7 @@ import pytest
 
 from curate.config import PipelineConfig
 from curate.pipeline import build_stages
-from curate.runners.pools import CPU_BUDGET, GPU_ACTOR_CPU_SHARE, plan_pools
+from curate.runners.pools import CPU_BUDGET, GPU_ACTOR_CPU_SHARE, LIGHT_GPU_CLAIM, plan_pools
 from curate.runners.ray import group_stages
 from curate.stage import Stage
 
@@ -89,3 +89,27 @@ def test_gpus_declared_for_model_stages_unless_pinned_to_the_cpu(tmp_path):
         {**base, "resources": {"clip_embed": {"gpus": 1, "gpu_batch_size": 64}}}))}
     assert over["clip_embed"].gpus == 1.0 and over["clip_embed"].gpu_batch_size == 64
     assert isinstance(over["clip_embed"].gpu_batch_size, int)
+
+
+def _with_analysis() -> list[S]:
+    """The decode pass with TransNetV2 in it (a token GPU share), CLIP (0.4), caption check (0.2), encode."""
+    return [S(cpus=1.0, gpus=0.01, label="analyse"), S(cpus=1.0, gpus=0.4, batch_size=8, gpu_batch_size=32, label="clip"),
+            S(cpus=0.5, gpus=0.2, batch_size=8, label="check"), S(cpus=1.0, label="encode")]
+
+
+def test_a_light_gpu_stage_is_sized_by_its_cpus():
+    """On one 16-CPU GPU machine the analysis pool gets as many actors as without a GPU, each with its token share;
+    the model stages keep their actor counts and make room in their fractions."""
+    (analyse, clip, check, encode), cpu_only = plan_pools(_with_analysis(), [_node(16, 1)]), plan_pools(_with_analysis(), [_node(16)])
+    assert analyse.gpus == 0.01 and analyse.actors == cpu_only[0].actors >= 4
+    assert analyse.gpus * analyse.actors <= LIGHT_GPU_CLAIM + 1e-9
+    assert (clip.actors, check.actors) == (1, 1) and clip.gpus == pytest.approx(0.4 * (1 - LIGHT_GPU_CLAIM))
+    assert sum(p.gpus * p.actors for p in (analyse, clip, check)) <= 1.0 + 1e-9
+    assert sum(p.cpus * p.actors for p in (analyse, clip, check, encode)) <= 16 * CPU_BUDGET + 1e-9
+
+
+def test_a_light_gpu_stage_fits_the_gpu_nodes_cpus():
+    """A 16-CPU head without a GPU and one 8-CPU GPU worker: the analysis actors must all fit on the worker."""
+    analyse, clip, check, _ = plan_pools(_with_analysis(), [_node(16), _node(8, 1)])
+    assert analyse.gpus > 0 and analyse.actors >= 1
+    assert analyse.cpus * analyse.actors + clip.cpus * clip.actors + check.cpus * check.actors <= 8 * CPU_BUDGET + 1e-9

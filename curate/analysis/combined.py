@@ -52,7 +52,9 @@ TransNetV2 costs far more than decoding on a CPU, so it is asked only about
 the 50-frame blocks where a cheap cue is active (an elevated change, a
 gradual-detector candidate, a flat frame); elsewhere its probabilities count
 as zero. ``transnet: "always"`` runs it on every block, ``"never"`` not at all
-(the detector then needs no model).
+(the detector then needs no model). ``device`` (``DetectorConfig.device``,
+not a parameter: it does not change clip ids) puts the model on a GPU, where
+it costs the pass almost nothing.
 
 Latency: a block is decided once 25 frames past it have been seen
 (TransNetV2's context and the 50-frame median), as in
@@ -156,6 +158,7 @@ class CombinedShotDetector(ShotDetector):
         transnet: Literal["gated", "always", "never"] = "gated",
         gradual: bool = True,
         threads: int = 2,
+        device: str = "cpu",
     ):
         if transnet not in ("gated", "always", "never"):
             raise ValueError(f"transnet must be gated, always or never, not {transnet!r}")
@@ -169,7 +172,7 @@ class CombinedShotDetector(ShotDetector):
         if transnet != "never":
             from curate.analysis.transnet import load_model
 
-            self.model = load_model()
+            self.model = load_model(device)
         self._gradual = GradualDetector() if gradual else None
         self.transnet_blocks = [0, 0]  # blocks TransNetV2 ran on, blocks decided (for the benchmark)
         self._img: deque[np.ndarray] = deque(maxlen=KEEP)  # 48x27 RGB uint8, frame _last - len + 1 ..
@@ -311,17 +314,14 @@ class CombinedShotDetector(ShotDetector):
         return False
 
     def _predict(self, b0: int, b1: int) -> tuple[list[float], list[float]]:
-        import torch
+        from curate.analysis.transnet import predict
 
         idx = np.clip(np.arange(b0 - CONTEXT, b0 + STEP + CONTEXT), 0, self._last)
         lo = self._last - len(self._img) + 1
         window = np.stack([self._first if i < lo else self._img[i - lo] for i in idx])
-        from curate.analysis.transnet import torch_threads
-
-        with torch.inference_mode(), torch_threads(self.threads):
-            single, many = self.model.predict_raw(torch.from_numpy(window)[None])
+        single, many = predict(self.model, window, self.threads)
         n = b1 - b0
-        return single[0, CONTEXT : CONTEXT + n, 0].tolist(), many[0, CONTEXT : CONTEXT + n, 0].tolist()
+        return single[CONTEXT : CONTEXT + n], many[CONTEXT : CONTEXT + n]
 
     # --- proposals -------------------------------------------------------------------
     def _repeat(self, i: int) -> bool:

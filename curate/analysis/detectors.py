@@ -26,6 +26,8 @@ def check_detector_params(kind: str, params: dict[str, Any]) -> None:
 
     from pydantic import TypeAdapter, ValidationError
 
+    if "device" in params:
+        raise ValueError("detector.params.device: set detector.device instead (it does not change clip ids)")
     cls = _detector_class(kind)
     signature = inspect.signature(cls)
     try:
@@ -68,11 +70,12 @@ def _detector_class(kind: str) -> type:
     return classes[kind]
 
 
-def build_detector(kind: str, params: dict[str, Any], fades: bool, fps: float) -> ShotDetector:
+def build_detector(kind: str, params: dict[str, Any], fades: bool, fps: float, device: str = "cpu") -> ShotDetector:
     """The configured detector (``DetectorConfig``), plus :class:`GradualDetector` when ``fades``.
 
     ``params`` go to the detector's constructor unchanged; for ``adaptive``
-    they override :data:`ADAPTIVE_DEFAULTS`.
+    they override :data:`ADAPTIVE_DEFAULTS`. ``device`` is where TransNetV2
+    runs (``transnetv2``, ``combined``).
     """
     from scenedetect.detectors import AdaptiveDetector, ContentDetector, ThresholdDetector
 
@@ -87,11 +90,11 @@ def build_detector(kind: str, params: dict[str, Any], fades: bool, fps: float) -
         elif kind == "transnetv2":
             from curate.analysis.transnet import TransNetDetector
 
-            primary = TransNetDetector(**params)
+            primary = TransNetDetector(**params, device=device)
         elif kind == "combined":  # has its own gradual detector: ``fades`` switches it
             from curate.analysis.combined import CombinedShotDetector
 
-            return CombinedShotDetector(**{"gradual": fades, **params})
+            return CombinedShotDetector(**{"gradual": fades, **params}, device=device)
         else:
             raise ValueError(f"unknown detector kind {kind!r}; use adaptive, content, threshold or transnetv2")
     except (TypeError, ValueError) as e:  # an unknown or mistyped constructor argument

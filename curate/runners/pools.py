@@ -12,6 +12,12 @@ the resources of each live node into one :class:`Pool` per stage group:
   each). Their CPUs must come from the GPU nodes: at most
   ``GPU_ACTOR_CPU_SHARE`` of ``CPU_BUDGET`` of those nodes' CPUs, declared
   CPUs scaled down to fit.
+* **Light GPU pools** (a stage declaring at most ``LIGHT_GPU_SHARE``: the
+  analysis stage when TransNetV2 runs inside its decode pass) are CPU work
+  that touches a GPU now and then: sized by their CPUs like a CPU pool, but
+  no more actors than the GPU nodes' CPUs hold, and together they keep
+  ``LIGHT_GPU_CLAIM`` of the GPUs (the model stages' fractions shrink by as
+  much, their actor counts do not).
 * **CPU pools** share what is left of ``CPU_BUDGET`` of all CPUs: declared
   CPUs scaled down until one actor per pool fits (every pool must be able to
   run at once, or the streaming executor can wait forever), spare budget
@@ -33,6 +39,11 @@ CPU_BUDGET = 0.75
 # GPU actors mostly wait on their device: they may claim at most this share of
 # the GPU nodes' CPU budget, the rest stays with the decode and encode pools feeding them.
 GPU_ACTOR_CPU_SHARE = 0.5
+# A stage declaring at most this GPU fraction per actor is CPU work that uses a GPU lightly
+# (TransNetV2 on 48x27 frames, ~4 ms a 100-frame window on an H200: bench/bench_split_gpu.py).
+LIGHT_GPU_SHARE = 0.05
+# The share of the GPUs such stages' actors hold together; the model stages' fractions make room for it.
+LIGHT_GPU_CLAIM = 0.1
 
 
 class Declares(Protocol):
@@ -81,18 +92,25 @@ def plan_pools(groups: Sequence[Declares], nodes: Sequence[Mapping[str, float]])
     cpus_total = sum(float(n.get("CPU", 0)) for n in nodes) or 1.0
     gpu_node_cpus = sum(float(n.get("CPU", 0)) for n in nodes if float(n.get("GPU", 0)) > 0)
     on_gpu = [i for i, g in enumerate(groups) if g.gpus > 0 and gpus_total > 0]
+    light = [i for i in on_gpu if groups[i].gpus <= LIGHT_GPU_SHARE]
+    heavy = [i for i in on_gpu if i not in light]
     pools: dict[int, Pool] = {}
-    if on_gpu:
-        share = sum(groups[i].gpus for i in on_gpu)
+    if heavy:
+        share = sum(groups[i].gpus for i in heavy)
         scale = min(1.0, gpus_total / share)
         sets = max(1, int(gpus_total // (share * scale) + 1e-9))
-        claim = sum(groups[i].cpus for i in on_gpu) * sets
+        room = 1.0 - LIGHT_GPU_CLAIM if light else 1.0  # fractions shrink; the sets stay
+        claim = sum(groups[i].cpus for i in heavy) * sets
         cpu_scale = min(1.0, GPU_ACTOR_CPU_SHARE * CPU_BUDGET * gpu_node_cpus / claim) if claim else 1.0
-        for i in on_gpu:
+        for i in heavy:
             g = groups[i]
-            pools[i] = Pool(g.cpus * cpu_scale, g.gpus * scale, sets, g.gpu_batch_size or g.batch_size)
+            pools[i] = Pool(g.cpus * cpu_scale, g.gpus * scale * room, sets, g.gpu_batch_size or g.batch_size)
     gpu_claim = sum(p.cpus * p.actors for p in pools.values())
     on_cpu = [i for i in range(len(groups)) if i not in pools]
     for i, (cpus, actors) in zip(on_cpu, cpu_pools([groups[i].cpus for i in on_cpu], max(0.0, CPU_BUDGET * cpus_total - gpu_claim))):
-        pools[i] = Pool(cpus, 0.0, actors, groups[i].batch_size)
+        if i in light:  # placed on the GPU nodes only: no more actors than their CPUs hold
+            actors = max(1, min(actors, int(max(0.0, CPU_BUDGET * gpu_node_cpus - gpu_claim) / max(cpus, 1e-9) + 1e-9)))
+            pools[i] = Pool(cpus, min(groups[i].gpus, LIGHT_GPU_CLAIM * gpus_total / (actors * len(light))), actors, groups[i].batch_size)
+        else:
+            pools[i] = Pool(cpus, 0.0, actors, groups[i].batch_size)
     return [pools[i] for i in range(len(groups))]

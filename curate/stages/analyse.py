@@ -51,6 +51,12 @@ from curate.media.geometry import display_size, rotated
 from curate.media.decode import FALLBACK_FPS, DecodedFrame, Timeline, iter_frames, rotate_image, small_luma, small_rgb
 from curate.records import STREAMED, Record, analysis_piece, clip_id
 from curate.stage import VideoStage, fail, reject
+from curate.stages.batched import gpus_for
+
+# The GPU share an analysis actor asks for where TransNetV2 runs in its pass: a token (one
+# 100-frame window is ~4 ms on an H200, bench/bench_split_gpu.py), so Ray's pool planning
+# sizes the pool by its CPUs and places it on the GPU nodes (LIGHT_GPU_SHARE, curate/runners/pools.py).
+GPU_SHARE = 0.01
 
 MAX_GRID = 8  # sample candidates at least every 8th frame
 THUMBNAIL_JPEG_QUALITY = 85
@@ -177,11 +183,12 @@ class AnalyseStage(VideoStage):
     @classmethod
     def from_config(cls, config: Any) -> "AnalyseStage":
         return cls(detector=config.detector, clips=config.clips, analysis=config.analysis, probe=config.probe,
-                   text_side=config.text.size if config.text is not None else None, timeout_s=config.limits.video_timeout_s)
+                   text_side=config.text.size if config.text is not None else None, timeout_s=config.limits.video_timeout_s,
+                   gpus=gpus_for(GPU_SHARE, config.detector.device) if config.detector.uses_transnet else 0.0)
 
     def setup(self) -> None:
         """Import and build the detector once (TransNetV2 loads its weights here)."""
-        build_detector(self.detector.kind, dict(self.detector.params), self.detector.fades, FALLBACK_FPS)
+        build_detector(self.detector.kind, dict(self.detector.params), self.detector.fades, FALLBACK_FPS, self.detector.device)
 
     def stream_video(self, video: Record) -> Iterator[Record]:
         """Analysis pieces of a long source as its finished clips' sampled frames reach ``piece_mb``, then its record."""
@@ -199,7 +206,7 @@ class AnalyseStage(VideoStage):
         a = self.analysis
         grid = max(1, min(MAX_GRID, int(self.clips.min_s * fps / (2 * a.sample_frames))))
         st = _Pass(
-            detector=build_detector(self.detector.kind, dict(self.detector.params), self.detector.fades, fps),
+            detector=build_detector(self.detector.kind, dict(self.detector.params), self.detector.fades, fps, self.detector.device),
             planner=ClipPlanner(self.clips),
             tech=TechnicalStats(),
             motion=MotionStats(a.motion_width, a.motion_every),
