@@ -188,7 +188,7 @@ def test_transnet_leaves_rngs_and_threads_as_it_found_them(monkeypatch: pytest.M
 
     from curate.analysis import transnet
 
-    monkeypatch.setattr(transnet, "_MODEL", None)  # the constructor is what seeds the RNGs
+    monkeypatch.setattr(transnet, "_MODELS", {})  # the constructor is what seeds the RNGs
     torch.manual_seed(7)
     np.random.seed(7)
     random.seed(7)
