@@ -333,6 +333,16 @@ def test_a_jump_cut_of_a_hand_held_object_and_a_cut_into_fire_are_cuts(shared_di
 
 
 @pytest.mark.shared
+def test_a_jump_cut_on_a_quiet_locked_off_camera_is_a_cut(shared_dir, tmp_path):
+    """vtest.avi 6 s apart: the people jump by less than ``min_change`` (3.7 grey levels), but the change is 4x every
+    change within 2 frames of it; the jump cut is found, the same camera's ordinary frames are not cut."""
+    segs = [Segment("vtest.avi", 52.12, 86, flash=(41, 3)), Segment("vtest.avi", 58.36, 76)]
+    comp = concat_with_transitions(tmp_path / "c.mp4", segs, [None], shared_dir / "media/videos")
+    q = _quality(comp, detect(comp.path, "combined", FAST))
+    assert q.cut == [1, 0, 0] and q.jumps_found == 1 and q.at_flash == 0, q
+
+
+@pytest.mark.shared
 def test_short_dissolves_irises_and_wipes_stay_out_of_every_clip(shared_dir, tmp_path):
     """The model-free pipeline (combined detector + clip purity check) on short and faint-ended gradual transitions:
     no kept clip holds any of their frames, and the shots between them still give clips."""

@@ -96,6 +96,10 @@ STANDS_OUT = 2.0
 # A one-frame change this many times the largest within 2 frames either side is new content even where per-block
 # shifts could explain it (a jump cut in hand-held footage of one object): motion, a dropped frame, does not jump so.
 SUDDEN = 4.0
+# A one-frame change of at least QUIET x ``min_change`` that is SUDDEN times every change within 2 frames either side
+# is proposed as a cut even below ``min_change``: a jump cut on a locked-off camera of a quiet scene (vtest.avi's people
+# 6 s apart: 3.7 grey levels against <= 1.0 around it) moves only what moved in between.
+QUIET = 0.5
 # Cadence: a low-rate source shown at the container's rate (fire2.mp4: every other frame a re-encoded repeat; film,
 # held animation frames) changes at most every other frame, a transition rendered at the container's rate changes
 # every frame. Where CADENCE_SHARE of the CADENCE_WINDOW frames before a stretch of at least CADENCE_MIN frames that
@@ -255,6 +259,14 @@ class CombinedShotDetector(ShotDetector):
         return (d >= self.min_change and d >= ratio * self._level(self._d, i, calm_side)) or (
             line >= 4 * self.min_change and line >= ratio * self._level(self._line, i, calm_side))
 
+    def _quiet_jump(self, i: int) -> bool:
+        """The change into frame ``i`` is below ``min_change`` but ``SUDDEN`` times every change within 2 frames (``QUIET``)."""
+        d = self._d[i] if 0 < i < len(self._d) else 0.0
+        if not QUIET * self.min_change <= d < self.min_change:
+            return False
+        around = [self._d[k] for k in (i - 2, i - 1, i + 1, i + 2) if 0 < k < len(self._d)]
+        return d >= SUDDEN * max(around, default=d)
+
     def _extend(self, b: Boundary) -> Boundary:
         """Grow an accepted gradual span over the changing frames either side (a wipe's slow start and end).
 
@@ -287,7 +299,7 @@ class CombinedShotDetector(ShotDetector):
         self.transnet_blocks[1] += 1
         self._cue = False
         for j, i in enumerate(range(b0, b1)):
-            self._step_run(i, self._elevated(i, self.ratio) and not self._in_flash(i))
+            self._step_run(i, (self._elevated(i, self.ratio) or self._quiet_jump(i)) and not self._in_flash(i))
             self._step_cadence(i)
             self._step_flat(i)
             if ps is not None:
