@@ -34,6 +34,20 @@ def boundaries(kind: str, frames: list[np.ndarray], fps: float, device: str) -> 
     return sorted((b.start, b.end) for b in found)
 
 
+def process_mib() -> int | None:
+    """This process's GPU memory as nvidia-smi reports it (what one analysis actor holds), or None without nvidia-smi."""
+    import os
+    import subprocess
+
+    try:
+        rows = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+                              capture_output=True, text=True, check=True).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    mine = [int(r.split(",")[1]) for r in rows if r.split(",")[0].strip() == str(os.getpid())]
+    return mine[0] if mine else None
+
+
 def main() -> int:
     import torch
 
@@ -77,6 +91,10 @@ def main() -> int:
         ms = (time.perf_counter() - t) / n * 1e3
         out[f"window_ms_{name}"] = ms
         print(f"  one 100-frame window on {name}: {ms:.2f} ms ({ms / 50:.3f} ms a predicted frame)")
+    out["gpu_mib"] = {"allocated_peak": torch.cuda.max_memory_allocated() / 2**20, "reserved": torch.cuda.memory_reserved() / 2**20,
+                      "process": process_mib()}
+    print(f"  GPU memory: {out['gpu_mib']['allocated_peak']:.0f} MiB allocated at peak, {out['gpu_mib']['reserved']:.0f} MiB "
+          f"reserved by torch, {out['gpu_mib']['process']} MiB for the whole process (CUDA context included; nvidia-smi)")
     path = HERE / "out" / "split_gpu.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1))

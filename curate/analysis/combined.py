@@ -54,7 +54,7 @@ gradual-detector candidate, a flat frame); elsewhere its probabilities count
 as zero. ``transnet: "always"`` runs it on every block, ``"never"`` not at all
 (the detector then needs no model). ``device`` (``DetectorConfig.device``,
 not a parameter: it does not change clip ids) puts the model on a GPU, where
-it costs the pass almost nothing.
+the pass keeps 82-90 % of its model-free throughput (bench/README.md, split).
 
 Latency: a block is decided once 25 frames past it have been seen
 (TransNetV2's context and the 50-frame median), as in
