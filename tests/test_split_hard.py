@@ -343,6 +343,16 @@ def test_a_jump_cut_on_a_quiet_locked_off_camera_is_a_cut(shared_dir, tmp_path):
 
 
 @pytest.mark.shared
+def test_a_transition_into_fast_motion_is_found(shared_dir, tmp_path):
+    """A pixelize from a still shot into the turning cockatoo: the bird's motion fills the 50 frames the change is
+    judged against, so only the calmer side shows it stands out; the bird's own motion after it is no boundary."""
+    segs = [Segment("chaplin.mp4", 6.34, 73), Segment("cockatoo.mp4", 2.44, 85)]
+    comp = concat_with_transitions(tmp_path / "c.mp4", segs, [("pixelize", 19)], shared_dir / "media/videos")
+    q = _quality(comp, detect(comp.path, "combined", FAST))
+    assert q.gradual == [1, 0, 0] and q.bad_clips == 0, q
+
+
+@pytest.mark.shared
 def test_short_dissolves_irises_and_wipes_stay_out_of_every_clip(shared_dir, tmp_path):
     """The model-free pipeline (combined detector + clip purity check) on short and faint-ended gradual transitions:
     no kept clip holds any of their frames, and the shots between them still give clips."""

@@ -16,7 +16,12 @@
   spread over the run is a gradual transition (wipes and slides, which
   neither TransNetV2 nor the linear-mix test sees, and short dissolves), and
   a frame changing ``STANDS_OUT`` times more than every other frame of such a
-  run is proposed as a cut as well (a cut into fast motion such as fire);
+  run is proposed as a cut as well (a cut into fast motion such as fire). Two
+  more kinds of run: a one-frame change below ``min_change`` that is
+  ``SUDDEN`` times every change around it (``QUIET``: a jump cut on a quiet
+  locked-off camera), and a run that stands out only against the calmer
+  side's level (``CALM``: a transition into or out of fast motion, which fills
+  the other side);
 * **TransNetV2** per-frame probabilities, folded into regions as
   :class:`~curate.analysis.transnet.TransNetDetector` does; a region needs a
   single-frame probability above ``threshold``;
@@ -100,6 +105,11 @@ SUDDEN = 4.0
 # is proposed as a cut even below ``min_change``: a jump cut on a locked-off camera of a quiet scene (vtest.avi's people
 # 6 s apart: 3.7 grey levels against <= 1.0 around it) moves only what moved in between.
 QUIET = 0.5
+# A change run into or out of fast motion (a pixelize from a still shot into the turning cockatoo) is not elevated
+# against the 50 frames around it, which the motion fills. A run of frames CALM x ``ratio`` above the calmer side's
+# level, none of them elevated the ordinary way, is proposed from its real ends (grown as an accepted span is); not
+# where the ordinary way finds a cut or transition in the calmer side's 25 frames (that side is then another shot).
+CALM = 2.0
 # Cadence: a low-rate source shown at the container's rate (fire2.mp4: every other frame a re-encoded repeat; film,
 # held animation frames) changes at most every other frame, a transition rendered at the container's rate changes
 # every frame. Where CADENCE_SHARE of the CADENCE_WINDOW frames before a stretch of at least CADENCE_MIN frames that
@@ -189,6 +199,7 @@ class CombinedShotDetector(ShotDetector):
         self._cue = False  # a gradual-detector candidate or a flat frame since the last block
         self._next = 0  # first frame of the next block to decide
         self._run: list[int] | None = None  # open change run [first, last elevated frame]
+        self._calm: list | None = None  # open run against the calmer side [first, last, any frame elevated the ordinary way]
         self._flash_to = -1  # last frame of the latest flash (_in_flash)
         self._tn: list | None = None  # open TransNetV2 region [first, last, peak]
         self._flat_run: list[int] | None = None  # open flat run [first, last]
@@ -232,6 +243,7 @@ class CombinedShotDetector(ShotDetector):
         while self._next <= self._last:
             self._block()
         self._close_run()
+        self._close_calm()
         self._close_tn()
         self._close_flat()
         if self._gradual is not None:
@@ -299,7 +311,9 @@ class CombinedShotDetector(ShotDetector):
         self.transnet_blocks[1] += 1
         self._cue = False
         for j, i in enumerate(range(b0, b1)):
-            self._step_run(i, (self._elevated(i, self.ratio) or self._quiet_jump(i)) and not self._in_flash(i))
+            elevated = self._elevated(i, self.ratio)
+            self._step_run(i, (elevated or self._quiet_jump(i)) and not self._in_flash(i))
+            self._step_calm(i, i > self._flash_to and self._elevated(i, CALM * self.ratio, calm_side=True), elevated)
             self._step_cadence(i)
             self._step_flat(i)
             if ps is not None:
@@ -381,6 +395,29 @@ class CombinedShotDetector(ShotDetector):
                 self._run[1] = i
         elif self._run is not None and self._d[i] > 0.0 and i - self._run[1] > GAP:
             self._close_run()
+
+    def _step_calm(self, i: int, calm: bool, elevated: bool) -> None:
+        if calm:
+            self._calm = [i, i, elevated] if self._calm is None else [self._calm[0], i, self._calm[2] or elevated]
+        elif self._calm is not None and self._d[i] > 0.0 and i - self._calm[1] > GAP:
+            self._close_calm()
+
+    def _close_calm(self) -> None:
+        if self._calm is None:
+            return
+        s, e, ordinary = self._calm
+        self._calm = None
+        if ordinary or e == s:  # the ordinary change runs see it
+            return
+        sides = [range(max(s - LEVEL_HALF, 1), s), range(e + 1, min(e + LEVEL_HALF + 1, len(self._d)))]
+        calmer = min((side for side in sides if any(self._d[k] > 0.0 for k in side)),
+                     key=lambda side: median([self._d[k] for k in side if self._d[k] > 0.0]), default=range(0))
+        if any(self._elevated(k, self.ratio) for k in calmer):
+            return  # a cut or transition on the calmer side: that side may be another shot
+        grown = self._extend(Boundary(s, e))  # but not over a cut the ordinary runs found: that is another shot
+        cuts = [k for k in range(grown.start, grown.end + 1) if not s <= k <= e and self._elevated(k, self.ratio)]
+        start, end = max([k + 1 for k in cuts if k < s], default=grown.start), min([k for k in cuts if k > e], default=grown.end)
+        self._propose(Boundary(start, max(end, e)), "change")
 
     def _close_run(self) -> None:
         if self._run is None:
@@ -497,7 +534,7 @@ class CombinedShotDetector(ShotDetector):
     def _open_from(self) -> int:
         reach = RAMP + self.faint_ends  # an accepted span grows back over its ramp and its faint ends
         starts = [self._next - reach]  # a flat run yet to come may reach back so far
-        for r in (self._run, self._tn, self._flat_run):
+        for r in (self._run, self._calm, self._tn, self._flat_run):
             if r is not None:
                 starts.append(r[0] - reach)
         if self._fresh is not None:  # a cadence proposal reaches back at most CADENCE_SPAN frames
