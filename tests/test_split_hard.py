@@ -353,6 +353,16 @@ def test_a_transition_into_fast_motion_is_found(shared_dir, tmp_path):
 
 
 @pytest.mark.shared
+def test_the_faint_start_of_a_wipe_into_fast_motion_stays_out_of_the_clips(shared_dir, tmp_path):
+    """A diagonal wipe from a still camera into the turning cockatoo: only its frames above the bird's motion stand
+    out, so its first frames (a corner of the picture) go with it by all of ``faint_ends``."""
+    segs = [Segment("vtest.avi", 36.21, 95), Segment("cockatoo.mp4", 2.4, 95)]
+    comp = concat_with_transitions(tmp_path / "c.mp4", segs, [("diagtl", 12)], shared_dir / "media/videos")
+    q = _quality(comp, detect(comp.path, "combined", FAST))
+    assert q.gradual[0] == 1 and q.bad_clips == 0, q
+
+
+@pytest.mark.shared
 def test_short_dissolves_irises_and_wipes_stay_out_of_every_clip(shared_dir, tmp_path):
     """The model-free pipeline (combined detector + clip purity check) on short and faint-ended gradual transitions:
     no kept clip holds any of their frames, and the shots between them still give clips."""

@@ -417,7 +417,7 @@ class CombinedShotDetector(ShotDetector):
         grown = self._extend(Boundary(s, e))  # but not over a cut the ordinary runs found: that is another shot
         cuts = [k for k in range(grown.start, grown.end + 1) if not s <= k <= e and self._elevated(k, self.ratio)]
         start, end = max([k + 1 for k in cuts if k < s], default=grown.start), min([k for k in cuts if k > e], default=grown.end)
-        self._propose(Boundary(start, max(end, e)), "change")
+        self._propose(Boundary(start, max(end, e)), "calm")
 
     def _close_run(self) -> None:
         if self._run is None:
@@ -484,6 +484,8 @@ class CombinedShotDetector(ShotDetector):
         if why is None:
             if source == "cadence":  # it already runs on into the footage on one side: a frame or two for the other
                 b = with_faint_ends(b, 0, self._last + 1, min(self.faint_ends, CADENCE_FAINT), FAINT)
+            elif source == "calm":  # only its frames above the motion were seen: all of faint_ends either side
+                b = with_faint_ends(self._extend(b), 0, self._last + 1, self.faint_ends, 1)
             elif not b.is_cut:
                 b = with_faint_ends(self._extend(b), 0, self._last + 1, self.faint_ends, FAINT)
             self._pending.append(b)
@@ -495,8 +497,8 @@ class CombinedShotDetector(ShotDetector):
         """Why ``b`` is no boundary (:func:`~curate.analysis.same_content.same_content`), or None when it is one.
 
         Compares the ``SIDE`` frames before ``b`` with the ``SIDE`` frames from
-        its end on; a multi-frame change run or cadence stretch (``source``
-        "change", "cadence") whose sides share one palette, or whose change
+        its end on; a multi-frame change run, calmer-side run or cadence stretch (``source``
+        "change", "calm", "cadence") whose sides share one palette, or whose change
         per-block shifts explain frame by frame, is motion
         (:func:`~curate.analysis.same_content.same_palette`, :func:`~curate.analysis.same_content.explained_by_motion`).
         """
@@ -513,7 +515,7 @@ class CombinedShotDetector(ShotDetector):
         why = same_content(before, inside, after, b.is_cut, self.checks)
         if why == "motion" and b.is_cut and self._d[s] >= SUDDEN * max(around, default=0.0):
             return None  # no motion changes one frame so much more than the frames around it
-        if why is None and source in ("change", "cadence") and not b.is_cut and len(after) > 1:
+        if why is None and source in ("change", "cadence", "calm") and not b.is_cut and len(after) > 1:
             if same_palette(before, after):
                 return "palette"
             k0 = max(s - UNEXPLAINED_AROUND, lo)
