@@ -17,7 +17,8 @@ For each detector (``adaptive`` + fades, the model-free default until now;
   masking were developed on 401-420 and 461-480 (reported on 431-440), the
   motion test on 481-500, the quiet jump cuts and calmer-side runs on
   521-560; seeds 561-570 were looked at by nothing before they were reported
-  ("held-out", the default; 571-580 likewise; use 581 on for a fresh set);
+  ("held-out", the default; 571-580 likewise; one change, faint ends of
+  calmer-side runs, was made after; use 581 on for a fresh set);
 * the shared ground truth (``bikes.mp4``, ``composite_cuts_dissolve_fade.mp4``),
 
 it prints hard-cut F1 (jump cuts included) and jump cuts found, gradual F1,
