@@ -130,12 +130,12 @@ def pipeline_with(base, name: str, device: str = "auto"):
     return base.model_copy(update={"detector": DetectorConfig(kind=kind, params=params, device=device), "clips": clips})
 
 
-def detect(name: str, frames: list[np.ndarray], fps: float, cache: CachedModel | None):
+def detect(name: str, frames: list[np.ndarray], fps: float, cache: CachedModel | None, device: str = "cpu"):
     from curate.analysis.detectors import build_detector
     from curate.analysis.shots import merge_boundaries
 
     kind, params = spec(name)
-    det = build_detector(kind, params, True, fps)
+    det = build_detector(kind, params, True, fps, device)
     for d in getattr(det, "detectors", [det]):
         if cache is not None and getattr(d, "model", None) is not None:
             d.model = cache

@@ -27,11 +27,9 @@ sys.path.insert(0, str(HERE))
 
 
 def boundaries(kind: str, frames: list[np.ndarray], fps: float, device: str) -> list[tuple[int, int]]:
-    from curate.analysis.detectors import build_detector
+    from bench_split import detect
 
-    det = build_detector(kind, {}, True, fps, device)
-    found = [b for i, f in enumerate(frames) for b in det.process_frame(i, f)] + det.post_process(len(frames) - 1)
-    return sorted((b.start, b.end) for b in found)
+    return [(b.start, b.end) for b in detect(kind, frames, fps, None, device)[0]]
 
 
 def process_mib() -> int | None:

@@ -484,8 +484,8 @@ class CombinedShotDetector(ShotDetector):
         if why is None:
             if source == "cadence":  # it already runs on into the footage on one side: a frame or two for the other
                 b = with_faint_ends(b, 0, self._last + 1, min(self.faint_ends, CADENCE_FAINT), FAINT)
-            elif source == "calm":  # only its frames above the motion were seen: all of faint_ends either side
-                b = with_faint_ends(self._extend(b), 0, self._last + 1, self.faint_ends, 1)
+            elif source == "calm":  # grown already (not over a cut); only its frames above the motion were seen:
+                b = with_faint_ends(b, 0, self._last + 1, self.faint_ends, 1)  # all of faint_ends either side
             elif not b.is_cut:
                 b = with_faint_ends(self._extend(b), 0, self._last + 1, self.faint_ends, FAINT)
             self._pending.append(b)
