@@ -390,3 +390,16 @@ def test_wipes_into_and_out_of_a_low_rate_source_stay_out_of_every_clip(shared_d
     kept = [c for c in out["clips"] if not c["reject_reasons"]]
     assert_clean(kept, cuts=comp.cuts, spans=comp.spans)
     assert len(kept) >= 2, [(c["start_frame"], c["end_frame"]) for c in out["clips"]]
+
+
+@pytest.mark.shared
+def test_the_faint_start_of_a_long_iris_stays_out_of_the_clips(shared_dir, tmp_path):
+    """A 20-frame circle opening out of a talking head: its first 7 frames open a circle too small to change the frame
+    as much as the head's own motion does, so only its middle stands out; a transition's length more on each side
+    (at most ``faint_ends``) keeps them out of the clip before it."""
+    segs = [Segment("carphone_pristine.mp4", 0.17, 92), Segment("big_buck_bunny_5s.mp4", 1.91, 76)]
+    comp = concat_with_transitions(tmp_path / "c.mp4", segs, [("circleopen", 20)], shared_dir / "media/videos")
+    out = analyse(comp.path, PipelineConfig(detector=DetectorConfig(kind="combined", params=FAST)))
+    kept = [c for c in out["clips"] if not c["reject_reasons"]]
+    assert_clean(kept, spans=comp.spans)
+    assert len(kept) == 2, [(c["start_frame"], c["end_frame"]) for c in out["clips"]]

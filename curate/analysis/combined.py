@@ -48,7 +48,7 @@ dissolve's blend is not).
 
 A proposal that fails a check is dropped (it is not a boundary; ``dropped``
 keeps why); an accepted gradual span grows over the still-changing frames at
-its ends (a wipe's slow start) and then by half its length more on each
+its ends (a wipe's slow start) and then by its length more on each
 side, at most ``faint_ends`` frames (an iris's or a soft wipe's first and
 last frames change too little to see), and all are merged (overlapping spans, cuts
 touching a span) into the answer.
@@ -91,9 +91,11 @@ GAP = 4  # frames of ordinary change that may interrupt one change run (a wipe's
 RAMP = 20  # at most this many frames of brightness ramp either side of a flat run
 # An accepted gradual span is only what visibly changes: an iris, a diagonal or a soft wipe starts and ends with frames
 # that change too little to stand out (on 40 development composites the detected core of a 4-12-frame iris missed up
-# to its own length of faint frames). So half its length more (at most ``faint_ends`` frames, 6 by default) is excluded
-# on each side. That costs clips where shots are barely longer than clips.min_s (bench/README.md "split").
-FAINT = 2
+# to its own length of faint frames; a 20-frame circle opening on seed 598 showed only its middle 6). So its length more
+# (at most ``faint_ends`` frames, 6 by default) is excluded on each side. Half its length, until session 8, left 5 of
+# 357 clips on seeds 521-600 holding a boundary (with the purity check) where its length leaves 3, at 5 of 352 clean
+# clips (and 8 of 342 on the 70 development composites, none of which changed its 2).
+# That costs clips where shots are barely longer than clips.min_s (bench/README.md "split").
 # A cut's change must be this many times the largest change within 2 frames either side. A source that drops
 # frames (29.97 fps shown at 25: box, cup, carphone) doubles one frame's motion, ~2x its neighbours'; on 20
 # development composites such false cuts stood at 1.3-2.4x and every true cut (jump cuts too) at >= 2.3x.
@@ -482,12 +484,12 @@ class CombinedShotDetector(ShotDetector):
             if grown != b and self._same_content(grown, source) is None and self._new_colours(grown):
                 b, why = grown, None
         if why is None:
-            if source == "cadence":  # it already runs on into the footage on one side: a frame or two for the other
-                b = with_faint_ends(b, 0, self._last + 1, min(self.faint_ends, CADENCE_FAINT), FAINT)
-            elif source == "calm":  # grown already (not over a cut); only its frames above the motion were seen:
-                b = with_faint_ends(b, 0, self._last + 1, self.faint_ends, 1)  # all of faint_ends either side
-            elif not b.is_cut:
-                b = with_faint_ends(self._extend(b), 0, self._last + 1, self.faint_ends, FAINT)
+            if not b.is_cut:
+                # a cadence stretch already runs on into the footage on one side (a frame or two for the other); a
+                # calmer-side run is grown already, not over a cut
+                grown = b if source in ("cadence", "calm") else self._extend(b)
+                most = min(self.faint_ends, CADENCE_FAINT) if source == "cadence" else self.faint_ends
+                b = with_faint_ends(grown, 0, self._last + 1, most, 1)
             self._pending.append(b)
             self.accepted.append((source, b))
         else:
