@@ -19,11 +19,12 @@ import pytest
 from curate import synth
 from curate.analysis.combined import CombinedShotDetector, block_matched_diff, shifted_diff
 from curate.analysis.detector import with_faint_ends
-from curate.analysis.same_content import explained_by_motion, new_colours, palette, same_palette
+from curate.analysis.same_content import diff, explained_by_motion, flash_end, new_colours, palette, same_palette
 from curate.analysis.shot_eval import SplitQuality, split_quality
 from curate.analysis.shots import Boundary
 from curate.config import DetectorConfig, PipelineConfig
 from curate.media import decode
+from curate.media.decode import iter_frames, small_rgb
 from curate.synth_transitions import MORE, MORE_FROM, Segment, build_hard_set, concat_with_transitions, plan_composite
 from tests.test_analyse import analyse, assert_clean
 from tests.test_shots import detect
@@ -191,6 +192,23 @@ def test_flash_and_exposure_step_are_not_cuts_but_a_cut_is():
     det = CombinedShotDetector(**FAST)
     assert _feed(det, frames) == [Boundary(120, 120)]
     assert {why for why, _ in det.dropped} >= {"flash"}
+
+
+def _lit(img: np.ndarray) -> np.ndarray:
+    return np.clip(img.astype(int) * 1.4 + 90, 0, 255).astype(np.uint8)
+
+
+def test_a_flash_in_motion_returns_to_the_picture_moved_on():
+    """A picture sliding 1 px a frame (48x27), lit for two frames: the frame after the flash differs from the one
+    before it by more than a quarter of the flash (it moved on 3 px) but per-block shifts explain that; a cut does not
+    come back."""
+    tex = _texture(3)
+    slide = [tex[:, k : k + 48].copy() for k in range(10)]
+    pre, first, later = slide[0], _lit(slide[1]), [_lit(slide[2]), *slide[3:6]]
+    assert diff(pre, later[1]) > 0.25 * diff(pre, first)  # too far for the plain test
+    assert flash_end(pre, first, later, 0.25) == 1
+    other = _texture(9)[:, :48]
+    assert flash_end(pre, other, [other] * 4, 0.25) is None
 
 
 def test_palette_tells_motion_from_new_colours():
@@ -403,3 +421,26 @@ def test_the_faint_start_of_a_long_iris_stays_out_of_the_clips(shared_dir, tmp_p
     kept = [c for c in out["clips"] if not c["reject_reasons"]]
     assert_clean(kept, spans=comp.spans)
     assert len(kept) == 2, [(c["start_frame"], c["end_frame"]) for c in out["clips"]]
+
+
+@pytest.mark.shared
+def test_a_jump_cut_inside_a_run_of_motion_is_a_cut(shared_dir, tmp_path):
+    """A jump cut in the pancake toss (one palette either side) joins the pan's motion 3 frames later into one change
+    run, which the palette test drops; the cut, twice every change within 2 frames of it, is still judged alone."""
+    segs = [Segment("flipping_a_pancake.mkv", 0.83, 62), Segment("flipping_a_pancake.mkv", 6.61, 63)]
+    comp = concat_with_transitions(tmp_path / "c.mp4", segs, [None], shared_dir / "media/videos")
+    q = _quality(comp, detect(comp.path, "combined", FAST))
+    assert q.cut == [1, 0, 0] and q.jumps_found == 1 and q.bad_clips == 0, q
+
+
+@pytest.mark.shared
+def test_a_flash_in_motion_is_masked_before_runs_form(shared_dir, tmp_path):
+    """A 3-frame flash on the turning cup: the picture after it has moved on (17 grey levels from the one before,
+    against a 58-level flash), but per-block shifts explain that; the flash is masked, so it neither joins the cup's
+    motion into a change run nor becomes a cut."""
+    comp = concat_with_transitions(tmp_path / "c.mp4", [Segment("cup.mp4", 2.46, 70, flash=(25, 3))], [], shared_dir / "media/videos")
+    ((s, e),) = comp.flashes
+    det = CombinedShotDetector(**FAST)
+    pred = _feed(det, [cv2.cvtColor(small_rgb(df.frame, 192), cv2.COLOR_RGB2BGR) for df in iter_frames(comp.path)])
+    assert not [b for b in pred if _touches(b, s, e)], pred
+    assert [b for why, b in det.dropped if why == "flash" and b.start == s], det.dropped

@@ -15,8 +15,8 @@
   small change but a large one *relative* to the people walking); a change
   spread over the run is a gradual transition (wipes and slides, which
   neither TransNetV2 nor the linear-mix test sees, and short dissolves), and
-  a frame changing ``STANDS_OUT`` times more than every other frame of such a
-  run is proposed as a cut as well (a cut into fast motion such as fire). Two
+  a frame of such a run changing ``STANDS_OUT`` times more than every frame
+  within 2 of it is proposed as a cut as well (a cut into fast motion such as fire). Two
   more kinds of run: a one-frame change below ``min_change`` that is
   ``SUDDEN`` times every change around it (``QUIET``: a jump cut on a quiet
   locked-off camera), and a run that stands out only against the calmer
@@ -77,7 +77,7 @@ import numpy as np
 
 from curate.analysis.detector import with_faint_ends
 from curate.analysis.same_content import (FLASH_FRAMES, UNEXPLAINED_AROUND, Checks, block_matched_diff, diff, explained_by_motion,
-                                         new_colours, palette, same_content, same_palette, shifted_diff)
+                                         flash_end, new_colours, palette, same_content, same_palette, shifted_diff)
 from curate.analysis.shots import Boundary, GradualDetector, ShotDetector, merge_boundaries
 
 __all__ = ["CombinedShotDetector", "block_matched_diff", "shifted_diff"]
@@ -333,12 +333,12 @@ class CombinedShotDetector(ShotDetector):
         does not join the motion into one run whose sides differ by the motion alone."""
         if i <= self._flash_to:
             return True
-        pre = self._frame(i - 1)
-        for k in range(i + 1, min(i + FLASH_FRAMES + 2, self._last + 1)):
-            if diff(pre, self._frame(k)) < self.checks.flash * self._d[i]:
-                self._flash_to = k
-                self.dropped.append(("flash", Boundary(i, k)))
-                return True
+        ks = range(i + 1, min(i + FLASH_FRAMES + 2, self._last + 1))
+        j = flash_end(self._frame(i - 1), self._frame(i), [self._frame(k) for k in ks], self.checks.flash)
+        if j is not None:
+            self._flash_to = ks[j]
+            self.dropped.append(("flash", Boundary(i, ks[j])))
+            return True
         return False
 
     def _predict(self, b0: int, b1: int) -> tuple[list[float], list[float]]:
@@ -433,8 +433,9 @@ class CombinedShotDetector(ShotDetector):
             self._propose(Boundary(c, c), "change")
             return
         self._propose(Boundary(s, e), "change")
-        if self._d[c] >= STANDS_OUT * max(self._d[k] for k in range(s, e + 1) if k != c):
-            # a cut into or out of fast motion (fire) joins the motion into the run, whose ends may even match
+        if self._d[c] >= STANDS_OUT * max(self._d[k] for k in range(c - 2, c + 3) if k != c and 0 < k < len(self._d)):
+            # a cut into or out of fast motion (fire) joins the motion into the run, whose ends may even match; a
+            # jump cut in a pancake toss joins the pan 3 frames on: judged as a cut alone, as one outside a run is
             self._propose(Boundary(c, c), "change")
 
     def _step_tn(self, i: int, s: float, m: float) -> None:

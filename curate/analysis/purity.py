@@ -57,6 +57,7 @@ same functions.
 from __future__ import annotations
 
 from collections import deque
+from itertools import takewhile
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -64,7 +65,7 @@ import cv2
 import numpy as np
 
 from curate.analysis.detector import TINY_SIZE, Boundary, with_faint_ends
-from curate.analysis.same_content import FLASH_FRAMES, Checks, diff, new_colours, palette, same_content
+from curate.analysis.same_content import FLASH_FRAMES, Checks, diff, flash_end, new_colours, palette, same_content
 
 REPEAT = 0.3  # mean RGB difference below which a frame repeats the previous one (as the combined detector)
 GAP = 4  # frames of ordinary change that may interrupt one region
@@ -323,14 +324,13 @@ class PurityCheck:
             if d[k] < bar:
                 continue
             pre = self._frame(k - 1)
-            for j in range(k + 1, k + FLASH_FRAMES + 2):  # j: the first frame after the flash
-                if j not in d or pre is None:
-                    break
-                if diff(pre, self._frame(j)) < self.checks.flash * d[k]:
-                    for m in range(k, j + 1):
-                        d[m] = 0.0
-                    flashes.update({m: k - 1 for m in range(k, j)})
-                    break
+            later = list(takewhile(d.__contains__, range(k + 1, k + FLASH_FRAMES + 2)))  # the first frame after it
+            end = None if pre is None else flash_end(pre, self._frame(k), [self._frame(j) for j in later], self.checks.flash)
+            if end is not None:
+                j = later[end]
+                for m in range(k, j + 1):
+                    d[m] = 0.0
+                flashes.update({m: k - 1 for m in range(k, j)})
         return flashes
 
     @staticmethod
