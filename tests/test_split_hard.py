@@ -444,3 +444,14 @@ def test_a_flash_in_motion_is_masked_before_runs_form(shared_dir, tmp_path):
     pred = _feed(det, [cv2.cvtColor(small_rgb(df.frame, 192), cv2.COLOR_RGB2BGR) for df in iter_frames(comp.path)])
     assert not [b for b in pred if _touches(b, s, e)], pred
     assert [b for why, b in det.dropped if why == "flash" and b.start == s], det.dropped
+
+
+@pytest.mark.shared
+def test_a_transition_out_of_fast_motion_with_a_whip_pan_further_on(shared_dir, tmp_path):
+    """A horizontal slice out of the turning (and whip-panned) cockatoo into a talking head that whip-pans 20 frames
+    later: the slice stands out only against the talking head's level, and that whip pan is too far from it to make
+    the talking head's side another shot."""
+    segs = [Segment("cockatoo.mp4", 1.03, 72, whip=(32, 8, 1)), Segment("carphone_pristine.mp4", 0.38, 87, whip=(29, 7, -1))]
+    comp = concat_with_transitions(tmp_path / "c.mp4", segs, [("hlslice", 13)], shared_dir / "media/videos")
+    q = _quality(comp, detect(comp.path, "combined", FAST))
+    assert q.gradual[0] == 1 and q.bad_clips == 0 and q.at_whip == 0, q

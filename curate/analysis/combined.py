@@ -110,8 +110,11 @@ QUIET = 0.5
 # A change run into or out of fast motion (a pixelize from a still shot into the turning cockatoo) is not elevated
 # against the 50 frames around it, which the motion fills. A run of frames CALM x ``ratio`` above the calmer side's
 # level, none of them elevated the ordinary way, is proposed from its real ends (grown as an accepted span is); not
-# where the ordinary way finds a cut or transition in the calmer side's 25 frames (that side is then another shot).
+# where the ordinary way finds a cut or transition in the calmer side (that side is then another shot) ...
 CALM = 2.0
+# ... only where the calmer side's CALM_GUARD frames next to the run hold no cut or transition found the ordinary way:
+# a whip pan 20 frames into the calmer side (seed 415, an hlslice out of the cockatoo) is no reason to skip it.
+CALM_GUARD = 12
 # Cadence: a low-rate source shown at the container's rate (fire2.mp4: every other frame a re-encoded repeat; film,
 # held animation frames) changes at most every other frame, a transition rendered at the container's rate changes
 # every frame. Where CADENCE_SHARE of the CADENCE_WINDOW frames before a stretch of at least CADENCE_MIN frames that
@@ -276,10 +279,16 @@ class CombinedShotDetector(ShotDetector):
     def _quiet_jump(self, i: int) -> bool:
         """The change into frame ``i`` is below ``min_change`` but ``SUDDEN`` times every change within 2 frames (``QUIET``)."""
         d = self._d[i] if 0 < i < len(self._d) else 0.0
-        if not QUIET * self.min_change <= d < self.min_change:
-            return False
-        around = [self._d[k] for k in (i - 2, i - 1, i + 1, i + 2) if 0 < k < len(self._d)]
-        return d >= SUDDEN * max(around, default=d)
+        return QUIET * self.min_change <= d < self.min_change and d >= SUDDEN * self._near(i)
+
+    def _near(self, i: int) -> float:
+        """The largest change into a frame within 2 frames either side of frame ``i`` (0.0 where there is none)."""
+        return max((self._d[k] for k in (i - 2, i - 1, i + 1, i + 2) if 0 < k < len(self._d)), default=0.0)
+
+    def _sudden(self, i: int) -> bool:
+        """A cut that no cue doubts: the change into frame ``i`` is at least ``min_change`` and ``SUDDEN`` times every
+        change within 2 frames (a flash's return, a dropped frame's doubled motion and fast motion are not)."""
+        return 0 < i < len(self._d) and self._d[i] >= max(self.min_change, SUDDEN * self._near(i))
 
     def _extend(self, b: Boundary) -> Boundary:
         """Grow an accepted gradual span over the changing frames either side (a wipe's slow start and end).
@@ -304,7 +313,10 @@ class CombinedShotDetector(ShotDetector):
 
     def _block(self) -> None:
         b0, b1 = self._next, min(self._next + STEP, self._last + 1)
-        active = self._cue or self._tn is not None or self._run is not None or any(self._elevated(i, self.ratio) for i in range(b0, b1))
+        # TransNetV2 adds nothing to a sudden cut, which is accepted on its own: it is asked where another cue is active
+        lone_cut = self._run is not None and self._run[0] == self._run[1] and self._sudden(self._run[0])
+        active = (self._cue or self._tn is not None or (self._run is not None and not lone_cut)
+                  or any(self._elevated(i, self.ratio) and not self._sudden(i) for i in range(b0, b1)))
         ps = pm = None
         run_tn = self.transnet == "always" or (self.transnet == "gated" and active)
         if self.model is not None and run_tn:
@@ -414,8 +426,8 @@ class CombinedShotDetector(ShotDetector):
         sides = [range(max(s - LEVEL_HALF, 1), s), range(e + 1, min(e + LEVEL_HALF + 1, len(self._d)))]
         calmer = min((side for side in sides if any(self._d[k] > 0.0 for k in side)),
                      key=lambda side: median([self._d[k] for k in side if self._d[k] > 0.0]), default=range(0))
-        if any(self._elevated(k, self.ratio) for k in calmer):
-            return  # a cut or transition on the calmer side: that side may be another shot
+        if any(self._elevated(k, self.ratio) for k in (calmer[:CALM_GUARD] if calmer.start > s else calmer[-CALM_GUARD:])):
+            return  # a cut or transition on the calmer side, next to the run: that side may be another shot
         grown = self._extend(Boundary(s, e))  # but not over a cut the ordinary runs found: that is another shot
         cuts = [k for k in range(grown.start, grown.end + 1) if not s <= k <= e and self._elevated(k, self.ratio)]
         start, end = max([k + 1 for k in cuts if k < s], default=grown.start), min([k for k in cuts if k > e], default=grown.end)
@@ -433,7 +445,7 @@ class CombinedShotDetector(ShotDetector):
             self._propose(Boundary(c, c), "change")
             return
         self._propose(Boundary(s, e), "change")
-        if self._d[c] >= STANDS_OUT * max(self._d[k] for k in range(c - 2, c + 3) if k != c and 0 < k < len(self._d)):
+        if self._d[c] >= STANDS_OUT * self._near(c):
             # a cut into or out of fast motion (fire) joins the motion into the run, whose ends may even match; a
             # jump cut in a pancake toss joins the pan 3 frames on: judged as a cut alone, as one outside a run is
             self._propose(Boundary(c, c), "change")
@@ -507,8 +519,8 @@ class CombinedShotDetector(ShotDetector):
         """
         lo = self._last - len(self._img) + 1
         s, e = b.start, max(b.end, b.start)
-        around = [self._d[k] for k in (s - 2, s - 1, s + 1, s + 2) if 0 <= k < len(self._d)]
-        if b.is_cut and 0 < self._d[s] < STANDS_OUT * max(around, default=0.0):
+        near = self._near(s)
+        if b.is_cut and 0 < self._d[s] < STANDS_OUT * near:
             return "motion"  # one frame of doubled motion (a dropped frame), not new content
         if s - 1 < max(lo, 0):
             return None
@@ -516,7 +528,7 @@ class CombinedShotDetector(ShotDetector):
         inside = [self._frame(k) for k in range(s, e + 1)]
         after = [self._frame(k) for k in range(e, min(e + SIDE, self._last + 1))]
         why = same_content(before, inside, after, b.is_cut, self.checks)
-        if why == "motion" and b.is_cut and self._d[s] >= SUDDEN * max(around, default=0.0):
+        if why == "motion" and b.is_cut and self._d[s] >= SUDDEN * near:
             return None  # no motion changes one frame so much more than the frames around it
         if why is None and source in ("change", "cadence", "calm") and not b.is_cut and len(after) > 1:
             if same_palette(before, after):
