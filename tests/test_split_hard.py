@@ -211,6 +211,21 @@ def test_a_flash_in_motion_returns_to_the_picture_moved_on():
     assert flash_end(pre, other, [other] * 4, 0.25) is None
 
 
+def test_a_cut_out_of_a_flat_frame_is_no_exposure_change():
+    """Any picture, its contrast scaled down to a plain wall's, matches that wall (cup.mp4 ends on a white wall, cut
+    to a kitchen); the exposure test is asked both ways, so the cut stays a cut (a real exposure step still is none:
+    test_flash_and_exposure_step_are_not_cuts_but_a_cut_is)."""
+    rng = np.random.default_rng(5)
+    wall = np.broadcast_to(np.linspace(200, 240, 192)[None, :, None], (108, 192, 3)).astype(np.uint8)  # lit from one side
+    kitchen = cv2.resize(rng.integers(0, 256, (27, 48, 3), dtype=np.uint8), (192, 108), interpolation=cv2.INTER_CUBIC)
+
+    def noisy(img, k):
+        return np.clip(img.astype(int) + np.random.default_rng(k).integers(-2, 3, img.shape), 0, 255).astype(np.uint8)
+
+    frames = [noisy(wall, k) for k in range(60)] + [noisy(kitchen, k) for k in range(60, 120)]
+    assert _feed(CombinedShotDetector(**FAST), frames) == [Boundary(60, 60)]
+
+
 def test_palette_tells_motion_from_new_colours():
     """Moving a picture keeps its colours (a change run of motion); another shot brings other colours."""
     rng = np.random.default_rng(3)

@@ -220,6 +220,16 @@ def _luma(x: np.ndarray) -> float:
     return float(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY).mean())
 
 
+def _regained(x: np.ndarray, y: np.ndarray) -> float:
+    """How far grey image ``x`` is from grey image ``y`` once given ``y``'s brightness and contrast (gain and offset).
+
+    Asked both ways: any picture scaled down to a flat frame's contrast
+    matches that flat frame (a cut from a white wall to a kitchen), but the
+    flat frame cannot be scaled up into the picture.
+    """
+    return float(np.abs(y - ((x - x.mean()) * (y.std() / max(float(x.std()), 1.0)) + y.mean())).mean())
+
+
 def same_content(before: Sequence[np.ndarray], inside: Sequence[np.ndarray], after: Sequence[np.ndarray],
                  cut: bool, checks: Checks = Checks()) -> str | None:
     """Why the change is no boundary ("flash", "motion", "exposure", "camera", "edge"), or None when it is one.
@@ -268,8 +278,7 @@ def same_content(before: Sequence[np.ndarray], inside: Sequence[np.ndarray], aft
             gx, gy = _gray(x), _gray(y)
             if shifted_diff(gx, gy) < checks.camera * max(float(np.abs(gx - gy).mean()), 1e-6):
                 return "camera"
-    gain = (gb - gb.mean()) * (ga.std() / max(float(gb.std()), 1.0)) + ga.mean()
-    if float(np.abs(ga - gain).mean()) < checks.camera * plain:
+    if _regained(gb, ga) < checks.camera * plain and _regained(ga, gb) < checks.camera * plain:
         return "exposure"  # the same picture, brighter or darker (automatic exposure)
     if block_matched_diff(ga, gb) < checks.motion * plain:
         return "motion"
