@@ -57,8 +57,8 @@ same functions.
 from __future__ import annotations
 
 from collections import deque
-from itertools import takewhile
 from dataclasses import dataclass
+from itertools import takewhile
 from typing import Callable, Sequence
 
 import cv2
