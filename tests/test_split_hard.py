@@ -25,7 +25,8 @@ from curate.analysis.shots import Boundary
 from curate.config import DetectorConfig, PipelineConfig
 from curate.media import decode
 from curate.media.decode import iter_frames, small_rgb
-from curate.synth_transitions import MORE, MORE_FROM, Segment, build_hard_set, concat_with_transitions, plan_composite
+from curate import synth_transitions
+from curate.synth_transitions import MORE, MORE_FROM, UNSEEN, UNSEEN_FROM, WIPES, Segment, build_hard_set, concat_with_transitions, plan_composite
 from tests.test_analyse import analyse, assert_clean
 from tests.test_shots import detect
 
@@ -62,6 +63,19 @@ def test_more_xfade_shapes_from_seed_400_only():
     late = {t[0] for s in range(MORE_FROM, MORE_FROM + 40) for t in plan_composite(s)[1] if t}
     assert not early & set(MORE) and len(late & set(MORE)) >= 5
     assert plan_composite(7) == plan_composite(7)
+
+
+def test_unseen_shapes_from_seed_900_only(monkeypatch):
+    """From UNSEEN_FROM on the wipes are held-out shapes only; the rest of a plan is drawn as it would be without them."""
+    before = {t[0] for s in range(MORE_FROM, UNSEEN_FROM) for t in plan_composite(s)[1] if t}
+    after = {t[0] for s in range(UNSEEN_FROM, UNSEEN_FROM + 40) for t in plan_composite(s)[1] if t}
+    assert not before & set(UNSEEN) and not after & set(WIPES + MORE) and len(after & set(UNSEEN)) >= 15
+    seeds = range(UNSEEN_FROM, UNSEEN_FROM + 10)
+    plans = [plan_composite(s) for s in seeds]
+    monkeypatch.setattr(synth_transitions, "UNSEEN_FROM", 10**9)
+    for (segs, trs), (segs_more, trs_more) in zip(plans, [plan_composite(s) for s in seeds]):
+        assert segs == segs_more and [t and t[1] for t in trs] == [t and t[1] for t in trs_more]
+        assert [t and t[0] in UNSEEN for t in trs] == [t and t[0] in WIPES + MORE for t in trs_more]
 
 
 @pytest.mark.shared
