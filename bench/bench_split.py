@@ -20,6 +20,9 @@ For each detector (``adaptive`` + fades, the model-free default until now;
   last change); seeds 621-630 were looked at by nothing before they were
   reported ("held-out", the default; 631-640 likewise); use 641 on for a
   fresh set;
+* the held-out composites re-timed to other frame rates (``--rates``, 50 by
+  default; :func:`curate.synth_transitions.retimed`): the same edits with
+  every frame count scaled, as footage shot at that rate gives;
 * composites whose wipes are only xfade shapes nothing was developed on
   (seeds from 900 on, :data:`curate.synth_transitions.UNSEEN`: barn doors,
   corner wipes, crops, vertical slices, blurs, random dissolves ...):
@@ -54,7 +57,7 @@ ffmpeg CLI's rate where both exist; both are printed where both exist.
 ``auto`` is a GPU where one is visible): run under ``taskset -c 0,1`` on a GPU
 machine to compare with the 2-CPU figures.
 
-    python bench/bench_split.py [--seeds 621-630] [--shape-seeds 941-950] [--skip-speed] [--skip-purity] [--detectors adaptive,combined]
+    python bench/bench_split.py [--seeds 621-630] [--shape-seeds 941-950] [--rates 30,50] [--skip-speed] [--skip-purity] [--detectors adaptive,combined]
 """
 
 from __future__ import annotations
@@ -162,34 +165,35 @@ def detect(name: str, frames: list[np.ndarray], fps: float, cache: CachedModel |
     return merge_boundaries(found, 2), time.perf_counter() - t
 
 
-def videos(seeds: list[int], shared_gt: bool) -> list[dict]:
-    """Ground truth per video: path, cuts, spans, jumps, flashes, whips, frames."""
+def videos(seeds: list[int], shared_gt: bool, fps: int = 25) -> list[dict]:
+    """Ground truth per video: path, cuts, spans, jumps, flashes, whips, frames, fps (composites re-timed to ``fps``)."""
     from curate.synth_transitions import build_hard_set
 
     out = []
-    for c in build_hard_set(OUT / "composites", seeds, MEDIA):
-        out.append({"name": Path(c.path).name, "path": c.path, "cuts": c.cuts, "spans": c.spans, "n": c.num_frames,
+    for c in build_hard_set(OUT / "composites", seeds, MEDIA, fps=fps):
+        out.append({"name": Path(c.path).name, "path": c.path, "cuts": c.cuts, "spans": c.spans, "n": c.num_frames, "fps": c.fps,
                     "jumps": [e.start for e in c.events if e.kind == "jump"], "flashes": c.flashes, "whips": c.whips})
     if shared_gt:
         ann = SHARED / "media" / "annotations"
         gt = json.loads((ann / "bikes.gt.json").read_text())
         out.append({"name": "bikes.mp4", "path": str(MEDIA / "bikes.mp4"), "cuts": gt["cuts"], "spans": [], "n": gt["num_frames"],
-                    "jumps": [], "flashes": [], "whips": []})
+                    "fps": 25.0, "jumps": [], "flashes": [], "whips": []})
         gt = json.loads((ann / "composite_cuts_dissolve_fade.gt.json").read_text())
         tr = gt["transitions"]
         out.append({"name": "composite_cuts_dissolve_fade.mp4", "path": str(MEDIA / "composite_cuts_dissolve_fade.mp4"),
                     "cuts": [t["frame"] for t in tr if t["type"] == "cut"], "spans": [(t["start"], t["end"]) for t in tr if t["type"] != "cut"],
-                    "n": gt["num_frames"], "jumps": [], "flashes": [], "whips": []})
+                    "n": gt["num_frames"], "fps": 25.0, "jumps": [], "flashes": [], "whips": []})
     return out
 
 
-def purity_check(frames: list[np.ndarray]):
+def purity_check(frames: list[np.ndarray], fps: float = 25.0):
     """A clip purity check (``ClipsConfig`` defaults) that has seen every frame of a video, as the analysis pass feeds it."""
     from curate.analysis.purity import PurityCheck
+    from curate.analysis.steady_rate import purity_at_steady_rate
     from curate.config import PurityConfig
 
     cfg = PurityConfig()
-    check = PurityCheck(cfg.ratio, cfg.min_change, cfg.max_frames)
+    check = purity_at_steady_rate(PurityCheck(cfg.ratio, cfg.min_change, cfg.max_frames), fps)
     for i, f in enumerate(frames):
         check.consume(i, f)
     return check
@@ -203,11 +207,11 @@ def quality(detectors: list[str], vids: list[dict], cache: CachedModel | None, v
     for v in vids:
         frames = decode(v["path"])
         t = time.perf_counter()
-        check = purity_check(frames)
+        check = purity_check(frames, v["fps"])
         feed = time.perf_counter() - t
         for k in detectors:
-            pred, took = detect(k, frames, 25.0, cache)
-            args = (pred, v["cuts"], v["spans"], len(frames), 25.0)
+            pred, took = detect(k, frames, v["fps"], cache)
+            args = (pred, v["cuts"], v["spans"], len(frames), v["fps"])
             kw = {"jumps": v["jumps"], "flashes": v["flashes"], "whips": v["whips"]}
             q = split_quality(*args, **kw)
             t = time.perf_counter()
@@ -382,6 +386,7 @@ def main() -> int:
                          "only) turns the clip purity check off, to show what it costs")
     ap.add_argument("--seeds", default="", help="held-out seeds, e.g. 621-630 (default) or 621,622")
     ap.add_argument("--shape-seeds", default="941-950", help="composites whose wipes are held-out shapes (seeds from 900 on); '' leaves them out")
+    ap.add_argument("--rates", default="50", help="frame rates the held-out composites are also re-timed to, e.g. 30,50,60; '' for none")
     ap.add_argument("--skip-tuning", action="store_true", help="leave out the development composites (seeds 1-4, 101-108, 301-310)")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-purity", action="store_true", help="leave out the purity check's own stress test")
@@ -406,13 +411,17 @@ def main() -> int:
     print(f"== split-quality benchmark (issue 8) — {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} ==")
     report: dict = {}
     t0 = time.perf_counter()
-    sets = [("held-out composites (seeds " + ",".join(map(str, held)) + ")", held, False), ("shared ground truth", [], True)]
+    seeds_text = ",".join(map(str, held))
+    sets = [("held-out composites (seeds " + seeds_text + ")", held, False, 25)]
+    sets += [(f"held-out composites at {r} fps (seeds {seeds_text}, every frame count x {r}/25)", held, False, r)
+             for r in map(int, filter(None, args.rates.split(",")))]
     if shapes:
-        sets.insert(1, ("held-out shapes (seeds " + ",".join(map(str, shapes)) + "; wipes of shapes no test was developed on)", shapes, False))
+        sets.append(("held-out shapes (seeds " + ",".join(map(str, shapes)) + "; wipes of shapes no test was developed on)", shapes, False, 25))
+    sets.append(("shared ground truth", [], True, 25))
     if not args.skip_tuning:
-        sets.append(("development composites (seeds 1-4, 101-108, 301-310; the detector and the purity check were developed on these)", TUNING, False))
-    for title, seeds, shared in [] if args.skip_quality else sets:
-        vids = videos(seeds, shared)
+        sets.append(("development composites (seeds 1-4, 101-108, 301-310; the detector and the purity check were developed on these)", TUNING, False, 25))
+    for title, seeds, shared, fps in [] if args.skip_quality else sets:
+        vids = videos(seeds, shared, fps)
         n_tr = sum(len(v["cuts"]) + len(v["spans"]) for v in vids)
         print(f"\n{title}: {len(vids)} videos, {n_tr} transitions ({sum(len(v['cuts']) for v in vids)} cuts of which "
               f"{sum(len(v['jumps']) for v in vids)} jump cuts, {sum(len(v['spans']) for v in vids)} gradual), "
@@ -422,7 +431,7 @@ def main() -> int:
         report[title] = {k: {**r["q"].__dict__, "cut_f1": r["q"].cut_f1, "gradual_f1": r["q"].gradual_f1,
                              "with_purity": r["p"].__dict__, "detector_fps": r["frames"] / max(r["s"], 1e-9),
                              "purity_fps": r["frames"] / max(r["purity_s"], 1e-9)} for k, r in res.items()}
-        if seeds and seeds == held and not args.skip_purity:
+        if seeds and seeds == held and fps == 25 and not args.skip_purity:
             report["purity_stress"] = purity_stress(vids, [MEDIA / n for n in CUT_FREE], args.verbose)
     if cache is not None:
         print(f"\n  TransNetV2 windows: {cache.misses} computed, {cache.hits} from the cache (detector fps above include cache hits)")

@@ -291,23 +291,39 @@ def plan_composite(seed: int, n_transitions: int = 8) -> tuple[list[Segment], li
     return segments, transitions
 
 
+def retimed(segments: Sequence[Segment], transitions: Sequence[tuple[str, int] | None],
+            fps: int) -> tuple[list[Segment], list[tuple[str, int] | None]]:
+    """A plan made for 25 fps with every frame count scaled to ``fps``: the same edit, shot at another rate."""
+    f = lambda n: max(1, round(n * fps / 25))  # noqa: E731
+    segs = [Segment(s.source, s.start_s, f(s.n), s.flash and (f(s.flash[0]), f(s.flash[1])),
+                    s.whip and (f(s.whip[0]), f(s.whip[1]), s.whip[2])) for s in segments]
+    return segs, [t and (t[0], f(t[1])) for t in transitions]
+
+
 def build_hard_set(out_dir: str | Path, seeds: Sequence[int], media: str | Path,
-                   size: tuple[int, int] = (320, 180), n_transitions: int = 8) -> list[Composite]:
-    """One composite per seed under ``out_dir`` (``hard_<seed>.mp4`` + ``.gt.json``), reused while the plan is unchanged."""
+                   size: tuple[int, int] = (320, 180), n_transitions: int = 8, fps: int = 25) -> list[Composite]:
+    """One composite per seed under ``out_dir`` (``hard_<seed>.mp4`` + ``.gt.json``), reused while the plan is unchanged.
+
+    ``fps`` other than 25 re-times each plan (:func:`retimed`; ``hard_<seed>_<fps>fps.mp4``).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = []
     for seed in seeds:
         segs, trs = plan_composite(seed, n_transitions)
+        name = f"hard_{seed}"
+        if fps != 25:
+            segs, trs = retimed(segs, trs, fps)
+            name += f"_{fps}fps"
         key = hashlib.sha256(json.dumps([BUILDER_VERSION, size, [asdict(s) for s in segs], trs]).encode()).hexdigest()[:16]
-        path, gt_path = out_dir / f"hard_{seed}.mp4", out_dir / f"hard_{seed}.gt.json"
+        path, gt_path = out_dir / f"{name}.mp4", out_dir / f"{name}.gt.json"
         if path.is_file() and gt_path.is_file():
             gt = json.loads(gt_path.read_text())
             if gt.get("key") == key:
                 result.append(Composite.from_gt(path, gt))
                 continue
-        tmp = out_dir / f".hard_{seed}.tmp.mp4"
-        comp = concat_with_transitions(tmp, segs, trs, media, size)
+        tmp = out_dir / f".{name}.tmp.mp4"
+        comp = concat_with_transitions(tmp, segs, trs, media, size, fps)
         tmp.replace(path)
         comp.path = str(path)
         gt_path.write_text(json.dumps({**comp.to_gt(), "key": key, "seed": seed,

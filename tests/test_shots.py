@@ -19,9 +19,9 @@ from curate.media.decode import iter_frames, small_rgb
 from curate import synth
 
 
-def detect(path, kind="adaptive", params=None, fades=True, width=192) -> list[Boundary]:
+def detect(path, kind="adaptive", params=None, fades=True, width=192, fps=25.0) -> list[Boundary]:
     """Boundaries of a file, checking the ``settled()`` promise on the way."""
-    det, found, last = build_detector(kind, params or {}, fades, 25.0), [], -1
+    det, found, last = build_detector(kind, params or {}, fades, fps), [], -1
     settled = 0
     for df in iter_frames(str(path)):
         new = det.process_frame(df.index, cv2.cvtColor(small_rgb(df.frame, width), cv2.COLOR_RGB2BGR))

@@ -26,7 +26,8 @@ from curate.config import DetectorConfig, PipelineConfig
 from curate.media import decode
 from curate.media.decode import iter_frames, small_rgb
 from curate import synth_transitions
-from curate.synth_transitions import MORE, MORE_FROM, UNSEEN, UNSEEN_FROM, WIPES, Segment, build_hard_set, concat_with_transitions, plan_composite
+from curate.synth_transitions import (MORE, MORE_FROM, UNSEEN, UNSEEN_FROM, WIPES, Segment, build_hard_set, concat_with_transitions,
+                                      plan_composite, retimed)
 from tests.test_analyse import analyse, assert_clean
 from tests.test_shots import detect
 
@@ -63,6 +64,15 @@ def test_more_xfade_shapes_from_seed_400_only():
     late = {t[0] for s in range(MORE_FROM, MORE_FROM + 40) for t in plan_composite(s)[1] if t}
     assert not early & set(MORE) and len(late & set(MORE)) >= 5
     assert plan_composite(7) == plan_composite(7)
+
+
+def test_retimed_plan_scales_every_frame_count():
+    segs, trs = plan_composite(621)
+    fast, fast_trs = retimed(segs, trs, 50)
+    assert [s.n for s in fast] == [2 * s.n for s in segs] and [s.start_s for s in fast] == [s.start_s for s in segs]
+    assert [s.flash and s.flash[1] for s in fast] == [s.flash and 2 * s.flash[1] for s in segs]
+    assert [s.whip and s.whip[2] for s in fast] == [s.whip and s.whip[2] for s in segs]
+    assert [t and t[1] for t in fast_trs] == [t and 2 * t[1] for t in trs] and retimed(segs, trs, 25) == (segs, trs)
 
 
 def test_unseen_shapes_from_seed_900_only(monkeypatch):

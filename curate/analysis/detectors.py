@@ -94,7 +94,10 @@ def build_detector(kind: str, params: dict[str, Any], fades: bool, fps: float, d
         elif kind == "combined":  # has its own gradual detector: ``fades`` switches it
             from curate.analysis.combined import CombinedShotDetector
 
-            return CombinedShotDetector(**{"gradual": fades, **params}, device=device)
+            from curate.analysis.steady_rate import at_steady_rate
+
+            # it counts in frames, set at 25 fps: a faster video is analysed on every k-th frame
+            return at_steady_rate(CombinedShotDetector(**{"gradual": fades, **params}, device=device), fps)
         else:
             raise ValueError(f"unknown detector kind {kind!r}; use adaptive, content, threshold or transnetv2")
     except (TypeError, ValueError) as e:  # an unknown or mistyped constructor argument

@@ -41,6 +41,7 @@ from curate.analysis.clips import ClipPlanner, ClipSpan, shot_ranges
 from curate.analysis.motion import MIN_SIDE, MotionStats, flow_size
 from curate.analysis.phash import phash
 from curate.analysis.purity import PurityCheck, purify
+from curate.analysis.steady_rate import purity_at_steady_rate
 from curate.analysis.same_content import Checks
 from curate.analysis.detectors import build_detector
 from curate.analysis.shots import Boundary, ShotDetector, merge_boundaries
@@ -213,7 +214,8 @@ class AnalyseStage(VideoStage):
             sampler=FrameSampler(grid, a.sample_width, rotation, self.text_side),
             starts=[], ends=[], boundaries=[], clips=[],
             split_key=json.dumps(split_settings(self.detector, self.clips, self.analysis), sort_keys=True),
-            purity=PurityCheck(self.clips.purity.ratio, self.clips.purity.min_change, self.clips.purity.max_frames, Checks()),
+            purity=purity_at_steady_rate(
+                PurityCheck(self.clips.purity.ratio, self.clips.purity.min_change, self.clips.purity.max_frames, Checks()), fps),
         )
         errors: list[str] = []
         warning = None
