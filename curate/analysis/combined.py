@@ -103,7 +103,7 @@ STANDS_OUT = 2.0
 # A one-frame change this many times the largest within 2 frames either side is new content even where per-block
 # shifts could explain it (a jump cut in hand-held footage of one object): motion, a dropped frame, does not jump so.
 SUDDEN = 4.0
-NEAR_REACH = 6  # frames the nearest change either side is looked for in where the 4 nearest frames repeat (5 fps at 30)
+NEAR_REACH = 6  # frames the nearest change either side is looked for in where the 4 nearest barely change (5 fps at 30)
 # A one-frame change of at least QUIET x ``min_change`` that is SUDDEN times every change within 2 frames either side
 # is proposed as a cut even below ``min_change``: a jump cut on a locked-off camera of a quiet scene (vtest.avi's people
 # 6 s apart: 3.7 grey levels against <= 1.0 around it) moves only what moved in between.
@@ -285,15 +285,17 @@ class CombinedShotDetector(ShotDetector):
     def _near(self, i: int) -> float:
         """The largest change into a frame within 2 frames either side of frame ``i`` (0.0 where there is none).
 
-        Where all 4 of those frames repeat the one before, the nearest change either side instead, at most
-        ``NEAR_REACH`` frames away: a 10 fps camera shown at 30 fps changes every third frame, and each change stood
-        out as a cut. (At 25 fps it changes every 2-3 frames, so one side always holds a change.)
+        Where all 4 of those frames barely change (below half the level around: repeats of a low-rate source, or
+        re-encoded ones), the nearest change either side that does, at most ``NEAR_REACH`` frames away: a 10 fps
+        camera shown at 30 fps changes every third frame, and each change stood out as a cut. (At 25 fps it changes
+        every 2-3 frames, so one side always holds a change.)
         """
         sides = [[self._d[k] for k in range(i + step, i + step * (NEAR_REACH + 1), step) if 0 < k < len(self._d)] for step in (-1, 1)]
         near = [x for side in sides for x in side[:2]]
-        if any(near):
-            return max(near)
-        return max((next((x for x in side if x > 0.0), 0.0) for side in sides), default=0.0)
+        still = 0.5 * self._level(self._d, i)
+        if not near or max(near) >= still:
+            return max(near, default=0.0)
+        return max(max(near), *(next((x for x in side if x >= still), 0.0) for side in sides))
 
     def _sudden(self, i: int) -> bool:
         """A cut that no cue doubts: the change into frame ``i`` is at least ``min_change`` and ``SUDDEN`` times every
