@@ -135,7 +135,6 @@ class EveryKth(ShotDetector):
         if b.is_cut:  # the cut lies between analysed frames b.start - 1 and b.start: on the frame that changed most
             lo, hi = (b.start - 1) * k + 1, min(b.start * k, self._last)
             first = self._last - len(self._d) + 1
-            frames = [f for f in range(max(lo, first, 1), hi + 1)]
-            c = max(frames, key=lambda f: self._d[f - first], default=b.start * k)
+            c = max(range(max(lo, first, 1), hi + 1), key=lambda f: self._d[f - first], default=b.start * k)
             return Boundary(c, c)
         return _spanned(b, k, self._last)
