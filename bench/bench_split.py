@@ -385,7 +385,7 @@ def main() -> int:
                     help="kinds; combined:never is the combined detector without TransNetV2; /nopurity (throughput "
                          "only) turns the clip purity check off, to show what it costs")
     ap.add_argument("--seeds", default="", help="held-out seeds, e.g. 621-630 (default) or 621,622")
-    ap.add_argument("--shape-seeds", default="941-950", help="composites whose wipes are held-out shapes (seeds from 900 on); '' leaves them out")
+    ap.add_argument("--shape-seeds", default=f"{SHAPES_HELD_OUT[0]}-{SHAPES_HELD_OUT[-1]}", help="composites whose wipes are held-out shapes (seeds from 900 on); '' leaves them out")
     ap.add_argument("--rates", default="50", help="frame rates the held-out composites are also re-timed to, e.g. 30,50,60; '' for none")
     ap.add_argument("--skip-tuning", action="store_true", help="leave out the development composites (seeds 1-4, 101-108, 301-310)")
     ap.add_argument("--skip-speed", action="store_true")

@@ -293,9 +293,9 @@ class CombinedShotDetector(ShotDetector):
         sides = [[self._d[k] for k in range(i + step, i + step * (NEAR_REACH + 1), step) if 0 < k < len(self._d)] for step in (-1, 1)]
         near = [x for side in sides for x in side[:2]]
         still = 0.5 * self._level(self._d, i)
-        if not near or max(near) >= still:
-            return max(near, default=0.0)
-        return max(max(near), *(next((x for x in side if x >= still), 0.0) for side in sides))
+        if near and max(near) < still:
+            near += [next((x for x in side if x >= still), 0.0) for side in sides]
+        return max(near, default=0.0)
 
     def _sudden(self, i: int) -> bool:
         """A cut that no cue doubts: the change into frame ``i`` is at least ``min_change`` and ``SUDDEN`` times every
