@@ -38,7 +38,8 @@ def assert_same_rows(a: pd.DataFrame, b: pd.DataFrame, tol: float = 1e-4) -> Non
     assert list(a["clip_id"]) == list(b["clip_id"])
     for col in a.columns:
         if col == "video":
-            assert all(_same_video(x, y) for x, y in zip(a[col], b[col])), col
+            diffs = {c: d for c, x, y in zip(a["clip_id"], a[col], b[col]) if (d := _video_difference(x, y))}
+            assert not diffs, f"video: {diffs}"
         elif a[col].dtype.kind == "f":
             assert ((a[col] - b[col]).abs().fillna(0) <= tol * (1 + a[col].abs().fillna(0))).all(), col
         else:
@@ -49,14 +50,15 @@ def _plain(v: object) -> object:
     return v.tolist() if hasattr(v, "tolist") else v
 
 
-def _same_video(x: bytes | None, y: bytes | None, max_mean_diff: float = 2.0) -> bool:
-    """Same frame count and nearly the same pixels.
+def _video_difference(x: bytes | None, y: bytes | None, max_mean_diff: float = 2.0) -> str | None:
+    """None where both are the same clip (same frame count, nearly the same pixels), else how they differ.
 
     Bytes are not compared: decoder error concealment on damaged sources and
     encoder threading under load may shift a few bits without changing the clip.
+    The description names the frame, so a rare failure can be told apart from bit noise.
     """
     if x is None or y is None:
-        return x is y
+        return None if x is y else f"one clip has no bytes ({x is None}, {y is None})"
     import io
 
     import av
@@ -67,7 +69,11 @@ def _same_video(x: bytes | None, y: bytes | None, max_mean_diff: float = 2.0) ->
             return [f.to_ndarray(format="gray").astype(np.int16) for f in c.decode(video=0)]
 
     fx, fy = frames(x), frames(y)
-    return len(fx) == len(fy) and all(np.abs(p - q).mean() <= max_mean_diff for p, q in zip(fx, fy))
+    if len(fx) != len(fy):
+        return f"{len(fx)} frames against {len(fy)}"
+    diffs = [float(np.abs(p - q).mean()) for p, q in zip(fx, fy)]
+    bad = [i for i, d in enumerate(diffs) if d > max_mean_diff]
+    return f"frames {bad} differ by up to {max(diffs):.2f} grey levels (bytes equal: {x == y})" if bad else None
 
 
 def ledger_rows(out: Path) -> list[dict]:
