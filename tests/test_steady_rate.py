@@ -49,8 +49,8 @@ def test_step_for_rates():
 
 
 def test_only_fast_video_is_wrapped():
-    assert isinstance(build_detector("combined", {"transnet": "never"}, True, 30.0), CombinedShotDetector)
-    det = build_detector("combined", {"transnet": "never"}, True, 50.0)
+    assert isinstance(build_detector("combined", {"transnet": "never"}, True, 30.0).inner, CombinedShotDetector)  # inside WithoutBars
+    det = build_detector("combined", {"transnet": "never"}, True, 50.0).inner
     assert isinstance(det, EveryKth) and det.k == 2 and isinstance(det.inner, CombinedShotDetector)
 
 

@@ -7,9 +7,12 @@ PySceneDetect adapters) so that detectors built on that interface
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from curate.analysis.shots import ADAPTIVE_DEFAULTS, CombinedDetector, GradualDetector, SceneDetectAdapter, ShotDetector, TinyGray
+
+if TYPE_CHECKING:
+    from curate.analysis.borders import PurityWithoutBars
 
 
 def check_detector_params(kind: str, params: dict[str, Any]) -> None:
@@ -70,6 +73,17 @@ def _detector_class(kind: str) -> type:
     return classes[kind]
 
 
+def build_purity(config: Any, fps: float) -> PurityWithoutBars:
+    """The clip purity check of ``clips.purity`` (a ``PurityConfig``, not imported: curate.config imports this
+    module) for a video at ``fps``: at the steady analysed rate (:mod:`curate.analysis.steady_rate`) and without
+    black bars (:mod:`curate.analysis.borders`), as the combined detector sees the video."""
+    from curate.analysis.borders import PurityWithoutBars
+    from curate.analysis.purity import PurityCheck
+    from curate.analysis.steady_rate import purity_at_steady_rate, step_for
+
+    return PurityWithoutBars(purity_at_steady_rate(PurityCheck(config.ratio, config.min_change, config.max_frames), fps), step_for(fps))
+
+
 def build_detector(kind: str, params: dict[str, Any], fades: bool, fps: float, device: str = "cpu") -> ShotDetector:
     """The configured detector (``DetectorConfig``), plus :class:`GradualDetector` when ``fades``.
 
@@ -92,12 +106,12 @@ def build_detector(kind: str, params: dict[str, Any], fades: bool, fps: float, d
 
             primary = TransNetDetector(**params, device=device)
         elif kind == "combined":  # has its own gradual detector: ``fades`` switches it
+            from curate.analysis.borders import WithoutBars
             from curate.analysis.combined import CombinedShotDetector
+            from curate.analysis.steady_rate import at_steady_rate, step_for
 
-            from curate.analysis.steady_rate import at_steady_rate
-
-            # it counts in frames, set at 25 fps: a faster video is analysed on every k-th frame
-            return at_steady_rate(CombinedShotDetector(**{"gradual": fades, **params}, device=device), fps)
+            # it counts in frames, set at 25 fps: a faster video is analysed on every k-th frame; black bars are cut off
+            return WithoutBars(at_steady_rate(CombinedShotDetector(**{"gradual": fades, **params}, device=device), fps), step_for(fps))
         else:
             raise ValueError(f"unknown detector kind {kind!r}; use adaptive, content, threshold or transnetv2")
     except (TypeError, ValueError) as e:  # an unknown or mistyped constructor argument

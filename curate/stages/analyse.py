@@ -37,13 +37,12 @@ import av
 import cv2
 import numpy as np
 
+from curate.analysis.borders import PurityWithoutBars
 from curate.analysis.clips import ClipPlanner, ClipSpan, shot_ranges
 from curate.analysis.motion import MIN_SIDE, MotionStats, flow_size
 from curate.analysis.phash import phash
-from curate.analysis.purity import PurityCheck, purify
-from curate.analysis.steady_rate import purity_at_steady_rate
-from curate.analysis.same_content import Checks
-from curate.analysis.detectors import build_detector
+from curate.analysis.purity import purify
+from curate.analysis.detectors import build_detector, build_purity
 from curate.analysis.shots import Boundary, ShotDetector, merge_boundaries
 from curate.analysis.technical import FROZEN_LEVEL, TechnicalStats, sharpness
 from curate.config import AnalysisConfig, ClipsConfig, DetectorConfig, ProbeConfig, split_settings
@@ -139,7 +138,7 @@ class _Pass:
     boundaries: list[Boundary]
     clips: list[Record]
     split_key: str
-    purity: PurityCheck
+    purity: PurityWithoutBars
     transitions: list[dict[str, Any]] = field(default_factory=list)
     held: int = 0  # bytes of sampled frames the clips in ``clips`` hold (``_frame_bytes``)
     pieces: int = 0  # analysis pieces sent
@@ -214,8 +213,7 @@ class AnalyseStage(VideoStage):
             sampler=FrameSampler(grid, a.sample_width, rotation, self.text_side),
             starts=[], ends=[], boundaries=[], clips=[],
             split_key=json.dumps(split_settings(self.detector, self.clips, self.analysis), sort_keys=True),
-            purity=purity_at_steady_rate(
-                PurityCheck(self.clips.purity.ratio, self.clips.purity.min_change, self.clips.purity.max_frames, Checks()), fps),
+            purity=build_purity(self.clips.purity, fps),
         )
         errors: list[str] = []
         warning = None
