@@ -147,3 +147,11 @@ def test_pillarboxed_composites_split_as_well_as_without_bars(shared_dir, tmp_pa
 def _quality(comp, pred) -> SplitQuality:
     return split_quality(pred, comp.cuts, comp.spans, comp.num_frames, comp.fps,
                          jumps=[e.start for e in comp.events if e.kind == "jump"], flashes=comp.flashes, whips=comp.whips)
+
+
+@pytest.mark.shared
+def test_a_letterboxed_fade_to_black_stays_a_transition(shared_dir):
+    """sintel_10s.mp4 (letterboxed): snow fades to black, a title card, a cut to a dark room (frames 63-191). Cropped,
+    both sides are of low contrast, and the exposure test once took them for one picture re-exposed."""
+    found = detect(shared_dir / "media/videos/sintel_10s.mp4", "combined", {"transnet": "never"}, fps=24.0)
+    assert any(b.start <= 75 and b.end >= 185 for b in found), found

@@ -19,7 +19,7 @@ import pytest
 from curate import synth
 from curate.analysis.combined import CombinedShotDetector, block_matched_diff, shifted_diff
 from curate.analysis.detector import with_faint_ends
-from curate.analysis.same_content import diff, explained_by_motion, flash_end, new_colours, palette, same_palette
+from curate.analysis.same_content import diff, explained_by_motion, flash_end, new_colours, palette, same_content, same_palette
 from curate.analysis.shot_eval import SplitQuality, split_quality
 from curate.analysis.shots import Boundary
 from curate.config import DetectorConfig, PipelineConfig
@@ -216,6 +216,18 @@ def test_flash_and_exposure_step_are_not_cuts_but_a_cut_is():
     det = CombinedShotDetector(**FAST)
     assert _feed(det, frames) == [Boundary(120, 120)]
     assert {why for why, _ in det.dropped} >= {"flash"}
+
+
+def test_two_dim_pictures_are_no_exposure_change_but_one_picture_darkened_is():
+    """Low-contrast snow and a dark room after it match once brought to each other's brightness and contrast as well
+    as a re-exposed picture does measured against their plain difference; against their own contrast they do not."""
+    rng = np.random.default_rng(3)
+    snow = np.clip(140 + cv2.resize(rng.normal(0, 30, (27, 48)), (48, 27)), 0, 255).astype(np.uint8)
+    room = np.clip(25 + cv2.resize(rng.normal(0, 16, (27, 48)), (48, 27)), 0, 255).astype(np.uint8)
+    rgb = lambda g: np.repeat(g[..., None], 3, axis=2)  # noqa: E731
+    darker = np.clip(snow.astype(int) * 0.7 - 10, 0, 255).astype(np.uint8)
+    assert same_content([rgb(snow)] * 5, [rgb(room)], [rgb(room)] * 5, cut=True) is None
+    assert same_content([rgb(snow)] * 5, [rgb(darker)], [rgb(darker)] * 5, cut=True) == "exposure"
 
 
 def _lit(img: np.ndarray) -> np.ndarray:
