@@ -11,11 +11,11 @@ import pytest
 from curate.analysis.borders import LIT_FRAMES, LOOKAHEAD, MAX_LOOKAHEAD, Bars, Cropper, PurityWithoutBars, WithoutBars
 from curate.analysis.detector import Boundary
 from curate.analysis.detectors import build_detector, build_purity
-from curate.analysis.shot_eval import SplitQuality, split_quality
 from curate.analysis.shots import ShotDetector
 from curate.config import PurityConfig
 from curate.synth_transitions import build_hard_set
 from tests.test_shots import detect
+from tests.test_split_hard import _quality
 
 H, W = 54, 96
 
@@ -142,11 +142,6 @@ def test_pillarboxed_composites_split_as_well_as_without_bars(shared_dir, tmp_pa
         plain, cropped = (_quality(comp, detect(p, "combined", {"transnet": "never"})) for p in (comp.path, boxed))
         assert cropped.cut == plain.cut and cropped.at_whip == 0 and cropped.bad_clips <= plain.bad_clips, (plain, cropped)
         assert cropped.gradual[0] >= plain.gradual[0] and cropped.gradual[1] <= plain.gradual[1], (plain, cropped)
-
-
-def _quality(comp, pred) -> SplitQuality:
-    return split_quality(pred, comp.cuts, comp.spans, comp.num_frames, comp.fps,
-                         jumps=[e.start for e in comp.events if e.kind == "jump"], flashes=comp.flashes, whips=comp.whips)
 
 
 @pytest.mark.shared
