@@ -53,8 +53,8 @@ def _plain(v: object) -> object:
 def _video_difference(x: bytes | None, y: bytes | None, max_mean_diff: float = 2.0) -> str | None:
     """None where both are the same clip (same frame count, nearly the same pixels), else how they differ.
 
-    Bytes are not compared: decoder error concealment on damaged sources and
-    encoder threading under load may shift a few bits without changing the clip.
+    Bytes are not compared: decoder error concealment on damaged sources may
+    shift a few bits without changing the clip.
     The description names the frame, so a rare failure can be told apart from bit noise.
     """
     if x is None or y is None:

@@ -24,6 +24,7 @@ import av
 from curate.config import EncodeConfig
 from curate.media.decode import FALLBACK_FPS
 from curate.media.geometry import display_size
+from curate.media.x264 import THREAD_TYPE, THREADS, clear_picture_type, x264_params
 
 __all__ = ["ClipEncoder", "ClipMismatch", "display_size", "encode_spans", "output_size", "reference_spans"]
 
@@ -78,7 +79,8 @@ class ClipEncoder:
         self._stream.pix_fmt = "yuv420p"
         self._stream.codec_context.sample_aspect_ratio = Fraction(1, 1)  # square pixels, said explicitly
         self._stream.codec_context.time_base = TIME_BASE
-        self._stream.options = {"crf": str(cfg.crf), "preset": cfg.preset}
+        self._stream.options = {"crf": str(cfg.crf), "preset": cfg.preset, **x264_params()}
+        self._stream.codec_context.thread_count, self._stream.codec_context.thread_type = THREADS, THREAD_TYPE
         self._graph: av.filter.Graph | None = None
         self._graph_key: tuple[int, int, str] | None = None
         self._t0: float | None = None
@@ -117,6 +119,7 @@ class ClipEncoder:
     def _encode(self, out: av.VideoFrame, time_s: float, end_s: float) -> None:
         pts = max(self._last_pts + 1, round((time_s - self._t0) / TIME_BASE))
         out.pts, out.time_base = pts, TIME_BASE
+        clear_picture_type(out)
         out.duration = max(1, round((end_s - self._t0) / TIME_BASE) - pts)
         self._last_pts = pts
         if self.tap is not None:  # the frame as x264 gets it, at the time the stored clip will give it
