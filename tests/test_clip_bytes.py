@@ -1,13 +1,11 @@
-"""A stored clip's bytes depend on its frames alone: not on the heap, the machine's cores or the source's frame types."""
+"""A stored clip's bytes depend on its frames alone: not on the heap or the machine's cores."""
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
 
-import av
 import pytest
 
 # Encodes one 192x144 clip (12 macroblocks wide: where x264's AVX-512 code read unwritten memory) and prints its md5.
@@ -44,23 +42,26 @@ def test_the_same_frames_give_the_same_bytes_on_one_core_and_on_two():
     assert _encode_in_child(0, {both[0]}) == _encode_in_child(0, set(both))
 
 
-def test_the_clip_gets_its_own_frame_types_not_the_sources():
-    """Frames decoded from an all-P source would otherwise force an all-P clip: x264 picks B-frames itself."""
+
+def test_a_short_last_frame_is_stored_as_short():
+    """A clip cut where its last frame is shown briefly (a source's end) lasts exactly its span."""
+    import io
+
+    import av
     import numpy as np
 
     from curate.config import EncodeConfig
     from curate.media.encode import ClipEncoder
 
     yy, xx = np.mgrid[0:144, 0:192]
-    frames = []
-    for i in range(30):
-        f = av.VideoFrame.from_ndarray(np.dstack([(xx + 4 * i) % 256, (yy + 2 * i) % 256, (xx + yy) % 256]).astype(np.uint8), format="rgb24")
-        f = f.reformat(format="yuv420p")
+    frames = [av.VideoFrame.from_ndarray(np.dstack([(xx + 4 * i) % 256, (yy + 2 * i) % 256, (xx + yy) % 256]).astype(np.uint8),
+                                         format="rgb24").reformat(format="yuv420p") for i in range(20)]
+    for f in frames:
         f.pict_type = av.video.frame.PictureType.P  # as decoded from a source without B-frames
-        frames.append(f)
     enc = ClipEncoder(EncodeConfig(), frames[0], 0, 25.0)
     for i, f in enumerate(frames):
         enc.add(f, i / 25)
-    with av.open(io.BytesIO(enc.finish(30 / 25))) as c:
-        types = [f.pict_type for f in c.decode(video=0)]
-    assert len(types) == 30 and av.video.frame.PictureType.B in types
+    with av.open(io.BytesIO(enc.finish(19 / 25 + 0.004))) as c:
+        tb = c.streams.video[0].time_base
+        last = list(c.decode(video=0))[-1]
+    assert float(last.pts * tb) == pytest.approx(19 / 25, abs=1e-4) and float(last.duration * tb) == pytest.approx(0.004, abs=1e-4)

@@ -24,7 +24,7 @@ import av
 from curate.config import EncodeConfig
 from curate.media.decode import FALLBACK_FPS
 from curate.media.geometry import display_size
-from curate.media.x264 import THREAD_TYPE, THREADS, clear_picture_type, x264_params
+from curate.media.x264 import THREAD_TYPE, THREADS, x264_params
 
 __all__ = ["ClipEncoder", "ClipMismatch", "display_size", "encode_spans", "output_size", "reference_spans"]
 
@@ -86,6 +86,7 @@ class ClipEncoder:
         self._t0: float | None = None
         self._last_pts = -1
         self._pending: tuple[av.VideoFrame, float] | None = None
+        self._durations: dict[int, int] = {}  # pts -> duration of each frame sent, until its packet comes back
         self.frames = 0  # frames encoded
         self.packets = 0  # packets muxed
         self.tap: FrameTap | None = None
@@ -119,15 +120,19 @@ class ClipEncoder:
     def _encode(self, out: av.VideoFrame, time_s: float, end_s: float) -> None:
         pts = max(self._last_pts + 1, round((time_s - self._t0) / TIME_BASE))
         out.pts, out.time_base = pts, TIME_BASE
-        clear_picture_type(out)
         out.duration = max(1, round((end_s - self._t0) / TIME_BASE) - pts)
         self._last_pts = pts
+        self._durations[pts] = out.duration
         if self.tap is not None:  # the frame as x264 gets it, at the time the stored clip will give it
             self.tap.push(out, float(pts * TIME_BASE))
         self._mux(self._stream.encode(out))
         self.frames += 1
 
     def _mux(self, packets: list[av.Packet]) -> None:
+        # libx264's packets do not carry their own frame's duration (measured: each had its predecessor's, so a clip
+        # cut before a short last frame stored it a frame too long); each gets the duration given with its frame.
+        for p in packets:
+            p.duration = self._durations.pop(p.pts, p.duration)
         self.packets += len(packets)
         self._out.mux(packets)
 
