@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -150,3 +151,23 @@ def test_a_letterboxed_fade_to_black_stays_a_transition(shared_dir):
     both sides are of low contrast, and the exposure test once took them for one picture re-exposed."""
     found = detect(shared_dir / "media/videos/sintel_10s.mp4", "combined", {"transnet": "never"}, fps=24.0)
     assert any(b.start <= 75 and b.end >= 185 for b in found), found
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg CLI")
+@pytest.mark.parametrize("kind", ["pan_left", "zoom_in"])
+def test_pillarboxed_footage_moves_as_much_as_without_bars(tmp_path: Path, kind: str):
+    """The same picture with bars beside it: the same motion score and camera label (the flow runs on the picture)."""
+    from curate import synth
+    from curate.config import ClipsConfig
+    from curate.stages.analyse import AnalyseStage
+    from curate.stages.probe import ProbeStage
+
+    plain, boxed = tmp_path / "plain.mp4", tmp_path / "boxed.mp4"
+    synth.make_video(plain, [(75, kind)], size=(240, 176), seed=3)
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(plain), "-vf", "pad=320:176:40:0:black", "-c:v", "libx264", "-crf", "18",
+                    "-preset", "veryfast", str(boxed)], check=True, stdin=subprocess.DEVNULL)
+    stage = AnalyseStage(clips=ClipsConfig(min_s=1.0, max_s=3.0))
+    (a,), (b,) = ([c for c in stage.process_video(ProbeStage().process_video({"uri": str(p), "video_id": p.stem}))["clips"]]
+                  for p in (plain, boxed))
+    assert a["camera_motion"] == b["camera_motion"] == kind
+    assert b["motion_score"] == pytest.approx(a["motion_score"], rel=0.1)

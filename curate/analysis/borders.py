@@ -29,9 +29,9 @@ detector and the purity check). Subtitles in a letterbox light far fewer
 pixels; a flash, or a whip pan of footage whose bars were there before the
 edit, lights them for less time.
 
-:class:`WithoutBars` and :class:`PurityWithoutBars` feed their detector or
-check through one :class:`Cropper`, which holds frames until it knows how to
-crop them; frame numbers do not change.
+:class:`WithoutBars`, :class:`PurityWithoutBars` and :class:`MotionWithoutBars`
+feed their detector, check or optical flow through one :class:`Cropper`, which
+holds frames until it knows how to crop them; frame numbers do not change.
 """
 
 from __future__ import annotations
@@ -242,3 +242,37 @@ class PurityWithoutBars:
     def find(self, start: int, end: int) -> list[Finding]:
         self._upto(end)
         return self.inner.find(start, end)
+
+
+class MotionWithoutBars:
+    """Optical flow (:class:`~curate.analysis.motion.MotionStats`) on its frames without their black bars.
+
+    Bars never move: left in, a 4:3 picture pillarboxed in 16:9 lowers the motion score by a quarter, and the
+    flow runs at ``motion_width`` over the frame, not the picture (``chaplin.mp4`` measured 0.147, under the
+    default ``min_motion`` of 0.15). Cropped, a picture measures as it would without bars. The bars are found
+    by the same rule from the flow's own grey frames, so its counts are of those (every ``motion_every``-th frame).
+    """
+
+    def __init__(self, inner: Any):
+        self.inner, self.cropper = inner, Cropper()
+        self._changed: dict[int, bool] = {}
+
+    def wants(self, index: int) -> bool:
+        return self.inner.wants(index)
+
+    def consume(self, index: int, gray: np.ndarray, changed: bool = True) -> None:
+        self._changed[index] = changed
+        self._feed(self.cropper.push(index, cv2.merge([gray, gray, gray])))
+
+    def _feed(self, frames: list[tuple[int, np.ndarray]]) -> None:
+        for i, f in frames:
+            self.inner.consume(i, np.ascontiguousarray(f[:, :, 0]), self._changed.pop(i))
+
+    def clip(self, start: int, end: int) -> dict[str, float | str]:
+        held = self.cropper.first_held
+        if held is not None and held < end:  # a clip's frames are asked about: out with the held ones
+            self._feed(self.cropper.flush())
+        return self.inner.clip(start, end)
+
+    def drop_before(self, index: int) -> None:
+        self.inner.drop_before(index)

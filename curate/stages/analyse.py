@@ -37,7 +37,7 @@ import av
 import cv2
 import numpy as np
 
-from curate.analysis.borders import PurityWithoutBars
+from curate.analysis.borders import MotionWithoutBars, PurityWithoutBars
 from curate.analysis.clips import ClipPlanner, ClipSpan, shot_ranges
 from curate.analysis.motion import MIN_SIDE, MotionStats, flow_size
 from curate.analysis.phash import phash
@@ -131,7 +131,7 @@ class _Pass:
     detector: ShotDetector
     planner: ClipPlanner
     tech: TechnicalStats
-    motion: MotionStats
+    motion: MotionWithoutBars
     sampler: FrameSampler
     starts: list[float]
     ends: list[float]
@@ -209,7 +209,7 @@ class AnalyseStage(VideoStage):
             detector=build_detector(self.detector.kind, dict(self.detector.params), self.detector.fades, fps, self.detector.device),
             planner=ClipPlanner(self.clips),
             tech=TechnicalStats(),
-            motion=MotionStats(a.motion_width, a.motion_every),
+            motion=MotionWithoutBars(MotionStats(a.motion_width, a.motion_every)),
             sampler=FrameSampler(grid, a.sample_width, rotation, self.text_side),
             starts=[], ends=[], boundaries=[], clips=[],
             split_key=json.dumps(split_settings(self.detector, self.clips, self.analysis), sort_keys=True),
