@@ -188,6 +188,12 @@ class Cropper:
     def first_held(self) -> int | None:
         return self._held[0][0] if self._held else None
 
+    def release_before(self, end: int) -> list[tuple[int, np.ndarray]]:
+        """Every held frame, cropped as decided (as at the video's end), when one comes before ``end``: frames
+        before ``end`` are being asked about. None otherwise."""
+        held = self.first_held
+        return self.flush() if held is not None and held < end else []
+
 
 class WithoutBars(ShotDetector):
     """``inner`` fed frames without their black bars (:class:`Cropper`)."""
@@ -230,10 +236,7 @@ class PurityWithoutBars:
         self.inner.drop_before(index)
 
     def _upto(self, end: int) -> None:
-        """Frames before ``end`` are asked about: out with the held ones as the detector's went at the video's end."""
-        held = self.cropper.first_held
-        if held is not None and held < end:
-            self._feed(self.cropper.flush())
+        self._feed(self.cropper.release_before(end))
 
     def change(self, b: Boundary) -> float | None:
         self._upto(max(b.start, b.end) + 1)
@@ -269,9 +272,7 @@ class MotionWithoutBars:
             self.inner.consume(i, np.ascontiguousarray(f[:, :, 0]), self._changed.pop(i))
 
     def clip(self, start: int, end: int) -> dict[str, float | str]:
-        held = self.cropper.first_held
-        if held is not None and held < end:  # a clip's frames are asked about: out with the held ones
-            self._feed(self.cropper.flush())
+        self._feed(self.cropper.release_before(end))
         return self.inner.clip(start, end)
 
     def drop_before(self, index: int) -> None:

@@ -41,4 +41,3 @@ def x264_params() -> dict[str, str]:
         return {}
     flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
     return {"x264-params": "asm=AVX2"} if "avx512f" in flags else {}
-
