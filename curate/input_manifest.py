@@ -113,7 +113,7 @@ def _parquet_rows(f: Any, name: str) -> Iterator[dict[str, Any]]:
     import pyarrow.parquet as pq
 
     try:
-        for batch in pq.ParquetFile(f).iter_batches(batch_size=BATCH_ROWS):
+        for batch in pq.ParquetFile(f).iter_batches(batch_size=BATCH_ROWS, use_threads=False):  # see curate.output.shards
             yield from batch.to_pylist()
     except (pa.ArrowInvalid, OSError) as e:
         raise ManifestError(f"manifest {name} is not a readable Parquet file: {e}") from None

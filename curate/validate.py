@@ -158,7 +158,7 @@ def _check_decode(loc: Location, doc: dict[str, Any], max_fps: float | None) -> 
                     pf = pq.ParquetFile(f)
                     if "video" not in pf.schema_arrow.names:
                         break  # this table holds no bytes (rejected/)
-                    for batch in pf.iter_batches(columns=_DECODE_COLUMNS, batch_size=16):
+                    for batch in pf.iter_batches(columns=_DECODE_COLUMNS, batch_size=16, use_threads=False):  # see curate.output.shards
                         for row in batch.to_pylist():
                             if (p := check_clip_bytes(row, max_fps)) is not None:
                                 problems.append(f"{rel}: clip {row['clip_id']}: {p}")
@@ -247,7 +247,7 @@ def _check_shard(loc: Location, rel: str, schema: _Schema, cols: list[str], deep
         nulls: Counter[str] = Counter()
         required = [fld.name for fld in load_schema(schema.name, version, params=schema.params) if not fld.nullable]
         batches = []
-        for batch in pf.iter_batches(columns=None if deep else cols):
+        for batch in pf.iter_batches(columns=None if deep else cols, use_threads=False):  # see curate.output.shards
             for name in required:
                 if name in batch.schema.names:
                     nulls[name] += batch.column(name).null_count

@@ -127,7 +127,7 @@ class ClipSource:
                     for rg in range(pf.num_row_groups):
                         n = pf.metadata.row_group(rg).num_rows
                         if w.row < start + n:
-                            t = pf.read_row_group(rg, columns=["clip_id", column])
+                            t = pf.read_row_group(rg, columns=["clip_id", column], use_threads=False)  # see curate.output.shards
                             assert t.column("clip_id")[w.row - start].as_py() == clip_id
                             if keep is not None:  # a row group holds many clips: one read serves the grid
                                 for cid, value in zip(t.column("clip_id").to_pylist(), t.column(column).to_pylist()):
