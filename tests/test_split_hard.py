@@ -513,3 +513,15 @@ def test_the_cockatoo_pulling_its_head_back_is_no_transition(shared_dir):
     """cockatoo.mp4 has no cut, but the bird pulls its head back from the lens (frames 151-166), moving blocks 5-6 px
     a frame at 48x27 while the room comes into view: per-block shifts of up to ``UNEXPLAINED_REACH`` px explain it."""
     assert detect(shared_dir / "media/videos/cockatoo.mp4", "combined", FAST) == []
+
+
+@pytest.mark.shared
+def test_a_transition_out_of_fast_motion_with_one_outstanding_frame_is_found(shared_dir, tmp_path):
+    """A smooth wipe from the cockatoo's beak at the lens to the still box: one of its frames stands out from the
+    bird's motion the ordinary way, but not as a cut (the frames around it change as much), and judged alone it is
+    the bird still, so it was dropped as motion; only the calmer side shows the wipe stands out. It is kept out of
+    every clip (seed 633's first three shots held it in a clip)."""
+    segs = [Segment("fire2.mp4", 0.08, 55), Segment("cockatoo.mp4", 1.18, 67, whip=(32, 5, 1)), Segment("box.mp4", 4.86, 68, flash=(28, 3))]
+    comp = concat_with_transitions(tmp_path / "c.mp4", segs, [("dissolve", 4), ("smoothup", 9)], shared_dir / "media/videos")
+    q = _quality(comp, detect(comp.path, "combined", FAST))
+    assert q.gradual == [2, 0, 0] and q.bad_clips == 0 and q.at_flash == 0, q
