@@ -525,3 +525,13 @@ def test_a_transition_out_of_fast_motion_with_one_outstanding_frame_is_found(sha
     comp = concat_with_transitions(tmp_path / "c.mp4", segs, [("dissolve", 4), ("smoothup", 9)], shared_dir / "media/videos")
     q = _quality(comp, detect(comp.path, "combined", FAST))
     assert q.gradual == [2, 0, 0] and q.bad_clips == 0 and q.at_flash == 0, q
+
+
+@pytest.mark.shared
+def test_a_wipe_out_of_fast_motion_into_a_talking_head_is_found(shared_dir, tmp_path):
+    """A 14-frame smooth wipe from the turning cockatoo to the talking head: each of its frames changes as much as the
+    bird does, 4-7x the head's own level; against the calmer side that is enough (seed 564 held it in a clip)."""
+    segs = [Segment("cockatoo.mp4", 2.67, 85), Segment("carphone_pristine.mp4", 1.03, 62)]
+    comp = concat_with_transitions(tmp_path / "c.mp4", segs, [("smoothleft", 14)], shared_dir / "media/videos")
+    q = _quality(comp, detect(comp.path, "combined", FAST))
+    assert q.gradual == [1, 0, 0] and q.bad_clips == 0, q
