@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
@@ -31,7 +30,7 @@ from .buckets import BucketConfig
 from .collate import LOADER_KEYS, Collate, Transform, apply_hooks
 from .columns import check_tensor_columns, to_tensor
 from .decode import DecodeError, DecodeOptions, decode_clip, normalize
-from .index import ReadFilter, RowIndex, build_index
+from .index import ReadFilter, RowIndex, build_index, read_columns
 from .latents import bucket_key, from_bytes, latent_index
 from .order import DEFAULT_BLOCK
 from .plan import EpochPlan, Policy, plan_epoch
@@ -210,8 +209,10 @@ class ClipDataset(IterableDataset):
     def _join_text(self, source: Any, encoder: str) -> None:
         """Find each row's embedding of its current caption; rows without one fit no bucket."""
         self._text_index, self.text_embedding_set, where = text_index(source, encoder)
-        held = ds.dataset(self.index.paths, filesystem=self.index.filesystem, format="parquet").to_table(columns=["clip_id", "caption"])
-        captions = dict(zip(held.column("clip_id").to_pylist(), held.column("caption").to_pylist()))
+        captions: dict[str, str | None] = {}
+        for path in self.index.paths:
+            held = read_columns(self.index.filesystem, path, ["clip_id", "caption"])
+            captions.update(zip(held.column("clip_id").to_pylist(), held.column("caption").to_pylist()))
 
         def current(cid: str) -> int:
             row, sha = where.get(cid, (-1, None))

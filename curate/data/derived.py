@@ -43,7 +43,7 @@ def derived_index(source: Any, table: str, columns: list[str]) -> tuple[RowIndex
     for shard, path in enumerate(paths):
         frag = ds.ParquetFileFormat().make_fragment(path, filesystem=fs)
         for rg in frag.split_by_row_group():
-            t = rg.to_table(columns=["clip_id", *columns])
+            t = rg.to_table(columns=["clip_id", *columns], use_threads=False)  # see curate.data.index
             ids = t.column("clip_id").to_numpy(zero_copy_only=False)
             for c in columns:
                 values[c] += t.column(c).to_pylist()
