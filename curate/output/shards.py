@@ -20,7 +20,7 @@ thread that drops the last of them after the read has returned needs the GIL.
 When Python is finalising by then, that thread is cancelled inside a C++
 destructor and the process aborts ("terminate called without an active
 exception", exit 134, apache/arrow#34314) after its work is done: 5 of 347
-``curate validate`` runs here before, none of 250 after. Decoding on the
+``curate validate`` runs here before, none of 550 after. Decoding on the
 calling thread was no slower on a 200 MB clip shard.
 """
 
