@@ -194,14 +194,13 @@ def palette_change(before: Sequence[np.ndarray], after: Sequence[np.ndarray]) ->
     return cross, spread
 
 
-def new_colours(before: Sequence[np.ndarray], after: Sequence[np.ndarray]) -> bool:
-    """The sides (runs of :func:`palette`) bring other colours: the closest pair has ``NEW_PALETTE`` of the pixels in
-    other bins, and ``NEW_PALETTE_SPREAD`` times either side's own change (a slide or a wipe out of fast motion to
-    another shot; a whip pan or motion within one scene keeps its colours)."""
+def new_colours(before: Sequence[np.ndarray], after: Sequence[np.ndarray], share: float = NEW_PALETTE) -> bool:
+    """The sides (runs of :func:`palette`) bring other colours: the closest pair has ``share`` of the pixels in other bins, and ``NEW_PALETTE_SPREAD`` times either side's own change (a slide or a wipe
+    out of fast motion to another shot; a whip pan or motion within one scene keeps its colours)."""
     if not before or not after:
         return False
     cross, spread = palette_change(before, after)
-    return cross >= NEW_PALETTE and cross >= NEW_PALETTE_SPREAD * spread
+    return cross >= share and cross >= NEW_PALETTE_SPREAD * spread
 
 
 def same_palette(before: Sequence[np.ndarray], after: Sequence[np.ndarray]) -> bool:
