@@ -535,3 +535,12 @@ def test_a_wipe_out_of_fast_motion_into_a_talking_head_is_found(shared_dir, tmp_
     comp = concat_with_transitions(tmp_path / "c.mp4", segs, [("smoothleft", 14)], shared_dir / "media/videos")
     q = _quality(comp, detect(comp.path, "combined", FAST))
     assert q.gradual == [1, 0, 0] and q.bad_clips == 0, q
+
+
+@pytest.mark.shared
+def test_a_van_leaving_a_still_street_is_no_transition(shared_dir):
+    """scene_cuts.mp4 (bikes.mp4 at 1280x272): the van driving out of the picture stands out the ordinary way in one
+    frame and then the street is still; that calm side must not make it a transition (its colours stay). Only the
+    five hard cuts are found."""
+    pred = detect(shared_dir / "media/videos/scene_cuts.mp4", "combined", FAST)
+    assert pred == [Boundary(c, c) for c in (30, 76, 137, 187, 242)], pred
