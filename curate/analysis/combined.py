@@ -76,8 +76,9 @@ import cv2
 import numpy as np
 
 from curate.analysis.detector import with_faint_ends
-from curate.analysis.same_content import (FLASH_FRAMES, NEW_PALETTE, UNEXPLAINED_AROUND, Checks, block_matched_diff, diff, explained_by_motion,
-                                         flash_end, new_colours, palette, same_content, same_palette, shifted_diff)
+from curate.analysis.same_content import (FLASH_FRAMES, NEW_PALETTE, UNEXPLAINED_AROUND, Checks, block_matched_diff, diff,
+                                         explained_by_motion, flash_end, new_colours, palette, same_content, same_palette,
+                                         shifted_diff)
 from curate.analysis.shots import Boundary, GradualDetector, ShotDetector, merge_boundaries
 
 __all__ = ["CombinedShotDetector", "block_matched_diff", "shifted_diff"]
@@ -124,7 +125,7 @@ QUIET = 0.5
 # 21 shared videos only sintel_30s.mp4 changes (its last two spans join, 20 more frames in no clip).
 # Not where the ordinary way finds a cut or transition in the calmer side (that side is then another shot) ...
 CALM = 1.5
-CALM_PALETTE = 0.3
+CALM_PALETTE = 0.3  # the share of colour bins that lets a run the ordinary way saw in one frame through (above)
 # ... only where the calmer side's CALM_GUARD frames next to the run hold no cut or transition found the ordinary way:
 # a whip pan 20 frames into the calmer side (seed 415, an hlslice out of the cockatoo) is no reason to skip it.
 CALM_GUARD = 12

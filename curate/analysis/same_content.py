@@ -195,8 +195,9 @@ def palette_change(before: Sequence[np.ndarray], after: Sequence[np.ndarray]) ->
 
 
 def new_colours(before: Sequence[np.ndarray], after: Sequence[np.ndarray], share: float = NEW_PALETTE) -> bool:
-    """The sides (runs of :func:`palette`) bring other colours: the closest pair has ``share`` of the pixels in other bins, and ``NEW_PALETTE_SPREAD`` times either side's own change (a slide or a wipe
-    out of fast motion to another shot; a whip pan or motion within one scene keeps its colours)."""
+    """The sides (runs of :func:`palette`) bring other colours: the closest pair has ``share`` of the pixels in
+    other bins, and ``NEW_PALETTE_SPREAD`` times either side's own change (a slide or a wipe out of fast motion to
+    another shot; a whip pan or motion within one scene keeps its colours)."""
     if not before or not after:
         return False
     cross, spread = palette_change(before, after)
