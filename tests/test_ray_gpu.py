@@ -23,6 +23,7 @@ import pytest
 from curate.run import run_pipeline
 from tests.models_fixtures import tiny_clip  # noqa: F401
 from tests.pipeline_helpers import make_inputs, read_table
+from tests.test_ray_logging import MAP_OPERATOR, messages
 from tests.tiny_pipeline import tiny_default
 
 torch = pytest.importorskip("torch")
@@ -132,13 +133,14 @@ def test_ray_on_a_gpu_gives_the_cpu_output(tmp_path: Path, tiny_clip):  # noqa: 
             name = next(n for n in pools if stage in n.split("+"))
             assert pools[name].gpus > 0, f"{name} got no GPU share: {pools[name]}"
         t0 = time.perf_counter()
-        with GpuProcesses() as gpu:
+        with GpuProcesses() as gpu, messages(MAP_OPERATOR) as notices:
             ray_summary = run_pipeline(gpu_cfg, [str(inputs)], str(tmp_path / "ray"), runner="ray")
         ray_s = time.perf_counter() - t0
     finally:
         ray.shutdown()
     print(f"Ray on the GPU: {ray_s:.1f} s; processes holding GPU memory (MiB): {gpu.seen}")
     assert gpu.seen, "no Ray worker held GPU memory during the run"
+    assert not notices, notices  # Ray Data's "num_cpus and num_gpus is experimental", once per GPU pool
 
     cpu_cfg = _pipeline(tmp_path / "cpu_cfg", tiny_clip, "cpu")
     t0 = time.perf_counter()

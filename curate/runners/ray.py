@@ -185,17 +185,41 @@ _RAY_LOG_LEVELS = {
 }
 
 
+# Logger -> start of a message dropped while curate drives Ray. Ray Data warns, for
+# every pool given both CPUs and GPUs, that this is "experimental": curate's model
+# stages declare both by design (their actors decode and batch on CPUs), and such
+# pools ran on a real GPU (tests/test_ray_gpu.py), so the four lines a GPU run
+# printed left a user nothing to do but worry.
+_RAY_DROPPED = {"ray.data._internal.execution.operators.map_operator": "Specifying both num_cpus and num_gpus"}
+
+
+class _DropMessage(logging.Filter):
+    """Drops the records whose message starts with ``prefix``."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefix)
+
+
 @contextlib.contextmanager
 def quiet_ray() -> Iterator[None]:
-    """Ray's loggers at :data:`_RAY_LOG_LEVELS` while the block runs; their levels are put back after."""
+    """Ray's loggers at :data:`_RAY_LOG_LEVELS`, less :data:`_RAY_DROPPED`, while the block runs; all is put back after."""
     before = {name: logging.getLogger(name).level for name in _RAY_LOG_LEVELS}
     for name, level in _RAY_LOG_LEVELS.items():
         logging.getLogger(name).setLevel(level)
+    drops = {name: _DropMessage(prefix) for name, prefix in _RAY_DROPPED.items()}
+    for name, drop in drops.items():
+        logging.getLogger(name).addFilter(drop)
     try:
         yield
     finally:
         for name, level in before.items():
             logging.getLogger(name).setLevel(level)
+        for name, drop in drops.items():
+            logging.getLogger(name).removeFilter(drop)
 
 
 @contextlib.contextmanager
