@@ -102,7 +102,8 @@ class ClipsConfig(_Strict):
 
     min_s: float = Field(2.0, gt=0)
     max_s: float = Field(10.0, gt=0)
-    # Frames dropped at each shot boundary so no clip holds transition frames.
+    # Frames dropped at each shot boundary so no clip holds transition frames; counted in analysed
+    # frames, so 50/60 fps video drops twice as many of its own (curate.analysis.clips.at_rate).
     trim_frames: int = Field(2, ge=0)
     # Second line of defence after splitting: every clip is checked for a transition the detector missed.
     purity: PurityConfig = PurityConfig()

@@ -68,6 +68,17 @@ def test_one_decode_pass_and_complete_clip_rows(tmp_path):
     assert [c["clip_id"] for c in analyse(path)["clips"]] == [c["clip_id"] for c in clips]  # deterministic
 
 
+@pytest.mark.parametrize("fps, trim", [(25, 2), (50, 4)])
+def test_trim_is_counted_in_analysed_frames(tmp_path, fps, trim):
+    """``clips.trim_frames`` is 2 analysed frames: 50 fps video is analysed on every 2nd frame, so 4 of its own."""
+    path = tmp_path / "v.mp4"
+    n = 3 * fps  # 3 s shots
+    truth = synth.make_video(path, [(n, "moving"), (n, "pan_left")], size=(192, 144), fps=fps)
+    out = analyse(path)
+    assert [b[0] for b in out["boundaries"]] == list(truth) == [n]
+    assert [(c["start_frame"], c["end_frame"]) for c in out["clips"]] == [(0, n - trim), (n + trim, 2 * n)]
+
+
 def test_camera_motion_labels(tmp_path):
     kinds = ["pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", "zoom_out", "static"]
     path = tmp_path / "motion.mp4"

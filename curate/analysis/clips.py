@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from curate.analysis.shots import Boundary, merge_boundaries
+from curate.analysis.steady_rate import step_for
 from curate.config import ClipsConfig
 
 _EPS = 1e-6
@@ -44,6 +45,19 @@ def shot_ranges(boundaries: Sequence[Boundary], num_frames: int) -> list[tuple[i
     if pos < num_frames:
         shots.append((pos, num_frames, after_boundary, False))
     return shots
+
+
+def at_rate(cfg: ClipsConfig, fps: float) -> ClipsConfig:
+    """``cfg`` for a video at ``fps``: ``trim_frames`` counted in the frames the detector analyses.
+
+    A 50 or 60 fps video is analysed on every 2nd frame
+    (:mod:`curate.analysis.steady_rate`), so a transition's start is known to
+    2 of its frames, not 1; trimmed in the video's own frames, 2 frames were
+    half the time they are at 25 fps and a clip kept a 50 fps span's first
+    frame (bench/README.md "split").
+    """
+    k = step_for(fps)
+    return cfg if k == 1 else cfg.model_copy(update={"trim_frames": cfg.trim_frames * k})
 
 
 def split_shot(

@@ -57,11 +57,11 @@ def clips_with_boundary(clips: Sequence[tuple[int, int]], cuts: Sequence[int], s
 
 def planned_clips(pred: Sequence[Boundary], num_frames: int, fps: float, clips_config=None) -> list[tuple[int, int]]:
     """Clip spans the analysis stage would cut from these boundaries (``ClipsConfig`` defaults unless given)."""
-    from curate.analysis.clips import plan_clips
+    from curate.analysis.clips import at_rate, plan_clips
     from curate.config import ClipsConfig
 
     starts = np.arange(num_frames) / fps
-    spans, _ = plan_clips(list(pred), starts, starts + 1 / fps, clips_config or ClipsConfig())
+    spans, _ = plan_clips(list(pred), starts, starts + 1 / fps, at_rate(clips_config or ClipsConfig(), fps))
     return [(c.start, c.end) for c in spans]
 
 
@@ -133,10 +133,11 @@ def split_quality(pred: Sequence[Boundary], cuts: Sequence[int], spans: Sequence
     q.whips, q.at_whip = len(whips), sum(touching(s, e) for s, e in whips)
     clips = planned_clips(pred, num_frames, fps, clips_config)
     if purity is not None:
+        from curate.analysis.clips import at_rate
         from curate.analysis.purity import purify
         from curate.config import ClipsConfig
 
-        cfg = clips_config or ClipsConfig()
+        cfg = at_rate(clips_config or ClipsConfig(), fps)
         kept = []
         for a, b in clips:
             pieces, found = purify(purity, a, b, cfg.trim_frames, lambda x, y: (y - x) / fps >= cfg.min_s - 1e-6)

@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 
 from curate.analysis.borders import MotionWithoutBars, PurityWithoutBars
-from curate.analysis.clips import ClipPlanner, ClipSpan, shot_ranges
+from curate.analysis.clips import ClipPlanner, ClipSpan, at_rate, shot_ranges
 from curate.analysis.motion import MIN_SIDE, MotionStats, flow_size
 from curate.analysis.phash import phash
 from curate.analysis.purity import purify
@@ -207,7 +207,7 @@ class AnalyseStage(VideoStage):
         grid = max(1, min(MAX_GRID, int(self.clips.min_s * fps / (2 * a.sample_frames))))
         st = _Pass(
             detector=build_detector(self.detector.kind, dict(self.detector.params), self.detector.fades, fps, self.detector.device),
-            planner=ClipPlanner(self.clips),
+            planner=ClipPlanner(at_rate(self.clips, fps)),
             tech=TechnicalStats(),
             motion=MotionWithoutBars(MotionStats(a.motion_width, a.motion_every)),
             sampler=FrameSampler(grid, a.sample_width, rotation, self.text_side),
@@ -344,7 +344,7 @@ class AnalyseStage(VideoStage):
         """
         if not self.clips.purity.enabled:
             return [self._clip(st, span, video, rotation)]
-        kept, found = purify(st.purity, span.start, span.end, self.clips.trim_frames,
+        kept, found = purify(st.purity, span.start, span.end, st.planner.cfg.trim_frames,
                              lambda a, b: st.ends[b - 1] - st.starts[a] >= self.clips.min_s - 1e-6)
         for f in found:
             if not f.edge:  # a judged transition joins the shot list; an edge trim is only a trim
@@ -406,7 +406,7 @@ class AnalyseStage(VideoStage):
         out["decoded"] = {"num_frames": n, "duration_s": duration, "fps": fps, "irregular": timeline.irregular}
         if warning or errors:
             out["decode_warning"] = warning or f"{len(errors)} undecodable packet(s) skipped: {errors[0]}"
-        merged = merge_boundaries(st.boundaries, self.clips.trim_frames)
+        merged = merge_boundaries(st.boundaries, st.planner.cfg.trim_frames)
         # the shot list (videos.parquet), also for a video rejected as too short: it was analysed
         out["shots"] = [{"start_frame": a, "end_frame": b} for a, b, _, _ in shot_ranges(merged, n)]
         out["transitions"] = sorted(st.transitions, key=lambda t: (t["start_frame"], t["end_frame"], t["kind"]))
