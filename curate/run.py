@@ -33,6 +33,7 @@ from curate.discover import InputError, discover
 from curate.output.rows import Outcome, finished
 from curate.pipeline import build_stages
 from curate.records import DONE, REJECTED, is_piece
+from curate.schema import check_pyarrow
 from curate.stage import Stage
 
 log = logging.getLogger("curate.run")
@@ -100,7 +101,7 @@ def run_pipeline(
 
     Raises:
         ModelUnavailable: a model's weights cannot be had; nothing was read or written.
-        ConfigError: the text section's detector is not installed; nothing was read or written.
+        ConfigError: the text section's detector is not installed, or pyarrow is too old; nothing was read or written.
         InputError: an input names nothing or cannot be read; nothing was written.
     """
     from curate.dedup import dedup_output
@@ -110,6 +111,7 @@ def run_pipeline(
     from curate.stages.probe import identify
 
     t0 = time.perf_counter()
+    check_pyarrow()
     check_models(config)
     vae = _vae_record(config)
     if getattr(config, "text", None) is not None:

@@ -26,6 +26,18 @@ def test_output_that_is_a_file(tmp_path: Path):
     assert target.read_text() == "not a directory"
 
 
+def test_too_old_pyarrow_is_one_sentence_before_any_work(tmp_path: Path):
+    """pyarrow 25 (a cluster image's own) failed only after every video was done; now the run does not start."""
+    make_inputs(tmp_path / "in", n=1)
+    out = tmp_path / "out"
+    older = "import sys, pyarrow; pyarrow.__version__ = '25.0.1'; from curate.cli import app; sys.argv[0] = 'curate'; app()"
+    r = subprocess.run([sys.executable, "-c", older, "run", str(PIPELINE), "-i", str(tmp_path / "in"), "-o", str(out),
+                        "--runner", "local"], cwd=REPO, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "pyarrow >= 26" in r.stderr and "pyarrow 25.0.1" in r.stderr
+    assert not out.exists()
+
+
 @pytest.fixture
 def tiny_disk(tmp_path: Path):
     """A 400 KiB tmpfs (root only): room for a few videos' shards, not for all of them."""
