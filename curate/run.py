@@ -24,16 +24,16 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from curate.config import PipelineConfig
+from curate.config import ConfigError, PipelineConfig
 from curate.discover import InputError, discover
 from curate.output.rows import Outcome, finished
 from curate.pipeline import build_stages
 from curate.records import DONE, REJECTED, is_piece
-from curate.schema import check_pyarrow
 from curate.stage import Stage
 
 log = logging.getLogger("curate.run")
@@ -80,6 +80,25 @@ def model_record(config: PipelineConfig) -> tuple[dict[str, Any] | None, dict[st
     if config.caption is not None:
         record["caption"] = {k: v for k, v in config.caption.model_dump(mode="json").items() if k in ("kind", "model", "revision", "prompt")}
     return {"EMBED_DIM": clip["dim"], "EMBED_DTYPE": clip["dtype"]}, record
+
+
+# pyarrow 15-25 cannot write the null fixed-size-list embeddings of a run without CLIP: on pyarrow 25 a
+# model-free run failed with "ArrowInvalid: Expected all lists to be of size=512" once every video was done.
+# pyproject asks for 26, but a cluster image's own pyarrow stays where curate is put on the path without pip.
+MIN_PYARROW = (26, 0)
+
+
+def check_pyarrow(version: str | None = None) -> None:
+    """Raise :class:`ConfigError` before any input is read when pyarrow (``version``: the installed one)
+    cannot write curate's tables."""
+    import pyarrow
+
+    version = version or pyarrow.__version__
+    have = tuple(int(x) for x in re.findall(r"\d+", version)[:2])
+    if have < MIN_PYARROW:
+        need = ".".join(map(str, MIN_PYARROW))
+        raise ConfigError(f"curate needs pyarrow >= {need} to write its tables, but this environment has pyarrow {version}; "
+                          f"install a newer one with `pip install 'pyarrow>={need}'`")
 
 
 def run_pipeline(

@@ -39,25 +39,6 @@ TRANSITION = pa.struct([("start_frame", pa.int64()), ("end_frame", pa.int64()), 
 _STRUCTS = {"reason": REASON, "shot": SHOT, "transition": TRANSITION}
 _PLACEHOLDER = re.compile(r"\b[A-Z][A-Z0-9_]*\b")
 
-# pyarrow 15-25 cannot write the null fixed-size-list embeddings of a run without CLIP: on pyarrow 25 a
-# model-free run failed with "ArrowInvalid: Expected all lists to be of size=512" once every video was done.
-# pyproject asks for 26, but a cluster image's own pyarrow stays where curate is put on the path without pip.
-MIN_PYARROW = (26, 0)
-
-
-def check_pyarrow(version: str | None = None) -> None:
-    """Raise :class:`~curate.config.ConfigError` before any input is read when pyarrow (``version``: the installed one)
-    cannot write curate's tables."""
-    from curate.config import ConfigError
-
-    version = version or pa.__version__
-    have = tuple(int(x) for x in re.findall(r"\d+", version)[:2])
-    if have < MIN_PYARROW:
-        need = ".".join(map(str, MIN_PYARROW))
-        raise ConfigError(f"curate needs pyarrow >= {need} to write its tables, but this environment has pyarrow {version}; "
-                          f"install a newer one with `pip install 'pyarrow>={need}'`")
-
-
 _SCALARS: dict[str, pa.DataType] = {
     "string": pa.string(),
     "binary": pa.binary(),
