@@ -1,16 +1,19 @@
 """Benchmark inputs: real footage looped with stream copy, cached under ``bench/out/inputs/``.
 
-Nothing is re-encoded: ``ffmpeg -stream_loop N -i SRC -map 0:v:0 -c copy -an``
-repeats the source's own H.264 packets (timestamps continue across loops), so
-the decoders see exactly the real footage, only longer. Audio is dropped: the
-pipeline ignores it and the ffmpeg references should time video only.
+Nothing is re-encoded: the source's own video packets are repeated with PyAV,
+timestamps continuing across loops, so the decoders see exactly the real
+footage, only longer. It is what ``ffmpeg -stream_loop N -i SRC -map 0:v:0 -c
+copy -an`` writes (the same frames and timestamps on four of the shared
+videos), and runs where there is no ffmpeg CLI (the lent GPU machines). Audio
+is dropped: the pipeline ignores it and the ffmpeg references should time
+video only.
 
 Sets (sources from ``../shared/media/videos``, see ``../shared/MANIFEST.md``):
 
 * ``speed_inputs()`` – the throughput set, 720p and 1080p, >= 5 minutes in all:
-  ``cockatoo.mp4`` (1280x720, 20 fps, handheld, high motion) x9 = 126 s,
-  ``big_buck_bunny_5s.mp4`` (1280x720, 25 fps, animation) x12 = 63 s,
-  ``slides_talk_1080p.mp4`` (1920x1080, 30 fps, slide talk) x1 = 123 s (stream-copied as is).
+  ``cockatoo.mp4`` (1280x720, 20 fps, handheld, high motion) x17 = 238 s,
+  ``big_buck_bunny_5s.mp4`` (1280x720, 25 fps, animation) x24 = 127 s,
+  ``slides_talk_1080p.mp4`` (1920x1080, 30 fps, slide talk) x2 = 245 s.
 * ``memory_inputs()`` – one real clip looped to 2 and to 20 minutes:
   ``chaplin.mp4`` (640x360, 25 fps, 9.64 s) x13 = 125 s and x125 = 1205 s.
   360p keeps the 20-minute pipeline run to a couple of minutes on two cores.
@@ -26,7 +29,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -77,15 +79,14 @@ def _require_shared() -> None:
 
 
 def _probe(path: Path) -> dict:
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
-         "stream=width,height,avg_frame_rate,nb_frames:format=duration", "-of", "json", str(path)],
-        check=True, capture_output=True, text=True).stdout
-    info = json.loads(out)
-    st, fmt = info["streams"][0], info["format"]
-    num, den = (int(x) for x in st["avg_frame_rate"].split("/"))
-    return {"width": int(st["width"]), "height": int(st["height"]), "fps": num / den if den else 0.0,
-            "frames": int(st.get("nb_frames") or 0), "duration_s": float(fmt["duration"])}
+    """Size, average frame rate, frame count and duration as the container states them (ffprobe's fields, read with PyAV)."""
+    import av
+
+    with av.open(str(path)) as c:
+        st = c.streams.video[0]
+        rate = st.average_rate
+        return {"width": st.codec_context.width, "height": st.codec_context.height, "fps": float(rate) if rate else 0.0,
+                "frames": int(st.frames or 0), "duration_s": float(c.duration or 0) / 1e6}
 
 
 def looped(source: str, plays: int, name: str | None = None) -> Input:
@@ -103,12 +104,31 @@ def looped(source: str, plays: int, name: str | None = None) -> Input:
         if cached.get("key") == key:
             return Input(**cached["input"])
     tmp = dst.with_name(f".{name}.tmp.mp4")
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-stream_loop", str(plays - 1), "-i", str(src),
-                    "-map", "0:v:0", "-c", "copy", "-an", "-movflags", "+faststart", str(tmp)], check=True)
+    _stream_loop(src, tmp, plays)
     tmp.replace(dst)
     inp = Input(name=name, path=str(dst), source=source, plays=plays, **_probe(dst))
     meta.write_text(json.dumps({"key": key, "input": asdict(inp)}, indent=1))
     return inp
+
+
+def _stream_loop(src: Path, dst: Path, plays: int) -> None:
+    """``src``'s video packets ``plays`` times into ``dst`` (MP4, faststart), each play shifted by the one before's end."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w", options={"movflags": "+faststart"}) as out:
+        stream = inp.streams.video[0]
+        copy = out.add_stream_from_template(stream)
+        shift = 0
+        for _ in range(plays):
+            inp.seek(0)
+            end = 0
+            for packet in inp.demux(stream):
+                if packet.dts is None:  # the demuxer's empty flush packet
+                    continue
+                end = max(end, packet.pts + (packet.duration or 0))
+                packet.pts, packet.dts, packet.stream = packet.pts + shift, packet.dts + shift, copy
+                out.mux(packet)
+            shift += end
 
 
 def speed_inputs() -> list[Input]:
