@@ -538,6 +538,22 @@ def test_a_wipe_out_of_fast_motion_into_a_talking_head_is_found(shared_dir, tmp_
 
 
 @pytest.mark.shared
+def test_a_wipe_hidden_by_a_bigger_transition_in_the_same_clip_is_cut_out(shared_dir, tmp_path):
+    """Seed 302's second to fourth shots: the detector misses a 9-frame wipe from the still box into the cockatoo
+    (the frame test calls part of it a pan). In the whole clip the cockatoo's whip pan and the dissolve after it set
+    the purity check's level; the wipe shows only once the piece before them is checked again on its own, and then
+    as one change with the part called a pan. No kept clip holds any of it."""
+    segs = [Segment("big_buck_bunny_5s.mp4", 1.53, 85, whip=(42, 8, -1)), Segment("box.mp4", 1.04, 80),
+            Segment("cockatoo.mp4", 9.03, 80, whip=(38, 6, 1)), Segment("vtest.avi", 61.55, 63, whip=(25, 9, -1))]
+    comp = concat_with_transitions(tmp_path / "c.mp4", segs, [("wipedown", 12), ("wipeleft", 9), ("dissolve", 5)],
+                                   shared_dir / "media/videos")
+    out = analyse(comp.path, PipelineConfig(detector=DetectorConfig(kind="combined", params=FAST)))
+    kept = [c for c in out["clips"] if not c["reject_reasons"]]
+    assert_clean(kept, spans=comp.spans)
+    assert kept, [(c["start_frame"], c["end_frame"]) for c in out["clips"]]
+
+
+@pytest.mark.shared
 def test_a_van_leaving_a_still_street_is_no_transition(shared_dir):
     """scene_cuts.mp4 (bikes.mp4 at 1280x272): the van driving out of the picture stands out the ordinary way in one
     frame and then the street is still; that calm side must not make it a transition (its colours stay). Only the

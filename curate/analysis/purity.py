@@ -185,7 +185,8 @@ class PurityCheck:
             elif e - s + 1 <= self.max_frames:
                 touching = [(a, z) for a, z in explained if a <= e + 2 and s <= z + 2]  # carved out of the sweep
                 whole = (min([s, *(a for a, _ in touching)]), max([e, *(z for _, z in touching)]))
-                judged.append((s, e, self._judge_sweep(s, e, lo, hi, colours, whole)))
+                why = self._judge_sweep(s, e, lo, hi, colours, whole)
+                judged.append((*whole, why) if why is None else (s, e, why))  # a transition: all of its change
         cut = [(s, e) for s, e, why in judged if why is None or why == EDGE]
         found = []
         for s, e in _merged(cut):  # overlapping findings (a region and the sweep that overlaps it) are one
@@ -428,9 +429,17 @@ def purify(check: PurityCheck, start: int, end: int, trim: int,
     """The clean pieces of the clip ``[start, end)`` that are ``long_enough`` (``clips.min_s``), and what was found.
 
     No finding: the clip itself. Findings but no piece left: ``[]`` (the
-    caller rejects the clip as ``contains_transition``).
+    caller rejects the clip as ``contains_transition``). Each piece is checked
+    again on its own: a big transition sets the clip's level and spatial
+    medians, and can hide a smaller one (a wipe out of a still box, seed 302).
     """
     found = check.find(start, end)
     if not found:
         return [(start, end)], []
-    return [(a, b) for a, b in pieces(start, end, found, trim) if long_enough(a, b)], found
+    kept: list[tuple[int, int]] = []
+    for a, b in pieces(start, end, found, trim):
+        if long_enough(a, b):
+            clean, more = purify(check, a, b, trim, long_enough)
+            kept += clean
+            found = found + more
+    return kept, sorted(found, key=lambda f: f.boundary)
