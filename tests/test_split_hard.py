@@ -39,6 +39,19 @@ def _quality(comp, pred) -> SplitQuality:
                          jumps=[e.start for e in comp.events if e.kind == "jump"], flashes=comp.flashes, whips=comp.whips)
 
 
+def _analysed(segs: list[Segment], transitions: list, shared_dir, tmp_path) -> tuple:
+    """A composite of the shared clips ``segs`` joined by ``transitions``, and the analysis stage's record of it
+    (combined detector without TransNetV2, clip purity check on)."""
+    comp = concat_with_transitions(tmp_path / "c.mp4", segs, transitions, shared_dir / "media/videos")
+    return comp, analyse(comp.path, PipelineConfig(detector=DetectorConfig(kind="combined", params=FAST)))
+
+
+def _combined_on(segs: list[Segment], transitions: list, shared_dir, tmp_path) -> SplitQuality:
+    """The model-free combined detector scored on a composite of the shared clips ``segs`` joined by ``transitions``."""
+    comp = concat_with_transitions(tmp_path / "c.mp4", segs, transitions, shared_dir / "media/videos")
+    return _quality(comp, detect(comp.path, "combined", FAST))
+
+
 @pytest.fixture(scope="module")
 def small_set(shared_dir, tmp_path_factory):
     """Two composites of four transitions each (seeds of their own, not the benchmark's)."""
@@ -396,8 +409,7 @@ def test_a_jump_cut_of_a_hand_held_object_and_a_cut_into_fire_are_cuts(shared_di
     """Per-block shifts explain the hand-held box's jump cut, and the fire's own changes join a cut into it into one run."""
     segs = [Segment("box.mp4", 0.25, 67), Segment("box.mp4", 7.1, 71), Segment("vtest.avi", 68.96, 91), Segment("fire2.mp4", 0.07, 55),
             Segment("vtest.avi", 10.95, 85)]
-    comp = concat_with_transitions(tmp_path / "c.mp4", segs, [None, None, None, ("circleclose", 19)], shared_dir / "media/videos")
-    q = _quality(comp, detect(comp.path, "combined", FAST))
+    q = _combined_on(segs, [None, None, None, ("circleclose", 19)], shared_dir, tmp_path)
     assert q.cut == [3, 0, 0] and q.jumps_found == 1, q
 
 
@@ -406,8 +418,7 @@ def test_a_jump_cut_on_a_quiet_locked_off_camera_is_a_cut(shared_dir, tmp_path):
     """vtest.avi 6 s apart: the people jump by less than ``min_change`` (3.7 grey levels), but the change is 4x every
     change within 2 frames of it; the jump cut is found, the same camera's ordinary frames are not cut."""
     segs = [Segment("vtest.avi", 52.12, 86, flash=(41, 3)), Segment("vtest.avi", 58.36, 76)]
-    comp = concat_with_transitions(tmp_path / "c.mp4", segs, [None], shared_dir / "media/videos")
-    q = _quality(comp, detect(comp.path, "combined", FAST))
+    q = _combined_on(segs, [None], shared_dir, tmp_path)
     assert q.cut == [1, 0, 0] and q.jumps_found == 1 and q.at_flash == 0, q
 
 
@@ -416,8 +427,7 @@ def test_a_transition_into_fast_motion_is_found(shared_dir, tmp_path):
     """A pixelize from a still shot into the turning cockatoo: the bird's motion fills the 50 frames the change is
     judged against, so only the calmer side shows it stands out; the bird's own motion after it is no boundary."""
     segs = [Segment("chaplin.mp4", 6.34, 73), Segment("cockatoo.mp4", 2.44, 85)]
-    comp = concat_with_transitions(tmp_path / "c.mp4", segs, [("pixelize", 19)], shared_dir / "media/videos")
-    q = _quality(comp, detect(comp.path, "combined", FAST))
+    q = _combined_on(segs, [("pixelize", 19)], shared_dir, tmp_path)
     assert q.gradual == [1, 0, 0] and q.bad_clips == 0, q
 
 
@@ -426,8 +436,7 @@ def test_the_faint_start_of_a_wipe_into_fast_motion_stays_out_of_the_clips(share
     """A diagonal wipe from a still camera into the turning cockatoo: only its frames above the bird's motion stand
     out, so its first frames (a corner of the picture) go with it by all of ``faint_ends``."""
     segs = [Segment("vtest.avi", 36.21, 95), Segment("cockatoo.mp4", 2.4, 95)]
-    comp = concat_with_transitions(tmp_path / "c.mp4", segs, [("diagtl", 12)], shared_dir / "media/videos")
-    q = _quality(comp, detect(comp.path, "combined", FAST))
+    q = _combined_on(segs, [("diagtl", 12)], shared_dir, tmp_path)
     assert q.gradual[0] == 1 and q.bad_clips == 0, q
 
 
@@ -439,8 +448,7 @@ def test_short_dissolves_irises_and_wipes_stay_out_of_every_clip(shared_dir, tmp
             Segment("box.mp4", 11.0, 90), Segment("flipping_a_pancake.mkv", 1.54, 90), Segment("cockatoo.mp4", 3.14, 85),
             Segment("big_buck_bunny_5s.mp4", 1.72, 72)]
     trs = [("circleopen", 9), ("dissolve", 5), ("diagtl", 10), ("circleclose", 14), ("dissolve", 7), ("slideup", 19)]
-    comp = concat_with_transitions(tmp_path / "c.mp4", segs, trs, shared_dir / "media/videos")
-    out = analyse(comp.path, PipelineConfig(detector=DetectorConfig(kind="combined", params=FAST)))
+    comp, out = _analysed(segs, trs, shared_dir, tmp_path)
     kept = [c for c in out["clips"] if not c["reject_reasons"]]
     assert_clean(kept, spans=comp.spans)
     assert len(kept) >= 4, [(c["start_frame"], c["end_frame"]) for c in out["clips"]]
@@ -454,8 +462,7 @@ def test_wipes_into_and_out_of_a_low_rate_source_stay_out_of_every_clip(shared_d
     segs = [Segment("chaplin.mp4", 5.35, 64), Segment("fire2.mp4", 0.02, 55), Segment("cockatoo.mp4", 3.2, 79),
             Segment("fire2.mp4", 0.01, 55), Segment("cockatoo.mp4", 4.14, 91)]
     trs = [None, ("squeezeh", 18), ("wipeup", 14), ("smoothup", 14)]
-    comp = concat_with_transitions(tmp_path / "c.mp4", segs, trs, shared_dir / "media/videos")
-    out = analyse(comp.path, PipelineConfig(detector=DetectorConfig(kind="combined", params=FAST)))
+    comp, out = _analysed(segs, trs, shared_dir, tmp_path)
     kept = [c for c in out["clips"] if not c["reject_reasons"]]
     assert_clean(kept, cuts=comp.cuts, spans=comp.spans)
     assert len(kept) >= 2, [(c["start_frame"], c["end_frame"]) for c in out["clips"]]
@@ -467,8 +474,7 @@ def test_the_faint_start_of_a_long_iris_stays_out_of_the_clips(shared_dir, tmp_p
     as much as the head's own motion does, so only its middle stands out; a transition's length more on each side
     (at most ``faint_ends``) keeps them out of the clip before it."""
     segs = [Segment("carphone_pristine.mp4", 0.17, 92), Segment("big_buck_bunny_5s.mp4", 1.91, 76)]
-    comp = concat_with_transitions(tmp_path / "c.mp4", segs, [("circleopen", 20)], shared_dir / "media/videos")
-    out = analyse(comp.path, PipelineConfig(detector=DetectorConfig(kind="combined", params=FAST)))
+    comp, out = _analysed(segs, [("circleopen", 20)], shared_dir, tmp_path)
     kept = [c for c in out["clips"] if not c["reject_reasons"]]
     assert_clean(kept, spans=comp.spans)
     assert len(kept) == 2, [(c["start_frame"], c["end_frame"]) for c in out["clips"]]
@@ -479,8 +485,7 @@ def test_a_jump_cut_inside_a_run_of_motion_is_a_cut(shared_dir, tmp_path):
     """A jump cut in the pancake toss (one palette either side) joins the pan's motion 3 frames later into one change
     run, which the palette test drops; the cut, twice every change within 2 frames of it, is still judged alone."""
     segs = [Segment("flipping_a_pancake.mkv", 0.83, 62), Segment("flipping_a_pancake.mkv", 6.61, 63)]
-    comp = concat_with_transitions(tmp_path / "c.mp4", segs, [None], shared_dir / "media/videos")
-    q = _quality(comp, detect(comp.path, "combined", FAST))
+    q = _combined_on(segs, [None], shared_dir, tmp_path)
     assert q.cut == [1, 0, 0] and q.jumps_found == 1 and q.bad_clips == 0, q
 
 
@@ -503,8 +508,7 @@ def test_a_transition_out_of_fast_motion_with_a_whip_pan_further_on(shared_dir, 
     later: the slice stands out only against the talking head's level, and that whip pan is too far from it to make
     the talking head's side another shot."""
     segs = [Segment("cockatoo.mp4", 1.03, 72, whip=(32, 8, 1)), Segment("carphone_pristine.mp4", 0.38, 87, whip=(29, 7, -1))]
-    comp = concat_with_transitions(tmp_path / "c.mp4", segs, [("hlslice", 13)], shared_dir / "media/videos")
-    q = _quality(comp, detect(comp.path, "combined", FAST))
+    q = _combined_on(segs, [("hlslice", 13)], shared_dir, tmp_path)
     assert q.gradual[0] == 1 and q.bad_clips == 0 and q.at_whip == 0, q
 
 
@@ -522,8 +526,7 @@ def test_a_transition_out_of_fast_motion_with_one_outstanding_frame_is_found(sha
     the bird still, so it was dropped as motion; only the calmer side shows the wipe stands out. It is kept out of
     every clip (seed 633's first three shots held it in a clip)."""
     segs = [Segment("fire2.mp4", 0.08, 55), Segment("cockatoo.mp4", 1.18, 67, whip=(32, 5, 1)), Segment("box.mp4", 4.86, 68, flash=(28, 3))]
-    comp = concat_with_transitions(tmp_path / "c.mp4", segs, [("dissolve", 4), ("smoothup", 9)], shared_dir / "media/videos")
-    q = _quality(comp, detect(comp.path, "combined", FAST))
+    q = _combined_on(segs, [("dissolve", 4), ("smoothup", 9)], shared_dir, tmp_path)
     assert q.gradual == [2, 0, 0] and q.bad_clips == 0 and q.at_flash == 0, q
 
 
@@ -532,8 +535,7 @@ def test_a_wipe_out_of_fast_motion_into_a_talking_head_is_found(shared_dir, tmp_
     """A 14-frame smooth wipe from the turning cockatoo to the talking head: each of its frames changes as much as the
     bird does, 4-7x the head's own level; against the calmer side that is enough (seed 564 held it in a clip)."""
     segs = [Segment("cockatoo.mp4", 2.67, 85), Segment("carphone_pristine.mp4", 1.03, 62)]
-    comp = concat_with_transitions(tmp_path / "c.mp4", segs, [("smoothleft", 14)], shared_dir / "media/videos")
-    q = _quality(comp, detect(comp.path, "combined", FAST))
+    q = _combined_on(segs, [("smoothleft", 14)], shared_dir, tmp_path)
     assert q.gradual == [1, 0, 0] and q.bad_clips == 0, q
 
 
@@ -545,9 +547,7 @@ def test_a_wipe_hidden_by_a_bigger_transition_in_the_same_clip_is_cut_out(shared
     as one change with the part called a pan. No kept clip holds any of it."""
     segs = [Segment("big_buck_bunny_5s.mp4", 1.53, 85, whip=(42, 8, -1)), Segment("box.mp4", 1.04, 80),
             Segment("cockatoo.mp4", 9.03, 80, whip=(38, 6, 1)), Segment("vtest.avi", 61.55, 63, whip=(25, 9, -1))]
-    comp = concat_with_transitions(tmp_path / "c.mp4", segs, [("wipedown", 12), ("wipeleft", 9), ("dissolve", 5)],
-                                   shared_dir / "media/videos")
-    out = analyse(comp.path, PipelineConfig(detector=DetectorConfig(kind="combined", params=FAST)))
+    comp, out = _analysed(segs, [("wipedown", 12), ("wipeleft", 9), ("dissolve", 5)], shared_dir, tmp_path)
     kept = [c for c in out["clips"] if not c["reject_reasons"]]
     assert_clean(kept, spans=comp.spans)
     assert kept, [(c["start_frame"], c["end_frame"]) for c in out["clips"]]
