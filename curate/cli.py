@@ -1,4 +1,4 @@
-"""Command line: a thin typer layer over ``run_pipeline``, ``inspect``, ``validate``, ``report``, ``refilter``, ``latents``, ``models`` and ``review``."""
+"""Command line: a thin typer layer over ``run_pipeline``, ``inspect``, ``shots``, ``validate``, ``report``, ``refilter``, ``latents``, ``models`` and ``review``."""
 
 from __future__ import annotations
 
@@ -292,6 +292,29 @@ def inspect(
         typer.echo(json.dumps(summary, indent=1, default=str))
     else:
         Console().print(render(summary))
+
+
+@app.command()
+def shots(
+    output: str = typer.Argument(..., metavar="OUTPUT", help="OUTPUT of a run."),
+    video: Optional[str] = typer.Option(None, "--video", metavar="TEXT", help="Only videos whose id or path contains "
+                                        "TEXT, each with its transitions and re-planned clips."),
+    min_s: Optional[float] = typer.Option(None, "--min-s", metavar="S", help="Re-plan with this shortest clip (default: the run's clips.min_s)."),
+    max_s: Optional[float] = typer.Option(None, "--max-s", metavar="S", help="Re-plan with this longest clip (default: the run's clips.max_s)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Each video's shot list from videos.parquet: shots, cuts, gradual transitions, suppressed flashes, and the
+    clips they give, re-planned without decoding (other clip lengths: --min-s/--max-s)."""
+    from curate.shot_list import render, summarize
+
+    try:
+        summary = summarize(output, video, min_s, max_s)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(e)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=1))
+    else:
+        Console(soft_wrap=True).print(render(summary))
 
 
 @app.command()
