@@ -565,13 +565,15 @@ def test_a_van_leaving_a_still_street_is_no_transition(shared_dir):
 
 
 @pytest.mark.shared
-def test_heavy_compression_makes_no_cut_of_motion_shifts_explain(shared_dir, tmp_path):
-    """At x264 crf 38 a frame of a walking crowd (seed 621) or a hand-held cup (seed 639) changes 2-3x the frames
-    next to it (skipped blocks hold motion back, then it catches up), but no more than its neighbours once per-block
-    shifts are taken out: motion, not a cut. Every cut and jump cut is still found."""
-    for comp in build_hard_set(tmp_path, [621, 639], shared_dir / "media/videos"):
-        heavy = tmp_path / f"crf38_{Path(comp.path).name}"
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", comp.path, "-c:v", "libx264", "-preset", "veryfast",
-                        "-crf", "38", str(heavy)], check=True)
-        q = _quality(comp, detect(heavy, "combined", FAST))
-        assert q.cut[1:] == [0, 0] and q.jumps_found == q.jumps, (heavy.name, q)
+@pytest.mark.parametrize("seed", [621, 639, 547])
+def test_heavy_compression_makes_no_cuts_of_motion(seed, shared_dir, tmp_path):
+    """At x264 crf 38 skipped blocks hold motion back, then it catches up in one frame, 2-3x the frames next to it: a
+    walking crowd (seed 621) and a hand-held cup (639) are no further from local motion there than around it; the
+    repeats of jerky 10 fps fire (547) are only partly repeats, and each of its changes stood out from them. None is
+    a cut, and every cut and jump cut is still found."""
+    (comp,) = build_hard_set(tmp_path, [seed], shared_dir / "media/videos")
+    heavy = tmp_path / f"crf38_{Path(comp.path).name}"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", comp.path, "-c:v", "libx264", "-preset", "veryfast", "-crf", "38", str(heavy)],
+                   check=True)
+    q = _quality(comp, detect(heavy, "combined", FAST))
+    assert q.cut[1:] == [0, 0] and q.jumps_found == q.jumps, q
