@@ -4,11 +4,13 @@ The analysis pass stores every video's shots and transitions (issue 8) so a
 split can be audited and redone without decoding. :func:`summarize` reads
 them and re-plans the clips from the stored transitions with the run's
 ``clips`` settings, or with other clip lengths (``min_s``/``max_s``): the
-windows :func:`~curate.analysis.clips.plan_clips` would cut, before the purity
-check and the filters. Frame times are taken as ``frame / fps`` (exact for
-constant-rate video; variable-rate video was planned on its decoded
-timestamps, so its plan may differ by a frame). :func:`render` turns the
-summary into rich tables.
+windows :func:`~curate.analysis.clips.plan_clips` cuts from them, before the
+filters. With the run's own settings they are the clips the run cut, less
+those the purity check split or rejected (its findings are among the stored
+transitions, the pieces it kept are not windows). Frame times are taken as
+``frame / fps``: exact for constant-rate video; variable-rate video was
+planned on its decoded timestamps, so its plan may differ by a frame.
+:func:`render` turns the summary into rich tables.
 """
 
 from __future__ import annotations
@@ -109,7 +111,7 @@ def render(summary: dict[str, Any]) -> Group:
         table.add_row(PurePosixPath(v["uri"]).name, str(v["num_frames"]), f"{v['fps']:.1f}", str(v["shots"]), str(v["cut"]),
                       str(v["gradual"]), str(v["flash_suppressed"]), str(v["clips_run"]), str(v["clips_planned"]), f"{v['planned_s']:.1f}")
     if len(vs) > 1:
-        table.add_row("total", *(str(sum(v[k] for v in vs)) for k in ("num_frames",)), "",
+        table.add_row("total", str(sum(v["num_frames"] for v in vs)), "",
                       *(str(sum(v[k] for v in vs)) for k in ("shots", "cut", "gradual", "flash_suppressed", "clips_run", "clips_planned")),
                       f"{sum(v['planned_s'] for v in vs):.1f}", style="bold")
     parts: list[Any] = [table]
