@@ -249,7 +249,8 @@ def render(summary: dict[str, Any]) -> Group:
     shots = summary.get("shot_list")
     if shots and shots["videos"]:
         parts.append(Text(f"shot list (videos.parquet): {shots['shots']} shots in {shots['videos']} videos; transitions: "
-                          f"{shots['cut']} cuts, {shots['gradual']} gradual, {shots['flash_suppressed']} flashes suppressed"))
+                          f"{shots['cut']} cuts, {shots['gradual']} gradual, {shots['flash_suppressed']} flashes suppressed "
+                          f"(per video, and re-planned with other clip lengths: curate shots OUTPUT)"))
     units: dict[str, str] = {}
     for table, cols in summary["scores"].items():
         shown = {col: st for col, st in cols.items() if st["count"] and col not in _NOT_SHOWN}
