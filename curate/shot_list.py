@@ -98,6 +98,9 @@ def summarize(output: str, video: str | None = None, min_s: float | None = None,
 
 def render(summary: dict[str, Any]) -> Group:
     """The per-video table and, for each video listed one by one, its transitions."""
+    if not summary["videos"]:
+        return Group(Text(f"no video of {summary['output']} has a shot list: none was analysed, or the output was "
+                          "written before videos.parquet held them (schema v4)"))
     c = summary["clips"]
     table = Table(title=f"shot lists of {summary['output']}", title_justify="left", caption_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
                   caption=f"grad: gradual transitions; flash: changes suppressed as flashes; clips: what the run made (kept and "

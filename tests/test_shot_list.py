@@ -78,3 +78,17 @@ def test_json_and_clear_errors(output: Path, tmp_path: Path):
         assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output, (args, r.output)
     r = cli.invoke(app, ["shots", str(tmp_path / "missing")])
     assert r.exit_code == 2 and "no such directory" in r.output, r.output
+
+
+def test_an_output_without_shot_lists_says_so(tmp_path: Path):
+    """Videos that were never analysed (not a video at all) leave no shot list: one sentence, exit 0."""
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "notes.mp4").write_text("not a video\n" * 50)
+    run_pipeline(PipelineConfig(), [str(tmp_path / "in")], str(tmp_path / "out"), runner="local")
+    assert summarize(str(tmp_path / "out"))["videos"] == []
+    r = CliRunner().invoke(app, ["shots", str(tmp_path / "out")])
+    assert r.exit_code == 0 and "has a shot list: none was analysed" in r.output, r.output
