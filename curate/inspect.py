@@ -50,11 +50,7 @@ def summarize(output: str) -> dict[str, Any]:
         FileNotFoundError: ``output`` has no ``manifest.json``.
     """
     loc = Location.of(output)
-    doc = mf.read(loc)
-    if doc is None:
-        if not loc.fs.exists(loc.root):
-            raise FileNotFoundError(f"{output}: no such directory")
-        raise FileNotFoundError(f"{output}: no {mf.MANIFEST}; not a curate output")
+    doc = mf.read_output(loc, output)
     shards, scores = {}, {}
     for table, schema_name in doc["tables"].items():
         entries = doc["shards"].get(table, [])

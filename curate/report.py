@@ -203,9 +203,7 @@ def render(output: str) -> str:
         FileNotFoundError: ``output`` has no manifest.
     """
     loc = Location.of(output)
-    doc = mf.read(loc)
-    if doc is None:
-        raise FileNotFoundError(f"{output}: no {mf.MANIFEST}; not a curate output")
+    doc = mf.read_output(loc, output)
     config, funnel = doc.get("config") or {}, doc["funnel"]
     units = _columns(doc)
     columns = list(units)

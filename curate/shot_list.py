@@ -69,9 +69,7 @@ def summarize(output: str, video: str | None = None, min_s: float | None = None,
         ValueError: inconsistent clip lengths, or ``video`` matches no analysed video.
     """
     loc = Location.of(output)
-    doc = mf.read(loc)
-    if doc is None:
-        raise FileNotFoundError(f"{output}: no {mf.MANIFEST}; not a curate output" if loc.fs.exists(loc.root) else f"{output}: no such directory")
+    doc = mf.read_output(loc, output)
     if not loc.fs.exists(loc.path(VIDEOS_FILE)):
         raise FileNotFoundError(f"{output}: no {VIDEOS_FILE} yet (no video has finished)")
     cfg = clips_config(doc, min_s, max_s)

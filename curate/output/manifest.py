@@ -67,6 +67,18 @@ def read(loc: Location) -> dict[str, Any] | None:
         return None
 
 
+def read_output(loc: Location, output: str) -> dict[str, Any]:
+    """The manifest of the finished or running output ``output`` (at ``loc``).
+
+    Raises:
+        FileNotFoundError: one sentence saying whether the directory is missing or holds no manifest.
+    """
+    doc = read(loc)
+    if doc is None:
+        raise FileNotFoundError(f"{output}: no {MANIFEST}; not a curate output" if loc.fs.exists(loc.root) else f"{output}: no such directory")
+    return doc
+
+
 def write(loc: Location, manifest: dict[str, Any]) -> None:
     write_bytes(loc, MANIFEST, json.dumps(manifest, indent=1).encode())
 

@@ -69,9 +69,7 @@ class ClipSource:
 
     def refresh(self) -> bool:
         """Re-read the manifest; rebuild the index when it changed. Returns whether it did."""
-        doc = mf.read(self.loc)
-        if doc is None:
-            raise FileNotFoundError(f"{self.output}: no {mf.MANIFEST}; not a curate output")
+        doc = mf.read_output(self.loc, self.output)
         key = (tuple((doc.get("ledger") or {}).get("parts") or []), len(doc.get("versions") or []))
         with self._lock:
             if key == self._key:
