@@ -21,7 +21,8 @@ import pytest
 from curate import synth
 from curate.analysis.combined import CombinedShotDetector, block_matched_diff, shifted_diff
 from curate.analysis.detector import with_faint_ends
-from curate.analysis.same_content import diff, explained_by_motion, flash_end, new_colours, palette, same_content, same_palette
+from curate.analysis.same_content import (best_shift, diff, explained_by_motion, flash_end, moved_as_tracked, new_colours, palette,
+                                         same_content, same_palette)
 from curate.analysis.shot_eval import SplitQuality, split_quality
 from curate.analysis.shots import Boundary
 from curate.config import DetectorConfig, PipelineConfig
@@ -206,6 +207,24 @@ def test_shifted_diff_is_the_smallest_mean_over_translations(shape):
         moved = np.roll(a, (int(rng.integers(-8, 9)), int(rng.integers(-20, 21))), (0, 1))
         b = rng.integers(0, 256, shape).astype(np.uint8) if k % 3 == 0 else np.clip(moved + rng.normal(0, 4, shape), 0, 255).astype(np.uint8)
         assert shifted_diff(a, b) == pytest.approx(_shifted_diff_by_loop(a, b), rel=1e-5)
+
+def test_best_shift_says_where_the_content_moved():
+    big = _texture(3, 60, 120)[..., 0].astype(np.float32)
+    a, b = big[20:47, 10:58], big[12:39, 16:64]  # the content moved 6 px left and 8 px down
+    d, dx, dy = best_shift(a, b)
+    assert (dx, dy) == (-6, 8) and d == pytest.approx(0.0, abs=1e-3) and d == shifted_diff(a, b)
+
+
+def test_a_pan_moves_as_tracked_and_a_slide_does_not():
+    """A pan's ends match at the shift its frames moved the picture by; a slide moves the full width from one picture
+    to another, and any shift that matches its ends matches them by chance."""
+    a, b = _texture(4), _texture(5)
+    pan = [a[:, p : p + 48] for p in range(0, 30, 3)]  # 27 px in 9 steps: the ends overlap by 21 px of 48
+    assert moved_as_tracked(pan)
+    two = np.concatenate([b[:, :48], a[:, :48]], axis=1)  # slide right: b comes in from the left, a leaves right
+    slide = [two[:, p : p + 48] for p in range(48, -1, -4)]
+    assert not moved_as_tracked(slide)
+
 
 def _feed(det, frames):
     out = []
@@ -431,6 +450,16 @@ def test_a_transition_into_fast_motion_is_found(shared_dir, tmp_path):
     segs = [Segment("chaplin.mp4", 6.34, 73), Segment("cockatoo.mp4", 2.44, 85)]
     q = _combined_on(segs, [("pixelize", 19)], shared_dir, tmp_path)
     assert q.gradual == [1, 0, 0] and q.bad_clips == 0, q
+
+
+@pytest.mark.shared
+def test_a_slide_into_a_moving_shot_is_a_transition_not_a_pan(shared_dir, tmp_path):
+    """A 17-frame slide from the hand-held box into the turning cockatoo (both with a whip pan of their own): a shift
+    of 35 % overlap matches the two pictures' broad dark and light areas, so even from the slide's real ends the sides
+    read as "the same picture moved"; their colours differ far more than either side's own frames, which no pan does."""
+    segs = [Segment("box.mp4", 1.12, 82, whip=(40, 5, -1)), Segment("cockatoo.mp4", 6.81, 95, whip=(39, 7, 1))]
+    q = _combined_on(segs, [("slideright", 17)], shared_dir, tmp_path)
+    assert q.gradual == [1, 0, 0] and q.at_whip == 0 and q.bad_clips == 0, q
 
 
 @pytest.mark.shared

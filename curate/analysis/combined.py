@@ -47,6 +47,12 @@ the camera or a van driving past is per-block shifts, a wipe's edge or a
 dissolve's blend is not), as must a cut less than ``SUDDEN`` times the changes
 around it (heavily compressed motion catching up in one frame).
 
+A slide is a pan over two pictures side by side, so "camera" is asked again
+from its real ends (grown over its slow start and end) and overruled when
+those ends bring new colours and match only at a shift the frames between
+never moved the picture by (:func:`~curate.analysis.same_content.moved_as_tracked`):
+two pictures' broad light and dark areas can match at some shift by chance.
+
 A proposal that fails a check is dropped (it is not a boundary; ``dropped``
 keeps why); an accepted gradual span grows over the still-changing frames at
 its ends (a wipe's slow start) and then by its length more on each
@@ -78,8 +84,8 @@ import numpy as np
 
 from curate.analysis.detector import with_faint_ends
 from curate.analysis.same_content import (FLASH_FRAMES, NEW_PALETTE, UNEXPLAINED_AROUND, Checks, block_matched_diff, diff,
-                                         explained_by_motion, flash_end, new_colours, palette, same_content, same_palette,
-                                         shifted_diff)
+                                         explained_by_motion, flash_end, moved_as_tracked, new_colours, palette, same_content,
+                                         same_palette, shifted_diff)
 from curate.analysis.shots import Boundary, GradualDetector, ShotDetector, merge_boundaries
 
 __all__ = ["CombinedShotDetector", "block_matched_diff", "shifted_diff"]
@@ -538,7 +544,8 @@ class CombinedShotDetector(ShotDetector):
         why = self._same_content(b, source)
         if why == "camera":  # a slide's first part is the old picture shifted: judged from its real end, with new colours
             grown = self._extend(b)
-            if grown != b and self._same_content(grown, source) is None and self._new_colours(grown):
+            again = self._same_content(grown, source)
+            if (again is None and grown != b or again == "camera" and not self._panned(grown)) and self._new_colours(grown):
                 b, why = grown, None
         if why is None:
             if not b.is_cut:
@@ -586,6 +593,11 @@ class CombinedShotDetector(ShotDetector):
         k0 = max(s - UNEXPLAINED_AROUND, lo)
         frames = [self._frame(k) for k in range(k0, min(e + UNEXPLAINED_AROUND, self._last) + 1)]
         return "motion" if explained_by_motion(frames, s - k0, e - k0) else None
+
+    def _panned(self, b: Boundary) -> bool:
+        """The frames before and after ``b`` match at the shift the frames of ``b`` moved the picture by
+        (:func:`~curate.analysis.same_content.moved_as_tracked`): a pan, not a slide whose two pictures a shift matches by chance."""
+        return moved_as_tracked([self._frame(k) for k in range(b.start - 1, max(b.end, b.start) + 1)])
 
     def _new_colours(self, b: Boundary, share: float = NEW_PALETTE) -> bool:
         """The ``SIDE`` frames before ``b`` and from its end on bring other colours

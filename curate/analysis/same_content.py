@@ -18,7 +18,10 @@ to 48x27 RGB frames. Each test names the kind of same content it recognises:
 * **exposure**: the same picture, brighter or darker (gain and offset), which
   leaves far less than its own contrast between them (``EXPOSURE``);
 * **camera** (multi-frame changes only): before and after are one picture
-  shifted far (:func:`shifted_diff`; a whip pan), ``camera``.
+  shifted far (:func:`shifted_diff`; a whip pan), ``camera``;
+  :func:`moved_as_tracked` asks further whether that shift is the one the
+  frames between moved the picture by (a slide's two pictures can match at
+  some other shift by chance).
 
 :func:`explained_by_motion` asks of a multi-frame change whether each of its
 frames, taken alone, is the frame before locally moved: fast motion (a bird
@@ -53,7 +56,12 @@ def _shifts(n: int) -> np.ndarray:
 
 
 def shifted_diff(a: np.ndarray, b: np.ndarray, min_overlap: float = 0.35) -> float:
-    """Smallest mean difference of ``a`` and ``b`` over translations leaving ``min_overlap`` of the image overlapping.
+    """Smallest mean difference of ``a`` and ``b`` over translations leaving ``min_overlap`` of the image overlapping."""
+    return best_shift(a, b, min_overlap)[0]
+
+
+def best_shift(a: np.ndarray, b: np.ndarray, min_overlap: float = 0.35) -> tuple[float, int, int]:
+    """:func:`shifted_diff` and the translation ``(dx, dy)`` that gives it: ``b`` is ``a``'s content moved by it.
 
     Shifts of up to 6 px are tried one by one, larger ones (whip pans) in steps of 2.
     Every horizontal shift of one vertical shift is one numpy expression: ``b``
@@ -62,7 +70,7 @@ def shifted_diff(a: np.ndarray, b: np.ndarray, min_overlap: float = 0.35) -> flo
     """
     h, w = a.shape[:2]
     a, b = a.astype(np.float32), b.astype(np.float32)
-    best = float(np.abs(a - b).mean())
+    best = (float(np.abs(a - b).mean()), 0, 0)
     dxs = _shifts(w)
     dxs = dxs[np.abs(dxs) < w]  # a shift by the whole width or more leaves no overlap
     padded = np.zeros((h, 3 * w - 2), np.float32)
@@ -79,8 +87,27 @@ def shifted_diff(a: np.ndarray, b: np.ndarray, min_overlap: float = 0.35) -> flo
         cols = np.concatenate([[0.0], np.cumsum(np.abs(pa).sum(axis=0))])  # |a| of the first k columns
         d = dxs[ok]
         outside = np.where(d > 0, cols[np.clip(d, 0, w)], cols[w] - cols[np.clip(w + d, 0, w)])
-        best = min(best, float(((total - outside) / (oh * widths[ok])).min()))
+        means = (total - outside) / (oh * widths[ok])
+        j = int(means.argmin())
+        if means[j] < best[0]:
+            best = (float(means[j]), -int(d[j]), -int(dy))  # a[y + dy, x] ~ b[y, x - dx]: a's content moved by -(dx, dy)
     return best
+
+
+def tracked_shift(frames: Sequence[np.ndarray]) -> tuple[float, float]:
+    """How far the picture moved over a run of grey frames: phase correlation of each frame with the next, summed."""
+    window = cv2.createHanningWindow((frames[0].shape[1], frames[0].shape[0]), cv2.CV_32F)
+    moves = [cv2.phaseCorrelate(x, y, window)[0] for x, y in zip(frames, frames[1:])]
+    return float(sum(m[0] for m in moves)), float(sum(m[1] for m in moves))
+
+
+def moved_as_tracked(frames: Sequence[np.ndarray], agree: float = 0.25) -> bool:
+    """The RGB frames' ends match best at the shift the frames between moved the picture by (within ``agree`` of
+    its width): a pan. A slide's ends show two pictures, which a shift can match only by chance at another shift."""
+    grey = [_gray(x) for x in frames]
+    _, dx, dy = best_shift(grey[0], grey[-1])
+    tx, ty = tracked_shift(grey)
+    return float(np.hypot(dx - tx, dy - ty)) <= agree * grey[0].shape[1]
 
 
 def block_matched_diff(a: np.ndarray, b: np.ndarray, tile: int = 9, reach: int = 4) -> float:
