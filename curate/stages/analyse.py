@@ -187,7 +187,14 @@ class AnalyseStage(VideoStage):
                    gpus=gpus_for(GPU_SHARE, config.detector.device) if config.detector.uses_transnet else 0.0)
 
     def setup(self) -> None:
-        """Import and build the detector once (TransNetV2 loads its weights here)."""
+        """Import and build the detector once (TransNetV2 loads its weights here); OpenCV on one thread.
+
+        The pass's OpenCV calls work on frames a few hundred pixels wide, where
+        OpenCV's thread pool costs more CPU (waking and spinning threads) than
+        it saves, and the decoder's threads already keep the cores busy: on 2
+        cores the pass ran 2-5 % faster on one (bench/README.md, split).
+        """
+        cv2.setNumThreads(1)
         build_detector(self.detector.kind, dict(self.detector.params), self.detector.fades, FALLBACK_FPS, self.detector.device)
 
     def stream_video(self, video: Record) -> Iterator[Record]:
