@@ -571,6 +571,17 @@ def test_a_wipe_out_of_fast_motion_into_a_talking_head_is_found(shared_dir, tmp_
 
 
 @pytest.mark.shared
+def test_a_close_out_of_a_20_fps_source_is_found_by_its_cadence(shared_dir, tmp_path):
+    """Seed 932: a 19-frame horizontal close from the 20 fps cockatoo (every 5th frame a repeat at 25 fps) into the
+    talking head changes each frame no more than the bird does, and no frame stands out; the repeats stop for good
+    there. A stretch of ``CADENCE_SPAN`` frames without one, out of a source that repeated a fifth of its frames, is
+    proposed (``CADENCE_SOURCE``)."""
+    segs = [Segment("cockatoo.mp4", 10.84, 75), Segment("carphone_pristine.mp4", 0.3, 88)]
+    q = _combined_on(segs, [("horzclose", 19)], shared_dir, tmp_path)
+    assert q.gradual[0] == 1 and q.bad_clips == 0, q
+
+
+@pytest.mark.shared
 def test_a_wipe_hidden_by_a_bigger_transition_in_the_same_clip_is_cut_out(shared_dir, tmp_path):
     """Seed 302's second to fourth shots: the detector misses a 9-frame wipe from the still box into the cockatoo
     (the frame test calls part of it a pan). In the whole clip the cockatoo's whip pan and the dissolve after it set
