@@ -156,15 +156,17 @@ CALM_GUARD = 12
 # boundary (with the purity check) 6 -> 2, gradual transitions missed 47 -> 40, false ones 34 -> 34, clean clips
 # kept 365 -> 349 (still footage counted as a cadence: 33 missed, 36 false, 308 kept).
 CADENCE_MIN, CADENCE_SPAN, CADENCE_WINDOW, CADENCE_SHARE, CADENCE_FAINT = 6, 26, 20, 0.3, 2
-# Where the source changes (a stretch into a low-rate source, or CADENCE_SPAN frames without a repeat out of one) a
-# share of CADENCE_SOURCE is enough: a 20 fps camera shown at 25 (cockatoo.mp4) repeats every 5th frame, 0.2, and a
-# horizontal close out of it into a 30 fps shot (seed 932), changing each frame no more than the bird does, stayed
-# in a clip. A burst inside a low-rate source keeps CADENCE_SHARE: a flash or a whip pan over a 20 fps source breaks
-# its cadence for a few frames. Not out of a source where the other cues found a boundary in the stretch: the source
-# changed there (a cut), and the stretch's 26 frames would only cost the next shot's first second. On 180 composites
-# (seeds 521-600, 621-680, 901-940), clips holding a boundary (with the purity check) 3 -> 1 of ~800 at 25 fps and
-# pillarboxed, 10 -> 9 at crf 38; gradual transitions found +12, +12, +4, false ones +2, +12, +9, 6 more of them at
-# whip pans in each; clips -1 to -2 %. On the development composites 1 -> 0 of 100 (seed 301's wipe).
+# Out of a low-rate source (CADENCE_SPAN frames without a repeat) a share of CADENCE_SOURCE is enough where the
+# repeats do not come back after the stretch: a 20 fps camera shown at 25 (cockatoo.mp4) repeats every 5th frame,
+# 0.2, and a horizontal close out of it into a 30 fps shot (seed 932), changing each frame no more than the bird
+# does, stayed in a clip. Not where the other cues found a boundary in the stretch: the source changed there (a cut),
+# and the stretch would only cost the next shot's first 26 frames (4-7 % of the clips). Bursts inside a source and
+# stretches into one keep CADENCE_SHARE: re-encoded repeats of a source in slow motion are not all told from its
+# changes; at 0.15 a flash in the cockatoo became a 30-frame boundary, and with bursts at 0.15 too 180 composites
+# kept 7-8 % fewer clips.
+# On 180 composites (seeds 521-600, 621-680, 901-940): clips holding a boundary (with the purity check) 3 -> 2 of
+# ~820 at 25 fps and pillarboxed, 10 -> 10 at crf 38; gradual transitions found +5, +5, +1, false ones +3, +2, +3;
+# clips +13, +17, +6.
 CADENCE_SOURCE = 0.15
 
 
@@ -447,14 +449,16 @@ class CombinedShotDetector(ShotDetector):
                     after = self._repeats(i, i + CADENCE_WINDOW)
                     if before >= CADENCE_SHARE and n < CADENCE_SPAN:  # a burst of changes inside a low-rate source
                         self._propose(Boundary(s, i), "cadence")
-                    elif after >= CADENCE_SOURCE and before <= after / 2:  # into a lower-rate source
+                    elif after >= CADENCE_SHARE and before <= after / 2:  # into a lower-rate source
                         self._propose(Boundary(s, i), "cadence")
             return
         if self._fresh is None:
             self._fresh = i
         elif i - self._fresh == CADENCE_SPAN:
             s = self._fresh
-            if self._repeats(s - CADENCE_WINDOW, s) >= CADENCE_SOURCE and not self._found_in(s, i):  # out of a low-rate source
+            before, after = self._repeats(s - CADENCE_WINDOW, s), self._repeats(i, i + CADENCE_WINDOW)
+            # out of a low-rate source: below CADENCE_SHARE only where its repeats do not come back after the stretch
+            if before >= CADENCE_SOURCE and (before >= CADENCE_SHARE or after <= before / 2) and not self._found_in(s, i):
                 self._propose(Boundary(s, i), "cadence")
 
     def _found_in(self, a: int, b: int) -> bool:
