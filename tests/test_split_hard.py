@@ -208,6 +208,7 @@ def test_shifted_diff_is_the_smallest_mean_over_translations(shape):
         b = rng.integers(0, 256, shape).astype(np.uint8) if k % 3 == 0 else np.clip(moved + rng.normal(0, 4, shape), 0, 255).astype(np.uint8)
         assert shifted_diff(a, b) == pytest.approx(_shifted_diff_by_loop(a, b), rel=1e-5)
 
+
 def test_best_shift_says_where_the_content_moved():
     big = _texture(3, 60, 120)[..., 0].astype(np.float32)
     a, b = big[20:47, 10:58], big[12:39, 16:64]  # the content moved 6 px left and 8 px down

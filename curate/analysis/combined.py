@@ -438,7 +438,7 @@ class CombinedShotDetector(ShotDetector):
         return (len(ks) - len(moving)) / CADENCE_WINDOW
 
     def _step_cadence(self, i: int) -> None:
-        """Propose the frames where a low-rate source's repeats stop or start (``CADENCE_SHARE`` above)."""
+        """Propose the frames where a low-rate source's repeats stop or start (``CADENCE_SHARE``, ``CADENCE_SOURCE`` above)."""
         if self._repeat(i):
             if self._fresh is not None:
                 s, n = self._fresh, i - self._fresh
@@ -456,9 +456,10 @@ class CombinedShotDetector(ShotDetector):
             self._fresh = i
         elif i - self._fresh == CADENCE_SPAN:
             s = self._fresh
-            before, after = self._repeats(s - CADENCE_WINDOW, s), self._repeats(i, i + CADENCE_WINDOW)
+            before = self._repeats(s - CADENCE_WINDOW, s)
             # out of a low-rate source: below CADENCE_SHARE only where its repeats do not come back after the stretch
-            if before >= CADENCE_SOURCE and (before >= CADENCE_SHARE or after <= before / 2) and not self._found_in(s, i):
+            back = before < CADENCE_SHARE and self._repeats(i, i + CADENCE_WINDOW) > before / 2
+            if before >= CADENCE_SOURCE and not back and not self._found_in(s, i):
                 self._propose(Boundary(s, i), "cadence")
 
     def _found_in(self, a: int, b: int) -> bool:
