@@ -583,6 +583,17 @@ def test_a_close_out_of_a_20_fps_source_is_found_by_its_cadence(shared_dir, tmp_
 
 
 @pytest.mark.shared
+def test_cuts_into_and_out_of_a_long_stream_of_low_rate_fire_are_found(shared_dir, tmp_path):
+    """10 fps fire shown at 30 fps changes every third frame, ~50x its re-encoded repeats, so its 66 frames and the
+    cuts into and out of them are one change run longer than ``LONG_RUN``: footage, not a transition. The cuts stand
+    out of it (seeds 681-700 at 30 fps missed 4 such cuts); the fire's own changes, against each other, do not."""
+    segs = [Segment("vtest.avi", 50.26, 90), Segment("fire2.mp4", 0.02, 66), Segment("box.mp4", 3.44, 90)]
+    comp = concat_with_transitions(tmp_path / "c.mp4", segs, [None, None], shared_dir / "media/videos", fps=30)
+    q = _quality(comp, detect(comp.path, "combined", FAST))
+    assert q.cut == [2, 0, 0] and q.bad_clips == 0, q
+
+
+@pytest.mark.shared
 def test_a_wipe_hidden_by_a_bigger_transition_in_the_same_clip_is_cut_out(shared_dir, tmp_path):
     """Seed 302's second to fourth shots: the detector misses a 9-frame wipe from the still box into the cockatoo
     (the frame test calls part of it a pan). In the whole clip the cockatoo's whip pan and the dissolve after it set
