@@ -100,8 +100,9 @@ TUNING, HELD_OUT = [*range(1, 5), *range(101, 109), *range(301, 311)], list(rang
 # on transitions it has not seen. Session 9 looked at 901-940 (with its own draw of those shapes) to judge two ideas it
 # dropped; 941-950 had been looked at by nothing before they were reported.
 SHAPES_HELD_OUT = list(range(941, 951))
+# Shared videos without a cut (slides_talk_1080p.mp4 is not one: its 7 slide changes are cuts, found since session 17).
 CUT_FREE = ("vtest.avi", "chaplin.mp4", "box.mp4", "cup.mp4", "cockatoo.mp4", "flipping_a_pancake.mkv", "carphone_pristine.mp4",
-            "big_buck_bunny_5s.mp4", "fire2.mp4", "tree.avi", "slides_talk_1080p.mp4", "test.webm")
+            "big_buck_bunny_5s.mp4", "fire2.mp4", "tree.avi", "test.webm")
 TARGETS = {"cut_f1": 0.95, "gradual_f1": 0.85, "at_flash": 0, "bad_clips": 0, "speed": 0.8}
 
 

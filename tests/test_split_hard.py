@@ -21,6 +21,7 @@ import pytest
 from curate import synth
 from curate.analysis.combined import CombinedShotDetector, block_matched_diff, shifted_diff
 from curate.analysis.detector import with_faint_ends
+from curate.analysis.detectors import build_detector
 from curate.analysis.same_content import (best_shift, diff, explained_by_motion, flash_end, moved_as_tracked, new_colours, palette,
                                          same_content, same_palette)
 from curate.analysis.shot_eval import SplitQuality, split_quality
@@ -591,6 +592,21 @@ def test_cuts_into_and_out_of_a_long_stream_of_low_rate_fire_are_found(shared_di
     comp = concat_with_transitions(tmp_path / "c.mp4", segs, [None, None], shared_dir / "media/videos", fps=30)
     q = _quality(comp, detect(comp.path, "combined", FAST))
     assert q.cut == [2, 0, 0] and q.bad_clips == 0, q
+
+
+def test_each_slide_change_of_a_still_talk_is_a_cut_and_the_detector_settles(tmp_path):
+    """A slide talk is still between its slide changes: every frame repeats the one before, so nothing ended the change
+    run of the first change, and all of them were one run from the first to the last: longer than ``LONG_RUN``, it
+    was dropped (slides_talk_1080p.mp4's 7 changes: 4 of its clips held one), and no clip left the pass meanwhile.
+    Now ``LONG_RUN`` frames of repeats end a run: each change is a cut, and the detector settles within seconds."""
+    path = tmp_path / "talk.mp4"
+    truth = synth.make_video(path, [(300, "static")] * 4, size=(320, 180), fps=30, options={"crf": "0"})  # exact repeats
+    det, found, lag = build_detector("combined", FAST, True, 30.0), [], 0
+    for df in iter_frames(str(path)):
+        found += det.process_frame(df.index, cv2.cvtColor(small_rgb(df.frame, 192), cv2.COLOR_RGB2BGR))
+        lag = max(lag, df.index - det.settled())
+    found += det.post_process(df.index)
+    assert found == [Boundary(c, c) for c in truth] and lag < 200, (found, lag)  # a slide is 300 frames
 
 
 @pytest.mark.shared

@@ -472,19 +472,27 @@ class CombinedShotDetector(ShotDetector):
         """A boundary the other cues found lies in frames ``a - 2 .. b`` (then the source changed there)."""
         return any(src != "cadence" and x.start <= b and a - 2 <= max(x.end, x.start) for src, x in self.accepted)
 
+    def _ended(self, i: int, last: int) -> bool:
+        """A run whose last elevated frame is ``last`` is over at frame ``i``: more than ``GAP`` frames on, at a frame
+        that changes (repeats of a low-rate source inside a transition do not end it), or after ``LONG_RUN`` frames
+        of repeats (a still slide: a talk's slide changes, all repeats between them, were one run from the first to the
+        last, which held back every clip of the talk). Not sooner: a 10 fps camera standing still for a second
+        (vtest.avi) repeats 26 frames between a small change and the jump cut that the run judges with it."""
+        return i - last > GAP and (self._d[i] > 0.0 or i - last > LONG_RUN)
+
     def _step_run(self, i: int, elevated: bool) -> None:
         if elevated:
             if self._run is None:
                 self._run = [i, i]
             else:
                 self._run[1] = i
-        elif self._run is not None and self._d[i] > 0.0 and i - self._run[1] > GAP:
+        elif self._run is not None and self._ended(i, self._run[1]):
             self._close_run()
 
     def _step_calm(self, i: int, calm: bool, elevated: bool) -> None:
         if calm:
             self._calm = [i, i, elevated] if self._calm is None else [self._calm[0], i, self._calm[2] or elevated]
-        elif self._calm is not None and self._d[i] > 0.0 and i - self._calm[1] > GAP:
+        elif self._calm is not None and self._ended(i, self._calm[1]):
             self._close_calm()
 
     def _close_calm(self) -> None:
