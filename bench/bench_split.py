@@ -29,6 +29,8 @@ For each detector (``adaptive`` + fades, the model-free default until now;
 * the held-out composites re-encoded at a high x264 crf (``--crf``, 38 by
   default), as web video is compressed: the same frames, blocky, with
   keyframe pops;
+* the held-out composites built at other picture sizes (``--sizes``, none by
+  default; they are 320x180), e.g. ``640x360,1280x720``;
 * composites whose wipes are only xfade shapes nothing was developed on
   (seeds from 900 on, :data:`curate.synth_transitions.UNSEEN`: barn doors,
   corner wipes, crops, vertical slices, blurs, random dissolves ...):
@@ -63,7 +65,7 @@ ffmpeg CLI's rate where both exist; both are printed where both exist.
 ``auto`` is a GPU where one is visible): run under ``taskset -c 0,1`` on a GPU
 machine to compare with the 2-CPU figures.
 
-    python bench/bench_split.py [--seeds 621-630] [--shape-seeds 941-950] [--rates 30,50] [--bars pillar,letter] [--crf 30,38] [--skip-speed] [--skip-purity] [--detectors adaptive,combined]
+    python bench/bench_split.py [--seeds 621-630] [--shape-seeds 941-950] [--rates 30,50] [--bars pillar,letter] [--crf 30,38] [--sizes 640x360] [--skip-speed] [--skip-purity] [--detectors adaptive,combined]
 """
 
 from __future__ import annotations
@@ -190,13 +192,15 @@ def reencoded(path: str, bars: str | None, crf: int) -> str:
     return str(out)
 
 
-def videos(seeds: list[int], shared_gt: bool, fps: int = 25, bars: str | None = None, crf: int | None = None) -> list[dict]:
+def videos(seeds: list[int], shared_gt: bool, fps: int = 25, bars: str | None = None, crf: int | None = None,
+           size: tuple[int, int] | None = None) -> list[dict]:
     """Ground truth per video: path, cuts, spans, jumps, flashes, whips, frames, fps (composites re-timed to ``fps``,
-    with black ``bars`` (at crf 18) or re-encoded at ``crf``)."""
+    with black ``bars`` (at crf 18), re-encoded at ``crf``, or built at ``size`` (width, height))."""
     from curate.synth_transitions import build_hard_set
 
     out = []
-    for c in build_hard_set(OUT / "composites", seeds, MEDIA, fps=fps):
+    folder = OUT / ("composites" if size is None else f"composites_{size[0]}x{size[1]}")
+    for c in build_hard_set(folder, seeds, MEDIA, fps=fps, **({"size": size} if size else {})):
         out.append({"name": Path(c.path).name, "path": reencoded(c.path, bars, crf or 18) if bars or crf else c.path, "cuts": c.cuts, "spans": c.spans, "n": c.num_frames, "fps": c.fps,
                     "jumps": [e.start for e in c.events if e.kind == "jump"], "flashes": c.flashes, "whips": c.whips})
     if shared_gt:
@@ -415,6 +419,8 @@ def main() -> int:
                                                      "(pillar: 4:3 in a 16:9 frame); '' for none")
     ap.add_argument("--crf", default="38", help="x264 crf values the held-out composites are also re-encoded at (heavy "
                     "web compression; they are made at 20), e.g. 30,38; '' for none")
+    ap.add_argument("--sizes", default="", help="picture sizes the held-out composites are also built at (they are "
+                    "320x180), e.g. 640x360,1280x720; the detector sees every size at analysis.width")
     ap.add_argument("--skip-tuning", action="store_true", help="leave out the development composites (seeds 1-4, 101-108, 301-310)")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-purity", action="store_true", help="leave out the purity check's own stress test")
@@ -440,20 +446,22 @@ def main() -> int:
     report: dict = {}
     t0 = time.perf_counter()
     seeds_text = ",".join(map(str, held))
-    sets = [("held-out composites (seeds " + seeds_text + ")", held, False, 25, None, None)]
-    sets += [(f"held-out composites at {r} fps (seeds {seeds_text}, every frame count x {r}/25)", held, False, r, None, None)
+    sets = [("held-out composites (seeds " + seeds_text + ")", held, False, 25, None, None, None)]
+    sets += [(f"held-out composites at {r} fps (seeds {seeds_text}, every frame count x {r}/25)", held, False, r, None, None, None)
              for r in map(int, filter(None, args.rates.split(",")))]
-    sets += [(f"held-out composites with {b}box bars (seeds {seeds_text}, re-encoded: {BARS[b]})", held, False, 25, b, None)
+    sets += [(f"held-out composites with {b}box bars (seeds {seeds_text}, re-encoded: {BARS[b]})", held, False, 25, b, None, None)
              for b in filter(None, args.bars.split(","))]
-    sets += [(f"held-out composites re-encoded at x264 crf {c} (seeds {seeds_text})", held, False, 25, None, c)
+    sets += [(f"held-out composites re-encoded at x264 crf {c} (seeds {seeds_text})", held, False, 25, None, c, None)
              for c in map(int, filter(None, args.crf.split(",")))]
+    sets += [(f"held-out composites built at {w}x{h} (seeds {seeds_text}; 320x180 otherwise)", held, False, 25, None, None, (w, h))
+             for w, h in (tuple(map(int, x.split("x"))) for x in filter(None, args.sizes.split(",")))]
     if shapes:
-        sets.append(("held-out shapes (seeds " + ",".join(map(str, shapes)) + "; wipes of shapes no test was developed on)", shapes, False, 25, None, None))
-    sets.append(("shared ground truth", [], True, 25, None, None))
+        sets.append(("held-out shapes (seeds " + ",".join(map(str, shapes)) + "; wipes of shapes no test was developed on)", shapes, False, 25, None, None, None))
+    sets.append(("shared ground truth", [], True, 25, None, None, None))
     if not args.skip_tuning:
-        sets.append(("development composites (seeds 1-4, 101-108, 301-310; the detector and the purity check were developed on these)", TUNING, False, 25, None, None))
-    for title, seeds, shared, fps, bars, crf in [] if args.skip_quality else sets:
-        vids = videos(seeds, shared, fps, bars, crf)
+        sets.append(("development composites (seeds 1-4, 101-108, 301-310; the detector and the purity check were developed on these)", TUNING, False, 25, None, None, None))
+    for title, seeds, shared, fps, bars, crf, size in [] if args.skip_quality else sets:
+        vids = videos(seeds, shared, fps, bars, crf, size)
         n_tr = sum(len(v["cuts"]) + len(v["spans"]) for v in vids)
         print(f"\n{title}: {len(vids)} videos, {n_tr} transitions ({sum(len(v['cuts']) for v in vids)} cuts of which "
               f"{sum(len(v['jumps']) for v in vids)} jump cuts, {sum(len(v['spans']) for v in vids)} gradual), "
@@ -463,7 +471,7 @@ def main() -> int:
         report[title] = {k: {**r["q"].__dict__, "cut_f1": r["q"].cut_f1, "gradual_f1": r["q"].gradual_f1,
                              "with_purity": r["p"].__dict__, "detector_fps": r["frames"] / max(r["s"], 1e-9),
                              "purity_fps": r["frames"] / max(r["purity_s"], 1e-9)} for k, r in res.items()}
-        if seeds and seeds == held and fps == 25 and not bars and not crf and not args.skip_purity:
+        if seeds and seeds == held and fps == 25 and not bars and not crf and not size and not args.skip_purity:
             report["purity_stress"] = purity_stress(vids, [MEDIA / n for n in CUT_FREE], args.verbose)
     if cache is not None:
         print(f"\n  TransNetV2 windows: {cache.misses} computed, {cache.hits} from the cache (detector fps above include cache hits)")
