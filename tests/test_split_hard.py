@@ -610,6 +610,19 @@ def test_each_slide_change_of_a_still_talk_is_a_cut_and_the_detector_settles(tmp
 
 
 @pytest.mark.shared
+def test_a_slow_dissolve_between_two_moving_shots_of_other_colours_is_found(shared_dir, tmp_path):
+    """Seed 717 at 30 fps: a 23-frame pixelize from the turning cockatoo into the hand-held cup changes each frame no
+    more than either shot's motion does, and local motion explains it frame by frame, so the detector called it
+    motion and a kept clip held it. Its sides bring other colours (white feathers, a blue arm), which moving within
+    one shot does not: new colours outweigh motion, as in the purity check."""
+    segs = [Segment("vtest.avi", 23.23, 107), Segment("cockatoo.mp4", 2.95, 107, whip=(46, 10, 1)), Segment("cup.mp4", 2.57, 112)]
+    trs = [("dissolve", 10), ("pixelize", 23)]
+    comp = concat_with_transitions(tmp_path / "c.mp4", segs, trs, shared_dir / "media/videos", fps=30)
+    q = _quality(comp, detect(comp.path, "combined", FAST))
+    assert q.gradual == [2, 0, 0] and q.bad_clips == 0, q
+
+
+@pytest.mark.shared
 def test_a_wipe_hidden_by_a_bigger_transition_in_the_same_clip_is_cut_out(shared_dir, tmp_path):
     """Seed 302's second to fourth shots: the detector misses a 9-frame wipe from the still box into the cockatoo
     (the frame test calls part of it a pan). In the whole clip the cockatoo's whip pan and the dissolve after it set
