@@ -618,7 +618,21 @@ def test_a_slow_dissolve_between_two_moving_shots_of_other_colours_is_found(shar
     segs = [Segment("vtest.avi", 23.23, 107), Segment("cockatoo.mp4", 2.95, 107, whip=(46, 10, 1)), Segment("cup.mp4", 2.57, 112)]
     trs = [("dissolve", 10), ("pixelize", 23)]
     comp = concat_with_transitions(tmp_path / "c.mp4", segs, trs, shared_dir / "media/videos", fps=30)
-    q = _quality(comp, detect(comp.path, "combined", FAST))
+    q = _quality(comp, detect(comp.path, "combined", FAST, fps=comp.fps))
+    assert q.gradual == [2, 0, 0] and q.bad_clips == 0, q
+
+
+@pytest.mark.shared
+def test_the_rest_of_a_transition_after_a_calmer_side_run_is_cut_out_with_it(shared_dir, tmp_path):
+    """Seed 707 at 60 fps: a 43-frame pixelize out of the pancake toss into Chaplin. Its first half is a calmer-side
+    run, which stops at the first frame the ordinary change runs see (another shot's cut, as far as it knows); that
+    ordinary run, the pixelize's second half, judged on its own sides (both inside the transition) was motion, and
+    the next clip began inside the transition. Joined to the calmer-side run, it is the rest of one transition."""
+    segs = [Segment("big_buck_bunny_5s.mp4", 0.14, 211, whip=(89, 22, 1)),
+            Segment("flipping_a_pancake.mkv", 2.02, 218, flash=(113, 7)), Segment("chaplin.mp4", 0.08, 218)]
+    trs = [("fadewhite", 24), ("pixelize", 43)]
+    comp = concat_with_transitions(tmp_path / "c.mp4", segs, trs, shared_dir / "media/videos", fps=60)
+    q = _quality(comp, detect(comp.path, "combined", FAST, fps=comp.fps))
     assert q.gradual == [2, 0, 0] and q.bad_clips == 0, q
 
 
