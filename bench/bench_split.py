@@ -425,7 +425,8 @@ def main() -> int:
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-purity", action="store_true", help="leave out the purity check's own stress test")
     ap.add_argument("--skip-quality", action="store_true", help="throughput only")
-    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="throughput passes, alternating order (one round on 2 busy cores varied the ratio by +-0.05)")
     ap.add_argument("--device", default="auto", help="where TransNetV2 runs in the throughput passes: auto, cpu, cuda")
     ap.add_argument("--no-cache", action="store_true", help="run TransNetV2 on every window, no cached outputs")
     ap.add_argument("--verbose", action="store_true", help="per-video figures")
