@@ -146,6 +146,20 @@ def test_a_missed_wipe_or_slide_is_cut_out(shared_dir, tmp_path, a, b, kind, fra
 
 
 @pytest.mark.shared
+def test_a_soft_wipe_only_the_palette_windows_see_is_cut_out_with_its_faint_start(shared_dir, tmp_path):
+    """Seed 735: a 20-frame smooth wipe up out of the hand-held cup into the moving cockatoo. Only the palette windows
+    see it, over frames 74-81; its first frames blend in no more than the cup moves. Cut out with a quarter of that
+    length more, the clip before it kept 3 of its frames; with its length more (at most ``SOFT_FAINT``), none."""
+    segs = [Segment("cup.mp4", 2.58, 87, whip=(39, 7, 1)), Segment("cockatoo.mp4", 1.33, 70, whip=(30, 9, 1))]
+    comp = concat_with_transitions(tmp_path / "c.mp4", segs, [("smoothup", 20)], shared_dir / "media/videos")
+    (span,) = comp.spans
+    assert clips_with_boundary(_spans(analyse(comp.path, _config(purity=False))), [], [span]) == 1  # the detector misses it
+    out = analyse(comp.path, _config())
+    assert_clean(out["clips"], spans=[span])
+    assert any(not c["reject_reasons"] for c in out["clips"]), _spans(out)
+
+
+@pytest.mark.shared
 def test_a_missed_dissolve_between_two_moving_shots_is_cut_out(shared_dir, tmp_path):
     """Seed 699: a 7-frame dissolve from a hand-held close-up of an arm into the cockatoo's beak. Both shots move as
     much as the dissolve changes, so no frame stands out; the palette windows find it, but only 0.43 of the pixels
