@@ -50,10 +50,10 @@ def _analysed(segs: list[Segment], transitions: list, shared_dir, tmp_path) -> t
     return comp, analyse(comp.path, PipelineConfig(detector=DetectorConfig(kind="combined", params=FAST)))
 
 
-def _combined_on(segs: list[Segment], transitions: list, shared_dir, tmp_path) -> SplitQuality:
+def _combined_on(segs: list[Segment], transitions: list, shared_dir, tmp_path, fps: int = 25) -> SplitQuality:
     """The model-free combined detector scored on a composite of the shared clips ``segs`` joined by ``transitions``."""
-    comp = concat_with_transitions(tmp_path / "c.mp4", segs, transitions, shared_dir / "media/videos")
-    return _quality(comp, detect(comp.path, "combined", FAST))
+    comp = concat_with_transitions(tmp_path / "c.mp4", segs, transitions, shared_dir / "media/videos", fps=fps)
+    return _quality(comp, detect(comp.path, "combined", FAST, fps=comp.fps))
 
 
 @pytest.fixture(scope="module")
@@ -616,9 +616,7 @@ def test_a_slow_dissolve_between_two_moving_shots_of_other_colours_is_found(shar
     motion and a kept clip held it. Its sides bring other colours (white feathers, a blue arm), which moving within
     one shot does not: new colours outweigh motion, as in the purity check."""
     segs = [Segment("vtest.avi", 23.23, 107), Segment("cockatoo.mp4", 2.95, 107, whip=(46, 10, 1)), Segment("cup.mp4", 2.57, 112)]
-    trs = [("dissolve", 10), ("pixelize", 23)]
-    comp = concat_with_transitions(tmp_path / "c.mp4", segs, trs, shared_dir / "media/videos", fps=30)
-    q = _quality(comp, detect(comp.path, "combined", FAST, fps=comp.fps))
+    q = _combined_on(segs, [("dissolve", 10), ("pixelize", 23)], shared_dir, tmp_path, fps=30)
     assert q.gradual == [2, 0, 0] and q.bad_clips == 0, q
 
 
@@ -630,9 +628,7 @@ def test_the_rest_of_a_transition_after_a_calmer_side_run_is_cut_out_with_it(sha
     the next clip began inside the transition. Joined to the calmer-side run, it is the rest of one transition."""
     segs = [Segment("big_buck_bunny_5s.mp4", 0.14, 211, whip=(89, 22, 1)),
             Segment("flipping_a_pancake.mkv", 2.02, 218, flash=(113, 7)), Segment("chaplin.mp4", 0.08, 218)]
-    trs = [("fadewhite", 24), ("pixelize", 43)]
-    comp = concat_with_transitions(tmp_path / "c.mp4", segs, trs, shared_dir / "media/videos", fps=60)
-    q = _quality(comp, detect(comp.path, "combined", FAST, fps=comp.fps))
+    q = _combined_on(segs, [("fadewhite", 24), ("pixelize", 43)], shared_dir, tmp_path, fps=60)
     assert q.gradual == [2, 0, 0] and q.bad_clips == 0, q
 
 
