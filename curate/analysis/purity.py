@@ -95,10 +95,10 @@ PAL_RATIO, PAL_MIN = 2.0, 0.1
 PALETTE_UNEXPLAINED = 0.3
 # A transition only the palette windows found is soft (a smooth wipe, a dissolve between moving shots): its visible
 # core is short, so, as the combined detector's accepted spans, it is cut out with its length more on each side, at
-# most SOFT_FAINT frames (or a quarter, where that is more). Seed 735: a 20-frame smooth wipe up out of the hand-held cup into the
-# cockatoo, found at frames 74-81, stayed in the clip before it by 3 frames. On the 180 composites, 681-740 in other
-# variants and make bench's sets nothing else held a boundary before or after; 1 clean clip fewer at 25 fps and 1
-# pillarboxed (seeds 621-680, 901-940), and 1 more of 70 rejected in the perfect-split stress test.
+# most SOFT_FAINT frames (or a quarter, where that is more). Seed 735: a 20-frame smooth wipe up out of the hand-held
+# cup into the cockatoo, found at frames 74-81, stayed in the clip before it by 3 frames. On the 180 composites,
+# 681-740 in other variants and make bench's sets nothing else held a boundary before or after; 1 clean clip fewer at
+# 25 fps and 1 pillarboxed (seeds 621-680, 901-940), and 1 more of 70 rejected in the perfect-split stress test.
 SOFT_FAINT = 6
 STANDS_OUT = 2.0  # a region's frame changing this many times more than every other is a cut (as the combined detector's)
 SUDDEN = 4.0  # a cut this many times the changes within 2 frames either side is no motion (as the combined detector's)
