@@ -446,6 +446,15 @@ def test_a_jump_cut_on_a_quiet_locked_off_camera_is_a_cut(shared_dir, tmp_path):
 
 
 @pytest.mark.shared
+def test_a_jump_cut_between_repeats_of_a_low_rate_source_is_a_cut(shared_dir, tmp_path):
+    """vtest.avi (10 fps shown at 25) 6 s apart: its nearest change carries 2-3 frames of motion, so the jump stands
+    out only 3.9x from it (seed 758); box.mp4's own jerk at 9.4 s, as sudden but among changing frames, is no cut."""
+    segs = [Segment("vtest.avi", 51.35, 87, flash=(51, 2)), Segment("vtest.avi", 57.14, 71), Segment("box.mp4", 8.91, 95)]
+    q = _combined_on(segs, [None, None], shared_dir, tmp_path)
+    assert q.cut == [2, 0, 0] and q.jumps_found == 1 and q.at_flash == 0 and q.bad_clips == 0, q
+
+
+@pytest.mark.shared
 def test_a_transition_into_fast_motion_is_found(shared_dir, tmp_path):
     """A pixelize from a still shot into the turning cockatoo: the bird's motion fills the 50 frames the change is
     judged against, so only the calmer side shows it stands out; the bird's own motion after it is no boundary."""
