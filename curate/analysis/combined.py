@@ -7,7 +7,8 @@
   mean absolute RGB difference between frame ``i-1`` and ``i``, is
   *elevated* when it exceeds ``ratio`` times the median change of the 50
   frames around it (repeated frames left out, so 10 fps material shown at
-  25 fps is judged on its real changes) and at least ``min_change`` levels;
+  25 fps is judged on its real changes; at least its own shot's median where
+  a sudden cut lies among them) and at least ``min_change`` levels;
   so is the most changed row or column (a wipe's or slide's edge changes one
   line completely while the frame mean moves little). Consecutive elevated
   frames (gaps of up to ``GAP`` frames) form a run: one frame carrying most
@@ -94,6 +95,13 @@ __all__ = ["CombinedShotDetector", "block_matched_diff", "shifted_diff"]
 
 WINDOW, STEP, CONTEXT = 100, 50, 25  # TransNetV2's windows (see curate.analysis.transnet)
 LEVEL_HALF = 25  # frames either side for the local change level
+# Where a plain cut (SUDDEN, not a flash) lies among those 50 frames, a frame's level is at least the median of its own
+# shot's (OWN_SHOT changing frames or more): the turning cockatoo's last frames before a cut into the still cup stood out
+# 3x from a window half filled by the cup, and joined the cut into a false transition (seed 765 at crf 38). Only ever
+# raised: judged on its own shot alone, fire's many re-encoded repeats lowered its level and made a 52-frame run of it.
+# On the 180 composites and 681-760 in other variants, no clip more or less holds a boundary; clips kept +27 of ~3900,
+# gradual transitions found +19, false ones +2, false cuts as many; make bench's sets: one clip fewer (941-950).
+OWN_SHOT = 8
 KEEP = 240  # frames of 48x27 images kept for the same-content checks
 REPEAT = 0.3  # mean RGB difference below which a frame repeats the previous one
 SIDE = 5  # frames either side of a proposal for the same-content checks
@@ -257,6 +265,8 @@ class CombinedShotDetector(ShotDetector):
         self._line = _Tail()  # the most changed row or column into frame i (a wipe's edge)
         self._mean = _Tail()
         self._flat = _Tail()
+        self._splits: list[int] = []  # frames of plain cuts (_plain_cut), which the change level does not reach over
+        self._split_flash_to = -1  # last frame of the latest flash _plain_cut saw
         self._cue = False  # a gradual-detector candidate or a flat frame since the last block
         self._next = 0  # first frame of the next block to decide
         self._run: list[int] | None = None  # open change run [first, last elevated frame]
@@ -291,6 +301,8 @@ class CombinedShotDetector(ShotDetector):
         mean, std = cv2.meanStdDev(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
         self._mean.append(float(mean[0, 0]))
         self._flat.append(float(std[0, 0]) < self.flat_std)
+        if self._plain_cut(index - NEAR_REACH):
+            self._splits.append(index - NEAR_REACH)
         self._cue |= bool(self._flat[index])
         if self._gradual is not None:
             for b in self._gradual.process_frame(index, small_bgr):
@@ -313,16 +325,41 @@ class CombinedShotDetector(ShotDetector):
         return self._report(final=True)
 
     # --- one block of 50 frames ---------------------------------------------------
-    @staticmethod
-    def _level(values: _Tail, i: int, calm_side: bool = False) -> float:
-        """Median change of the 50 frames around ``i``; of the calmer 25 with ``calm_side``."""
+    def _plain_cut(self, k: int) -> bool:
+        """The change into frame ``k`` is at least ``min_change`` and ``SUDDEN`` times the largest within 2 frames
+        either side (or, where those repeat, the nearest change either side within ``NEAR_REACH``)."""
+        if k < 1 or self._d[k] < self.min_change or k <= self._split_flash_to:
+            return False
+        sides = [[self._d[j] for j in range(k + step, k + step * (NEAR_REACH + 1), step) if 0 < j < len(self._d)] for step in (-1, 1)]
+        near = [x for side in sides for x in side[:2]]
+        if not any(near):
+            near = [next((x for x in side if x > 0.0), 0.0) for side in sides]
+        if self._d[k] < SUDDEN * max(near, default=0.0):
+            return False
+        ks = range(k + 1, min(k + FLASH_FRAMES + 2, self._last + 1))
+        j = flash_end(self._frame(k - 1), self._frame(k), [self._frame(x) for x in ks], self.checks.flash)
+        if j is not None:  # a flash and its return are no cuts
+            self._split_flash_to = ks[j]
+            return False
+        return True
+
+    def _level(self, values: _Tail, i: int, calm_side: bool = False) -> float:
+        """Median change of the 50 frames around ``i``; of the calmer 25 with ``calm_side``. Where a plain cut
+        (``_plain_cut``) lies among them, at least the median of ``i``'s own shot's (if it has ``OWN_SHOT``)."""
         lo, hi = max(i - LEVEL_HALF, 1), min(i + LEVEL_HALF + 1, len(values))
         sides = [[x for x in side if x > 0.0] for side in (values[lo:i], values[i + 1 : hi])]
         # statistics.median: these lists hold at most 50 floats, where numpy's call overhead is 20x the sort
         if calm_side:  # a long wipe fills much of one side, never both
             return min((float(median(side)) for side in sides if side), default=0.0)
         around = sides[0] + sides[1]
-        return float(median(around)) if around else 0.0
+        level = float(median(around)) if around else 0.0
+        own_lo = max([c + 1 for c in self._splits if lo <= c < i], default=lo)
+        own_hi = min([c for c in self._splits if i < c < hi], default=hi)
+        if (own_lo, own_hi) != (lo, hi):
+            own = [x for x in values[own_lo:i] + values[i + 1 : own_hi] if x > 0.0]
+            if len(own) >= OWN_SHOT:
+                level = max(level, float(median(own)))
+        return level
 
     def _elevated(self, i: int, ratio: float, calm_side: bool = False) -> bool:
         """The change into frame ``i``, or its most changed row or column (a wipe), stands out from the 50 frames around."""
@@ -415,6 +452,7 @@ class CombinedShotDetector(ShotDetector):
         keep = min([self._open_from()] + [b.start for b in self._pending]) - KEEP
         for series in (self._d, self._line, self._mean, self._flat):
             series.trim(keep)
+        self._splits = [c for c in self._splits if c >= keep]
 
     def _in_flash(self, i: int) -> bool:
         """Frame ``i`` belongs to a flash: its change is elevated and the picture before it returns within
