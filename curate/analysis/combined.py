@@ -327,7 +327,8 @@ class CombinedShotDetector(ShotDetector):
     # --- one block of 50 frames ---------------------------------------------------
     def _plain_cut(self, k: int) -> bool:
         """The change into frame ``k`` is at least ``min_change`` and ``SUDDEN`` times the largest within 2 frames
-        either side (or, where those repeat, the nearest change either side within ``NEAR_REACH``)."""
+        either side (or, where those repeat, the nearest change either side within ``NEAR_REACH``). Not ``_sudden``:
+        its ``_near`` asks ``_level``, which these cuts bound."""
         if k < 1 or self._d[k] < self.min_change or k <= self._split_flash_to:
             return False
         sides = [[self._d[j] for j in range(k + step, k + step * (NEAR_REACH + 1), step) if 0 < j < len(self._d)] for step in (-1, 1)]
