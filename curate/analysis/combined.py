@@ -331,7 +331,7 @@ class CombinedShotDetector(ShotDetector):
         its ``_near`` asks ``_level``, which these cuts bound."""
         if k < 1 or self._d[k] < self.min_change or k <= self._split_flash_to:
             return False
-        sides = [[self._d[j] for j in range(k + step, k + step * (NEAR_REACH + 1), step) if 0 < j < len(self._d)] for step in (-1, 1)]
+        sides = self._either_side(k)
         near = [x for side in sides for x in side[:2]]
         if not any(near):
             near = [next((x for x in side if x > 0.0), 0.0) for side in sides]
@@ -376,9 +376,13 @@ class CombinedShotDetector(ShotDetector):
         d = self._d[i] if 0 < i < len(self._d) else 0.0
         if not QUIET * self.min_change <= d < self.min_change:
             return False
-        around = [self._d[k] for k in range(i - NEAR_REACH, i + NEAR_REACH + 1) if k != i and 0 < k < len(self._d)]
+        around = [x for side in self._either_side(i) for x in side]
         low_rate = sum(x == 0.0 for x in around) >= CADENCE_SHARE * len(around)
         return d >= (LOW_RATE_SUDDEN if low_rate else SUDDEN) * self._near(i)
+
+    def _either_side(self, i: int) -> list[list[float]]:
+        """The changes into the ``NEAR_REACH`` frames before frame ``i`` and after it, nearest first (those held)."""
+        return [[self._d[k] for k in range(i + step, i + step * (NEAR_REACH + 1), step) if 0 < k < len(self._d)] for step in (-1, 1)]
 
     def _near(self, i: int) -> float:
         """The largest change into a frame within 2 frames either side of frame ``i`` (0.0 where there is none).
@@ -392,7 +396,7 @@ class CombinedShotDetector(ShotDetector):
         changes stood out from them as a cut. (A jump cut on a quiet locked-off camera, below ``min_change``, is
         still judged against the 4 frames: ``QUIET``.)
         """
-        sides = [[self._d[k] for k in range(i + step, i + step * (NEAR_REACH + 1), step) if 0 < k < len(self._d)] for step in (-1, 1)]
+        sides = self._either_side(i)
         near = [x for side in sides for x in side[:2]]
         still = 0.5 * self._level(self._d, i)
         repeats = 0 < i < len(self._d) and self._d[i] >= self.min_change and 0.0 in near
@@ -575,7 +579,7 @@ class CombinedShotDetector(ShotDetector):
         self._run = None
         if e - s > LONG_RUN:  # a long stream of big changes is footage, not a transition, but a cut into it stands out
             for k in range(s, e + 1):
-                around = [self._d[j] for j in range(k - NEAR_REACH, k + NEAR_REACH + 1) if j != k and 0 < j < len(self._d)]
+                around = [x for side in self._either_side(k) for x in side]
                 if self._d[k] >= max(self.min_change, STANDS_OUT * max(around, default=0.0)):
                     self._propose(Boundary(k, k), "change")
             return
