@@ -455,6 +455,16 @@ def test_a_jump_cut_between_repeats_of_a_low_rate_source_is_a_cut(shared_dir, tm
 
 
 @pytest.mark.shared
+def test_a_wipe_between_two_low_rate_sources_right_after_a_whip_pan_is_found(shared_dir, tmp_path):
+    """A 20-frame wipe up out of the pancake toss (repeats every 4th frame) into the cockatoo (every 5th), 9 frames
+    after a whip pan: each of its frames changes less than the bird does and the whip fills the windows before it, but
+    in 20 frames the cockatoo would have repeated 4 times (seed 788)."""
+    segs = [Segment("flipping_a_pancake.mkv", 7.27, 65, whip=(28, 9, 1)), Segment("cockatoo.mp4", 4.6, 87)]
+    q = _combined_on(segs, [("wipeup", 20)], shared_dir, tmp_path)
+    assert q.gradual[0] == 1 and q.at_whip == 0 and q.bad_clips == 0, q
+
+
+@pytest.mark.shared
 def test_a_transition_into_fast_motion_is_found(shared_dir, tmp_path):
     """A pixelize from a still shot into the turning cockatoo: the bird's motion fills the 50 frames the change is
     judged against, so only the calmer side shows it stands out; the bird's own motion after it is no boundary."""

@@ -184,6 +184,17 @@ CADENCE_MIN, CADENCE_SPAN, CADENCE_WINDOW, CADENCE_SHARE, CADENCE_FAINT = 6, 26,
 # ~820 at 25 fps and pillarboxed, 10 -> 10 at crf 38; gradual transitions found +5, +5, +1, false ones +3, +2, +3;
 # clips +13, +17, +6.
 CADENCE_SOURCE = 0.15
+# Into a lower-rate source, a share of CADENCE_SOURCE is enough where the stretch went without MISSED_REPEATS of the
+# repeats that source shows (20 frames at 0.15) and the source before it repeats too: no footage of two low-rate
+# sources changes so long at their container's rate. Seed 788: a 20-frame wipe up out of the pancake toss (a repeat
+# every 4th frame) into the cockatoo (every 5th), 9 frames after a whip pan, changes each frame less than the bird
+# does, and the whip fills both the change runs' level and the purity check's windows before it; it stayed whole in a
+# clip at 25 fps, pillarboxed and at crf 38. Not where another cue found a boundary in the stretch (it would only cost
+# the next shot's first frames: 11 cuts on seeds 621-680 and 901-940 became 30-frame spans), nor where a flash or whip
+# pan dropped in it breaks the cadence (the composites render them at the container's rate). On the 180 composites,
+# 681-720 and 741-800 in other variants and make bench's sets: clips holding a boundary 3 fewer (seed 788), none
+# more; false gradual transitions +2 (re-encoded repeats of fast motion taken for changes); clips kept -7 of ~4560.
+MISSED_REPEATS = 3
 # A change run longer than LONG_RUN frames is footage (a stream of big changes), judged only for the cuts in it:
 # frames STANDS_OUT times every change within NEAR_REACH frames. 10 fps fire shown at 30 fps changes every third frame,
 # ~50x its re-encoded repeats, so its 66 frames were one run with the cut into or out of them, and dropped whole: 4 of
@@ -511,8 +522,8 @@ class CombinedShotDetector(ShotDetector):
                     after = self._repeats(i, i + CADENCE_WINDOW)
                     if before >= CADENCE_SHARE and n < CADENCE_SPAN:  # a burst of changes inside a low-rate source
                         self._propose(Boundary(s, i), "cadence")
-                    elif after >= CADENCE_SHARE and before <= after / 2:  # into a lower-rate source
-                        self._propose(Boundary(s, i), "cadence")
+                    elif before <= after / 2 and (after >= CADENCE_SHARE or self._missed_repeats(s, i, n, before, after)):
+                        self._propose(Boundary(s, i), "cadence")  # into a lower-rate source
             return
         if self._fresh is None:
             self._fresh = i
@@ -523,6 +534,13 @@ class CombinedShotDetector(ShotDetector):
             back = before < CADENCE_SHARE and self._repeats(i, i + CADENCE_WINDOW) > before / 2
             if before >= CADENCE_SOURCE and not back and not self._found_in(s, i):
                 self._propose(Boundary(s, i), "cadence")
+
+    def _missed_repeats(self, s: int, i: int, n: int, before: float, after: float) -> bool:
+        """The ``n`` fresh frames up to frame ``i`` (from ``s`` on) lie between two low-rate sources and went without
+        ``MISSED_REPEATS`` of the repeats the source after them shows (the comment above ``MISSED_REPEATS``), and
+        neither another cue's boundary nor a flash or whip pan dropped in them explains that."""
+        return (before > 0.0 and after >= CADENCE_SOURCE and n * after >= MISSED_REPEATS and not self._found_in(s, i)
+                and not any(why in ("flash", "camera") and b.start <= i and s <= b.end for why, b in self.dropped))
 
     def _found_in(self, a: int, b: int) -> bool:
         """A boundary the other cues found lies in frames ``a - 2 .. b`` (then the source changed there)."""
