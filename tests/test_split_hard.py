@@ -226,6 +226,19 @@ def test_a_pan_moves_as_tracked_and_a_slide_does_not():
     two = np.concatenate([b[:, :48], a[:, :48]], axis=1)  # slide right: b comes in from the left, a leaves right
     slide = [two[:, p : p + 48] for p in range(48, -1, -4)]
     assert not moved_as_tracked(slide)
+    tall = _texture(6, h=60, w=48)
+    tilt = [tall[p : p + 27] for p in range(0, 13, 2)]  # 12 px up and down: the ends overlap by 15 px of 27
+    assert moved_as_tracked(tilt)
+
+
+@pytest.mark.shared
+def test_a_dissolve_whose_two_pictures_match_at_a_far_diagonal_shift_is_no_pan(shared_dir, tmp_path):
+    """A 7-frame dissolve at 30 fps from the box on a bright floor into Big Buck Bunny's sky (seed 816): the ends
+    match at a shift of 12 px across and 14 px (half the height) up, the frames between moved the picture by 3 and 7 px.
+    That agrees within a quarter of the width, but not of the height: no pan."""
+    segs = [Segment("box.mp4", 4.29, 80, whip=(34, 7, 1)), Segment("big_buck_bunny_5s.mp4", 1.06, 90, whip=(47, 9, -1))]
+    q = _combined_on(*retimed(segs, [("dissolve", 6)], 30), shared_dir, tmp_path, fps=30)
+    assert q.gradual[0] == 1 and q.at_whip == 0 and q.bad_clips == 0, q
 
 
 def _feed(det, frames):
