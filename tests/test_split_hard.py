@@ -478,6 +478,16 @@ def test_a_wipe_between_two_low_rate_sources_right_after_a_whip_pan_is_found(sha
 
 
 @pytest.mark.shared
+def test_a_transition_out_of_a_low_rate_source_starts_where_its_repeats_stop(shared_dir, tmp_path):
+    """A 23-frame pixelize at 30 fps out of vtest.avi (10 fps: 2 of 3 frames repeat) into the hand-held cup (seed 811):
+    its first frames change no more than the cup does, so the gradual detector finds it from its 8th frame; but the
+    repeats stop at its first, and the clip before it must not keep those frames."""
+    segs = [Segment("vtest.avi", 23.63, 93, whip=(25, 8, 1)), Segment("cup.mp4", 2.22, 84, flash=(33, 3))]
+    q = _combined_on(*retimed(segs, [("pixelize", 19)], 30), shared_dir, tmp_path, fps=30)
+    assert q.gradual[0] == 1 and q.at_flash == 0 and q.bad_clips == 0, q
+
+
+@pytest.mark.shared
 def test_a_transition_into_fast_motion_is_found(shared_dir, tmp_path):
     """A pixelize from a still shot into the turning cockatoo: the bird's motion fills the 50 frames the change is
     judged against, so only the calmer side shows it stands out; the bird's own motion after it is no boundary."""

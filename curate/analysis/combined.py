@@ -195,6 +195,13 @@ CADENCE_SOURCE = 0.15
 # 681-720 and 741-800 in other variants and make bench's sets: clips holding a boundary 3 fewer (seed 788), none
 # more; false gradual transitions +2 (re-encoded repeats of fast motion taken for changes); clips kept -7 of ~4560.
 MISSED_REPEATS = 3
+# Out of a low-rate source, where the other cues found only gradual transitions in the stretch, the
+# first starting more than 2 frames after the repeats stopped, the stretch is proposed from where they stopped to the
+# end of those transitions: the source's own frames would have repeated. Seed 811 at 30 fps: a 23-frame pixelize out
+# of vtest.avi (10 fps, 2 of 3 frames repeats) into the hand-held cup; the gradual detector found it from its 8th
+# frame, which a clip kept. On the 180 composites, 681-720 and 741-820 in other variants and make bench's sets: that
+# clip is the only one holding a boundary fewer; one span widened by 10 frames before a dissolve (seed 701 at crf 30)
+# costs a clip.
 # A change run longer than LONG_RUN frames is footage (a stream of big changes), judged only for the cuts in it:
 # frames STANDS_OUT times every change within NEAR_REACH frames. 10 fps fire shown at 30 fps changes every third frame,
 # ~50x its re-encoded repeats, so its 66 frames were one run with the cut into or out of them, and dropped whole: 4 of
@@ -532,19 +539,24 @@ class CombinedShotDetector(ShotDetector):
             before = self._repeats(s - CADENCE_WINDOW, s)
             # out of a low-rate source: below CADENCE_SHARE only where its repeats do not come back after the stretch
             back = before < CADENCE_SHARE and self._repeats(i, i + CADENCE_WINDOW) > before / 2
-            if before >= CADENCE_SOURCE and not back and not self._found_in(s, i):
-                self._propose(Boundary(s, i), "cadence")
+            if before >= CADENCE_SOURCE and not back:
+                found = self._found(s, i)
+                if not found:
+                    self._propose(Boundary(s, i), "cadence")
+                elif not any(x.is_cut for x in found) and min(x.start for x in found) > s + 2:
+                    # a transition the other cues found starts after the repeats stopped (see below MISSED_REPEATS)
+                    self._propose(Boundary(s, max(x.end for x in found)), "cadence")
 
     def _missed_repeats(self, s: int, i: int, n: int, before: float, after: float) -> bool:
         """The ``n`` fresh frames up to frame ``i`` (from ``s`` on) lie between two low-rate sources and went without
         ``MISSED_REPEATS`` of the repeats the source after them shows (the comment above ``MISSED_REPEATS``), and
         neither another cue's boundary nor a flash or whip pan dropped in them explains that."""
-        return (before > 0.0 and after >= CADENCE_SOURCE and n * after >= MISSED_REPEATS and not self._found_in(s, i)
+        return (before > 0.0 and after >= CADENCE_SOURCE and n * after >= MISSED_REPEATS and not self._found(s, i)
                 and not any(why in ("flash", "camera") and b.start <= i and s <= b.end for why, b in self.dropped))
 
-    def _found_in(self, a: int, b: int) -> bool:
-        """A boundary the other cues found lies in frames ``a - 2 .. b`` (then the source changed there)."""
-        return any(src != "cadence" and x.start <= b and a - 2 <= max(x.end, x.start) for src, x in self.accepted)
+    def _found(self, a: int, b: int) -> list[Boundary]:
+        """The boundaries the other cues found in frames ``a - 2 .. b`` (then the source changed there)."""
+        return [x for src, x in self.accepted if src != "cadence" and x.start <= b and a - 2 <= max(x.end, x.start)]
 
     def _ended(self, i: int, last: int) -> bool:
         """A run whose last elevated frame is ``last`` is over at frame ``i``: more than ``GAP`` frames on, at a frame
