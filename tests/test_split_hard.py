@@ -22,8 +22,8 @@ from curate import synth
 from curate.analysis.combined import CombinedShotDetector, block_matched_diff, shifted_diff
 from curate.analysis.detector import with_faint_ends
 from curate.analysis.detectors import build_detector
-from curate.analysis.same_content import (best_shift, diff, explained_by_motion, flash_end, moved_as_tracked, new_colours, palette,
-                                         same_content, same_palette)
+from curate.analysis.same_content import (best_shift, diff, explained_by_motion, flash_end, how_moved, new_colours, palette,
+                                         same_content, same_palette, tracked_shift)
 from curate.analysis.shot_eval import SplitQuality, split_quality
 from curate.analysis.shots import Boundary
 from curate.config import DetectorConfig, PipelineConfig
@@ -217,18 +217,53 @@ def test_best_shift_says_where_the_content_moved():
     assert (dx, dy) == (-6, 8) and d == pytest.approx(0.0, abs=1e-3) and d == shifted_diff(a, b)
 
 
+def _pan(frames) -> bool:
+    return how_moved(frames) == "pan"
+
+
 def test_a_pan_moves_as_tracked_and_a_slide_does_not():
     """A pan's ends match at the shift its frames moved the picture by; a slide moves the full width from one picture
     to another, and any shift that matches its ends matches them by chance."""
     a, b = _texture(4), _texture(5)
     pan = [a[:, p : p + 48] for p in range(0, 30, 3)]  # 27 px in 9 steps: the ends overlap by 21 px of 48
-    assert moved_as_tracked(pan)
+    assert _pan(pan)
     two = np.concatenate([b[:, :48], a[:, :48]], axis=1)  # slide right: b comes in from the left, a leaves right
     slide = [two[:, p : p + 48] for p in range(48, -1, -4)]
-    assert not moved_as_tracked(slide)
+    assert not _pan(slide)
     tall = _texture(6, h=60, w=48)
     tilt = [tall[p : p + 27] for p in range(0, 13, 2)]  # 12 px up and down: the ends overlap by 15 px of 27
-    assert moved_as_tracked(tilt)
+    assert _pan(tilt)
+
+
+def test_a_slow_blurred_pan_is_a_pan_though_its_phase_correlation_drifts():
+    """30 px across in 18 motion-blurred frames: summed phase correlation drifts 8-11 px up and down (a third of the
+    height), so only the frame-by-frame best shifts agree with the shift its ends match at."""
+    for seed in range(4, 12):
+        a = _texture(seed, w=120)
+        xs = [0, 1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 27, 28, 29, 30]
+        pan = [cv2.blur(a[:, p : p + 48], (max(p - q, 1), 1)) for q, p in zip([0, *xs], xs)]
+        assert _pan(pan), seed
+
+
+def test_tracked_shift_leaves_its_frames_as_they_were():
+    """``cv2.phaseCorrelate`` windows its inputs in place: each frame would be windowed again as the next pair's first."""
+    a = _texture(4, w=120).mean(axis=2).astype(np.float32)
+    frames = [a[:, p : p + 48].copy() for p in range(0, 20, 4)]
+    kept = [f.copy() for f in frames]
+    first = tracked_shift(frames)
+    assert all(np.array_equal(f, k) for f, k in zip(frames, kept))
+    assert tracked_shift(frames) == first
+
+
+@pytest.mark.shared
+def test_a_slice_wipe_out_of_fire_is_no_pan_where_its_frames_never_moved(shared_dir, tmp_path):
+    """Fire into the cockatoo by horizontal slices (seed 857): the two pictures match at 20 px across and 10 down by
+    chance, where the frames moved the picture by 2 across; without new colours (fire and the cockatoo's dark
+    background) it was dropped as a pan, and a clip held it. The cockatoo's own whip pan after it stays no boundary."""
+    segs = [Segment("cup.mp4", 4.38, 78, flash=(39, 3)), Segment("fire2.mp4", 0.07, 55),
+            Segment("cockatoo.mp4", 3.48, 76, whip=(32, 5, 1))]
+    q = _combined_on(segs, [None, ("hlslice", 15)], shared_dir, tmp_path)
+    assert q.bad_clips == 0 and q.at_whip == 0 and q.at_flash == 0 and q.clips >= 1, q
 
 
 @pytest.mark.shared

@@ -52,9 +52,11 @@ motion does), as must a cut less than ``SUDDEN`` times the changes around it
 
 A slide is a pan over two pictures side by side, so "camera" is asked again
 from its real ends (grown over its slow start and end) and overruled when
-those ends bring new colours and match only at a shift the frames between
-never moved the picture by (:func:`~curate.analysis.same_content.moved_as_tracked`):
-two pictures' broad light and dark areas can match at some shift by chance.
+those ends match only at a shift the frames between never moved the picture
+by (:func:`~curate.analysis.same_content.how_moved`; the frames hardly
+moved): two pictures' broad light and dark areas can match at some shift by
+chance; or when, so grown, they are no pan (a slide moves the picture, but
+not by the shift its two pictures match at) and bring new colours.
 
 A proposal that fails a check is dropped (it is not a boundary; ``dropped``
 keeps why); an accepted gradual span grows over the still-changing frames at
@@ -87,7 +89,7 @@ import numpy as np
 
 from curate.analysis.detector import with_faint_ends
 from curate.analysis.same_content import (FLASH_FRAMES, NEW_PALETTE, UNEXPLAINED_AROUND, Checks, block_matched_diff, diff,
-                                         explained_by_motion, flash_end, moved_as_tracked, new_colours, palette, same_content,
+                                         explained_by_motion, flash_end, how_moved, new_colours, palette, same_content,
                                          same_palette, shifted_diff)
 from curate.analysis.shots import Boundary, GradualDetector, ShotDetector, merge_boundaries
 
@@ -665,10 +667,14 @@ class CombinedShotDetector(ShotDetector):
 
     def _propose(self, b: Boundary, source: str) -> None:
         why = self._same_content(b, source)
-        if why == "camera":  # a slide's first part is the old picture shifted: judged from its real end, with new colours
+        if why == "camera":  # a slide's first part is the old picture shifted: judged from its real ends
             grown = self._extend(b)
             again = self._same_content(grown, source)
-            if (again is None and grown != b or again == "camera" and not self._panned(grown)) and self._new_colours(grown):
+            how = self._how_moved(grown) if again == "camera" else None
+            # Ends that match only at a shift where the frames hardly moved are two pictures, new colours or not: fire
+            # into the cockatoo by slices (seed 857) matched at (20, 10) px, its frames moved (0, 1), and it was dropped
+            # for want of new colours. Frames that moved elsewhere may be a whip pan in a moving shot: colours decide.
+            if how == "still" or (again is None and grown != b or how == "moved") and self._new_colours(grown):
                 b, why = grown, None
         if why in ("motion", "palette") and source == "change" and not b.is_cut:
             # a calmer-side run stops at the first frame the ordinary runs see, taking it for another shot's cut; where
@@ -734,10 +740,10 @@ class CombinedShotDetector(ShotDetector):
         # holding a boundary fewer, one false transition more (a whip pan bringing the cup and arm into a white frame).
         return None if not b.is_cut and self._new_colours(b) else "motion"
 
-    def _panned(self, b: Boundary) -> bool:
-        """The frames before and after ``b`` match at the shift the frames of ``b`` moved the picture by
-        (:func:`~curate.analysis.same_content.moved_as_tracked`): a pan, not a slide whose two pictures a shift matches by chance."""
-        return moved_as_tracked([self._frame(k) for k in range(b.start - 1, max(b.end, b.start) + 1)])
+    def _how_moved(self, b: Boundary) -> str:
+        """How the frames of ``b`` moved the picture against the shift its sides match at
+        (:func:`~curate.analysis.same_content.how_moved`): a pan, still (two pictures), or moved by another shift."""
+        return how_moved([self._frame(k) for k in range(b.start - 1, max(b.end, b.start) + 1)])
 
     def _new_colours(self, b: Boundary, share: float = NEW_PALETTE) -> bool:
         """The ``SIDE`` frames before ``b`` and from its end on bring other colours
