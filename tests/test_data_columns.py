@@ -5,11 +5,13 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 import torch
 
 from curate.data import BucketConfig, ClipDataset, ClipLoader, DecodeOptions, ReadFilter
+from curate.data.filters import filter_columns
 from tests.test_data_dataset import clip_row, encode, level, output, write_output  # noqa: F401  (module fixture)
 
 SMALL = BucketConfig.single(16, 16, 2, 4)
@@ -38,6 +40,14 @@ def test_filter_on_missing_column_lists_the_columns(output):  # noqa: F811
         ClipDataset(output, SMALL, filter=ReadFilter(min={"aesthetic": 4.5}))
     with pytest.raises(ValueError, match=r"filter column 'nope' is not in shard .*; its columns are: clip_id"):
         ClipDataset(output, SMALL, filter=pc.field("nope") > 1)
+
+
+def test_a_raw_expression_reads_only_the_columns_it_names():
+    schema = pa.schema([("clip_id", pa.string()), ("caption", pa.string()), ("sharpness", pa.float32()), ("video", pa.binary())])
+    expr = (pc.field("sharpness") > 1) & (pc.utf8_length(pc.field("caption")) > 0)
+    assert filter_columns(expr, "part-0.parquet", schema) == ["caption", "sharpness"]
+    assert filter_columns(pc.field("sharpness").is_valid(), "part-0.parquet", schema) == ["sharpness"]
+    assert filter_columns(None, "part-0.parquet", schema) == []
 
 
 def test_nothing_fits_a_bucket_is_an_error(output):  # noqa: F811

@@ -134,7 +134,7 @@ def test_manifest_read_and_batch_contents(output):
     assert ds.report()["repeated"] and not ds.report()["dropped"]
 
 
-def test_filters_are_pushed_down(output):
+def test_a_filter_keeps_exactly_the_passing_rows(output):
     ds = ClipDataset(output, BucketConfig.single(32, 32, 4, 2), filter=ReadFilter(min={"motion_score": 0.5}, require_caption=True), shuffle=False)
     want = {f"c{i:05d}" for i in range(22) if (i % 10) >= 5 and i != 5}
     assert set(ds.index.clip_id) == want

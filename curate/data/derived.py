@@ -13,9 +13,7 @@ import json
 from typing import Any
 
 import numpy as np
-import pyarrow.dataset as ds
-
-from .index import RowIndex, resolve_shards
+from .index import RowIndex, open_shard, resolve_shards
 
 
 def section_of(source: Any, table: str) -> tuple[Any, str, dict[str, Any]]:
@@ -41,14 +39,14 @@ def derived_index(source: Any, table: str, columns: list[str]) -> tuple[RowIndex
     values: dict[str, list[Any]] = {c: [] for c in columns}
     n = 0
     for shard, path in enumerate(paths):
-        frag = ds.ParquetFileFormat().make_fragment(path, filesystem=fs)
-        for rg in frag.split_by_row_group():
-            t = rg.to_table(columns=["clip_id", *columns], use_threads=False)  # see curate.data.index
+        pf = open_shard(fs, path)
+        for rg in range(pf.num_row_groups):
+            t = pf.read_row_group(rg, columns=["clip_id", *columns], use_threads=False)
             ids = t.column("clip_id").to_numpy(zero_copy_only=False)
             for c in columns:
                 values[c] += t.column(c).to_pylist()
             cols["shard"].append(np.full(len(ids), shard, np.int32))
-            cols["row_group"].append(np.full(len(ids), rg.row_groups[0].id, np.int32))
+            cols["row_group"].append(np.full(len(ids), rg, np.int32))
             cols["pos"].append(np.arange(len(ids), dtype=np.int32))
             cols["clip_id"].append(ids)
             n += len(ids)

@@ -64,12 +64,32 @@ def check_columns(flt: FilterLike, schemas: Sequence[tuple[str, pa.Schema]]) -> 
                 raise ValueError(f"filter column {column!r} is not in shard {path}; its columns are: {', '.join(schema.names)}")
 
 
-def explain_arrow_error(e: pa.ArrowInvalid, path: str, schema: pa.Schema) -> Exception:
-    """Arrow's ``No match for FieldRef`` (a raw expression on a missing column) as a readable error."""
-    m = re.search(r"FieldRef\.Name\(([^)]*)\)", str(e))
-    if not m:
-        return e
-    return ValueError(f"filter column {m.group(1)!r} is not in shard {path}; its columns are: {', '.join(schema.names)}")
+def filter_columns(expr: pc.Expression | None, path: str, schema: pa.Schema) -> list[str]:
+    """The columns of ``schema`` that ``expr`` reads; raises naming a column the shard lacks.
+
+    pyarrow lists no expression's fields, so they are found as the columns
+    without which the expression no longer binds (to empty tables: nothing
+    is read).
+    """
+    if expr is None:
+        return []
+    empty = schema.empty_table()
+    try:
+        empty.filter(expr)
+    except pa.ArrowInvalid as e:
+        m = re.search(r"FieldRef\.Name\(([^)]*)\)", str(e))
+        if not m:
+            raise
+        raise ValueError(f"filter column {m.group(1)!r} is not in shard {path}; its columns are: {', '.join(schema.names)}") from e
+    return [name for name in schema.names if not _binds(empty.drop_columns([name]), expr)]
+
+
+def _binds(table: pa.Table, expr: pc.Expression) -> bool:
+    try:
+        table.filter(expr)
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 def report_yield(flt: FilterLike, kept: int, total: int, count: Any) -> None:

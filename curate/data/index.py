@@ -1,19 +1,25 @@
 """Row metadata of the clip shards, read once without the ``video`` column.
 
 The plan needs only a few small columns per row (id, size, length, fps) and
-the row's address (shard, row group, position).  Filters are pushed down
-through ``pyarrow.dataset``: row groups whose statistics exclude every row
-are never read, and rows that fail are never fetched or decoded.  A row's
-position counts *passing* rows of its row group, so a worker re-reading the
-row group with the same filter finds the same rows at the same positions.
+the row's address (shard, row group, position).  The filter is evaluated on
+those columns and the ones it names, row group by row group; a row's
+position is its row number in its row group, so a worker reads the row
+group it needs and takes its rows by position, without evaluating the
+filter again.  The ``video`` column is read only for rows that passed.
 
-Every read decodes on the calling thread (``use_threads=False``): shards on
-object stores are read through Python (pyarrow's ``FSSpecHandler``), and an
-Arrow worker thread still releasing those bytes while Python finalises
-aborts the process (see :mod:`curate.output.shards`): a script that read
-the demo's shards through an in-memory fsspec filesystem and exited aborted
-in 145 of 150 runs, and in none of 150 with reads on one thread. Loader
-workers are processes already.
+Every read goes through ``pyarrow.parquet.ParquetFile`` without pre-buffering
+and decodes on the calling thread (:func:`open_shard`).  Shards on object
+stores are read through Python (pyarrow's ``FSSpecHandler``), so the bytes
+Arrow holds are Python objects; ``pyarrow.dataset`` reads asynchronously, and
+its pool threads drop the last of those bytes just after a read has returned.
+A thread that does so while Python finalises aborts the process ("terminate
+called without an active exception", apache/arrow#34314): in a script that
+read shards through an in-memory fsspec filesystem and exited, both core
+dumps showed such a thread releasing a ``PyBuffer`` (a read future's result,
+the row-group reader's read cache). The synchronous reader creates and drops
+them all on the calling thread. Loader workers are processes already.
+Row groups are not skipped by their statistics: the index reads only small
+columns, and the filter's ones are needed to count what it keeps.
 """
 
 from __future__ import annotations
@@ -29,11 +35,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
-from .filters import ReadFilter, check_columns, explain_arrow_error, report_yield
+from .filters import ReadFilter, check_columns, filter_columns, report_yield
 
-__all__ = ["ReadFilter", "RowIndex", "build_index", "resolve_shards"]
+__all__ = ["ReadFilter", "RowIndex", "build_index", "open_shard", "resolve_shards"]
 META_COLUMNS = ("clip_id", "width", "height", "num_frames", "fps")
 CLIP_TABLES = ("clips", "clip")
 
@@ -94,8 +100,9 @@ def _manifest_shards(fs: Any, path: str) -> list[str]:
 class RowIndex:
     """One entry per filter-passing row, in (shard, row group, position) order.
 
-    Picklable (numpy arrays, paths, the filesystem and the filter), so DataLoader
-    workers get it from the main process instead of re-reading metadata.
+    ``pos`` is the row's number in its row group. Picklable (numpy arrays,
+    paths, the filesystem and the filter), so DataLoader workers get it from
+    the main process instead of re-reading metadata.
     """
 
     filesystem: Any
@@ -110,13 +117,13 @@ class RowIndex:
     num_frames: np.ndarray
     fps: np.ndarray
     schemas: list[pa.Schema] = field(default_factory=list)
-    _fragments: dict[int, ds.ParquetFileFragment] = field(default_factory=dict, repr=False)
+    _files: dict[int, pq.ParquetFile] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.shard)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_fragments": {}}
+        return {**self.__dict__, "_files": {}}
 
     @property
     def fingerprint(self) -> str:
@@ -127,38 +134,34 @@ class RowIndex:
         return h.hexdigest()[:16]
 
     def read(self, shard: int, row_group: int, columns: Sequence[str]) -> pa.Table:
-        """Filter-passing rows of one row group, in index position order.
+        """Every row of one row group; ``pos`` picks the filter-passing ones.
 
         Columns the shard lacks (a score added by a later run) are left out.
         """
-        frag = self._fragments.get(shard)
-        if frag is None:
-            frag = self._fragments[shard] = _fragment(self.filesystem, self.paths[shard])
-        names = set(frag.physical_schema.names)
-        return frag.subset(row_group_ids=[row_group]).to_table(columns=[c for c in columns if c in names], filter=self.filter,
-                                                                use_threads=False)
+        pf = self._files.get(shard)
+        if pf is None:
+            pf = self._files[shard] = open_shard(self.filesystem, self.paths[shard])
+        names = set(pf.schema_arrow.names)
+        return pf.read_row_group(row_group, columns=[c for c in columns if c in names], use_threads=False)
+
+
+def open_shard(fs: Any, path: str) -> pq.ParquetFile:
+    """A shard whose reads run and release their bytes on the calling thread (module docstring)."""
+    return pq.ParquetFile(fs.open_input_file(path), pre_buffer=False)
 
 
 def read_columns(fs: Any, path: str, columns: Sequence[str]) -> pa.Table:
     """``columns`` of every row of one shard, decoded on this thread (module docstring)."""
-    return _fragment(fs, path).to_table(columns=list(columns), use_threads=False)
+    return open_shard(fs, path).read(columns=list(columns), use_threads=False)
 
 
-def _fragment(fs: Any, path: str) -> ds.ParquetFileFragment:
-    frag = ds.ParquetFileFormat().make_fragment(path, filesystem=fs)
-    frag.ensure_complete_metadata()
-    return frag
-
-
-def _scan_shard(frag: ds.ParquetFileFragment, path: str, expr: pc.Expression | None) -> list[tuple[int, pa.Table]]:
-    try:
-        return [(rg.row_groups[0].id, rg.to_table(columns=list(META_COLUMNS), filter=expr, use_threads=False)) for rg in frag.split_by_row_group(filter=expr)]
-    except pa.ArrowInvalid as e:
-        raise explain_arrow_error(e, path, frag.physical_schema) from e
+def _scan_shard(pf: pq.ParquetFile, columns: list[str]) -> list[tuple[int, pa.Table]]:
+    """``(row group, its columns)`` of every row group of one shard."""
+    return [(rg, pf.read_row_group(rg, columns=columns, use_threads=False)) for rg in range(pf.num_row_groups)]
 
 
 def build_index(source: str | Path | Sequence[str | Path], filter: ReadFilter | pc.Expression | None = None, threads: int = 8) -> RowIndex:
-    """Read the metadata columns of every shard (in parallel) with the filter pushed down.
+    """Read the metadata columns of every shard (in parallel) and keep the rows that pass the filter.
 
     Raises when a filter column is missing or the filter keeps nothing; warns
     when it keeps almost nothing (:mod:`curate.data.filters`).
@@ -166,19 +169,25 @@ def build_index(source: str | Path | Sequence[str | Path], filter: ReadFilter | 
     fs, paths = resolve_shards(source)
     expr = filter.expression() if isinstance(filter, ReadFilter) else filter
     with ThreadPoolExecutor(max(1, min(threads, len(paths)))) as pool:
-        frags = list(pool.map(lambda p: _fragment(fs, p), paths))
-        check_columns(filter, [(p, f.physical_schema) for p, f in zip(paths, frags)])
-        scans = list(pool.map(lambda pf: _scan_shard(pf[1], pf[0], expr), zip(paths, frags)))
+        files = list(pool.map(lambda p: open_shard(fs, p), paths))
+        check_columns(filter, [(p, f.schema_arrow) for p, f in zip(paths, files)])
+        needs: dict[pa.Schema, list[str]] = {}  # shards of one output share a schema: bind the filter once
+        for p, f in zip(paths, files):
+            if f.schema_arrow not in needs:
+                needs[f.schema_arrow] = list(dict.fromkeys([*META_COLUMNS, *filter_columns(expr, p, f.schema_arrow)]))
+        scans = list(pool.map(lambda f: _scan_shard(f, needs[f.schema_arrow]), files))
     cols: dict[str, list[np.ndarray]] = {k: [] for k in ("shard", "row_group", "pos", *META_COLUMNS)}
     for shard, groups in enumerate(scans):
         for rg, table in groups:
+            table = table.append_column("pos", pa.array(np.arange(table.num_rows, dtype=np.int32)))
+            if expr is not None:
+                table = table.filter(expr)
             n = table.num_rows
             cols["shard"].append(np.full(n, shard, np.int32))
             cols["row_group"].append(np.full(n, rg, np.int32))
-            cols["pos"].append(np.arange(n, dtype=np.int32))
-            for name in META_COLUMNS:
+            for name in ("pos", *META_COLUMNS):
                 cols[name].append(table.column(name).to_numpy(zero_copy_only=False))
     arrays = {k: np.concatenate(v) if v else np.zeros(0) for k, v in cols.items()}
-    total = sum(f.metadata.num_rows for f in frags)
-    report_yield(filter, len(arrays["shard"]), total, lambda e: sum(f.count_rows(filter=e) for f in frags))
-    return RowIndex(fs, paths, expr, **arrays, schemas=[f.physical_schema for f in frags])
+    total = sum(f.metadata.num_rows for f in files)
+    report_yield(filter, len(arrays["shard"]), total, lambda e: sum(t.filter(e).num_rows for groups in scans for _, t in groups))
+    return RowIndex(fs, paths, expr, **arrays, schemas=[f.schema_arrow for f in files])

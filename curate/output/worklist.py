@@ -66,5 +66,5 @@ def read_chunk(root: str, rel: str) -> dict[str, Any]:
     """One chunk as columns ``uri`` and ``payload`` (pickled records), for a runner's batch."""
     loc = Location.of(root)
     with loc.fs.open(loc.path(rel), "rb") as f:
-        table = pq.read_table(f, use_threads=False, pre_buffer=False)  # see curate.output.shards
+        table = pq.ParquetFile(f).read(use_threads=False)  # synchronous: see curate.data.index
     return {"uri": table["uri"].to_pylist(), "payload": table["payload"].to_pylist()}
