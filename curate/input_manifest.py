@@ -113,7 +113,10 @@ def _parquet_rows(f: Any, name: str) -> Iterator[dict[str, Any]]:
     import pyarrow.parquet as pq
 
     try:
-        for batch in pq.ParquetFile(f).iter_batches(batch_size=BATCH_ROWS, use_threads=False):  # see curate.output.shards
+        # iter_batches streams (a user's row group may hold millions of rows). It reads
+        # asynchronously, which only a process exiting right after the read must avoid
+        # (curate.data.index); a run reads its manifest first.
+        for batch in pq.ParquetFile(f).iter_batches(batch_size=BATCH_ROWS, use_threads=False):
             yield from batch.to_pylist()
     except (pa.ArrowInvalid, OSError) as e:
         raise ManifestError(f"manifest {name} is not a readable Parquet file: {e}") from None

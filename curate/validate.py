@@ -158,8 +158,8 @@ def _check_decode(loc: Location, doc: dict[str, Any], max_fps: float | None) -> 
                     pf = pq.ParquetFile(f)
                     if "video" not in pf.schema_arrow.names:
                         break  # this table holds no bytes (rejected/)
-                    for batch in pf.iter_batches(columns=_DECODE_COLUMNS, batch_size=16, use_threads=False):  # see curate.output.shards
-                        for row in batch.to_pylist():
+                    for rg in range(pf.num_row_groups):  # row groups, not iter_batches: synchronous (curate.data.index)
+                        for row in pf.read_row_group(rg, columns=_DECODE_COLUMNS, use_threads=False).to_pylist():
                             if (p := check_clip_bytes(row, max_fps)) is not None:
                                 problems.append(f"{rel}: clip {row['clip_id']}: {p}")
             except Exception as e:  # noqa: BLE001 - reported; the other shards are still checked
@@ -246,13 +246,14 @@ def _check_shard(loc: Location, rel: str, schema: _Schema, cols: list[str], deep
             return problems, None
         nulls: Counter[str] = Counter()
         required = [fld.name for fld in load_schema(schema.name, version, params=schema.params) if not fld.nullable]
-        batches = []
-        for batch in pf.iter_batches(columns=None if deep else cols, use_threads=False):  # see curate.output.shards
+        groups = []
+        for rg in range(pf.num_row_groups):  # row groups, not iter_batches: synchronous (curate.data.index)
+            group = pf.read_row_group(rg, columns=None if deep else cols, use_threads=False)
             for name in required:
-                if name in batch.schema.names:
-                    nulls[name] += batch.column(name).null_count
-            batches.append(batch.select(cols))
-        table = pa.Table.from_batches(batches, schema=pa.schema([pf.schema_arrow.field(c) for c in cols]))
+                if name in group.schema.names:
+                    nulls[name] += group.column(name).null_count
+            groups.append(group.select(cols))
+        table = pa.concat_tables(groups) if groups else pa.schema([pf.schema_arrow.field(c) for c in cols]).empty_table()
     table = upgrade(table, cols)
     problems += [f"{rel}: column {c}: {n} nulls in a non-nullable column" for c, n in nulls.items() if n]
     return problems, table

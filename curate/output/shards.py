@@ -21,7 +21,10 @@ When Python is finalising by then, that thread is cancelled inside a C++
 destructor and the process aborts ("terminate called without an active
 exception", exit 134, apache/arrow#34314) after its work is done: 5 of 347
 ``curate validate`` runs here before, none of 550 after. Decoding on the
-calling thread was no slower on a 200 MB clip shard.
+calling thread was no slower on a 200 MB clip shard. The reads are also
+synchronous (``ParquetFile.read`` and ``read_row_group``, not ``iter_batches``
+or ``pyarrow.dataset``), whose pool threads hold those bytes too
+(:mod:`curate.data.index`).
 """
 
 from __future__ import annotations
