@@ -7,7 +7,9 @@ exception", exit 134) after all its work is done. With decoding kept on the
 calling thread, ``pyarrow.dataset``'s asynchronous reads still did this: 5 of
 1200 runs of this script on a loaded machine (its core dumps: a read future's
 result, the row-group reader's read cache). With every read through the
-synchronous ``ParquetFile`` reader: none of 1000 (:mod:`curate.data.index`).
+synchronous ``ParquetFile`` reader, 3 of 600 still: the index's position
+column came from numpy, and a pool thread filtering the table dropped it.
+Built from a range: none of 800 (:mod:`curate.data.index`).
 The race needs load to show, so this test passes on the old code most times;
 it fails when the race comes back often.
 """

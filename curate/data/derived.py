@@ -39,9 +39,9 @@ def derived_index(source: Any, table: str, columns: list[str]) -> tuple[RowIndex
     values: dict[str, list[Any]] = {c: [] for c in columns}
     n = 0
     for shard, path in enumerate(paths):
-        pf = open_shard(fs, path)
-        for rg in range(pf.num_row_groups):
-            t = pf.read_row_group(rg, columns=["clip_id", *columns], use_threads=False)
+        with open_shard(fs, path) as pf:
+            groups = [pf.read_row_group(rg, columns=["clip_id", *columns], use_threads=False) for rg in range(pf.num_row_groups)]
+        for rg, t in enumerate(groups):
             ids = t.column("clip_id").to_numpy(zero_copy_only=False)
             for c in columns:
                 values[c] += t.column(c).to_pylist()

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,13 +118,13 @@ class RowIndex:
     num_frames: np.ndarray
     fps: np.ndarray
     schemas: list[pa.Schema] = field(default_factory=list)
-    _files: dict[int, pq.ParquetFile] = field(default_factory=dict, repr=False)
+    _footers: dict[int, pq.FileMetaData] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.shard)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_files": {}}
+        return {**self.__dict__, "_footers": {}}
 
     @property
     def fingerprint(self) -> str:
@@ -138,26 +139,38 @@ class RowIndex:
 
         Columns the shard lacks (a score added by a later run) are left out.
         """
-        pf = self._files.get(shard)
-        if pf is None:
-            pf = self._files[shard] = open_shard(self.filesystem, self.paths[shard])
-        names = set(pf.schema_arrow.names)
-        return pf.read_row_group(row_group, columns=[c for c in columns if c in names], use_threads=False)
+        with open_shard(self.filesystem, self.paths[shard], self._footers.get(shard)) as pf:
+            self._footers[shard] = pf.metadata  # a shard's footer is read once per process, its file not held open
+            names = set(pf.schema_arrow.names)
+            return pf.read_row_group(row_group, columns=[c for c in columns if c in names], use_threads=False)
 
 
-def open_shard(fs: Any, path: str) -> pq.ParquetFile:
-    """A shard whose reads run and release their bytes on the calling thread (module docstring)."""
-    return pq.ParquetFile(fs.open_input_file(path), pre_buffer=False)
+@contextmanager
+def open_shard(fs: Any, path: str, footer: pq.FileMetaData | None = None) -> Iterator[pq.ParquetFile]:
+    """A shard whose reads run and release their bytes on the calling thread (module docstring), closed after."""
+    with fs.open_input_file(path) as f:
+        yield pq.ParquetFile(f, metadata=footer, pre_buffer=False)
 
 
 def read_columns(fs: Any, path: str, columns: Sequence[str]) -> pa.Table:
     """``columns`` of every row of one shard, decoded on this thread (module docstring)."""
-    return open_shard(fs, path).read(columns=list(columns), use_threads=False)
+    with open_shard(fs, path) as pf:
+        return pf.read(columns=list(columns), use_threads=False)
 
 
-def _scan_shard(pf: pq.ParquetFile, columns: list[str]) -> list[tuple[int, pa.Table]]:
-    """``(row group, its columns)`` of every row group of one shard."""
-    return [(rg, pf.read_row_group(rg, columns=columns, use_threads=False)) for rg in range(pf.num_row_groups)]
+def _scan_shard(fs: Any, path: str, filter: ReadFilter | pc.Expression | None, expr: pc.Expression | None,
+                needs: dict[pa.Schema, list[str]]) -> tuple[pa.Schema, int, list[tuple[int, pa.Table]]]:
+    """``(schema, rows, [(row group, its metadata and filter columns)])`` of one shard.
+
+    ``needs`` caches the columns to read per schema: shards of one output share one, so the filter is bound once.
+    """
+    with open_shard(fs, path) as pf:
+        schema = pf.schema_arrow
+        check_columns(filter, [(path, schema)])
+        if schema not in needs:
+            needs[schema] = list(dict.fromkeys([*META_COLUMNS, *filter_columns(expr, path, schema)]))
+        groups = [(rg, pf.read_row_group(rg, columns=needs[schema], use_threads=False)) for rg in range(pf.num_row_groups)]
+        return schema, pf.metadata.num_rows, groups
 
 
 def build_index(source: str | Path | Sequence[str | Path], filter: ReadFilter | pc.Expression | None = None, threads: int = 8) -> RowIndex:
@@ -169,17 +182,14 @@ def build_index(source: str | Path | Sequence[str | Path], filter: ReadFilter | 
     fs, paths = resolve_shards(source)
     expr = filter.expression() if isinstance(filter, ReadFilter) else filter
     with ThreadPoolExecutor(max(1, min(threads, len(paths)))) as pool:
-        files = list(pool.map(lambda p: open_shard(fs, p), paths))
-        check_columns(filter, [(p, f.schema_arrow) for p, f in zip(paths, files)])
-        needs: dict[pa.Schema, list[str]] = {}  # shards of one output share a schema: bind the filter once
-        for p, f in zip(paths, files):
-            if f.schema_arrow not in needs:
-                needs[f.schema_arrow] = list(dict.fromkeys([*META_COLUMNS, *filter_columns(expr, p, f.schema_arrow)]))
-        scans = list(pool.map(lambda f: _scan_shard(f, needs[f.schema_arrow]), files))
+        needs: dict[pa.Schema, list[str]] = {}
+        shards = list(pool.map(lambda p: _scan_shard(fs, p, filter, expr, needs), paths))
     cols: dict[str, list[np.ndarray]] = {k: [] for k in ("shard", "row_group", "pos", *META_COLUMNS)}
-    for shard, groups in enumerate(scans):
+    for shard, (_, _, groups) in enumerate(shards):
         for rg, table in groups:
-            table = table.append_column("pos", pa.array(np.arange(table.num_rows, dtype=np.int32)))
+            # from a range, not numpy: filter runs on Arrow's pool threads, and a numpy-backed column dropped there
+            # needs the GIL as the Python bytes do (module docstring; 3 aborts in 600 runs of tests/test_data_exit.py)
+            table = table.append_column("pos", pa.array(range(table.num_rows), pa.int32()))
             if expr is not None:
                 table = table.filter(expr)
             n = table.num_rows
@@ -188,6 +198,6 @@ def build_index(source: str | Path | Sequence[str | Path], filter: ReadFilter | 
             for name in ("pos", *META_COLUMNS):
                 cols[name].append(table.column(name).to_numpy(zero_copy_only=False))
     arrays = {k: np.concatenate(v) if v else np.zeros(0) for k, v in cols.items()}
-    total = sum(f.metadata.num_rows for f in files)
-    report_yield(filter, len(arrays["shard"]), total, lambda e: sum(t.filter(e).num_rows for groups in scans for _, t in groups))
-    return RowIndex(fs, paths, expr, **arrays, schemas=[f.schema_arrow for f in files])
+    total = sum(rows for _, rows, _ in shards)
+    report_yield(filter, len(arrays["shard"]), total, lambda e: sum(t.filter(e).num_rows for _, _, groups in shards for _, t in groups))
+    return RowIndex(fs, paths, expr, **arrays, schemas=[schema for schema, _, _ in shards])
