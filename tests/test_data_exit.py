@@ -9,7 +9,7 @@ calling thread, ``pyarrow.dataset``'s asynchronous reads still did this: 5 of
 result, the row-group reader's read cache). With every read through the
 synchronous ``ParquetFile`` reader, 3 of 600 still: the index's position
 column came from numpy, and a pool thread filtering the table dropped it.
-Built from a range: none of 800 (:mod:`curate.data.index`).
+Built from a range: none of 1600 (:mod:`curate.data.index`).
 The race needs load to show, so this test passes on the old code most times;
 it fails when the race comes back often.
 """
