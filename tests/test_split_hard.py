@@ -267,6 +267,16 @@ def test_a_slice_wipe_out_of_fire_is_no_pan_where_its_frames_never_moved(shared_
 
 
 @pytest.mark.shared
+def test_a_fade_through_white_is_no_pan_though_its_white_frames_track_as_one(shared_dir, tmp_path):
+    """The cup on its white table fades through white into the pancake kitchen (seed 876): the two pictures match at
+    26 px across by chance, and phase correlation over the white frames, which hold nothing to track, added up to 21
+    px, so the fade was dropped as a pan and a clip held it. The pancake's own whip pan after it stays no boundary."""
+    segs = [Segment("cup.mp4", 3.06, 76), Segment("flipping_a_pancake.mkv", 6.23, 69, whip=(31, 5, -1))]
+    q = _combined_on(segs, [("fadewhite", 15)], shared_dir, tmp_path)
+    assert q.gradual[0] == 1 and q.at_whip == 0 and q.bad_clips == 0 and q.clips >= 1, q
+
+
+@pytest.mark.shared
 def test_a_dissolve_whose_two_pictures_match_at_a_far_diagonal_shift_is_no_pan(shared_dir, tmp_path):
     """A 7-frame dissolve at 30 fps from the box on a bright floor into Big Buck Bunny's sky (seed 816): the ends
     match at a shift of 12 px across and 14 px (half the height) up, the frames between moved the picture by 3 and 7 px.
