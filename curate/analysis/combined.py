@@ -88,7 +88,7 @@ import cv2
 import numpy as np
 
 from curate.analysis.detector import with_faint_ends
-from curate.analysis.same_content import (FLASH_FRAMES, NEW_PALETTE, UNEXPLAINED_AROUND, Checks, block_matched_diff, diff,
+from curate.analysis.same_content import (FLASH_FRAMES, FLAT_STD, NEW_PALETTE, UNEXPLAINED_AROUND, Checks, block_matched_diff, diff,
                                          explained_by_motion, flash_end, how_moved, new_colours, palette, same_content,
                                          same_palette, shifted_diff)
 from curate.analysis.shots import Boundary, GradualDetector, ShotDetector, merge_boundaries
@@ -256,7 +256,7 @@ class CombinedShotDetector(ShotDetector):
         separation: float = 1.2,
         camera: float = 0.4,
         motion: float = 0.45,
-        flat_std: float = 6.0,
+        flat_std: float = FLAT_STD,
         faint_ends: int = 6,
         transnet: Literal["gated", "always", "never"] = "gated",
         gradual: bool = True,
@@ -743,7 +743,7 @@ class CombinedShotDetector(ShotDetector):
     def _how_moved(self, b: Boundary) -> str:
         """How the frames of ``b`` moved the picture against the shift its sides match at
         (:func:`~curate.analysis.same_content.how_moved`): a pan, still (two pictures), or moved by another shift."""
-        return how_moved([self._frame(k) for k in range(b.start - 1, max(b.end, b.start) + 1)])
+        return how_moved([self._frame(k) for k in range(b.start - 1, max(b.end, b.start) + 1)], flat_std=self.flat_std)
 
     def _new_colours(self, b: Boundary, share: float = NEW_PALETTE) -> bool:
         """The ``SIDE`` frames before ``b`` and from its end on bring other colours

@@ -112,10 +112,11 @@ def stepped_shift(frames: Sequence[np.ndarray]) -> tuple[float, float]:
     return float(sum(m[0] for m in moves)), float(sum(m[1] for m in moves))
 
 
-TRACKLESS = 6.0  # grey std (levels) of a 48x27 frame below which it is nearly one colour (the combined detector's flat_std)
+FLAT_STD = 6.0  # grey std (levels) of a 48x27 frame below which it is nearly one colour (the combined detector's flat_std)
 
 
-def how_moved(frames: Sequence[np.ndarray], agree: float = 0.25) -> Literal["pan", "still", "moved"]:
+def how_moved(frames: Sequence[np.ndarray], agree: float = 0.25,
+              flat_std: float = FLAT_STD) -> Literal["pan", "still", "moved"]:
     """How the RGB frames moved the picture, against the shift their ends match best at.
 
     "pan": by that shift (within ``agree`` of its width across, of its height
@@ -137,7 +138,7 @@ def how_moved(frames: Sequence[np.ndarray], agree: float = 0.25) -> Literal["pan
     pans on seeds 841-860 at 25 and 30 fps); each step's best shift followed
     them within 4 px, and whole pixels add up to no drift when nothing moves.
 
-    A frame of nearly one colour (grey spread below ``TRACKLESS``: the white
+    A frame of nearly one colour (grey spread below ``flat_std``: the white
     middle of a fade through white) holds nothing to track, so no pan can be
     followed through it: "moved". Across the white frames of a fade from a cup
     on a white table into the pancake kitchen, phase correlation's noise added
@@ -145,7 +146,7 @@ def how_moved(frames: Sequence[np.ndarray], agree: float = 0.25) -> Literal["pan
     matched at by chance (seed 876): a pan, dropped.
     """
     grey = [_gray(x) for x in frames]
-    if any(float(g.std()) < TRACKLESS for g in grey):
+    if any(float(g.std()) < flat_std for g in grey):
         return "moved"
     _, dx, dy = best_shift(grey[0], grey[-1])
     h, w = grey[0].shape
