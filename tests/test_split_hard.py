@@ -660,6 +660,17 @@ def test_a_wipe_out_of_fast_motion_into_a_talking_head_is_found(shared_dir, tmp_
 
 
 @pytest.mark.shared
+def test_a_wipe_from_a_talking_head_into_the_bird_at_the_lens_is_found_by_its_colours(shared_dir, tmp_path):
+    """Seed 301: a 16-frame wipe right from the talking head in a car into the cockatoo's head at the lens. Its new
+    strip each frame is 3 px of 48 that blocks of the bird's moving feathers match, so local motion explains it frame
+    by frame, and only 38 % of the pixels change colour bin (not ``NEW_PALETTE``); but its frames never moved the
+    picture the way a pan does, so those new colours decide."""
+    segs = [Segment("carphone_pristine.mp4", 0.05, 63, whip=(28, 5, 1)), Segment("cockatoo.mp4", 7.74, 90)]
+    q = _combined_on(segs, [("wiperight", 16)], shared_dir, tmp_path)
+    assert q.gradual == [1, 0, 0] and q.bad_clips == 0 and q.at_whip == 0, q
+
+
+@pytest.mark.shared
 def test_a_close_out_of_a_20_fps_source_is_found_by_its_cadence(shared_dir, tmp_path):
     """Seed 932: a 19-frame horizontal close from the 20 fps cockatoo (every 5th frame a repeat at 25 fps) into the
     talking head changes each frame no more than the bird does, and no frame stands out; the repeats stop for good
