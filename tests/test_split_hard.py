@@ -56,6 +56,14 @@ def _combined_on(segs: list[Segment], transitions: list, shared_dir, tmp_path, f
     return _quality(comp, detect(comp.path, "combined", FAST, fps=comp.fps))
 
 
+def _crf38(path: str, tmp_path) -> Path:
+    """``path`` re-encoded at x264 crf 38, as web video is compressed (bench_split.py's ``--crf``)."""
+    heavy = tmp_path / f"crf38_{Path(path).name}"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", path, "-c:v", "libx264", "-preset", "veryfast", "-crf", "38", str(heavy)],
+                   check=True)
+    return heavy
+
+
 @pytest.fixture(scope="module")
 def small_set(shared_dir, tmp_path_factory):
     """Two composites of four transitions each (seeds of their own, not the benchmark's)."""
@@ -671,6 +679,27 @@ def test_a_wipe_from_a_talking_head_into_the_bird_at_the_lens_is_found_by_its_co
 
 
 @pytest.mark.shared
+@pytest.mark.parametrize("transition", [("smoothleft", 14), ("dissolve", 8), ("pixelize", 16)])
+def test_a_transition_out_of_a_still_picture_into_fast_motion_is_found(transition, shared_dir, tmp_path):
+    """A title card or a freeze frame repeats every frame exactly, and the change level leaves repeats out, so the
+    calmer side's level was the fast motion's on the other side (the turning cockatoo) and nothing proposed a soft
+    transition between them (seed 693 at x264 crf 38, whose still box compression made exact repeats). A side that
+    repeated ``STILL_RUN`` frames in a row is a still picture: its repeats count, and the transition stands out."""
+    media = tmp_path / "media"
+    media.mkdir()
+    (media / "cockatoo.mp4").symlink_to(shared_dir / "media/videos/cockatoo.mp4")
+    frame = tmp_path / "still.png"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-ss", "12", "-i", str(shared_dir / "media/videos/box.mp4"), "-frames:v", "1",
+                    str(frame)], check=True)
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-loop", "1", "-i", str(frame), "-t", "3", "-r", "25", "-pix_fmt", "yuv420p",
+                    str(media / "still.mp4")], check=True)
+    segs = [Segment("still.mp4", 0.0, 64), Segment("cockatoo.mp4", 8.22, 62)]
+    comp = concat_with_transitions(tmp_path / "c.mp4", segs, [transition], media)
+    q = _quality(comp, detect(comp.path, "combined", FAST))
+    assert q.gradual == [1, 0, 0] and q.bad_clips == 0, q
+
+
+@pytest.mark.shared
 def test_a_close_out_of_a_20_fps_source_is_found_by_its_cadence(shared_dir, tmp_path):
     """Seed 932: a 19-frame horizontal close from the 20 fps cockatoo (every 5th frame a repeat at 25 fps) into the
     talking head changes each frame no more than the bird does, and no frame stands out; the repeats stop for good
@@ -759,9 +788,7 @@ def test_fast_motion_just_before_a_cut_into_a_calm_shot_is_no_transition(shared_
     bird's last frames are the cup's, so the bird's own motion stood out 3x from them and joined the cut into a false
     transition over 175-210; judged against at least its own shot's changes it is motion, and only the cut is found."""
     (comp,) = build_hard_set(tmp_path, [765], shared_dir / "media/videos")
-    heavy = tmp_path / f"crf38_{Path(comp.path).name}"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", comp.path, "-c:v", "libx264", "-preset", "veryfast", "-crf", "38", str(heavy)],
-                   check=True)
+    heavy = _crf38(comp.path, tmp_path)
     (cut,) = [e.start for e in comp.events if e.kind == "cut" and 150 < e.start < 250]
     pred = detect(heavy, "combined", FAST)
     assert [b for b in pred if b.start - 30 <= cut <= max(b.end, b.start) + 30] == [Boundary(cut, cut)], pred
@@ -775,8 +802,6 @@ def test_heavy_compression_makes_no_cuts_of_motion(seed, shared_dir, tmp_path):
     repeats of jerky 10 fps fire (547) are only partly repeats, and each of its changes stood out from them. None is
     a cut, and every cut and jump cut is still found."""
     (comp,) = build_hard_set(tmp_path, [seed], shared_dir / "media/videos")
-    heavy = tmp_path / f"crf38_{Path(comp.path).name}"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", comp.path, "-c:v", "libx264", "-preset", "veryfast", "-crf", "38", str(heavy)],
-                   check=True)
+    heavy = _crf38(comp.path, tmp_path)
     q = _quality(comp, detect(heavy, "combined", FAST))
     assert q.cut[1:] == [0, 0] and q.jumps_found == q.jumps, q

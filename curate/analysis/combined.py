@@ -22,7 +22,8 @@
   ``SUDDEN`` times every change around it (``QUIET``: a jump cut on a quiet
   locked-off camera), and a run that stands out only against the calmer
   side's level (``CALM``: a transition into or out of fast motion, which fills
-  the other side);
+  the other side; a side that holds a still picture, ``STILL_RUN`` exact
+  repeats in a row, is judged with its repeats, so its level is next to nothing);
 * **TransNetV2** per-frame probabilities, folded into regions as
   :class:`~curate.analysis.transnet.TransNetDetector` does; a region needs a
   single-frame probability above ``threshold``;
@@ -220,6 +221,25 @@ LONG_RUN = 60
 # 881-900 in four variants: clips holding a boundary 1 -> 0 on the development composites; one false transition more
 # (that cockatoo, at crf 38); nothing else changed but clips kept (+2, -1).
 UNPANNED_PALETTE = 0.3
+# A side of a calmer-side run that repeated STILL_RUN frames in a row is a still picture (a title card, a freeze frame,
+# a still shot that heavy compression turns into exact repeats): its level counts those repeats, where elsewhere
+# repeats are left out (a 10 fps source's: 1-2 in a row at 25 fps). Left out, the still
+# side had no level, or only that of a flash in it, and the calmer side was the fast motion on the other: a smooth
+# wipe, an 8-frame dissolve or a pixelize from a still picture into the turning cockatoo were not proposed at all,
+# nor a smooth wipe out of the box held still by x264 crf 38 (seed 693). On the 180 composites (25 fps, pillarboxed,
+# crf 38) and 681-720 + 841-880 in five variants: gradual transitions found +10, false ones -1, clips holding a
+# boundary without the purity check -9 and with it 1 fewer (seed 693 at crf 38); clips kept -2 of ~4360.
+STILL_RUN = 8
+
+
+def _stood_still(changes: list[float]) -> bool:
+    """``STILL_RUN`` frames in a row repeated the one before (a still picture, not a low-rate source's repeats)."""
+    run = 0
+    for x in changes:
+        run = run + 1 if x == 0.0 else 0
+        if run >= STILL_RUN:
+            return True
+    return False
 
 
 class _Tail:
@@ -374,11 +394,14 @@ class CombinedShotDetector(ShotDetector):
             return False
         return True
 
-    def _level(self, values: _Tail, i: int, calm_side: bool = False) -> float:
+    def _level(self, values: _Tail, i: int, calm_side: bool = False, still: bool = False) -> float:
         """Median change of the 50 frames around ``i``; of the calmer 25 with ``calm_side``. Where a plain cut
-        (``_plain_cut``) lies among them, at least the median of ``i``'s own shot's (if it has ``OWN_SHOT``)."""
+        (``_plain_cut``) lies among them, at least the median of ``i``'s own shot's (if it has ``OWN_SHOT``).
+
+        With ``still``, a side that repeated ``STILL_RUN`` frames in a row counts its repeats (a still picture)."""
         lo, hi = max(i - LEVEL_HALF, 1), min(i + LEVEL_HALF + 1, len(values))
-        sides = [[x for x in side if x > 0.0] for side in (values[lo:i], values[i + 1 : hi])]
+        raw = (values[lo:i], values[i + 1 : hi])
+        sides = [side if still and _stood_still(side) else [x for x in side if x > 0.0] for side in raw]
         # statistics.median: these lists hold at most 50 floats, where numpy's call overhead is 20x the sort
         if calm_side:  # a long wipe fills much of one side, never both
             return min((float(median(side)) for side in sides if side), default=0.0)
@@ -392,13 +415,13 @@ class CombinedShotDetector(ShotDetector):
                 level = max(level, float(median(own)))
         return level
 
-    def _elevated(self, i: int, ratio: float, calm_side: bool = False) -> bool:
+    def _elevated(self, i: int, ratio: float, calm_side: bool = False, still: bool = False) -> bool:
         """The change into frame ``i``, or its most changed row or column (a wipe), stands out from the 50 frames around."""
         if i <= 0 or i >= len(self._d):
             return False
         d, line = self._d[i], self._line[i]
-        return (d >= self.min_change and d >= ratio * self._level(self._d, i, calm_side)) or (
-            line >= 4 * self.min_change and line >= ratio * self._level(self._line, i, calm_side))
+        return (d >= self.min_change and d >= ratio * self._level(self._d, i, calm_side, still)) or (
+            line >= 4 * self.min_change and line >= ratio * self._level(self._line, i, calm_side, still))
 
     def _quiet_jump(self, i: int) -> bool:
         """The change into frame ``i`` is below ``min_change`` but ``SUDDEN`` times every change within 2 frames
@@ -476,7 +499,7 @@ class CombinedShotDetector(ShotDetector):
         for j, i in enumerate(range(b0, b1)):
             elevated = self._elevated(i, self.ratio)
             self._step_run(i, (elevated or self._quiet_jump(i)) and not self._in_flash(i))
-            self._step_calm(i, i > self._flash_to and self._elevated(i, CALM * self.ratio, calm_side=True), elevated)
+            self._step_calm(i, i > self._flash_to and self._elevated(i, CALM * self.ratio, calm_side=True, still=True), elevated)
             self._step_cadence(i)
             self._step_flat(i)
             if ps is not None:
