@@ -227,7 +227,7 @@ UNPANNED_PALETTE = 0.3
 # side had no level, or only that of a flash in it, and the calmer side was the fast motion on the other: a smooth
 # wipe, an 8-frame dissolve or a pixelize from a still picture into the turning cockatoo were not proposed at all,
 # nor a smooth wipe out of the box held still by x264 crf 38 (seed 693). On the 180 composites (25 fps, pillarboxed,
-# crf 38) and 681-720 + 841-880 in five variants: gradual transitions found +10, false ones -1, clips holding a
+# crf 38) and 681-720 + 841-880 in five variants: gradual transitions found +8, false ones -1, clips holding a
 # boundary without the purity check -9 and with it 1 fewer (seed 693 at crf 38); clips kept -2 of ~4360.
 STILL_RUN = 8
 
