@@ -700,6 +700,21 @@ def test_a_transition_out_of_a_still_picture_into_fast_motion_is_found(transitio
 
 
 @pytest.mark.shared
+@pytest.mark.parametrize("case", [
+    ([Segment("flipping_a_pancake.mkv", 5.26, 95), Segment("big_buck_bunny_5s.mp4", 0.34, 86)], ("pixelize", 17)),
+    ([Segment("flipping_a_pancake.mkv", 0.88, 65), Segment("cockatoo.mp4", 4.55, 86)], ("dissolve", 8)),
+])
+def test_a_change_run_that_stops_inside_a_transition_is_judged_from_its_real_ends(case, shared_dir, tmp_path):
+    """The run of changes that stood out covered a pixelize's middle only (out of the pancake toss into Big Buck
+    Bunny, seed 594) or a dissolve's end and the turning cockatoo after it (seed 910): its sides were transition
+    frames, matched as one picture moved, and the run was dropped as motion. Grown over its ramps, as a slide's run
+    is, local motion no longer explains its frames and its sides, the two shots, bring new colours."""
+    segs, transition = case
+    q = _combined_on(segs, [transition], shared_dir, tmp_path)
+    assert q.gradual == [1, 0, 0] and q.bad_clips == 0, q
+
+
+@pytest.mark.shared
 def test_a_close_out_of_a_20_fps_source_is_found_by_its_cadence(shared_dir, tmp_path):
     """Seed 932: a 19-frame horizontal close from the 20 fps cockatoo (every 5th frame a repeat at 25 fps) into the
     talking head changes each frame no more than the bird does, and no frame stands out; the repeats stop for good

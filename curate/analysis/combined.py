@@ -587,7 +587,11 @@ class CombinedShotDetector(ShotDetector):
         ``MISSED_REPEATS`` of the repeats the source after them shows (the comment above ``MISSED_REPEATS``), and
         neither another cue's boundary nor a flash or whip pan dropped in them explains that."""
         return (before > 0.0 and after >= CADENCE_SOURCE and n * after >= MISSED_REPEATS and not self._found(s, i)
-                and not any(why in ("flash", "camera") and b.start <= i and s <= b.end for why, b in self.dropped))
+                and not self._dropped_over(s, i, ("flash", "camera")))
+
+    def _dropped_over(self, a: int, b: int, whys: tuple[str, ...]) -> bool:
+        """A flash or whip pan (``whys``) the checks dropped lies in frames ``a .. b``."""
+        return any(why in whys and x.start <= b and a <= x.end for why, x in self.dropped)
 
     def _found(self, a: int, b: int) -> list[Boundary]:
         """The boundaries the other cues found in frames ``a - 2 .. b`` (then the source changed there)."""
@@ -709,6 +713,17 @@ class CombinedShotDetector(ShotDetector):
             # for want of new colours. Frames that moved elsewhere may be a whip pan in a moving shot: colours decide.
             if how == "still" or (again is None and grown != b or how == "moved") and self._new_colours(grown):
                 b, why = grown, None
+        elif why == "motion" and source == "change" and not b.is_cut:
+            # a run that stands out from the shot before covers a transition's middle only (a pixelize out of the
+            # pancake toss, seed 594) or its end and the motion after it (a dissolve into the turning cockatoo, seed
+            # 910): its sides are transition frames, one picture moved. Grown to its real ends, as a slide's, it is a
+            # transition where local motion no longer explains its frames and new colours lie either side; not grown
+            # over a flash (the turning cockatoo after one brings new colours too). The cockatoo pulling its head back
+            # (cockatoo.mp4, 151-166) brings new colours as well, but its grown frames are still motion.
+            grown = self._extend(b)
+            if (grown != b and not self._dropped_over(grown.start, grown.end, ("flash",)) and not self._explained(grown)
+                    and self._same_content(grown, source) is None and self._new_colours(grown)):
+                b, why = grown, None
         if why in ("motion", "palette") and source == "change" and not b.is_cut:
             # a calmer-side run stops at the first frame the ordinary runs see, taking it for another shot's cut; where
             # that run is no transition judged on its own sides, which the calmer-side run's transition fills, it is
@@ -762,9 +777,7 @@ class CombinedShotDetector(ShotDetector):
                 return None
             if same_palette(before, after):
                 return "palette"
-        k0 = max(s - UNEXPLAINED_AROUND, lo)
-        frames = [self._frame(k) for k in range(k0, min(e + UNEXPLAINED_AROUND, self._last) + 1)]
-        if not explained_by_motion(frames, s - k0, e - k0):
+        if not self._explained(b):
             return None
         # But motion within one shot keeps its colours: a 23-frame pixelize from the turning cockatoo into the blue-armed
         # cup at 30 fps (seed 717) changed each frame no more than the two shots' motion, yet half its pixels changed
@@ -774,6 +787,15 @@ class CombinedShotDetector(ShotDetector):
         if b.is_cut:
             return "motion"
         return None if self._new_colours(b, NEW_PALETTE if self._how_moved(b) == "pan" else UNPANNED_PALETTE) else "motion"
+
+    def _explained(self, b: Boundary) -> bool:
+        """Frame by frame, local motion explains the change into ``b``'s frames as well as the change around them
+        (:func:`~curate.analysis.same_content.explained_by_motion`)."""
+        lo = self._last - len(self._img) + 1
+        s, e = b.start, max(b.end, b.start)
+        k0 = max(s - UNEXPLAINED_AROUND, lo)
+        frames = [self._frame(k) for k in range(k0, min(e + UNEXPLAINED_AROUND, self._last) + 1)]
+        return explained_by_motion(frames, s - k0, e - k0)
 
     def _how_moved(self, b: Boundary) -> str:
         """How the frames of ``b`` moved the picture against the shift its sides match at
