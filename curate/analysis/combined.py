@@ -330,8 +330,13 @@ class CombinedShotDetector(ShotDetector):
         self.accepted: list[tuple[str, Boundary]] = []  # (source, proposal) before merging  # proposals the checks rejected ("flash" / "camera")
 
     # --- frames ----------------------------------------------------------------
+    @property
+    def _held_from(self) -> int:
+        """The oldest frame still held in ``_img``."""
+        return self._last - len(self._img) + 1
+
     def _frame(self, i: int) -> np.ndarray:
-        lo = self._last - len(self._img) + 1
+        lo = self._held_from
         return self._img[min(max(i, lo), self._last) - lo]
 
     def process_frame(self, index: int, small_bgr: np.ndarray) -> list[Boundary]:
@@ -530,7 +535,7 @@ class CombinedShotDetector(ShotDetector):
         from curate.analysis.transnet import predict
 
         idx = np.clip(np.arange(b0 - CONTEXT, b0 + STEP + CONTEXT), 0, self._last)
-        lo = self._last - len(self._img) + 1
+        lo = self._held_from
         window = np.stack([self._first if i < lo else self._img[i - lo] for i in idx])
         single, many = predict(self.model, window, self.threads)
         n = b1 - b0
@@ -756,7 +761,7 @@ class CombinedShotDetector(ShotDetector):
         (:func:`~curate.analysis.same_content.same_palette`, :func:`~curate.analysis.same_content.explained_by_motion`),
         as is a cut below ``SUDDEN`` times the changes around it that they explain.
         """
-        lo = self._last - len(self._img) + 1
+        lo = self._held_from
         s, e = b.start, max(b.end, b.start)
         near = self._near(s)
         if b.is_cut and 0 < self._d[s] < STANDS_OUT * near:
@@ -791,7 +796,7 @@ class CombinedShotDetector(ShotDetector):
     def _explained(self, b: Boundary) -> bool:
         """Frame by frame, local motion explains the change into ``b``'s frames as well as the change around them
         (:func:`~curate.analysis.same_content.explained_by_motion`)."""
-        lo = self._last - len(self._img) + 1
+        lo = self._held_from
         s, e = b.start, max(b.end, b.start)
         k0 = max(s - UNEXPLAINED_AROUND, lo)
         frames = [self._frame(k) for k in range(k0, min(e + UNEXPLAINED_AROUND, self._last) + 1)]
@@ -805,7 +810,7 @@ class CombinedShotDetector(ShotDetector):
     def _new_colours(self, b: Boundary, share: float = NEW_PALETTE) -> bool:
         """The ``SIDE`` frames before ``b`` and from its end on bring other colours
         (:func:`~curate.analysis.same_content.new_colours`)."""
-        lo, e = self._last - len(self._img) + 1, max(b.end, b.start)
+        lo, e = self._held_from, max(b.end, b.start)
         before = [palette(self._frame(k)) for k in range(max(b.start - SIDE, lo), b.start)]
         after = [palette(self._frame(k)) for k in range(e, min(e + SIDE, self._last + 1))]
         return new_colours(before, after, share)
