@@ -20,8 +20,11 @@ truth:
 
 Ground truth follows ``shared/media/annotations``: a cut at ``N`` means frame
 ``N`` starts the new shot; a gradual transition is the inclusive span of
-frames that mix the two shots (``xfade`` over ``d`` frames: ``offset ..
-offset + d - 1``). It is written beside each video as ``<name>.gt.json``.
+frames that mix the two shots. For an ``xfade`` over ``d`` frames from
+``offset`` that span is measured (:func:`mixed_frames`), not assumed to be
+``offset .. offset + d - 1``: the first of those frames shows the first shot
+untouched for most shapes, and irises and slices show the second one whole
+before their last. It is written beside each video as ``<name>.gt.json``.
 
 :func:`build_hard_set` plans composites from a seed (``random.Random(seed)``
 only, so the same seed gives the same plan everywhere) and caches them under a
@@ -31,16 +34,23 @@ Videos are never committed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
 import shutil
 import subprocess
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 BUILDER_VERSION = 1
+# The ground truth's own version, apart from the video's: a composite whose video is current but whose ground truth
+# is older gets its ground truth again from its plan, without encoding. 2: gradual spans measured (mixed_frames).
+GT_VERSION = 2
 
 # Sources without cuts of their own: (usable start s, usable end s)
 SOURCES: dict[str, tuple[float, float]] = {
@@ -192,33 +202,80 @@ def concat_with_transitions(
     for k, seg in enumerate(segments):
         args += ["-i", str(Path(media) / seg.source)]
         chains.append(_chain(k, seg, size, fps))
-    events: list[Event] = []
-    seg_start = [0]
-    length, cur = segments[0].n, "v0"
+    starts = _starts(segments, transitions)
+    cur = "v0"
     for k, tr in enumerate(transitions, start=1):
-        n = segments[k].n
         if tr is None:
             chains.append(f"[{cur}][v{k}]concat=n=2:v=1:a=0,settb=1/{fps}[x{k}]")
-            kind = "jump" if segments[k].source == segments[k - 1].source else "cut"
-            events.append(Event(kind, length, length))
-            seg_start.append(length)
-            length += n
         else:
             name, d = tr
-            chains.append(f"[{cur}][v{k}]xfade=transition={_XFADE[name]}:duration={d / fps:.6f}:offset={(length - d) / fps:.6f}[x{k}]")
-            events.append(Event(name, length - d, length - 1))
-            seg_start.append(length - d)
-            length += n - d
+            chains.append(f"[{cur}][v{k}]xfade=transition={_XFADE[name]}:duration={d / fps:.6f}:offset={starts[k] / fps:.6f}[x{k}]")
         cur = f"x{k}"
-    for k, seg in enumerate(segments):
-        if seg.flash is not None:
-            events.append(Event("flash", seg_start[k] + seg.flash[0], seg_start[k] + seg.flash[0] + seg.flash[1] - 1))
-        if seg.whip is not None:
-            events.append(Event("whip", seg_start[k] + seg.whip[0], seg_start[k] + seg.whip[0] + seg.whip[1] - 1))
     args += ["-filter_complex", ";".join(chains), "-map", f"[{cur}]", "-c:v", "libx264", "-preset", "ultrafast",
              "-crf", "20", "-g", "50", "-an", str(out)]
     subprocess.run(args, check=True)
-    return Composite(str(out), length, fps, sorted(events, key=lambda e: (e.start, e.end)))
+    return Composite(str(out), starts[-1] + segments[-1].n, fps, ground_truth(segments, transitions, size, fps))
+
+
+def _starts(segments: Sequence[Segment], transitions: Sequence[tuple[str, int] | None]) -> list[int]:
+    """The composite's first frame of each segment: an ``xfade`` over ``d`` frames starts the next one ``d`` early."""
+    starts = [0]
+    for k, tr in enumerate(transitions, start=1):
+        starts.append(starts[-1] + segments[k - 1].n - (tr[1] if tr else 0))
+    return starts
+
+
+def ground_truth(segments: Sequence[Segment], transitions: Sequence[tuple[str, int] | None],
+                 size: tuple[int, int] = (320, 180), fps: int = 25) -> list[Event]:
+    """The events of the composite :func:`concat_with_transitions` makes of this plan, in frame order."""
+    starts = _starts(segments, transitions)
+    events: list[Event] = []
+    for k, tr in enumerate(transitions, start=1):
+        if tr is None:
+            events.append(Event("jump" if segments[k].source == segments[k - 1].source else "cut", starts[k], starts[k]))
+        else:
+            first, last = mixed_frames(tr[0], tr[1], fps, size)
+            events.append(Event(tr[0], starts[k] + first, starts[k] + last))
+    for k, seg in enumerate(segments):
+        if seg.flash is not None:
+            events.append(Event("flash", starts[k] + seg.flash[0], starts[k] + seg.flash[0] + seg.flash[1] - 1))
+        if seg.whip is not None:
+            events.append(Event("whip", starts[k] + seg.whip[0], starts[k] + seg.whip[0] + seg.whip[1] - 1))
+    return sorted(events, key=lambda e: (e.start, e.end))
+
+
+@functools.cache
+def mixed_frames(name: str, d: int, fps: int = 25, size: tuple[int, int] = (320, 180)) -> tuple[int, int]:
+    """The first and last frame of an ``xfade`` over ``d`` frames that show neither picture untouched, from its offset.
+
+    ``xfade`` gives its first frame progress 1 and frame ``d`` progress 0, but what a shape draws there varies. Over
+    the 44 shapes, 4-20 frames, 25 and 30 fps at 320x180: 33 leave the first frame the first picture untouched, and
+    irises and slices 2-4 frames; 11 (slides, squeezes, corner wipes) alter it already. Irises and slices show the
+    second picture whole 1-3 frames before the end. So the span is measured: the same ``xfade``, in the composites'
+    pixel format and size, over two still noise pictures (the first ending with it, as in a composite), byte for byte.
+    """
+    w, h = size
+    lead, tail = 2, 6  # frames of each picture alone before and after
+    n = lead + d + tail
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        args = ["ffmpeg", "-v", "error", "-nostdin"]
+        for k, length in enumerate((lead + d, d + tail)):  # the first shot ends with the xfade, as in a composite
+            pic = Path(tmp) / f"{k}.yuv"
+            pic.write_bytes(rng.integers(0, 256, w * h * 3 // 2, dtype=np.uint8).tobytes())  # yuv420p: Y, then U and V at half size
+            args += ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{w}x{h}", "-framerate", str(fps), "-stream_loop", "-1",
+                     "-t", f"{length / fps:.6f}", "-i", str(pic)]
+        graph = (f"[0]settb=1/{fps}[a];[1]settb=1/{fps}[b];"
+                 f"[a][b]xfade=transition={_XFADE[name]}:duration={d / fps:.6f}:offset={lead / fps:.6f},format=yuv420p")
+        raw = subprocess.run([*args, "-filter_complex", graph, "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"],
+                             capture_output=True, check=True).stdout
+    step = w * h * 3 // 2
+    frames = [raw[i : i + step] for i in range(0, len(raw) - step + 1, step)]
+    if len(frames) < n or frames[lead - 1] != frames[0] or frames[-2] != frames[-1]:
+        raise RuntimeError(f"xfade {name} over {d} frames: no still picture before and after it in {len(frames)} frames")
+    first = next(i for i, f in enumerate(frames) if f != frames[0])
+    last = max(i for i, f in enumerate(frames) if f != frames[-1])
+    return first - lead, last - lead
 
 
 def _wipe(seed: int, k: int, rng: random.Random) -> str:
@@ -302,7 +359,8 @@ def retimed(segments: Sequence[Segment], transitions: Sequence[tuple[str, int] |
 
 def build_hard_set(out_dir: str | Path, seeds: Sequence[int], media: str | Path,
                    size: tuple[int, int] = (320, 180), n_transitions: int = 8, fps: int = 25) -> list[Composite]:
-    """One composite per seed under ``out_dir`` (``hard_<seed>.mp4`` + ``.gt.json``), reused while the plan is unchanged.
+    """One composite per seed under ``out_dir`` (``hard_<seed>.mp4`` + ``.gt.json``), reused while the plan is unchanged
+    (its ground truth made again from the plan where it predates :data:`GT_VERSION`).
 
     ``fps`` other than 25 re-times each plan (:func:`retimed`; ``hard_<seed>_<fps>fps.mp4``).
     """
@@ -317,16 +375,18 @@ def build_hard_set(out_dir: str | Path, seeds: Sequence[int], media: str | Path,
             name += f"_{fps}fps"
         key = hashlib.sha256(json.dumps([BUILDER_VERSION, size, [asdict(s) for s in segs], trs]).encode()).hexdigest()[:16]
         path, gt_path = out_dir / f"{name}.mp4", out_dir / f"{name}.gt.json"
-        if path.is_file() and gt_path.is_file():
-            gt = json.loads(gt_path.read_text())
-            if gt.get("key") == key:
-                result.append(Composite.from_gt(path, gt))
-                continue
-        tmp = out_dir / f".{name}.tmp.mp4"
-        comp = concat_with_transitions(tmp, segs, trs, media, size, fps)
-        tmp.replace(path)
-        comp.path = str(path)
-        gt_path.write_text(json.dumps({**comp.to_gt(), "key": key, "seed": seed,
+        gt = json.loads(gt_path.read_text()) if path.is_file() and gt_path.is_file() else {}
+        if gt.get("key") == key and gt.get("gt_version") == GT_VERSION:
+            result.append(Composite.from_gt(path, gt))
+            continue
+        if gt.get("key") == key:  # the video as it was, its ground truth from the plan again
+            comp = Composite(str(path), gt["num_frames"], fps, ground_truth(segs, trs, size, fps))
+        else:
+            tmp = out_dir / f".{name}.tmp.mp4"
+            comp = concat_with_transitions(tmp, segs, trs, media, size, fps)
+            tmp.replace(path)
+            comp.path = str(path)
+        gt_path.write_text(json.dumps({**comp.to_gt(), "key": key, "gt_version": GT_VERSION, "seed": seed,
                                        "plan": {"segments": [asdict(s) for s in segs], "transitions": trs}}, indent=1))
         result.append(comp)
     return result

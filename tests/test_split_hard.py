@@ -121,7 +121,8 @@ def test_composite_ground_truth_matches_the_frames(shared_dir, tmp_path):
     frames = [cv2.cvtColor(decode.small_rgb(df.frame, 96), cv2.COLOR_RGB2GRAY).astype(np.float32) for df in decode.iter_frames(str(comp.path))]
     assert len(frames) == comp.num_frames == 60 + 60 + 60 + 50 - 10 - 10
     kinds = {e.kind: (e.start, e.end) for e in comp.events}
-    assert kinds["jump"] == (60, 60) and kinds["wipeleft"] == (110, 119) and kinds["fadewhite"] == (160, 169)
+    # xfade's first frame is still the first shot (mixed_frames)
+    assert kinds["jump"] == (60, 60) and kinds["wipeleft"] == (111, 119) and kinds["fadewhite"] == (161, 169)
     assert kinds["flash"] == (30, 31) and kinds["whip"] == (135, 141)
     # flash frames are brighter than the shot around them; the white fade's middle is white and flat
     assert frames[30].mean() > frames[28].mean() + 30 and frames[31].mean() > frames[33].mean() + 30
@@ -132,6 +133,25 @@ def test_composite_ground_truth_matches_the_frames(shared_dir, tmp_path):
     gt = comp.to_gt()
     assert [t["type"] for t in gt["transitions"]] == ["jump_cut", "wipeleft", "fadewhite"]
     assert gt["flashes"] == [{"start": 30, "end": 31}]
+
+
+@pytest.mark.parametrize("shape, frames", [("dissolve", 8), ("circleclose", 12), ("wipeleft", 8)])
+def test_a_gradual_span_is_the_frames_that_show_neither_shot_untouched(shape, frames, tmp_path):
+    """The ground truth of an xfade is measured (mixed_frames): the frame before its span is the first shot and the
+    frame after it the second, each untouched; its first and last frames show neither. Two still pictures, so
+    "untouched" is exact up to the encoder's noise. (The span used to start at xfade's offset: the first shot, untouched.)"""
+    for k, colour in enumerate(("0x2050a0", "0xe0a030")):
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"color=c={colour}:s=320x180:r=25:d=3",
+                        "-vf", "drawbox=x=100:y=40:w=60:h=50:color=white:t=fill", "-c:v", "libx264", "-crf", "10", str(tmp_path / f"{k}.mp4")],
+                       check=True)
+    comp = concat_with_transitions(tmp_path / "c.mp4", [Segment("0.mp4", 0.0, 40), Segment("1.mp4", 0.0, 40)], [(shape, frames)], tmp_path)
+    pics = [df.frame.to_ndarray(format="rgb24").astype(np.float32) for df in decode.iter_frames(str(comp.path))]
+    (start, end), = comp.spans
+    first, second = pics[0], pics[-1]
+    moved = lambda a, b: int((np.abs(a - b).max(axis=2) > 8).sum())  # noqa: E731 - pixels off by more than the encoder's noise
+    assert moved(pics[start - 1], first) <= 10 and moved(pics[end + 1], second) <= 10  # a few px at the box's edges
+    assert moved(pics[start], first) >= 1000 and moved(pics[end], second) >= 1000
+    assert 40 - frames <= start and end <= 39  # within the frames xfade draws
 
 
 # --- the same-content checks --------------------------------------------------------------
