@@ -154,6 +154,23 @@ def test_a_gradual_span_is_the_frames_that_show_neither_shot_untouched(shape, fr
     assert 40 - frames <= start and end <= 39  # within the frames xfade draws
 
 
+@pytest.mark.shared
+def test_a_cached_composite_gets_its_ground_truth_again_without_encoding(shared_dir, tmp_path):
+    """A composite whose ground truth predates GT_VERSION keeps its video and gets the ground truth its plan gives."""
+    media = shared_dir / "media/videos"
+    (comp,) = build_hard_set(tmp_path, [903], media, n_transitions=3)
+    assert [e.kind for e in comp.events if not e.is_cut and e.is_boundary] == ["fadefast"]  # a 16-frame fade
+    gt_path = Path(comp.path).with_suffix(".gt.json")
+    video = Path(comp.path).stat().st_mtime_ns
+    old = json.loads(gt_path.read_text())
+    stale = {**old, "events": [{**e, "start": e["start"] - 1} if e["kind"] not in ("cut", "jump") else e for e in old["events"]]}
+    del stale["gt_version"]
+    gt_path.write_text(json.dumps(stale))
+    (again,) = build_hard_set(tmp_path, [903], media, n_transitions=3)
+    assert again.events == comp.events and Path(again.path).stat().st_mtime_ns == video
+    assert json.loads(gt_path.read_text())["gt_version"] == synth_transitions.GT_VERSION
+
+
 # --- the same-content checks --------------------------------------------------------------
 
 def test_shifted_and_block_matched_differences():
