@@ -22,7 +22,7 @@ from curate import synth
 from curate.analysis.combined import CombinedShotDetector, block_matched_diff, shifted_diff
 from curate.analysis.detector import with_faint_ends
 from curate.analysis.detectors import build_detector
-from curate.analysis.same_content import (best_shift, diff, explained_by_motion, flash_end, how_moved, new_colours, palette,
+from curate.analysis.same_content import (best_shift, diff, explained_by_motion, flash_end, how_moved, lit_and_back, new_colours, palette,
                                          same_content, same_palette, tracked_shift)
 from curate.analysis.shot_eval import SplitQuality, split_quality
 from curate.analysis.shots import Boundary
@@ -384,6 +384,28 @@ def test_a_flash_in_motion_returns_to_the_picture_moved_on():
     assert flash_end(pre, first, later, 0.25) == 1
     other = _texture(9)[:, :48]
     assert flash_end(pre, other, [other] * 4, 0.25) is None
+
+
+def test_light_that_comes_and_goes_in_one_frame_is_a_flash_and_light_that_eases_back_is_not():
+    """A flash jumps up and falls back in one frame each; a fade through white eases back over several frames, and a
+    picture that is not much brighter, or that does not come back to the old brightness, is neither."""
+    grey = lambda v: np.full((27, 48, 3), v, np.uint8)  # noqa: E731
+    assert lit_and_back(grey(100), grey(220), grey(215), grey(105))
+    assert not lit_and_back(grey(100), grey(220), grey(170), grey(105))  # easing back: a fade through white
+    assert not lit_and_back(grey(100), grey(115), grey(115), grey(100))  # barely brighter
+    assert not lit_and_back(grey(100), grey(220), grey(215), grey(150))  # stays brighter: another picture
+
+
+@pytest.mark.shared
+def test_a_flash_while_the_cockatoo_pulls_its_head_back_is_no_boundary(shared_dir, tmp_path):
+    """A two-frame flash as the bird pulls its head back from the lens (seed 884): the picture after it has moved on
+    so far that its unexplained change is 0.26 of the flash's, but the light came and went in one frame each, so it is
+    a flash; the flash and the motion around it were a false transition."""
+    comp = concat_with_transitions(tmp_path / "c.mp4", [Segment("cockatoo.mp4", 6.49, 95, flash=(36, 2))], [],
+                                   shared_dir / "media/videos")
+    ((s, e),) = comp.flashes
+    pred = detect(comp.path, "combined", FAST)
+    assert not [b for b in pred if _touches(b, s, e)], pred
 
 
 def test_a_cut_out_of_a_flat_frame_is_no_exposure_change():
