@@ -10,7 +10,8 @@ to 48x27 RGB frames. Each test names the kind of same content it recognises:
   step into the change, or a change of at most ``FLASH_FRAMES`` frames is
   far brighter than both sides, which match each other; :func:`flash_end`
   finds where a flash ends frame by frame (the picture back, as it was or
-  locally moved), so both callers can mask flashes before runs form;
+  locally moved, further moved where the light came and went in one frame
+  each: :func:`lit_and_back`), so both callers can mask flashes before runs form;
 * **motion**: the closest before/after pair differs by less than
   ``separation`` times the largest frame-to-frame change on either side (a
   stream of big changes: fire, a shaking camera), or small per-block shifts
