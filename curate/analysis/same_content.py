@@ -241,7 +241,8 @@ LIT_BACK = 0.25
 def lit_and_back(pre: np.ndarray, first: np.ndarray, last_lit: np.ndarray, x: np.ndarray) -> bool:
     """``first`` is at least ``LIT`` grey levels brighter than ``pre``, ``last_lit`` (the frame before ``x``) still
     within ``LIT_BACK`` of that rise of it, and ``x`` within ``LIT_BACK`` of it back at ``pre``'s brightness."""
-    base, rise = _luma(pre), _luma(first) - _luma(pre)
+    base = _luma(pre)
+    rise = _luma(first) - base
     return rise >= LIT and _luma(last_lit) >= base + (1 - LIT_BACK) * rise and abs(_luma(x) - base) <= LIT_BACK * rise
 
 
