@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 
 from curate import synth
-from curate.analysis.combined import CombinedShotDetector, block_matched_diff, shifted_diff
+from curate.analysis.combined import CombinedShotDetector, block_matched_diff
 from curate.analysis.detector import with_faint_ends
 from curate.analysis.detectors import build_detector
 from curate.analysis.same_content import (best_shift, diff, explained_by_motion, flash_end, how_moved, lit_and_back, new_colours, palette,
-                                         same_content, same_palette, tracked_shift)
+                                         panned, same_content, same_palette, tracked_shift)
 from curate.analysis.shot_eval import SplitQuality, split_quality
 from curate.analysis.shots import Boundary
 from curate.config import DetectorConfig, PipelineConfig
@@ -178,8 +178,8 @@ def test_shifted_and_block_matched_differences():
     big = cv2.GaussianBlur(rng.random((60, 120)).astype(np.float32) * 255, (0, 0), 1.5)
     a, pan = big[10:37, 10:58], big[10:37, 34:82]  # the camera moved 24 px: half the picture
     other = cv2.GaussianBlur(rng.random((27, 48)).astype(np.float32) * 255, (0, 0), 1.5)
-    assert shifted_diff(a, pan) < 0.1 * np.abs(a - pan).mean()
-    assert shifted_diff(a, other) > 0.5 * np.abs(a - other).mean()
+    assert best_shift(a, pan)[0] < 0.1 * np.abs(a - pan).mean()
+    assert best_shift(a, other)[0] > 0.5 * np.abs(a - other).mean()
     wobble = big[12:39, 11:59]  # a small local move
     assert block_matched_diff(a, wobble) < 0.2 * np.abs(a - wobble).mean()
     assert block_matched_diff(a, other) > 0.5 * np.abs(a - other).mean()
@@ -229,8 +229,8 @@ def test_explained_by_motion_tells_fast_motion_from_wipes_and_dissolves():
     assert not explained_by_motion(dissolve, 11, 16)
 
 
-def _shifted_diff_by_loop(a: np.ndarray, b: np.ndarray, min_overlap: float = 0.35) -> float:
-    """The definition ``shifted_diff`` computes in bulk: one mean per translation."""
+def _best_shift_by_loop(a: np.ndarray, b: np.ndarray, min_overlap: float = 0.35) -> float:
+    """The definition ``best_shift`` computes in bulk: one mean per translation."""
     h, w = a.shape
     a, b = a.astype(np.float64), b.astype(np.float64)
     best = np.abs(a - b).mean()
@@ -246,20 +246,20 @@ def _shifted_diff_by_loop(a: np.ndarray, b: np.ndarray, min_overlap: float = 0.3
 
 
 @pytest.mark.parametrize("shape", [(27, 48), (48, 27), (9, 5), (27, 27)])
-def test_shifted_diff_is_the_smallest_mean_over_translations(shape):
+def test_best_shift_is_the_smallest_mean_over_translations(shape):
     rng = np.random.default_rng(sum(shape))
     for k in range(12):
         a = rng.integers(0, 256, shape).astype(np.uint8)
         moved = np.roll(a, (int(rng.integers(-8, 9)), int(rng.integers(-20, 21))), (0, 1))
         b = rng.integers(0, 256, shape).astype(np.uint8) if k % 3 == 0 else np.clip(moved + rng.normal(0, 4, shape), 0, 255).astype(np.uint8)
-        assert shifted_diff(a, b) == pytest.approx(_shifted_diff_by_loop(a, b), rel=1e-5)
+        assert best_shift(a, b)[0] == pytest.approx(_best_shift_by_loop(a, b), rel=1e-5)
 
 
 def test_best_shift_says_where_the_content_moved():
     big = _texture(3, 60, 120)[..., 0].astype(np.float32)
     a, b = big[20:47, 10:58], big[12:39, 16:64]  # the content moved 6 px left and 8 px down
     d, dx, dy = best_shift(a, b)
-    assert (dx, dy) == (-6, 8) and d == pytest.approx(0.0, abs=1e-3) and d == shifted_diff(a, b)
+    assert (dx, dy) == (-6, 8) and d == pytest.approx(0.0, abs=1e-3)
 
 
 def _pan(frames) -> bool:
@@ -278,6 +278,19 @@ def test_a_pan_moves_as_tracked_and_a_slide_does_not():
     tall = _texture(6, h=60, w=48)
     tilt = [tall[p : p + 27] for p in range(0, 13, 2)]  # 12 px up and down: the ends overlap by 15 px of 27
     assert _pan(tilt)
+
+
+def test_panned_wants_one_shift_at_every_pair_of_ends_and_the_frames_moving_by_it():
+    """A pan's three pairs of ends match at one shift, and its frames step the picture by that shift; ends that match
+    at another shift each (a slide's first part) or frames that did not move (two pictures that match by chance) are
+    no pan however close the match."""
+    a = _texture(4)
+    pan = [a[:, p : p + 48] for p in range(0, 30, 3)]  # 27 px across
+    assert panned([(0.45, -27, 0)] * 3, pan)
+    assert panned([(0.45, -27, 0), (0.47, -26, 1), (0.48, -27, 0)], pan)
+    assert not panned([(0.42, -27, 0), (0.69, 8, 14), (0.7, 6, 10)], pan)  # the other pairs match elsewhere
+    still = [a[:, :48]] * 10
+    assert not panned([(0.47, -6, 16)] * 3, still)  # matched at a shift the frames never moved by
 
 
 def test_a_slow_blurred_pan_is_a_pan_though_its_phase_correlation_drifts():
@@ -404,6 +417,19 @@ def test_a_flash_while_the_cockatoo_pulls_its_head_back_is_no_boundary(shared_di
     comp = concat_with_transitions(tmp_path / "c.mp4", [Segment("cockatoo.mp4", 6.49, 95, flash=(36, 2))], [],
                                    shared_dir / "media/videos")
     ((s, e),) = comp.flashes
+    pred = detect(comp.path, "combined", FAST)
+    assert not [b for b in pred if _touches(b, s, e)], pred
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("segment", [Segment("chaplin.mp4", 0.09, 85, whip=(48, 7, 1)),  # seed 1010
+                                     Segment("cup.mp4", 4.06, 85, whip=(44, 9, -1))])  # seed 991
+def test_a_whip_pan_over_a_moving_shot_is_no_boundary(segment, shared_dir, tmp_path):
+    """The picture swept 60 % of its width in 7-9 frames, blurred, while the people and the cup move: the ends match
+    at the sweep's shift only to 0.41-0.43 of their plain difference (a still picture's: under 0.4), but the frames
+    between moved the picture by that shift, so it is a pan, not a transition. Both were false transitions before."""
+    comp = concat_with_transitions(tmp_path / "c.mp4", [segment], [], shared_dir / "media/videos")
+    ((s, e),) = comp.whips
     pred = detect(comp.path, "combined", FAST)
     assert not [b for b in pred if _touches(b, s, e)], pred
 

@@ -91,10 +91,10 @@ import numpy as np
 from curate.analysis.detector import with_faint_ends
 from curate.analysis.same_content import (FLASH_FRAMES, FLAT_STD, NEW_PALETTE, UNEXPLAINED_AROUND, Checks, block_matched_diff, diff,
                                          explained_by_motion, flash_end, how_moved, new_colours, palette, same_content,
-                                         same_palette, shifted_diff)
+                                         same_palette)
 from curate.analysis.shots import Boundary, GradualDetector, ShotDetector, merge_boundaries
 
-__all__ = ["CombinedShotDetector", "block_matched_diff", "shifted_diff"]
+__all__ = ["CombinedShotDetector", "block_matched_diff"]
 
 WINDOW, STEP, CONTEXT = 100, 50, 25  # TransNetV2's windows (see curate.analysis.transnet)
 LEVEL_HALF = 25  # frames either side for the local change level
