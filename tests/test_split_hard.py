@@ -414,11 +414,7 @@ def test_a_flash_while_the_cockatoo_pulls_its_head_back_is_no_boundary(shared_di
     """A two-frame flash as the bird pulls its head back from the lens (seed 884): the picture after it has moved on
     so far that its unexplained change is 0.26 of the flash's, but the light came and went in one frame each, so it is
     a flash; the flash and the motion around it were a false transition."""
-    comp = concat_with_transitions(tmp_path / "c.mp4", [Segment("cockatoo.mp4", 6.49, 95, flash=(36, 2))], [],
-                                   shared_dir / "media/videos")
-    ((s, e),) = comp.flashes
-    pred = detect(comp.path, "combined", FAST)
-    assert not [b for b in pred if _touches(b, s, e)], pred
+    assert not _touching_its_event(Segment("cockatoo.mp4", 6.49, 95, flash=(36, 2)), shared_dir, tmp_path)
 
 
 @pytest.mark.shared
@@ -428,10 +424,7 @@ def test_a_whip_pan_over_a_moving_shot_is_no_boundary(segment, shared_dir, tmp_p
     """The picture swept 60 % of its width in 7-9 frames, blurred, while the people and the cup move: the ends match
     at the sweep's shift only to 0.41-0.43 of their plain difference (a still picture's: under 0.4), but the frames
     between moved the picture by that shift, so it is a pan, not a transition. Both were false transitions before."""
-    comp = concat_with_transitions(tmp_path / "c.mp4", [segment], [], shared_dir / "media/videos")
-    ((s, e),) = comp.whips
-    pred = detect(comp.path, "combined", FAST)
-    assert not [b for b in pred if _touches(b, s, e)], pred
+    assert not _touching_its_event(segment, shared_dir, tmp_path)
 
 
 def test_a_cut_out_of_a_flat_frame_is_no_exposure_change():
@@ -568,14 +561,18 @@ def _touches(b: Boundary, s: int, e: int, tol: int = 2) -> bool:
     return b.start - tol <= e and s <= max(b.end - 1, b.start) + tol
 
 
+def _touching_its_event(segment: Segment, shared_dir, tmp_path) -> list[Boundary]:
+    """The boundaries the model-free combined detector reports within 2 frames of ``segment``'s one flash or whip pan,
+    with the segment alone in a composite of the shared clip."""
+    comp = concat_with_transitions(tmp_path / "c.mp4", [segment], [], shared_dir / "media/videos")
+    ((s, e),) = comp.flashes or comp.whips
+    return [b for b in detect(comp.path, "combined", FAST) if _touches(b, s, e)]
+
+
 @pytest.mark.shared
 def test_a_flash_right_after_fast_motion_is_no_boundary(shared_dir, tmp_path):
     """A one-frame flash just after a burst of the bird's motion: the flash must not join the motion into a boundary."""
-    comp = concat_with_transitions(tmp_path / "c.mp4", [Segment("cockatoo.mp4", 9.91, 80, flash=(39, 1))], [],
-                                   shared_dir / "media/videos")
-    ((s, e),) = comp.flashes
-    pred = detect(comp.path, "combined", FAST)
-    assert not [b for b in pred if _touches(b, s, e)], pred
+    assert not _touching_its_event(Segment("cockatoo.mp4", 9.91, 80, flash=(39, 1)), shared_dir, tmp_path)
 
 
 @pytest.mark.shared

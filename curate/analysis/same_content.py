@@ -148,18 +148,19 @@ def how_moved(frames: Sequence[np.ndarray], agree: float = 0.25,
     if any(float(g.std()) < flat_std for g in grey):
         return "moved"
     _, dx, dy = best_shift(grey[0], grey[-1])
-    h, w = grey[0].shape
-
-    def within(x: float, y: float) -> bool:
-        return float(np.hypot(x / w, y / h)) <= agree
-
     tx, ty = tracked_shift(grey)
-    if within(dx - tx, dy - ty):
+    if _within(dx - tx, dy - ty, grey[0].shape, agree):
         return "pan"
     sx, sy = stepped_shift(grey)
-    if within(dx - sx, dy - sy):
+    if _within(dx - sx, dy - sy, grey[0].shape, agree):
         return "pan"
-    return "still" if within(sx, sy) else "moved"
+    return "still" if _within(sx, sy, grey[0].shape, agree) else "moved"
+
+
+def _within(dx: float, dy: float, shape: tuple[int, ...], share: float) -> bool:
+    """A move of (dx, dy) px is at most ``share`` of the frame: across its width, up and down its height (which has
+    fewer pixels, so a pixel there counts for more)."""
+    return float(np.hypot(dx / shape[1], dy / shape[0])) <= share
 
 
 def block_matched_diff(a: np.ndarray, b: np.ndarray, tile: int = 9, reach: int = 4) -> float:
@@ -275,14 +276,12 @@ PANNED, PAN_AGREE = 1.25, 0.1
 def panned(matches: Sequence[tuple[float, int, int]], frames: Sequence[np.ndarray]) -> bool:
     """The ends match at one shift (``matches``: (ratio, dx, dy) of each pair of ends), and the RGB ``frames`` between
     moved the picture by it frame by frame (:func:`stepped_shift`), both within ``PAN_AGREE`` of the closest match's."""
-    grey = [_gray(x) for x in frames]
-    h, w = grey[0].shape
     _, dx, dy = min(matches)
-
-    def near(x: float, y: float) -> bool:
-        return float(np.hypot((x - dx) / w, (y - dy) / h)) <= PAN_AGREE
-
-    return all(near(x, y) for _, x, y in matches) and near(*stepped_shift(grey))
+    shape = frames[0].shape
+    if not all(_within(x - dx, y - dy, shape, PAN_AGREE) for _, x, y in matches):
+        return False
+    sx, sy = stepped_shift([_gray(x) for x in frames])
+    return _within(sx - dx, sy - dy, shape, PAN_AGREE)
 
 
 # same_palette: a 4x4x4 RGB histogram per frame; before and after share the palette when their closest pair differs
