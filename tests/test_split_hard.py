@@ -22,8 +22,8 @@ from curate import synth
 from curate.analysis.combined import CombinedShotDetector, block_matched_diff
 from curate.analysis.detector import with_faint_ends
 from curate.analysis.detectors import build_detector
-from curate.analysis.same_content import (best_shift, diff, explained_by_motion, flash_end, how_moved, lit_and_back, new_colours, palette,
-                                         panned, same_content, same_palette, tracked_shift)
+from curate.analysis.same_content import (best_shift, diff, explained_by_motion, flash_end, how_moved, lit_and_back, made_of_its_ends,
+                                         new_colours, palette, panned, same_content, same_palette, tracked_shift)
 from curate.analysis.shot_eval import SplitQuality, split_quality
 from curate.analysis.shots import Boundary
 from curate.config import DetectorConfig, PipelineConfig
@@ -56,12 +56,16 @@ def _combined_on(segs: list[Segment], transitions: list, shared_dir, tmp_path, f
     return _quality(comp, detect(comp.path, "combined", FAST, fps=comp.fps))
 
 
-def _crf38(path: str, tmp_path) -> Path:
-    """``path`` re-encoded at x264 crf 38, as web video is compressed (bench_split.py's ``--crf``)."""
-    heavy = tmp_path / f"crf38_{Path(path).name}"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", path, "-c:v", "libx264", "-preset", "veryfast", "-crf", "38", str(heavy)],
-                   check=True)
-    return heavy
+def _reencoded(path: str, tmp_path, crf: int = 38, filters: str | None = None) -> Path:
+    """``path`` re-encoded at x264 ``crf`` (38: as web video is compressed, bench_split.py's ``--crf``), through the
+    ffmpeg ``filters`` if given (bench_split.py's ``--bars``)."""
+    out = tmp_path / f"crf{crf}_{Path(path).name}"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", path, *(["-vf", filters] if filters else []), "-c:v", "libx264",
+                    "-preset", "veryfast", "-crf", str(crf), str(out)], check=True)
+    return out
+
+
+PILLARBOX = "scale=iw*3/4:ih,pad=iw*4/3:ih:(ow-iw)/2:0:black"  # 4:3 inside 16:9, as bench_split.py's --bars pillar
 
 
 @pytest.fixture(scope="module")
@@ -291,6 +295,17 @@ def test_panned_wants_one_shift_at_every_pair_of_ends_and_the_frames_moving_by_i
     assert not panned([(0.42, -27, 0), (0.69, 8, 14), (0.7, 6, 10)], pan)  # the other pairs match elsewhere
     still = [a[:, :48]] * 10
     assert not panned([(0.47, -6, 16)] * 3, still)  # matched at a shift the frames never moved by
+
+
+def test_a_wipe_or_dissolve_is_made_of_its_ends_and_a_third_picture_between_them_is_not():
+    """Each frame of a wipe shows one end or the other at each pixel, a dissolve's a mix of both; a car passing close
+    to the camera between two views of one street shows a third picture."""
+    a, b, c = (_texture(seed)[:, :48] for seed in (5, 6, 7))
+    wipe = [np.concatenate([b[:, :x], a[:, x:]], axis=1) for x in range(0, 49, 6)]
+    dissolve = [cv2.addWeighted(a, 1 - t, b, t, 0) for t in np.linspace(0, 1, 9)]
+    assert made_of_its_ends(wipe) and made_of_its_ends(dissolve)
+    passing = [a, *[np.concatenate([c[:, :x], a[:, x:]], axis=1) for x in (12, 24, 36)], c, b]
+    assert not made_of_its_ends(passing)
 
 
 def test_a_slow_blurred_pan_is_a_pan_though_its_phase_correlation_drifts():
@@ -785,15 +800,32 @@ def test_a_transition_out_of_a_still_picture_into_fast_motion_is_found(transitio
 @pytest.mark.parametrize("case", [
     ([Segment("flipping_a_pancake.mkv", 5.26, 95), Segment("big_buck_bunny_5s.mp4", 0.34, 86)], ("pixelize", 17)),
     ([Segment("flipping_a_pancake.mkv", 0.88, 65), Segment("cockatoo.mp4", 4.55, 86)], ("dissolve", 8)),
+    ([Segment("cup.mp4", 2.9, 88, whip=(48, 6, 1)), Segment("box.mp4", 5.91, 74, whip=(27, 8, -1))], ("wipetr", 13)),
+    ([Segment("box.mp4", 3.41, 77), Segment("cockatoo.mp4", 0.62, 65)], ("vertclose", 18)),
 ])
 def test_a_change_run_that_stops_inside_a_transition_is_judged_from_its_real_ends(case, shared_dir, tmp_path):
     """The run of changes that stood out covered a pixelize's middle only (out of the pancake toss into Big Buck
-    Bunny, seed 594) or a dissolve's end and the turning cockatoo after it (seed 910): its sides were transition
-    frames, matched as one picture moved, and the run was dropped as motion. Grown over its ramps, as a slide's run
-    is, local motion no longer explains its frames and its sides, the two shots, bring new colours."""
+    Bunny, seed 594), a dissolve's end and the turning cockatoo after it (seed 910), or the middle 2-5 frames of a
+    corner wipe from the hand-held cup into the box (seed 1067) and of a vertical close from the box into the
+    cockatoo (seed 1065): its sides were transition frames, matched as one picture moved, and the run was dropped as
+    motion. Grown over its ramps, as a slide's run is, local motion no longer explains its frames, and its sides, the
+    two shots, bring new colours or match only at a shift the frames between never moved the picture by (two
+    pictures: the cup and the box share their colours)."""
     segs, transition = case
     q = _combined_on(segs, [transition], shared_dir, tmp_path)
     assert q.gradual == [1, 0, 0] and q.bad_clips == 0, q
+
+
+@pytest.mark.shared
+def test_a_dissolve_between_two_pictures_of_one_palette_is_found_from_its_real_ends(shared_dir, tmp_path):
+    """A 6-frame dissolve from the hand-held box into the turning cockatoo, pillarboxed (seed 1054): the gradual
+    detector's span, judged on its own sides, is one picture shifted; from its real ends it is no longer, and though
+    the two shots share their colours, their ends match only at a shift the frames never moved by, and every frame
+    between is a blend of them."""
+    segs = [Segment("box.mp4", 11.42, 67, whip=(28, 9, -1)), Segment("cockatoo.mp4", 6.35, 90, whip=(32, 9, -1))]
+    comp = concat_with_transitions(tmp_path / "c.mp4", segs, [("dissolve", 6)], shared_dir / "media/videos")
+    q = _quality(comp, detect(_reencoded(comp.path, tmp_path, 18, PILLARBOX), "combined", FAST))
+    assert q.gradual[0] == 1 and q.bad_clips == 0, q
 
 
 @pytest.mark.shared
@@ -885,7 +917,7 @@ def test_fast_motion_just_before_a_cut_into_a_calm_shot_is_no_transition(shared_
     bird's last frames are the cup's, so the bird's own motion stood out 3x from them and joined the cut into a false
     transition over 175-210; judged against at least its own shot's changes it is motion, and only the cut is found."""
     (comp,) = build_hard_set(tmp_path, [765], shared_dir / "media/videos")
-    heavy = _crf38(comp.path, tmp_path)
+    heavy = _reencoded(comp.path, tmp_path)
     (cut,) = [e.start for e in comp.events if e.kind == "cut" and 150 < e.start < 250]
     pred = detect(heavy, "combined", FAST)
     assert [b for b in pred if b.start - 30 <= cut <= max(b.end, b.start) + 30] == [Boundary(cut, cut)], pred
@@ -899,6 +931,6 @@ def test_heavy_compression_makes_no_cuts_of_motion(seed, shared_dir, tmp_path):
     repeats of jerky 10 fps fire (547) are only partly repeats, and each of its changes stood out from them. None is
     a cut, and every cut and jump cut is still found."""
     (comp,) = build_hard_set(tmp_path, [seed], shared_dir / "media/videos")
-    heavy = _crf38(comp.path, tmp_path)
+    heavy = _reencoded(comp.path, tmp_path)
     q = _quality(comp, detect(heavy, "combined", FAST))
     assert q.cut[1:] == [0, 0] and q.jumps_found == q.jumps, q

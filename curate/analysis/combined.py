@@ -90,8 +90,8 @@ import numpy as np
 
 from curate.analysis.detector import with_faint_ends
 from curate.analysis.same_content import (FLASH_FRAMES, FLAT_STD, NEW_PALETTE, UNEXPLAINED_AROUND, Checks, block_matched_diff, diff,
-                                         explained_by_motion, flash_end, how_moved, new_colours, palette, same_content,
-                                         same_palette)
+                                         explained_by_motion, flash_end, how_moved, made_of_its_ends, new_colours, palette,
+                                         palette_change, same_content, same_palette)
 from curate.analysis.shots import Boundary, GradualDetector, ShotDetector, merge_boundaries
 
 __all__ = ["CombinedShotDetector", "block_matched_diff"]
@@ -221,6 +221,13 @@ LONG_RUN = 60
 # 881-900 in four variants: clips holding a boundary 1 -> 0 on the development composites; one false transition more
 # (that cockatoo, at crf 38); nothing else changed but clips kept (+2, -1).
 UNPANNED_PALETTE = 0.3
+# A run whose grown ends are two pictures of one palette (they match only at a shift the frames never moved by, and
+# every frame between is made of them) is a transition where the sides' closest pair still differs in TWO_PICTURES of
+# the pixels' colour bins (not NEW_PALETTE, nor its spread): wipes, closes and dissolves between the hand-held cup,
+# the box and the turning cockatoo (seeds 594, 670, 680, 920, 1054, 1065, 1067) moved 0.23-0.46 of the pixels; the
+# cockatoo turning its head (the 15 others on the 180 composites at 25 fps and crf 38 and 1051-1070 in four variants,
+# most of them one moment at 4.9 s) 0.07-0.09.
+TWO_PICTURES = 0.15
 # A side of a calmer-side run that repeated STILL_RUN frames in a row is a still picture (a title card, a freeze frame,
 # a still shot that heavy compression turns into exact repeats): its level counts those repeats, where elsewhere
 # repeats are left out (a 10 fps source's: 1-2 in a row at 25 fps). Left out, the still
@@ -716,7 +723,11 @@ class CombinedShotDetector(ShotDetector):
             # Ends that match only at a shift where the frames hardly moved are two pictures, new colours or not: fire
             # into the cockatoo by slices (seed 857) matched at (20, 10) px, its frames moved (0, 1), and it was dropped
             # for want of new colours. Frames that moved elsewhere may be a whip pan in a moving shot: colours decide.
-            if how == "still" or (again is None and grown != b or how == "moved") and self._new_colours(grown):
+            # Grown ends no longer one picture shifted are a transition with new colours, or two pictures of one
+            # palette its frames are made of (a 6-frame dissolve from the box into the cockatoo, pillarboxed, seed 1054).
+            grown_apart = again is None and grown != b
+            if (how == "still" or (grown_apart or how == "moved") and self._new_colours(grown)
+                    or grown_apart and self._two_pictures(grown)):
                 b, why = grown, None
         elif why == "motion" and source == "change" and not b.is_cut:
             # a run that stands out from the shot before covers a transition's middle only (a pixelize out of the
@@ -724,10 +735,14 @@ class CombinedShotDetector(ShotDetector):
             # 910): its sides are transition frames, one picture moved. Grown to its real ends, as a slide's, it is a
             # transition where local motion no longer explains its frames and new colours lie either side; not grown
             # over a flash (the turning cockatoo after one brings new colours too). The cockatoo pulling its head back
-            # (cockatoo.mp4, 151-166) brings new colours as well, but its grown frames are still motion.
+            # (cockatoo.mp4, 151-166) brings new colours as well, but its grown frames are still motion. Sides of one
+            # palette (a corner wipe from the hand-held cup into the box, seed 1067; a vertical close from the box into
+            # the cockatoo, 1065) are two pictures where they match only at a shift the frames never moved by ("still")
+            # and every frame between is made of them (a car passing close to the camera in bikes.mp4 is neither).
             grown = self._extend(b)
             if (grown != b and not self._dropped_over(grown.start, grown.end, ("flash",)) and not self._explained(grown)
-                    and self._same_content(grown, source) is None and self._new_colours(grown)):
+                    and self._same_content(grown, source) is None
+                    and (self._new_colours(grown) or self._two_pictures(grown))):
                 b, why = grown, None
         if why in ("motion", "palette") and source == "change" and not b.is_cut:
             # a calmer-side run stops at the first frame the ordinary runs see, taking it for another shot's cut; where
@@ -802,18 +817,33 @@ class CombinedShotDetector(ShotDetector):
         frames = [self._frame(k) for k in range(k0, min(e + UNEXPLAINED_AROUND, self._last) + 1)]
         return explained_by_motion(frames, s - k0, e - k0)
 
+    def _spanned(self, b: Boundary) -> list[np.ndarray]:
+        """``b``'s frames from the last one before it to the first one after it (``b.start - 1`` to ``b.end``)."""
+        return [self._frame(k) for k in range(b.start - 1, max(b.end, b.start) + 1)]
+
     def _how_moved(self, b: Boundary) -> str:
         """How the frames of ``b`` moved the picture against the shift its sides match at
         (:func:`~curate.analysis.same_content.how_moved`): a pan, still (two pictures), or moved by another shift."""
-        return how_moved([self._frame(k) for k in range(b.start - 1, max(b.end, b.start) + 1)], flat_std=self.flat_std)
+        return how_moved(self._spanned(b), flat_std=self.flat_std)
+
+    def _two_pictures(self, b: Boundary) -> bool:
+        """The sides of ``b`` differ in ``TWO_PICTURES`` of their colours, match only at a shift its frames never moved
+        the picture by, and its frames are made of them (:func:`~curate.analysis.same_content.made_of_its_ends`): a
+        wipe or dissolve between shots of one palette."""
+        before, after = self._palettes(b)
+        return (bool(before and after) and palette_change(before, after)[0] >= TWO_PICTURES
+                and made_of_its_ends(self._spanned(b)) and self._how_moved(b) == "still")
+
+    def _palettes(self, b: Boundary) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """:func:`~curate.analysis.same_content.palette` of the ``SIDE`` frames before ``b`` and from its end on."""
+        lo, e = self._held_from, max(b.end, b.start)
+        return ([palette(self._frame(k)) for k in range(max(b.start - SIDE, lo), b.start)],
+                [palette(self._frame(k)) for k in range(e, min(e + SIDE, self._last + 1))])
 
     def _new_colours(self, b: Boundary, share: float = NEW_PALETTE) -> bool:
         """The ``SIDE`` frames before ``b`` and from its end on bring other colours
         (:func:`~curate.analysis.same_content.new_colours`)."""
-        lo, e = self._held_from, max(b.end, b.start)
-        before = [palette(self._frame(k)) for k in range(max(b.start - SIDE, lo), b.start)]
-        after = [palette(self._frame(k)) for k in range(e, min(e + SIDE, self._last + 1))]
-        return new_colours(before, after, share)
+        return new_colours(*self._palettes(b), share)
 
     # --- reporting ---------------------------------------------------------------------
     def _open_from(self) -> int:
