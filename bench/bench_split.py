@@ -177,19 +177,14 @@ def detect(name: str, frames: list[np.ndarray], fps: float, cache: CachedModel |
     return merge_boundaries(found, 2), time.perf_counter() - t
 
 
-# Black bars the held-out composites are re-encoded with (``--bars``): ffmpeg filters on the 320x180 composites.
-BARS = {"pillar": "scale=iw*3/4:ih,pad=iw*4/3:ih:(ow-iw)/2:0:black",  # 4:3 in 16:9: 40 px left and right
-        "letter": "pad=iw:ih*4/3:0:(oh-ih)/2:black"}  # 16:9 in 4:3: 30 px top and bottom
-
-
 def reencoded(path: str, bars: str | None, crf: int) -> str:
-    """``path`` re-encoded (x264 at ``crf``, cached), with the black bars of ``BARS[bars]`` if given: same frames,
-    same ground truth. A high ``crf`` is web video's compression: blocking, keyframe pops, smeared motion."""
+    """``path`` re-encoded (:func:`curate.synth_transitions.reencode`, cached under ``OUT``)."""
+    from curate.synth_transitions import reencode
+
     out = OUT / (f"composites_{bars}" if bars else f"composites_crf{crf}") / Path(path).name
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", path, *(["-vf", BARS[bars]] if bars else []), "-c:v", "libx264",
-                        "-preset", "veryfast", "-crf", str(crf), str(out)], check=True)
+        reencode(path, out, crf, bars)
     return str(out)
 
 
@@ -409,6 +404,8 @@ def speed(detectors: list[str], rounds: int, device: str = "auto") -> dict:
 
 
 def main() -> int:
+    from curate.synth_transitions import BARS
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--detectors", default="adaptive,transnetv2,combined,combined:never,combined:never/nopurity",
                     help="kinds; combined:never is the combined detector without TransNetV2; /nopurity (throughput "

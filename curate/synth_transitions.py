@@ -357,6 +357,19 @@ def retimed(segments: Sequence[Segment], transitions: Sequence[tuple[str, int] |
     return segs, [t and (t[0], f(t[1])) for t in transitions]
 
 
+# Black bars a composite can be re-encoded with (``bench_split.py --bars``): ffmpeg filters on the 320x180 composites.
+BARS = {"pillar": "scale=iw*3/4:ih,pad=iw*4/3:ih:(ow-iw)/2:0:black",  # 4:3 in 16:9: 40 px left and right
+        "letter": "pad=iw:ih*4/3:0:(oh-ih)/2:black"}  # 16:9 in 4:3: 30 px top and bottom
+
+
+def reencode(src: str | Path, dst: str | Path, crf: int, bars: str | None = None) -> Path:
+    """``src`` re-encoded by x264 at ``crf`` into ``dst``, with the black bars of ``BARS[bars]`` if given: the same
+    frames and ground truth. A high ``crf`` (38) is web video's compression: blocking, keyframe pops, smeared motion."""
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), *(["-vf", BARS[bars]] if bars else []), "-c:v", "libx264",
+                    "-preset", "veryfast", "-crf", str(crf), str(dst)], check=True)
+    return Path(dst)
+
+
 def build_hard_set(out_dir: str | Path, seeds: Sequence[int], media: str | Path,
                    size: tuple[int, int] = (320, 180), n_transitions: int = 8, fps: int = 25) -> list[Composite]:
     """One composite per seed under ``out_dir`` (``hard_<seed>.mp4`` + ``.gt.json``), reused while the plan is unchanged

@@ -31,7 +31,7 @@ from curate.media import decode
 from curate.media.decode import iter_frames, small_rgb
 from curate import synth_transitions
 from curate.synth_transitions import (MORE, MORE_FROM, UNSEEN, UNSEEN_FROM, WIPES, Segment, build_hard_set, concat_with_transitions,
-                                      plan_composite, retimed)
+                                      plan_composite, reencode, retimed)
 from tests.test_analyse import analyse, assert_clean
 from tests.test_shots import detect
 
@@ -56,16 +56,10 @@ def _combined_on(segs: list[Segment], transitions: list, shared_dir, tmp_path, f
     return _quality(comp, detect(comp.path, "combined", FAST, fps=comp.fps))
 
 
-def _reencoded(path: str, tmp_path, crf: int = 38, filters: str | None = None) -> Path:
-    """``path`` re-encoded at x264 ``crf`` (38: as web video is compressed, bench_split.py's ``--crf``), through the
-    ffmpeg ``filters`` if given (bench_split.py's ``--bars``)."""
-    out = tmp_path / f"crf{crf}_{Path(path).name}"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", path, *(["-vf", filters] if filters else []), "-c:v", "libx264",
-                    "-preset", "veryfast", "-crf", str(crf), str(out)], check=True)
-    return out
-
-
-PILLARBOX = "scale=iw*3/4:ih,pad=iw*4/3:ih:(ow-iw)/2:0:black"  # 4:3 inside 16:9, as bench_split.py's --bars pillar
+def _reencoded(path: str, tmp_path, crf: int = 38, bars: str | None = None) -> Path:
+    """``path`` re-encoded at x264 ``crf`` (38: as web video is compressed), with black ``bars`` if given, as
+    bench_split.py's ``--crf`` and ``--bars`` variants are."""
+    return reencode(path, tmp_path / f"crf{crf}_{bars or ''}{Path(path).name}", crf, bars)
 
 
 @pytest.fixture(scope="module")
@@ -824,7 +818,7 @@ def test_a_dissolve_between_two_pictures_of_one_palette_is_found_from_its_real_e
     between is a blend of them."""
     segs = [Segment("box.mp4", 11.42, 67, whip=(28, 9, -1)), Segment("cockatoo.mp4", 6.35, 90, whip=(32, 9, -1))]
     comp = concat_with_transitions(tmp_path / "c.mp4", segs, [("dissolve", 6)], shared_dir / "media/videos")
-    q = _quality(comp, detect(_reencoded(comp.path, tmp_path, 18, PILLARBOX), "combined", FAST))
+    q = _quality(comp, detect(_reencoded(comp.path, tmp_path, 18, "pillar"), "combined", FAST))
     assert q.gradual[0] == 1 and q.bad_clips == 0, q
 
 
