@@ -612,6 +612,16 @@ def test_a_jump_cut_between_repeats_of_a_low_rate_source_is_a_cut(shared_dir, tm
 
 
 @pytest.mark.shared
+def test_a_low_rate_source_next_to_a_whip_pan_makes_no_cuts(shared_dir, tmp_path):
+    """vtest.avi (10 fps) at 30 fps changes every third frame by 1-3 grey levels; a whip pan in it and the transitions
+    either side lift the level around those frames so far that none of their nearest changes counted, and each change
+    stood out from nothing as a cut (seed 1103, frames 80 and 110). Judged against those changes, none is a cut."""
+    segs = [Segment("fire2.mp4", 0.09, 55), Segment("vtest.avi", 26.84, 71, whip=(26, 9, -1)), Segment("box.mp4", 3.76, 74)]
+    q = _combined_on(*retimed(segs, [("fadewhite", 6), ("vertclose", 19)], 30), shared_dir, tmp_path, fps=30)
+    assert q.cut[1] == 0 and q.gradual[0] == 2 and q.bad_clips == 0, q
+
+
+@pytest.mark.shared
 def test_a_wipe_between_two_low_rate_sources_right_after_a_whip_pan_is_found(shared_dir, tmp_path):
     """A 20-frame wipe up out of the pancake toss (repeats every 4th frame) into the cockatoo (every 5th), 9 frames
     after a whip pan: each of its frames changes less than the bird does and the whip fills the windows before it, but
