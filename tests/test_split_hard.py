@@ -821,6 +821,18 @@ def test_a_change_run_that_stops_inside_a_transition_is_judged_from_its_real_end
 
 
 @pytest.mark.shared
+def test_a_wipe_whose_one_outstanding_frame_is_judged_as_a_cut_is_found_from_its_real_ends(shared_dir, tmp_path):
+    """A 20-frame vertical-slice wipe out of the turning cockatoo into the pancake kitchen (seed 1095): one frame of it
+    stands out, judged on its own as a cut into the bird's motion and dropped; grown to the wipe's real ends, two
+    pictures its frames are made of, it is a transition (the cadence stretch that also covers it runs over a flash
+    after it). Nothing of it stays in a clip."""
+    segs = [Segment("chaplin.mp4", 3.06, 75, whip=(27, 6, 1)), Segment("cockatoo.mp4", 11.0, 66),
+            Segment("flipping_a_pancake.mkv", 1.76, 77, flash=(27, 2))]
+    q = _combined_on(segs, [("fadewhite", 9), ("vuslice", 20)], shared_dir, tmp_path)
+    assert q.gradual == [2, 0, 0] and q.at_flash == 0 and q.bad_clips == 0, q
+
+
+@pytest.mark.shared
 def test_a_dissolve_between_two_pictures_of_one_palette_is_found_from_its_real_ends(shared_dir, tmp_path):
     """A 6-frame dissolve from the hand-held box into the turning cockatoo, pillarboxed (seed 1054): the gradual
     detector's span, judged on its own sides, is one picture shifted; from its real ends it is no longer, and though

@@ -731,7 +731,7 @@ class CombinedShotDetector(ShotDetector):
             if (how == "still" or (grown_apart or how == "moved") and self._new_colours(grown)
                     or grown_apart and self._two_pictures(grown)):
                 b, why = grown, None
-        elif why == "motion" and source == "change" and not b.is_cut:
+        elif why == "motion" and source == "change":
             # a run that stands out from the shot before covers a transition's middle only (a pixelize out of the
             # pancake toss, seed 594) or its end and the motion after it (a dissolve into the turning cockatoo, seed
             # 910): its sides are transition frames, one picture moved. Grown to its real ends, as a slide's, it is a
@@ -741,10 +741,15 @@ class CombinedShotDetector(ShotDetector):
             # palette (a corner wipe from the hand-held cup into the box, seed 1067; a vertical close from the box into
             # the cockatoo, 1065) are two pictures where they match only at a shift the frames never moved by ("still")
             # and every frame between is made of them (a car passing close to the camera in bikes.mp4 is neither).
+            # One frame of a wipe may stand out alone and be judged as a cut into motion (a vertical-slice wipe out of
+            # the turning cockatoo, seed 1095); grown, it is a transition only where its ends are two pictures and it
+            # reaches no cut that stands out: new colours alone let a recurring fast moment through 7 times on the
+            # 180 composites pillarboxed, two of them at a flash.
             grown = self._extend(b)
             if (grown != b and not self._dropped_over(grown.start, grown.end, ("flash",)) and not self._explained(grown)
+                    and not (b.is_cut and any(self._sudden(k) for k in range(grown.start, grown.end + 1)))
                     and self._same_content(grown, source) is None
-                    and (self._new_colours(grown) or self._two_pictures(grown))):
+                    and (self._two_pictures(grown) if b.is_cut else self._new_colours(grown) or self._two_pictures(grown))):
                 b, why = grown, None
         if why in ("motion", "palette") and source == "change" and not b.is_cut:
             # a calmer-side run stops at the first frame the ordinary runs see, taking it for another shot's cut; where
