@@ -749,7 +749,7 @@ class CombinedShotDetector(ShotDetector):
             if (grown != b and not self._dropped_over(grown.start, grown.end, ("flash",)) and not self._explained(grown)
                     and not (b.is_cut and any(self._sudden(k) for k in range(grown.start, grown.end + 1)))
                     and self._same_content(grown, source) is None
-                    and (self._two_pictures(grown) if b.is_cut else self._new_colours(grown) or self._two_pictures(grown))):
+                    and (self._two_pictures(grown) if b.is_cut else (self._new_colours(grown) or self._two_pictures(grown)))):
                 b, why = grown, None
         if why in ("motion", "palette") and source == "change" and not b.is_cut:
             # a calmer-side run stops at the first frame the ordinary runs see, taking it for another shot's cut; where
