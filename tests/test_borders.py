@@ -85,6 +85,34 @@ def test_a_flash_keeps_the_crop_and_a_picture_in_the_bars_ends_it():
     assert widths[first_full:] == [W] * len(full)  # whole from the first frame of the source without bars
 
 
+def _lit(value: int, seed: int) -> np.ndarray:
+    """A frame without bars whose edges (where the bars were) are at ``value`` grey levels."""
+    f = _frame(seed=seed)
+    f[:, :12], f[:, W - 12:] = value, value
+    return f
+
+
+def test_a_cut_into_a_picture_without_bars_ends_the_crop_at_the_cut():
+    """The new picture's edges brighten over the frames after the cut (the turning cockatoo after chaplin.mp4's
+    pillarboxed picture, seed 1115): the frames still go out whole from the cut itself, not from the first frame
+    as bright as the edges become, so the change of scale falls on the cut and not on the frame after it."""
+    pillar = [_frame(bars=(0, 12), seed=i) for i in range(LOOKAHEAD + 10)]
+    full = [_lit(min(100 + 4 * i, 150), seed=i) for i in range(LIT_FRAMES + 10)]  # 100 at the cut, 150 from 13 frames on
+    out = _through(Cropper(), pillar + full)
+    assert [f.shape[1] for _, f in out] == [W - 26] * len(pillar) + [W] * len(full)
+
+
+def test_a_wipe_into_a_picture_without_bars_is_compared_cropped_to_its_end():
+    """A wipe lights the bars a little more each frame: frames go out whole only from where they are as bright as
+    they become, so the wipe is compared like the shot before it and the change of scale comes at its end."""
+    pillar = [_frame(bars=(0, 12), seed=i) for i in range(LOOKAHEAD + 10)]
+    wipe = [_lit(15 * (k + 1), seed=k) for k in range(9)]  # 15, 30 .. 135: no step of half the rise to 150
+    full = [_lit(150, seed=i) for i in range(LIT_FRAMES + 10)]
+    out = _through(Cropper(), pillar + wipe + full)
+    widths = [f.shape[1] for _, f in out]
+    assert widths == [W - 26] * (len(pillar) + len(wipe) - 1) + [W] * (len(full) + 1)  # whole from 135 (0.9 x 150) on
+
+
 def test_lit_frames_count_analysed_frames():
     frames = [_frame(bars=(0, 12), seed=i) for i in range(LOOKAHEAD)] + [_frame(seed=i) for i in range(LIT_FRAMES + 2)]
     frames += [_frame(bars=(0, 12), seed=i) for i in range(10)]

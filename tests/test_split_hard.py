@@ -622,6 +622,20 @@ def test_a_low_rate_source_next_to_a_whip_pan_makes_no_cuts(shared_dir, tmp_path
 
 
 @pytest.mark.shared
+def test_a_cut_out_of_a_pillarboxed_source_into_fast_motion_is_a_cut(shared_dir, tmp_path):
+    """chaplin.mp4 is pillarboxed; a cut into the turning cockatoo (seed 1115) ends the crop. The bird's edges
+    brightened over the frames after it, and frames went out whole one frame after the cut: that frame's change of
+    scale, half the cut's, made the cut look like motion doubled, and it was dropped (in the benchmark's composite
+    the clip after held it; here chaplin's broken cadence made it a 9-frame span)."""
+    segs = [Segment("chaplin.mp4", 0.79, 80), Segment("cockatoo.mp4", 1.98, 66, flash=(30, 1))]
+    comp = concat_with_transitions(tmp_path / "c.mp4", segs, [None], shared_dir / "media/videos")
+    found = detect(comp.path, "combined", FAST, fps=comp.fps)
+    assert [b for b in found if b.start <= 80 <= b.end] == [Boundary(80, 80)], found
+    q = _quality(comp, found)
+    assert q.cut == [1, 0, 0] and q.at_flash == 0 and q.bad_clips == 0, q
+
+
+@pytest.mark.shared
 def test_a_wipe_between_two_low_rate_sources_right_after_a_whip_pan_is_found(shared_dir, tmp_path):
     """A 20-frame wipe up out of the pancake toss (repeats every 4th frame) into the cockatoo (every 5th), 9 frames
     after a whip pan: each of its frames changes less than the bird does and the whip fills the windows before it, but

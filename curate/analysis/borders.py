@@ -55,6 +55,7 @@ LIT = 0.5  # share of the bars' pixels above LIMIT in a frame where a picture fi
 LIT_FRAMES = 25  # frames in a row (at 25 fps) the bars are lit before the crop ends: longer than a flash or a whip pan
 START = 0.05  # share of the bars' pixels above LIMIT from which frames are held: a picture may be coming in
 ARRIVED = 0.9  # the bars as bright as this share of their brightness once lit: the new picture has come in
+AT_ONCE = 0.5  # ... or this share of their whole rise to it in one frame: the picture came in at once (a cut)
 MAX_HELD = 100  # frames (at 25 fps) held at most while the bars are partly lit (subtitles in a letterbox)
 WHOLE = (slice(None), slice(None))
 
@@ -138,7 +139,11 @@ class Cropper:
     Once the crop is decided, frames whose bars are ``START`` lit are held. If ``LIT`` of the bars then stay lit
     for ``LIT_FRAMES`` frames, a picture came into them: frames go out whole from the first held one whose bars
     are as bright as they have become (``ARRIVED``), so the transition that brought the picture is compared
-    cropped, as the shot before it, and the change of scale comes at its end. If the bars go dark again (a flash,
+    cropped, as the shot before it, and the change of scale comes at its end. Where the bars rose by ``AT_ONCE``
+    of that in one frame, the picture came in at once (a cut): frames go out whole from that frame, so the change
+    of scale falls on the cut. (A cut from chaplin.mp4's pillarboxed picture into the turning cockatoo, whose
+    edges brightened over the next frames, went out whole one frame after it: that frame's change of scale,
+    half the cut's, made the cut look like motion doubled, and it was dropped; seed 1115.) If the bars go dark again (a flash,
     a whip pan of footage with baked-in bars), the held frames go out cropped; frames partly lit for long
     (subtitles in a letterbox) go out cropped after ``MAX_HELD`` frames. ``k``: frames per analysed frame
     (:func:`curate.analysis.steady_rate.step_for`): these counts are of analysed frames.
@@ -149,6 +154,7 @@ class Cropper:
         self.lit_frames, self.max_held = LIT_FRAMES * k, MAX_HELD * k
         self._held: list[tuple[int, np.ndarray]] = []
         self._means: list[float] = []  # the held frames' bars' mean brightness (once decided)
+        self._before = 0.0  # the bars' mean brightness in the frame before the first held one
         self._run = 0  # frames in a row, up to the last held, with LIT of the bars lit
 
     def push(self, index: int, bgr: np.ndarray) -> list[tuple[int, np.ndarray]]:
@@ -164,13 +170,20 @@ class Cropper:
             return self.flush()
         self._run = self._run + 1 if share >= LIT else 0
         if self._run >= self.lit_frames:  # a picture fills the bars
-            bright = ARRIVED * float(np.median(self._means[-self.lit_frames:]))
-            out = self.flush(upto=next(j for j, m in enumerate(self._means) if m >= bright))
+            out = self.flush(upto=self._arrived(float(np.median(self._means[-self.lit_frames:]))))
             self.bars.box = WHOLE
             return out + self.flush()
         if len(self._held) > self.max_held:
             return self.flush(upto=1)
         return []
+
+    def _arrived(self, level: float) -> int:
+        """The first held frame the picture has come into: bars ``ARRIVED`` as bright as ``level``, or risen
+        ``AT_ONCE`` of the way from before to it in one frame."""
+        rise = level - self._before
+        steps = np.diff(self._means, prepend=self._before)
+        return next(j for j, (m, step) in enumerate(zip(self._means, steps))
+                    if m >= ARRIVED * level or (rise > 0 and step >= AT_ONCE * rise))
 
     def flush(self, upto: int | None = None) -> list[tuple[int, np.ndarray]]:
         """The held frames (the first ``upto`` of them), cropped as decided (deciding now from the frames seen, if
@@ -178,6 +191,8 @@ class Cropper:
         if not self.bars.decided:
             self.bars.decide()
         n = len(self._held) if upto is None else upto
+        if 0 < n <= len(self._means):
+            self._before = self._means[n - 1]
         out = [(i, self.bars.crop(f)) for i, f in self._held[:n]]
         self._held, self._means = self._held[n:], self._means[n:]
         if not self._held:
