@@ -143,8 +143,8 @@ class Cropper:
     of that in one frame, the picture came in at once (a cut): frames go out whole from that frame, so the change
     of scale falls on the cut. (A cut from chaplin.mp4's pillarboxed picture into the turning cockatoo, whose
     edges brightened over the next frames, went out whole one frame after it: that frame's change of scale,
-    half the cut's, made the cut look like motion doubled, and it was dropped; seed 1115.) If the bars go dark again (a flash,
-    a whip pan of footage with baked-in bars), the held frames go out cropped; frames partly lit for long
+    half the cut's, made the cut look like motion doubled, and it was dropped; seed 1115.) If the bars go dark
+    again (a flash, a whip pan of footage with baked-in bars), the held frames go out cropped; frames partly lit for long
     (subtitles in a letterbox) go out cropped after ``MAX_HELD`` frames. ``k``: frames per analysed frame
     (:func:`curate.analysis.steady_rate.step_for`): these counts are of analysed frames.
     """
