@@ -636,6 +636,17 @@ def test_a_cut_out_of_a_pillarboxed_source_into_fast_motion_is_a_cut(shared_dir,
 
 
 @pytest.mark.shared
+def test_a_jump_cut_into_fast_motion_is_no_whip_pan(shared_dir, tmp_path):
+    """A jump cut in the hand-held cockatoo 4.5 s on, into the bird turning fast (seed 1127): the change run of the
+    cut and the turn matched before and after at a shift of (12, -14) px, a whip pan's "camera", but its frames moved
+    the picture by (1, 11) px, under half a frame: two pictures that match at a shift by chance. Both sources' own
+    whip pans stay no boundary."""
+    segs = [Segment("cockatoo.mp4", 0.0, 80, whip=(35, 8, -1)), Segment("cockatoo.mp4", 7.74, 85, whip=(50, 5, 1))]
+    q = _combined_on(segs, [None], shared_dir, tmp_path)
+    assert q.bad_clips == 0 and q.at_whip == 0 and q.cut[0] == 1, q
+
+
+@pytest.mark.shared
 def test_a_wipe_between_two_low_rate_sources_right_after_a_whip_pan_is_found(shared_dir, tmp_path):
     """A 20-frame wipe up out of the pancake toss (repeats every 4th frame) into the cockatoo (every 5th), 9 frames
     after a whip pan: each of its frames changes less than the bird does and the whip fills the windows before it, but

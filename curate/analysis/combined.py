@@ -51,6 +51,9 @@ a slow dissolve between two moving shots changes each frame no more than their
 motion does), as must a cut less than ``SUDDEN`` times the changes around it
 (heavily compressed motion catching up in one frame).
 
+"Camera" is overruled at once where the frames moved the picture less than
+half a frame (``HARDLY_MOVED``): ends that match at a shift the frames never
+came near are two pictures matching by chance (a jump cut into fast motion).
 A slide is a pan over two pictures side by side, so "camera" is asked again
 from its real ends (grown over its slow start and end) and overruled when
 those ends match only at a shift the frames between never moved the picture
@@ -228,6 +231,15 @@ UNPANNED_PALETTE = 0.3
 # cockatoo turning its head (the 15 others on the 180 composites at 25 fps and crf 38 and 1051-1070 in four variants,
 # most of them one moment at 4.9 s) 0.07-0.09.
 TWO_PICTURES = 0.15
+# A proposal whose ends match at a shift (same_content's "camera": a whip pan) while its frames moved the picture by
+# less than HARDLY_MOVED of the frame, and not by that shift (how_moved's "still" at this reach), is two pictures that
+# match there by chance. A jump cut in the hand-held cockatoo into the bird turning fast (seed 1127, in 3 of 4
+# variants) made one change run with the turn, whose ends matched at (12, -14) px where its frames moved (1, 11):
+# 0.41 of the frame. Of such verdicts whose frames did not pan, on the 180 composites at 25 fps and 1051-1130 at
+# 30 fps, the 24 at whip pans had moved the picture 0.65-2.1 frames; 8 moved it less than 0.5, 7 of them over a
+# transition or a cut. On those composites in four variants, make bench's sets and the development composites: 1127
+# found in three variants, and one clip fewer (seed 597 pillarboxed: a fade's span grew by 18 frames); nothing else.
+HARDLY_MOVED = 0.5
 # A side of a calmer-side run that repeated STILL_RUN frames in a row is a still picture (a title card, a freeze frame,
 # a still shot that heavy compression turns into exact repeats): its level counts those repeats, where elsewhere
 # repeats are left out (a 10 fps source's: 1-2 in a row at 25 fps). Left out, the still
@@ -718,6 +730,8 @@ class CombinedShotDetector(ShotDetector):
 
     def _propose(self, b: Boundary, source: str) -> None:
         why = self._same_content(b, source)
+        if why == "camera" and self._how_moved(b, HARDLY_MOVED) == "still":
+            why = None  # ends that match at a shift its frames hardly moved the picture by: two pictures (above)
         if why == "camera":  # a slide's first part is the old picture shifted: judged from its real ends
             grown = self._extend(b)
             again = self._same_content(grown, source)
@@ -828,10 +842,10 @@ class CombinedShotDetector(ShotDetector):
         """``b``'s frames from the last one before it to the first one after it (``b.start - 1`` to ``b.end``)."""
         return [self._frame(k) for k in range(b.start - 1, max(b.end, b.start) + 1)]
 
-    def _how_moved(self, b: Boundary) -> str:
+    def _how_moved(self, b: Boundary, still: float | None = None) -> str:
         """How the frames of ``b`` moved the picture against the shift its sides match at
         (:func:`~curate.analysis.same_content.how_moved`): a pan, still (two pictures), or moved by another shift."""
-        return how_moved(self._spanned(b), flat_std=self.flat_std)
+        return how_moved(self._spanned(b), flat_std=self.flat_std, still=still)
 
     def _two_pictures(self, b: Boundary) -> bool:
         """The sides of ``b`` differ in ``TWO_PICTURES`` of their colours, match only at a shift its frames never moved

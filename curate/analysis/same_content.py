@@ -116,13 +116,13 @@ def stepped_shift(frames: Sequence[np.ndarray]) -> tuple[float, float]:
 FLAT_STD = 6.0  # grey std (levels) of a 48x27 frame below which it is nearly one colour (the combined detector's flat_std)
 
 
-def how_moved(frames: Sequence[np.ndarray], agree: float = 0.25,
-              flat_std: float = FLAT_STD) -> Literal["pan", "still", "moved"]:
+def how_moved(frames: Sequence[np.ndarray], agree: float = 0.25, flat_std: float = FLAT_STD,
+              still: float | None = None) -> Literal["pan", "still", "moved"]:
     """How the RGB frames moved the picture, against the shift their ends match best at.
 
     "pan": by that shift (within ``agree`` of its width across, of its height
-    up and down). "still": the frames hardly moved it (less than ``agree``),
-    yet the ends match only at a shift: two pictures whose broad light and
+    up and down). "still": the frames hardly moved it (less than ``still``,
+    by default ``agree``), yet the ends match only at a shift: two pictures whose broad light and
     dark areas match there by chance (a slice wipe from fire into the
     cockatoo matched at (20, 10) px where its frames moved by (0, 1); seed
     857). "moved": they moved it, by another shift: a slide (a pan over two
@@ -156,7 +156,7 @@ def how_moved(frames: Sequence[np.ndarray], agree: float = 0.25,
     sx, sy = stepped_shift(grey)
     if _within(dx - sx, dy - sy, grey[0].shape, agree):
         return "pan"
-    return "still" if _within(sx, sy, grey[0].shape, agree) else "moved"
+    return "still" if _within(sx, sy, grey[0].shape, agree if still is None else still) else "moved"
 
 
 def _within(dx: float, dy: float, shape: tuple[int, ...], share: float) -> bool:
