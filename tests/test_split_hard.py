@@ -22,8 +22,8 @@ from curate import synth
 from curate.analysis.combined import CombinedShotDetector, block_matched_diff
 from curate.analysis.detector import with_faint_ends
 from curate.analysis.detectors import build_detector
-from curate.analysis.same_content import (best_shift, diff, explained_by_motion, flash_end, how_moved, lit_and_back, made_of_its_ends,
-                                         new_colours, palette, panned, same_content, same_palette, tracked_shift)
+from curate.analysis.same_content import (best_shift, continues_motion, diff, explained_by_motion, flash_end, how_moved, lit_and_back,
+                                         made_of_its_ends, moved_slightly, new_colours, palette, panned, same_content, same_palette, tracked_shift)
 from curate.analysis.shot_eval import SplitQuality, split_quality
 from curate.analysis.shots import Boundary
 from curate.config import DetectorConfig, PipelineConfig
@@ -182,6 +182,52 @@ def test_shifted_and_block_matched_differences():
     assert block_matched_diff(a, wobble) < 0.2 * np.abs(a - wobble).mean()
     assert block_matched_diff(a, other) > 0.5 * np.abs(a - other).mean()
 
+
+
+def test_a_picture_moved_less_than_a_pixel_is_moved_slightly_and_a_quiet_jump_cut_is_not():
+    """A camera jolt of 0.2-0.6 px at 48x27 (which whole-pixel block shifts cannot follow) is a picture moved slightly;
+    figures that walked elsewhere on a locked-off camera (a quiet jump cut) are not, jolted or not."""
+    def picture(seed: int) -> np.ndarray:
+        p = cv2.GaussianBlur(np.random.default_rng(seed).random((270, 480)).astype(np.float32), (0, 0), 12)
+        return (p - p.min()) / (p.max() - p.min()) * 255
+
+    def small(p: np.ndarray) -> np.ndarray:
+        return cv2.cvtColor(np.clip(cv2.resize(p, (48, 27), interpolation=cv2.INTER_AREA), 0, 255).astype(np.uint8), cv2.COLOR_GRAY2RGB)
+
+    def moved(p: np.ndarray, tx: float, ty: float = 0.0) -> np.ndarray:
+        return cv2.warpAffine(p, np.float32([[1, 0, tx], [0, 1, ty]]), (480, 270), borderMode=cv2.BORDER_REFLECT)
+
+    scene, other = picture(1), picture(2)
+    for t in (2, 4, 6):
+        assert moved_slightly(small(scene), small(moved(scene, t, t / 2)))
+    walked = scene.copy()
+    for y, x in ((40, 60), (150, 300), (100, 200)):
+        walked[y:y + 60, x:x + 40] = other[y:y + 60, x:x + 40]
+    assert diff(small(scene), small(walked)) < 5  # as quiet as the jolts
+    assert not moved_slightly(small(scene), small(walked))
+    assert not moved_slightly(small(scene), small(moved(walked, 3)))
+
+
+def test_a_dropped_frame_continues_the_motion_either_side_and_a_cut_does_not():
+    """A picture drifting sub-pixel steps (where block matching at 48x27 explains nothing): dropping a frame doubles
+    one step, whose change points the way of the steps either side; a jump cut's change (other content of the same
+    kind, same drift) does not, nor does a change next to a repeated frame (a low-rate source's repeats)."""
+    def picture(seed: int) -> np.ndarray:  # smooth blobs over the full grey range, 480x270
+        p = cv2.GaussianBlur(np.random.default_rng(seed).random((270, 480)).astype(np.float32), (0, 0), 12)
+        return (p - p.min()) / (p.max() - p.min()) * 255
+
+    big, other = picture(1), picture(2)
+
+    def at(pic: np.ndarray, t: float) -> np.ndarray:  # the picture moved t px (at 480 wide) right, as 48x27 RGB
+        m = np.float32([[1, 0, t], [0, 1, 0]])
+        small = cv2.resize(cv2.warpAffine(pic, m, (480, 270), borderMode=cv2.BORDER_REFLECT), (48, 27), interpolation=cv2.INTER_AREA)
+        return cv2.cvtColor(np.clip(small, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2RGB)
+
+    dropped = [at(big, 3 * t) for t in (0, 1, 3, 4)]  # the frame at t=2 is missing
+    assert diff(dropped[1], dropped[2]) > 1.7 * diff(dropped[0], dropped[1])  # the doubled step stands out
+    assert continues_motion(dropped)
+    assert not continues_motion([at(big, 0), at(big, 3), at(other, 6), at(other, 9)])  # a jump cut
+    assert not continues_motion([at(big, 0), at(big, 0), at(big, 6), at(big, 9)])  # the step before repeats a frame
 
 
 def _block_matched_diff_by_loop(a: np.ndarray, b: np.ndarray, tile: int, reach: int) -> float:
@@ -962,6 +1008,30 @@ def test_fast_motion_just_before_a_cut_into_a_calm_shot_is_no_transition(shared_
     (cut,) = [e.start for e in comp.events if e.kind == "cut" and 150 < e.start < 250]
     pred = detect(heavy, "combined", FAST)
     assert [b for b in pred if b.start - 30 <= cut <= max(b.end, b.start) + 30] == [Boundary(cut, cut)], pred
+
+
+@pytest.mark.shared
+def test_a_frame_dropped_by_the_rate_change_is_no_cut_at_heavy_compression(shared_dir, tmp_path):
+    """carphone_pristine.mp4 (29.97 fps) shown at 25 fps drops every sixth frame, doubling one frame's motion. At x264
+    crf 38 the frames around it hold their motion back in skipped blocks, so at 1.0, 1.9 and 2.7 s that change stood
+    2.0-2.5x above its neighbours and was taken for a quiet jump cut (seeds 1092, 1096, 1124 and 15 more on 1051-1130).
+    Only the cut into it is a boundary."""
+    segs = [Segment("vtest.avi", 39.17, 60), Segment("carphone_pristine.mp4", 0.18, 81)]
+    comp = concat_with_transitions(tmp_path / "c.mp4", segs, [None], shared_dir / "media/videos")
+    q = _quality(comp, detect(_reencoded(comp.path, tmp_path), "combined", FAST))
+    assert q.cut == [1, 0, 0] and q.gradual[1] == 0, q
+
+
+@pytest.mark.shared
+def test_a_camera_jolt_is_no_cut_at_heavy_compression(shared_dir, tmp_path):
+    """carphone_pristine.mp4 at 1.0 s: the car jolts and the whole picture moves less than a pixel of 48x27. At x264
+    crf 38 that change stood 3.3-3.7x above the frames around it, which whole-pixel block shifts could not explain,
+    and was taken for a quiet jump cut (11 composites of 1051-1150, seed 1096 among them). Only the cut into it is a
+    boundary."""
+    segs = [Segment("cockatoo.mp4", 9.05, 60), Segment("carphone_pristine.mp4", 0.5, 60)]
+    comp = concat_with_transitions(tmp_path / "c.mp4", segs, [None], shared_dir / "media/videos")
+    q = _quality(comp, detect(_reencoded(comp.path, tmp_path), "combined", FAST))
+    assert q.cut == [1, 0, 0] and q.gradual[1] == 0, q
 
 
 @pytest.mark.shared

@@ -92,9 +92,9 @@ import cv2
 import numpy as np
 
 from curate.analysis.detector import with_faint_ends
-from curate.analysis.same_content import (FLASH_FRAMES, FLAT_STD, NEW_PALETTE, UNEXPLAINED_AROUND, Checks, block_matched_diff, diff,
-                                         explained_by_motion, flash_end, how_moved, made_of_its_ends, new_colours, palette,
-                                         palette_change, same_content, same_palette)
+from curate.analysis.same_content import (FLASH_FRAMES, FLAT_STD, NEW_PALETTE, UNEXPLAINED_AROUND, Checks, block_matched_diff,
+                                         continues_motion, diff, explained_by_motion, flash_end, how_moved, made_of_its_ends,
+                                         moved_slightly, new_colours, palette, palette_change, same_content, same_palette)
 from curate.analysis.shots import Boundary, GradualDetector, ShotDetector, merge_boundaries
 
 __all__ = ["CombinedShotDetector", "block_matched_diff"]
@@ -795,7 +795,9 @@ class CombinedShotDetector(ShotDetector):
         "change", "calm", "cadence") whose sides share one palette, or whose change
         per-block shifts explain frame by frame (and that brings no new colours), is motion
         (:func:`~curate.analysis.same_content.same_palette`, :func:`~curate.analysis.same_content.explained_by_motion`),
-        as is a cut below ``SUDDEN`` times the changes around it that they explain.
+        as is a cut below ``SUDDEN`` times the changes around it that they explain or whose change continues the
+        motion into the frames either side (:func:`~curate.analysis.same_content.continues_motion`: a dropped frame),
+        and a quiet one that sub-pixel shifts explain (:func:`~curate.analysis.same_content.moved_slightly`).
         """
         lo = self._held_from
         s, e = b.start, max(b.end, b.start)
@@ -811,6 +813,8 @@ class CombinedShotDetector(ShotDetector):
         sudden = b.is_cut and self._d[s] >= SUDDEN * near  # no motion changes one frame so much more than those around it
         if why == "motion" and sudden:
             return None
+        if why is None and b.is_cut and not sudden and continues_motion([self._frame(k) for k in range(s - 2, s + 2)]):
+            return "motion"  # a dropped frame: the motion either side goes on through it
         if why is not None or len(after) < 2 or (b.is_cut and (sudden or self._d[s] >= CATCH_UP * self.min_change)):
             return why
         if not b.is_cut:
@@ -818,7 +822,7 @@ class CombinedShotDetector(ShotDetector):
                 return None
             if same_palette(before, after):
                 return "palette"
-        if not self._explained(b):
+        if not self._explained(b) and not (b.is_cut and moved_slightly(self._frame(s - 1), self._frame(s))):
             return None
         # But motion within one shot keeps its colours: a 23-frame pixelize from the turning cockatoo into the blue-armed
         # cup at 30 fps (seed 717) changed each frame no more than the two shots' motion, yet half its pixels changed
