@@ -1010,16 +1010,21 @@ def test_fast_motion_just_before_a_cut_into_a_calm_shot_is_no_transition(shared_
     assert [b for b in pred if b.start - 30 <= cut <= max(b.end, b.start) + 30] == [Boundary(cut, cut)], pred
 
 
+def _assert_only_the_cut_at_heavy_compression(segs: list[Segment], shared_dir, tmp_path) -> None:
+    """Two segments joined by a cut, re-encoded at x264 crf 38: the cut is found, and nothing else."""
+    comp = concat_with_transitions(tmp_path / "c.mp4", segs, [None], shared_dir / "media/videos")
+    q = _quality(comp, detect(_reencoded(comp.path, tmp_path), "combined", FAST))
+    assert q.cut == [1, 0, 0] and q.gradual[1] == 0, q
+
+
 @pytest.mark.shared
 def test_a_frame_dropped_by_the_rate_change_is_no_cut_at_heavy_compression(shared_dir, tmp_path):
     """carphone_pristine.mp4 (29.97 fps) shown at 25 fps drops every sixth frame, doubling one frame's motion. At x264
     crf 38 the frames around it hold their motion back in skipped blocks, so at 1.0, 1.9 and 2.7 s that change stood
     2.0-2.5x above its neighbours and was taken for a quiet jump cut (seeds 1092, 1096, 1124 and 15 more on 1051-1130).
     Only the cut into it is a boundary."""
-    segs = [Segment("vtest.avi", 39.17, 60), Segment("carphone_pristine.mp4", 0.18, 81)]
-    comp = concat_with_transitions(tmp_path / "c.mp4", segs, [None], shared_dir / "media/videos")
-    q = _quality(comp, detect(_reencoded(comp.path, tmp_path), "combined", FAST))
-    assert q.cut == [1, 0, 0] and q.gradual[1] == 0, q
+    _assert_only_the_cut_at_heavy_compression([Segment("vtest.avi", 39.17, 60), Segment("carphone_pristine.mp4", 0.18, 81)],
+                                              shared_dir, tmp_path)
 
 
 @pytest.mark.shared
@@ -1028,10 +1033,8 @@ def test_a_camera_jolt_is_no_cut_at_heavy_compression(shared_dir, tmp_path):
     crf 38 that change stood 3.3-3.7x above the frames around it, which whole-pixel block shifts could not explain,
     and was taken for a quiet jump cut (11 composites of 1051-1150, seed 1096 among them). Only the cut into it is a
     boundary."""
-    segs = [Segment("cockatoo.mp4", 9.05, 60), Segment("carphone_pristine.mp4", 0.5, 60)]
-    comp = concat_with_transitions(tmp_path / "c.mp4", segs, [None], shared_dir / "media/videos")
-    q = _quality(comp, detect(_reencoded(comp.path, tmp_path), "combined", FAST))
-    assert q.cut == [1, 0, 0] and q.gradual[1] == 0, q
+    _assert_only_the_cut_at_heavy_compression([Segment("cockatoo.mp4", 9.05, 60), Segment("carphone_pristine.mp4", 0.5, 60)],
+                                              shared_dir, tmp_path)
 
 
 @pytest.mark.shared
@@ -1040,10 +1043,8 @@ def test_flames_updated_every_few_frames_at_heavy_compression_are_no_cut(shared_
     small ones, and each update stood 4-5x above the 4 frames around it, a cut by every test of one frame (seeds 1059,
     1069, 1091, 1127: a false cut at frame 42). The two updates before it change as much: the footage's own rhythm.
     Only the cut out of the flames is a boundary."""
-    segs = [Segment("fire2.mp4", 0.07, 55), Segment("carphone_pristine.mp4", 0.32, 77)]
-    comp = concat_with_transitions(tmp_path / "c.mp4", segs, [None], shared_dir / "media/videos")
-    q = _quality(comp, detect(_reencoded(comp.path, tmp_path), "combined", FAST))
-    assert q.cut == [1, 0, 0] and q.gradual[1] == 0, q
+    _assert_only_the_cut_at_heavy_compression([Segment("fire2.mp4", 0.07, 55), Segment("carphone_pristine.mp4", 0.32, 77)],
+                                              shared_dir, tmp_path)
 
 
 @pytest.mark.shared
