@@ -184,50 +184,43 @@ def test_shifted_and_block_matched_differences():
 
 
 
+def _blobs(seed: int) -> np.ndarray:
+    """Smooth blobs over the full grey range, 480x270 float: a picture with detail at every scale of a 48x27 frame."""
+    p = cv2.GaussianBlur(np.random.default_rng(seed).random((270, 480)).astype(np.float32), (0, 0), 12)
+    return (p - p.min()) / (p.max() - p.min()) * 255
+
+
+def _at(picture: np.ndarray, tx: float = 0.0, ty: float = 0.0) -> np.ndarray:
+    """``picture`` moved (tx, ty) px at 480 wide, as the detectors' 48x27 RGB frame."""
+    moved = cv2.warpAffine(picture, np.float32([[1, 0, tx], [0, 1, ty]]), (480, 270), borderMode=cv2.BORDER_REFLECT)
+    small = cv2.resize(moved, (48, 27), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(np.clip(small, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2RGB)
+
+
 def test_a_picture_moved_less_than_a_pixel_is_moved_slightly_and_a_quiet_jump_cut_is_not():
     """A camera jolt of 0.2-0.6 px at 48x27 (which whole-pixel block shifts cannot follow) is a picture moved slightly;
     figures that walked elsewhere on a locked-off camera (a quiet jump cut) are not, jolted or not."""
-    def picture(seed: int) -> np.ndarray:
-        p = cv2.GaussianBlur(np.random.default_rng(seed).random((270, 480)).astype(np.float32), (0, 0), 12)
-        return (p - p.min()) / (p.max() - p.min()) * 255
-
-    def small(p: np.ndarray) -> np.ndarray:
-        return cv2.cvtColor(np.clip(cv2.resize(p, (48, 27), interpolation=cv2.INTER_AREA), 0, 255).astype(np.uint8), cv2.COLOR_GRAY2RGB)
-
-    def moved(p: np.ndarray, tx: float, ty: float = 0.0) -> np.ndarray:
-        return cv2.warpAffine(p, np.float32([[1, 0, tx], [0, 1, ty]]), (480, 270), borderMode=cv2.BORDER_REFLECT)
-
-    scene, other = picture(1), picture(2)
+    scene, other = _blobs(1), _blobs(2)
     for t in (2, 4, 6):
-        assert moved_slightly(small(scene), small(moved(scene, t, t / 2)))
+        assert moved_slightly(_at(scene), _at(scene, t, t / 2))
     walked = scene.copy()
     for y, x in ((40, 60), (150, 300), (100, 200)):
         walked[y:y + 60, x:x + 40] = other[y:y + 60, x:x + 40]
-    assert diff(small(scene), small(walked)) < 5  # as quiet as the jolts
-    assert not moved_slightly(small(scene), small(walked))
-    assert not moved_slightly(small(scene), small(moved(walked, 3)))
+    assert diff(_at(scene), _at(walked)) < 5  # as quiet as the jolts
+    assert not moved_slightly(_at(scene), _at(walked))
+    assert not moved_slightly(_at(scene), _at(walked, 3))
 
 
 def test_a_dropped_frame_continues_the_motion_either_side_and_a_cut_does_not():
     """A picture drifting sub-pixel steps (where block matching at 48x27 explains nothing): dropping a frame doubles
     one step, whose change points the way of the steps either side; a jump cut's change (other content of the same
     kind, same drift) does not, nor does a change next to a repeated frame (a low-rate source's repeats)."""
-    def picture(seed: int) -> np.ndarray:  # smooth blobs over the full grey range, 480x270
-        p = cv2.GaussianBlur(np.random.default_rng(seed).random((270, 480)).astype(np.float32), (0, 0), 12)
-        return (p - p.min()) / (p.max() - p.min()) * 255
-
-    big, other = picture(1), picture(2)
-
-    def at(pic: np.ndarray, t: float) -> np.ndarray:  # the picture moved t px (at 480 wide) right, as 48x27 RGB
-        m = np.float32([[1, 0, t], [0, 1, 0]])
-        small = cv2.resize(cv2.warpAffine(pic, m, (480, 270), borderMode=cv2.BORDER_REFLECT), (48, 27), interpolation=cv2.INTER_AREA)
-        return cv2.cvtColor(np.clip(small, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2RGB)
-
-    dropped = [at(big, 3 * t) for t in (0, 1, 3, 4)]  # the frame at t=2 is missing
+    big, other = _blobs(1), _blobs(2)
+    dropped = [_at(big, 3 * t) for t in (0, 1, 3, 4)]  # the frame at t=2 is missing
     assert diff(dropped[1], dropped[2]) > 1.7 * diff(dropped[0], dropped[1])  # the doubled step stands out
     assert continues_motion(dropped)
-    assert not continues_motion([at(big, 0), at(big, 3), at(other, 6), at(other, 9)])  # a jump cut
-    assert not continues_motion([at(big, 0), at(big, 0), at(big, 6), at(big, 9)])  # the step before repeats a frame
+    assert not continues_motion([_at(big, 0), _at(big, 3), _at(other, 6), _at(other, 9)])  # a jump cut
+    assert not continues_motion([_at(big, 0), _at(big, 0), _at(big, 6), _at(big, 9)])  # the step before repeats a frame
 
 
 def _block_matched_diff_by_loop(a: np.ndarray, b: np.ndarray, tile: int, reach: int) -> float:
