@@ -909,6 +909,16 @@ def test_a_dissolve_between_two_pictures_of_one_palette_is_found_from_its_real_e
 
 
 @pytest.mark.shared
+def test_a_fade_out_of_a_still_shot_into_fast_motion_that_rises_above_it_in_one_frame_is_found(shared_dir, tmp_path):
+    """Seed 1154 pillarboxed: an 18-frame fade from vtest.avi into the cockatoo at the lens changes each frame about as
+    much as the bird moves, and only one of its frames rose 4.5x above vtest's level (the calmer side). Grown from
+    that frame it is found whole, and no clip holds any of it."""
+    (comp,) = build_hard_set(tmp_path, [1154], shared_dir / "media/videos")
+    q = _quality(comp, detect(_reencoded(comp.path, tmp_path, 18, "pillar"), "combined", FAST))
+    assert q.gradual[2] == 0 and q.bad_clips == 0, q
+
+
+@pytest.mark.shared
 def test_a_close_out_of_a_20_fps_source_is_found_by_its_cadence(shared_dir, tmp_path):
     """Seed 932: a 19-frame horizontal close from the 20 fps cockatoo (every 5th frame a repeat at 25 fps) into the
     talking head changes each frame no more than the bird does, and no frame stands out; the repeats stop for good
