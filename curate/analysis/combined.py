@@ -178,8 +178,9 @@ RECUR, RECUR_REACH, RECUR_SHARE = 2, 12, 0.7
 # A run of one such frame is proposed too (grown from it), unless the ordinary way sees that frame: an 18-frame fade
 # from vtest.avi into the cockatoo (seed 1154 pillarboxed), its frames 3.5-8.8 grey levels where the bird moves 2-7,
 # rose 4.5x above vtest's level in one frame only, and a clip held it. On the 180 composites (25 fps, pillarboxed,
-# crf 38), 1151-1180 in four variants, make bench's sets and the development composites: clips holding a boundary
-# (with the purity check) 1 fewer, none more; gradual transitions found +5, false ones +3; clips kept -5 of ~4900.
+# crf 38), 1151-1180 in four variants, 1051-1150 (25 fps, crf 38), make bench's sets and the development composites:
+# clips holding a boundary (with the purity check) 1 fewer, none more; gradual transitions found +6, false ones +7
+# (6 of them at crf 38); clips kept -6 of ~5400.
 # Of the 21 shared videos only sintel_30s.mp4 changes: its last two spans join (597-720), 20 frames more in no clip.
 # Not where the ordinary way finds a cut or transition in the calmer side (that side is then another shot) ...
 CALM = 1.5
