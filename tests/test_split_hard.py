@@ -43,6 +43,12 @@ def _quality(comp, pred) -> SplitQuality:
                          jumps=[e.start for e in comp.events if e.kind == "jump"], flashes=comp.flashes, whips=comp.whips)
 
 
+def _seed_reencoded(seed: int, shared_dir, tmp_path, crf: int = 38, bars: str | None = None) -> SplitQuality:
+    """The combined detector (without TransNetV2) on composite ``seed`` re-encoded as :func:`_reencoded` does."""
+    (comp,) = build_hard_set(tmp_path, [seed], shared_dir / "media/videos")
+    return _quality(comp, detect(_reencoded(comp.path, tmp_path, crf, bars), "combined", FAST))
+
+
 def _analysed(segs: list[Segment], transitions: list, shared_dir, tmp_path) -> tuple:
     """A composite of the shared clips ``segs`` joined by ``transitions``, and the analysis stage's record of it
     (combined detector without TransNetV2, clip purity check on)."""
@@ -913,8 +919,7 @@ def test_a_fade_out_of_a_still_shot_into_fast_motion_that_rises_above_it_in_one_
     """Seed 1154 pillarboxed: an 18-frame fade from vtest.avi into the cockatoo at the lens changes each frame about as
     much as the bird moves, and only one of its frames rose 4.5x above vtest's level (the calmer side). Grown from
     that frame it is found whole, and no clip holds any of it."""
-    (comp,) = build_hard_set(tmp_path, [1154], shared_dir / "media/videos")
-    q = _quality(comp, detect(_reencoded(comp.path, tmp_path, 18, "pillar"), "combined", FAST))
+    q = _seed_reencoded(1154, shared_dir, tmp_path, 18, "pillar")
     assert q.gradual[2] == 0 and q.bad_clips == 0, q
 
 
@@ -1045,8 +1050,7 @@ def test_a_sudden_camera_jolt_is_no_cut_at_heavy_compression(shared_dir, tmp_pat
     """The same jolt in seed 1170's last shot (carphone_pristine.mp4 from 0.28 s, frame 523): there x264 at crf 38 held
     the frames before it back so far that it stood 4.4x above them, a sudden change, which no motion was taken to
     make. It still moved the picture less than a pixel. No cut is false, and every cut is found."""
-    (comp,) = build_hard_set(tmp_path, [1170], shared_dir / "media/videos")
-    q = _quality(comp, detect(_reencoded(comp.path, tmp_path), "combined", FAST))
+    q = _seed_reencoded(1170, shared_dir, tmp_path)
     assert q.cut[1:] == [0, 0] and q.cut[0] > 0, q
 
 
@@ -1067,7 +1071,5 @@ def test_heavy_compression_makes_no_cuts_of_motion(seed, shared_dir, tmp_path):
     walking crowd (seed 621) and a hand-held cup (639) are no further from local motion there than around it; the
     repeats of jerky 10 fps fire (547) are only partly repeats, and each of its changes stood out from them. None is
     a cut, and every cut and jump cut is still found."""
-    (comp,) = build_hard_set(tmp_path, [seed], shared_dir / "media/videos")
-    heavy = _reencoded(comp.path, tmp_path)
-    q = _quality(comp, detect(heavy, "combined", FAST))
+    q = _seed_reencoded(seed, shared_dir, tmp_path)
     assert q.cut[1:] == [0, 0] and q.jumps_found == q.jumps, q
