@@ -33,6 +33,19 @@ def _fail(message: object, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _interrupt_caused(e: BaseException) -> bool:
+    """A Ctrl-C that landed inside an import or a native call can surface as another error with the
+    KeyboardInterrupt as its cause (onnxruntime's ``ImportError: initialization failed``): an interrupt, not a bug."""
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, KeyboardInterrupt):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 LOG_DATEFMT = "%Y-%m-%d %H:%M:%S"
 
@@ -196,6 +209,7 @@ def run(
     log_file = None if "://" in output else Path(output) / "logs" / f"run-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
     _setup_logging(verbose, log_file)
     progress = _Progress()
+    interrupted = f"interrupted. Videos committed so far are safe in {output}; rerun the same command to resume."
     try:
         with filtered_native_stderr():
             try:
@@ -208,14 +222,15 @@ def run(
     except (InputError, ConfigError, LockedError, ModelUnavailable, RewriteError) as e:
         _fail(e)
     except KeyboardInterrupt:
-        _fail(f"interrupted. Videos committed so far are safe in {output}; rerun the same command to resume.", code=130)
-    except OSError as e:
+        _fail(interrupted, code=130)
+    except Exception as e:  # noqa: BLE001 - an interrupt, a full disk, or a bug: one line here, the traceback in the run log
+        if _interrupt_caused(e):
+            _fail(interrupted, code=130)
         _log_traceback(e)
-        where = f" ({e.filename})" if e.filename else ""
-        _fail(f"cannot write {output}: {e.strerror or e}{where}. Videos committed so far are safe; "
-              f"fix this and rerun the same command to resume.", code=1)
-    except Exception as e:  # noqa: BLE001 - a bug: one line here, the traceback in the run log
-        _log_traceback(e)
+        if isinstance(e, OSError):
+            where = f" ({e.filename})" if e.filename else ""
+            _fail(f"cannot write {output}: {e.strerror or e}{where}. Videos committed so far are safe; "
+                  f"fix this and rerun the same command to resume.", code=1)
         _fail(f"internal error: {type(e).__name__}: {e}. The traceback is in {log_file or 'the log'}; "
               f"videos committed so far are safe, and rerunning the same command resumes.", code=1)
     if summary.inputs == 0:

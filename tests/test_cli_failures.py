@@ -38,6 +38,28 @@ def test_too_old_pyarrow_is_one_sentence_before_any_work(tmp_path: Path):
     assert not out.exists()
 
 
+def test_ctrl_c_inside_an_import_is_an_interrupt_not_an_internal_error(tmp_path: Path):
+    """Ctrl-C while a stage imports its model library (onnxruntime) surfaced as ``ImportError: initialization
+    failed`` with the KeyboardInterrupt as its cause, and the run said "internal error"."""
+    make_inputs(tmp_path / "in", n=1)
+    out = tmp_path / "out"
+    interrupted_import = (
+        "import sys, curate.run\n"
+        "def run_pipeline(*a, **k):\n"
+        "    try:\n"
+        "        raise KeyboardInterrupt\n"
+        "    except KeyboardInterrupt as e:\n"
+        "        raise ImportError('initialization failed') from e\n"
+        "curate.run.run_pipeline = run_pipeline\n"
+        "from curate.cli import app; sys.argv[0] = 'curate'; app()\n"
+    )
+    r = subprocess.run([sys.executable, "-c", interrupted_import, "run", str(PIPELINE), "-i", str(tmp_path / "in"), "-o", str(out),
+                        "--runner", "local"], cwd=REPO, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert r.returncode == 130, r.stderr
+    assert "interrupted" in r.stderr and "rerun the same command" in r.stderr
+    assert "internal error" not in r.stderr and "Traceback" not in r.stderr
+
+
 @pytest.fixture
 def tiny_disk(tmp_path: Path):
     """A 400 KiB tmpfs (root only): room for a few videos' shards, not for all of them."""
