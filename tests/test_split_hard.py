@@ -630,6 +630,16 @@ def test_a_flash_right_after_fast_motion_is_no_boundary(shared_dir, tmp_path):
 
 
 @pytest.mark.shared
+def test_a_flash_in_fast_motion_at_30_fps_is_no_boundary(shared_dir, tmp_path):
+    """The cockatoo at the lens behind a 3-frame flash (seed 1210), re-timed to 30 fps: the flash lasts 4 frames and the
+    bird comes back 0.56 of the flash's jump from the frame before it (0.49 at 25 fps); its return was taken for a cut."""
+    (segment,), _ = retimed([Segment("cockatoo.mp4", 3.55, 85, flash=(32, 3))], [], 30)
+    comp = concat_with_transitions(tmp_path / "c.mp4", [segment], [], shared_dir / "media/videos", fps=30)
+    ((s, e),) = comp.flashes
+    assert not [b for b in detect(comp.path, "combined", FAST, fps=30) if _touches(b, s, e)]
+
+
+@pytest.mark.shared
 def test_a_jump_cut_of_a_hand_held_object_and_a_cut_into_fire_are_cuts(shared_dir, tmp_path):
     """Per-block shifts explain the hand-held box's jump cut, and the fire's own changes join a cut into it into one run."""
     segs = [Segment("box.mp4", 0.25, 67), Segment("box.mp4", 7.1, 71), Segment("vtest.avi", 68.96, 91), Segment("fire2.mp4", 0.07, 55),
