@@ -458,7 +458,9 @@ def latents(
         _fail(f"{e}\n  curate models download {pipeline} --output DIR   # then: --models-dir DIR")
     except (ConfigError, LockedError) as e:
         _fail(e)
-    except KeyboardInterrupt:
+    except BaseException as e:  # a Ctrl-C, also one that surfaced inside an import as another error (_interrupt_caused)
+        if not _interrupt_caused(e):
+            raise
         _fail(f"interrupted. What was committed so far is safe in {output}; rerun the same command to resume.", code=130)
     typer.echo("\n".join(lines))
 

@@ -60,6 +60,31 @@ def test_ctrl_c_inside_an_import_is_an_interrupt_not_an_internal_error(tmp_path:
     assert "internal error" not in r.stderr and "Traceback" not in r.stderr
 
 
+def test_ctrl_c_inside_an_import_during_latents_is_an_interrupt(tmp_path: Path):
+    """The same for ``curate latents`` (a VAE's library imported as the pass starts): no traceback, exit 130."""
+    import yaml
+
+    data = yaml.safe_load(PIPELINE.read_text())
+    data["latents"] = {"vae": {"id": "kl", "kind": "AutoencoderKL", "model": str(tmp_path / "vae")},
+                       "buckets": [{"num_frames": 9, "height": 64, "width": 64}]}
+    pipeline = tmp_path / "latents.yaml"
+    pipeline.write_text(yaml.safe_dump(data))
+    interrupted_import = (
+        "import sys, curate.latents\n"
+        "def add_latents(*a, **k):\n"
+        "    try:\n"
+        "        raise KeyboardInterrupt\n"
+        "    except KeyboardInterrupt as e:\n"
+        "        raise ImportError('initialization failed') from e\n"
+        "curate.latents.add_latents = add_latents\n"
+        "from curate.cli import app; sys.argv[0] = 'curate'; app()\n"
+    )
+    r = subprocess.run([sys.executable, "-c", interrupted_import, "latents", str(tmp_path / "out"), str(pipeline)], cwd=REPO,
+                       capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert r.returncode == 130, r.stderr
+    assert "interrupted" in r.stderr and "Traceback" not in r.stderr
+
+
 @pytest.fixture
 def tiny_disk(tmp_path: Path):
     """A 400 KiB tmpfs (root only): room for a few videos' shards, not for all of them."""
