@@ -38,22 +38,27 @@ def test_too_old_pyarrow_is_one_sentence_before_any_work(tmp_path: Path):
     assert not out.exists()
 
 
+def _interrupted_inside_an_import(module: str, function: str) -> str:
+    """A ``python -c`` script running the curate CLI with ``module.function`` raising what a Ctrl-C during a native
+    library's import raises: ``ImportError: initialization failed`` caused by the KeyboardInterrupt."""
+    return (
+        f"import sys, {module}\n"
+        "def interrupted(*a, **k):\n"
+        "    try:\n"
+        "        raise KeyboardInterrupt\n"
+        "    except KeyboardInterrupt as e:\n"
+        "        raise ImportError('initialization failed') from e\n"
+        f"{module}.{function} = interrupted\n"
+        "from curate.cli import app; sys.argv[0] = 'curate'; app()\n"
+    )
+
+
 def test_ctrl_c_inside_an_import_is_an_interrupt_not_an_internal_error(tmp_path: Path):
     """Ctrl-C while a stage imports its model library (onnxruntime) surfaced as ``ImportError: initialization
     failed`` with the KeyboardInterrupt as its cause, and the run said "internal error"."""
     make_inputs(tmp_path / "in", n=1)
     out = tmp_path / "out"
-    interrupted_import = (
-        "import sys, curate.run\n"
-        "def run_pipeline(*a, **k):\n"
-        "    try:\n"
-        "        raise KeyboardInterrupt\n"
-        "    except KeyboardInterrupt as e:\n"
-        "        raise ImportError('initialization failed') from e\n"
-        "curate.run.run_pipeline = run_pipeline\n"
-        "from curate.cli import app; sys.argv[0] = 'curate'; app()\n"
-    )
-    r = subprocess.run([sys.executable, "-c", interrupted_import, "run", str(PIPELINE), "-i", str(tmp_path / "in"), "-o", str(out),
+    r = subprocess.run([sys.executable, "-c", _interrupted_inside_an_import("curate.run", "run_pipeline"), "run", str(PIPELINE), "-i", str(tmp_path / "in"), "-o", str(out),
                         "--runner", "local"], cwd=REPO, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert r.returncode == 130, r.stderr
     assert "interrupted" in r.stderr and "rerun the same command" in r.stderr
@@ -69,17 +74,7 @@ def test_ctrl_c_inside_an_import_during_latents_is_an_interrupt(tmp_path: Path):
                        "buckets": [{"num_frames": 9, "height": 64, "width": 64}]}
     pipeline = tmp_path / "latents.yaml"
     pipeline.write_text(yaml.safe_dump(data))
-    interrupted_import = (
-        "import sys, curate.latents\n"
-        "def add_latents(*a, **k):\n"
-        "    try:\n"
-        "        raise KeyboardInterrupt\n"
-        "    except KeyboardInterrupt as e:\n"
-        "        raise ImportError('initialization failed') from e\n"
-        "curate.latents.add_latents = add_latents\n"
-        "from curate.cli import app; sys.argv[0] = 'curate'; app()\n"
-    )
-    r = subprocess.run([sys.executable, "-c", interrupted_import, "latents", str(tmp_path / "out"), str(pipeline)], cwd=REPO,
+    r = subprocess.run([sys.executable, "-c", _interrupted_inside_an_import("curate.latents", "add_latents"), "latents", str(tmp_path / "out"), str(pipeline)], cwd=REPO,
                        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert r.returncode == 130, r.stderr
     assert "interrupted" in r.stderr and "Traceback" not in r.stderr
