@@ -424,6 +424,30 @@ def test_flash_and_exposure_step_are_not_cuts_but_a_cut_is():
     assert {why for why, _ in det.dropped} >= {"flash"}
 
 
+@pytest.mark.parametrize("flash_from", [64, 72], ids=["flash-before", "flash-after"])
+def test_an_exposure_step_next_to_a_flash_is_no_cut(flash_from):
+    """box.mp4 darkens by 9.6 grey levels in one frame at 12.1 s (its camera's automatic exposure). With a flash 3
+    frames before or after it (seeds 1256 and 1254), the flash's changes lifted the motion test's measure of the
+    changes either side above the step, which then stood out as a cut into motion: two false cuts. Whether the sides
+    are one picture re-exposed is asked before that test."""
+    rng = np.random.default_rng(1)
+    base = cv2.resize(rng.integers(0, 256, (27, 48, 3), dtype=np.uint8), (192, 108), interpolation=cv2.INTER_CUBIC)
+    other = cv2.resize(rng.integers(0, 256, (27, 48, 3), dtype=np.uint8), (192, 108), interpolation=cv2.INTER_CUBIC)
+
+    def jitter(img, k):
+        return np.clip(img.astype(int) + np.random.default_rng(k).integers(-3, 4, img.shape), 0, 255).astype(np.uint8)
+
+    frames = [jitter(base, k) for k in range(120)]
+    for k in range(69, 120):  # automatic exposure drops by 10 levels into frame 69
+        frames[k] = np.clip(frames[k].astype(int) - 10, 0, 255).astype(np.uint8)
+    for k in (flash_from, flash_from + 1):  # a two-frame flash
+        frames[k] = np.clip(frames[k].astype(int) * 1.4 + 90, 0, 255).astype(np.uint8)
+    frames += [jitter(other, k) for k in range(120, 180)]  # and a real cut at 120
+    det = CombinedShotDetector(**FAST)
+    assert _feed(det, frames) == [Boundary(120, 120)]
+    assert ("exposure", Boundary(69, 69)) in det.dropped
+
+
 def test_two_dim_pictures_are_no_exposure_change_but_one_picture_darkened_is():
     """Low-contrast snow and a dark room after it match once brought to each other's brightness and contrast as well
     as a re-exposed picture does measured against their plain difference; against their own contrast they do not."""
