@@ -19,8 +19,8 @@ For each detector (``adaptive`` + fades, the model-free default until now;
   521-560, session 8's changes on 521-620 (601-620 reported once before the
   last change); seeds 621-630 were looked at by nothing before they were
   reported ("held-out", the default; 631-640 likewise); 641-900 and
-  951-1260 have each been looked at since (bench/README.md, split), so seeds
-  from 1261 on are the fresh ones (they draw only the held-out shapes);
+  951-1280 have each been looked at since (bench/README.md, split), so seeds
+  from 1281 on are the fresh ones (they draw only the held-out shapes);
 * the held-out composites re-timed to other frame rates (``--rates``, 50 by
   default; :func:`curate.synth_transitions.retimed`): the same edits with
   every frame count scaled, as footage shot at that rate gives;
