@@ -405,22 +405,27 @@ def _feed(det, frames):
     return out + det.post_process(len(frames) - 1)
 
 
-def test_flash_and_exposure_step_are_not_cuts_but_a_cut_is():
+def _flash_step_and_cut(flash_from: int, step_at: int, step: int) -> list[np.ndarray]:
+    """A still picture with a little sensor noise (no frame repeats exactly), a two-frame flash from ``flash_from``,
+    automatic exposure dropping by ``step`` levels into ``step_at``, and a real cut at 120 (180 frames)."""
     rng = np.random.default_rng(1)
     base = cv2.resize(rng.integers(0, 256, (27, 48, 3), dtype=np.uint8), (192, 108), interpolation=cv2.INTER_CUBIC)
     other = cv2.resize(rng.integers(0, 256, (27, 48, 3), dtype=np.uint8), (192, 108), interpolation=cv2.INTER_CUBIC)
 
-    def jitter(img, k):  # a little sensor noise so no frame repeats exactly
+    def jitter(img, k):
         return np.clip(img.astype(int) + np.random.default_rng(k).integers(-3, 4, img.shape), 0, 255).astype(np.uint8)
 
     frames = [jitter(base, k) for k in range(120)]
-    for k in (40, 41):  # a two-frame flash
+    for k in range(step_at, 120):
+        frames[k] = np.clip(frames[k].astype(int) - step, 0, 255).astype(np.uint8)
+    for k in (flash_from, flash_from + 1):
         frames[k] = np.clip(frames[k].astype(int) * 1.4 + 90, 0, 255).astype(np.uint8)
-    for k in range(70, 120):  # automatic exposure drops by 12 levels
-        frames[k] = np.clip(frames[k].astype(int) - 12, 0, 255).astype(np.uint8)
-    frames += [jitter(other, k) for k in range(120, 180)]  # and a real cut at 120
+    return frames + [jitter(other, k) for k in range(120, 180)]
+
+
+def test_flash_and_exposure_step_are_not_cuts_but_a_cut_is():
     det = CombinedShotDetector(**FAST)
-    assert _feed(det, frames) == [Boundary(120, 120)]
+    assert _feed(det, _flash_step_and_cut(40, 70, 12)) == [Boundary(120, 120)]
     assert {why for why, _ in det.dropped} >= {"flash"}
 
 
@@ -430,21 +435,8 @@ def test_an_exposure_step_next_to_a_flash_is_no_cut(flash_from):
     frames before or after it (seeds 1256 and 1254), the flash's changes lifted the motion test's measure of the
     changes either side above the step, which then stood out as a cut into motion: two false cuts. Whether the sides
     are one picture re-exposed is asked before that test."""
-    rng = np.random.default_rng(1)
-    base = cv2.resize(rng.integers(0, 256, (27, 48, 3), dtype=np.uint8), (192, 108), interpolation=cv2.INTER_CUBIC)
-    other = cv2.resize(rng.integers(0, 256, (27, 48, 3), dtype=np.uint8), (192, 108), interpolation=cv2.INTER_CUBIC)
-
-    def jitter(img, k):
-        return np.clip(img.astype(int) + np.random.default_rng(k).integers(-3, 4, img.shape), 0, 255).astype(np.uint8)
-
-    frames = [jitter(base, k) for k in range(120)]
-    for k in range(69, 120):  # automatic exposure drops by 10 levels into frame 69
-        frames[k] = np.clip(frames[k].astype(int) - 10, 0, 255).astype(np.uint8)
-    for k in (flash_from, flash_from + 1):  # a two-frame flash
-        frames[k] = np.clip(frames[k].astype(int) * 1.4 + 90, 0, 255).astype(np.uint8)
-    frames += [jitter(other, k) for k in range(120, 180)]  # and a real cut at 120
     det = CombinedShotDetector(**FAST)
-    assert _feed(det, frames) == [Boundary(120, 120)]
+    assert _feed(det, _flash_step_and_cut(flash_from, 69, 10)) == [Boundary(120, 120)]
     assert ("exposure", Boundary(69, 69)) in det.dropped
 
 
